@@ -1,0 +1,34 @@
+# Two commands for a newcomer: `make run` and `make test`. Both set up everything from scratch.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+PY ?= python3
+
+.PHONY: setup run test clean bench-routing bench-orders bench-timers
+
+$(UV):
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+setup: $(UV)
+	$(UV) sync --frozen --all-packages
+
+run: setup
+	$(UV) run --frozen --no-sync python deploy/run_platform.py
+
+test: setup
+	$(UV) run --frozen --no-sync pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf .venv $(TOOLS) var .pytest_cache
+
+# Benchmarks: the last line printed is one JSON object of the figures.
+bench-routing: setup
+	$(UV) run --frozen --no-sync python benchmarks/bench_routing.py
+
+bench-orders: setup
+	$(UV) run --frozen --no-sync python benchmarks/bench_orders.py
+
+bench-timers: setup
+	$(UV) run --frozen --no-sync python benchmarks/bench_timers.py

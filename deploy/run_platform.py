@@ -1,0 +1,139 @@
+"""`make run`: the whole platform on one machine with the embedded defaults.
+
+Starts the embedded broker on a loopback port, creates the topics, applies every
+service's migrations, starts the five services, waits until each answers /ready,
+prints their URLs, and on Ctrl-C (or SIGTERM) stops the services and the broker.
+
+Environment (all optional):
+  PLATFORM_KAFKA_PORT   broker port (default 19092)
+  PLATFORM_BASE_PORT    first service port (default 8101; the five use +0..+4)
+  PLATFORM_DATA_DIR     SQLite files (default var/data)
+  PLATFORM_CLOCK        virtual (default, so the demo can move time) or system
+  PLATFORM_READY_TIMEOUT seconds to wait for /ready (default 60)
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from shared.broker import EmbeddedBroker
+from shared.kafka import ensure_topics
+from shared.topics import ALL_TOPICS
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+# (command, env prefix, port offset) — ports documented in the README.
+SERVICES = [
+    ("orders", "ORDERS_", 0),
+    ("consultation-routing", "CONSULTATION_ROUTING_", 1),
+    ("sla-timer", "SLA_TIMER_", 2),
+    ("kpi", "KPI_", 3),
+    ("notifier", "NOTIFIER_", 4),
+]
+
+
+def say(msg: str) -> None:
+    print(f"[platform] {msg}", flush=True)
+
+
+def service_env(prefix: str, port: int, bootstrap: str, data_dir: str, clock: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault(f"{prefix}PORT", str(port))
+    env.setdefault(f"{prefix}KAFKA_BOOTSTRAP", bootstrap)
+    env.setdefault(f"{prefix}DATA_DIR", data_dir)
+    env.setdefault(f"{prefix}CLOCK", clock)
+    env.setdefault(f"{prefix}LOG_JSON", "true")
+    return env
+
+
+def wait_ready(urls: dict[str, str], procs: dict[str, subprocess.Popen], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = dict(urls)
+    with httpx.Client(timeout=2) as client:
+        while pending and time.monotonic() < deadline:
+            for name, url in list(pending.items()):
+                if procs[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {procs[name].returncode}; see its log above")
+                try:
+                    if client.get(f"{url}/ready").status_code == 200:
+                        say(f"{name} ready")
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.3)
+    if pending:
+        raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+
+
+def main() -> int:
+    kafka_port = int(os.environ.get("PLATFORM_KAFKA_PORT", "19092"))
+    base_port = int(os.environ.get("PLATFORM_BASE_PORT", "8101"))
+    data_dir = os.environ.get("PLATFORM_DATA_DIR", str(ROOT / "var" / "data"))
+    clock = os.environ.get("PLATFORM_CLOCK", "virtual")
+    ready_timeout = float(os.environ.get("PLATFORM_READY_TIMEOUT", "60"))
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    (ROOT / "var" / "log").mkdir(parents=True, exist_ok=True)
+
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    broker = EmbeddedBroker(kafka_port, log_path=str(ROOT / "var" / "log" / "broker.log"))
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        say(f"starting the embedded broker on 127.0.0.1:{kafka_port}")
+        broker.start()
+        asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS, default_partitions=6))
+        say("topics: " + ", ".join(t.name for t in ALL_TOPICS))
+        urls = {}
+        for name, prefix, offset in SERVICES:
+            env = service_env(prefix, base_port + offset, broker.bootstrap, data_dir, clock)
+            subprocess.run([str(BIN / name), "migrate"], env=env, check=True)
+            urls[name] = f"http://127.0.0.1:{base_port + offset}"
+        for name, prefix, offset in SERVICES:
+            env = service_env(prefix, base_port + offset, broker.bootstrap, data_dir, clock)
+            procs[name] = subprocess.Popen([str(BIN / name), "serve"], env=env, start_new_session=True)
+        wait_ready(urls, procs, ready_timeout)
+        say("all five services are ready:")
+        for name, url in urls.items():
+            print(f"  {name:<22} {url}   (docs: {url}/docs)", flush=True)
+        say(f"clock: {clock}; press Ctrl-C to stop everything")
+        while not stopping:
+            for name, p in procs.items():
+                if p.poll() is not None:
+                    say(f"{name} exited with code {p.returncode}; stopping the platform")
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        say(f"failed: {exc}")
+        return 1
+    finally:
+        say("stopping services")
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        broker.stop()
+        say("stopped (broker included)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

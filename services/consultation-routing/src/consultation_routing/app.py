@@ -1,0 +1,75 @@
+"""The consultation-routing service: manufacturer or platform queue (SPEC §4)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import shared.contracts  # noqa: F401 - registers event types
+from consultation_routing.api.operators import router as operators_router
+from consultation_routing.api.route import RouteFastPath
+from consultation_routing.api.route import router as route_router
+from consultation_routing.components import Routing
+from consultation_routing.consumers import catalogue_handlers
+from consultation_routing.engine import RoutingEngine
+from consultation_routing.models import Base, messaging
+from consultation_routing.publisher import DecisionPublisher
+from consultation_routing.settings import ConsultationRoutingSettings
+from consultation_routing.state import RoutingState
+from shared.calendar import DEFAULT_CALENDAR
+from shared.runtime import ConsumerSpec, Runtime, ServiceDefinition, create_service_app
+from shared.settings import load_settings
+from shared.topics import CATALOGUE_EVENTS
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+async def refresh_loop(routing: Routing, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await routing.state.refresh()
+        except Exception as exc:  # noqa: BLE001 - the state ages; decisions degrade past the limit
+            log.warning("routing state refresh failed", extra={"error": repr(exc)})
+
+
+async def start_routing(rt: Runtime) -> None:
+    routing: Routing = rt.routing
+    # the holiday tables are built on first use: build them now, not on a storefront request
+    today = rt.clock.now().date()
+    for day in (today, today.replace(month=12, day=31) + timedelta(days=1)):
+        routing.engine.is_working_day(day)
+    try:
+        await routing.state.refresh()
+    except Exception as exc:  # noqa: BLE001 - start anyway, answering `degraded` until a refresh succeeds
+        log.warning("initial routing state load failed", extra={"error": repr(exc)})
+    rt.spawn(refresh_loop(routing, rt.settings.refresh_interval_s), "routing-state-refresh")
+    rt.spawn(routing.publisher.run(), "routing-decision-writer")
+
+
+def create_app(settings: ConsultationRoutingSettings | None = None):
+    settings = settings or load_settings(ConsultationRoutingSettings)
+    definition = ServiceDefinition(
+        name="consultation-routing",
+        title="After-sales platform: consultation routing",
+        metadata=Base.metadata,
+        tables=messaging,
+        migrations_dir=MIGRATIONS,
+        routers=[route_router, operators_router],
+        consumers=[ConsumerSpec("catalogue", [CATALOGUE_EVENTS], catalogue_handlers)],
+        on_start=start_routing,
+    )
+    app = create_service_app(definition, settings)
+    rt: Runtime = app.state.runtime
+    state = RoutingState(rt.sessions, now=lambda: rt.clock.now())
+    routing = Routing(
+        state=state,
+        engine=RoutingEngine(state, settings, DEFAULT_CALENDAR),
+        publisher=DecisionPublisher(rt, state, capacity=settings.decision_buffer, batch=settings.decision_batch),
+    )
+    rt.routing = routing
+    app.state.routing = routing
+    app.add_middleware(RouteFastPath, state=app.state)  # outermost: ahead of the generic request middleware
+    return app

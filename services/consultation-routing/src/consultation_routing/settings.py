@@ -1,0 +1,23 @@
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class ConsultationRoutingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CONSULTATION_ROUTING_", extra="ignore", validate_default=True)
+
+    service_name: str = "consultation_routing"
+    port: int = 8102
+    platform_hotline: str = "400-606-5500"
+    platform_im_queue_id: str = "platform"
+    platform_hover_text: str = "400-606-5500：平台客服，解答全部商品的售前咨询与售后服务"
+    # The in-memory state is refreshed from the database this often; older than
+    # ``max_state_age_s`` and every decision answers the platform queue (degraded).
+    refresh_interval_s: float = Field(default=2.0, gt=0, le=300)
+    max_state_age_s: float = Field(default=30.0, gt=0, le=3600)
+    # A queue whose last report is older than this counts as having no agents.
+    queue_state_ttl_s: float = Field(default=60.0, gt=0, le=3600)
+    # Decisions wait here for the outbox writer; when it is full new ones are dropped (counted).
+    decision_buffer: int = Field(default=100_000, ge=100)
+    decision_batch: int = Field(default=500, ge=1, le=5000)

@@ -1,0 +1,51 @@
+"""Through the embedded broker: catalogue events keep the catalogue current, and
+decisions leave through the outbox (real lifespan: load on start, writer task)."""
+from __future__ import annotations
+
+from consultation_routing.app import create_app
+from consultation_routing.settings import ConsultationRoutingSettings
+from shared.auth import Principal, issue_token
+from shared.contracts.routing import SkuUpserted
+from shared.events import make_envelope
+from shared.testing import eventually
+
+
+async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_service, database_url):
+    svc = await start_service(create_app, ConsultationRoutingSettings, database_url=await database_url("routing"),
+                              clock="virtual")
+    rt = svc.runtime
+    op = {"Authorization": "Bearer " + issue_token(Principal("platform_operator", "op"), rt.settings.token_secret,
+                                                   now=rt.clock.now())}
+    # always open, whatever the time the test runs at
+    r = await svc.client.put("/v1/manufacturers/m-1/enrollment", headers=op, json={
+        "name": "Maker", "categories": ["phones"], "im_queue_id": "q-1", "phone_extension": "8001",
+        "serve_non_working_days": True, "im_hours": {"start": "00:00", "end": "23:59"}})
+    assert r.status_code == 200, r.text
+    await svc.client.put("/v1/queues/m-1/state", headers=op, json={"agents_online": 1, "queue_length": 0})
+    params = {"channel": "im", "entry_point": "product_page", "sku": "sku-ev", "at": "2026-03-03T10:00:00+08:00"}
+    assert (await svc.client.get("/v1/route", params=params)).json()["reason"] == "unknown_sku"
+
+    # a catalogue owner publishes the SKU (through this service's outbox onto routing.events)
+    async with rt.uow() as s:
+        await rt.outbox.add(s, make_envelope(type_="catalogue.sku_upserted", key="sku-ev", producer="catalogue",
+                                             occurred_at=rt.clock.now(),
+                                             data=SkuUpserted(sku="sku-ev", manufacturer_id="m-1", category="Phones")))
+
+    async def routed():
+        a = (await svc.client.get("/v1/route", params=params)).json()
+        return a if a["reason"] == "enrolled" else None
+
+    a = await eventually(routed)
+    assert a["queue_id"] == "q-1"
+
+    async def all_published():
+        return (await svc.client.get("/admin/outbox")).json()["pending"] == 0 and \
+            rt.routing.publisher.queue.empty()
+
+    await eventually(all_published)
+    ob = rt.tables.outbox
+    from sqlalchemy import func, select
+
+    async with rt.sessions() as s:
+        n = await s.scalar(select(func.count()).select_from(ob).where(ob.c.event_type == "routing.decided"))
+    assert n >= 2

@@ -1,0 +1,160 @@
+"""POP self-service weekly scorecard (SPEC §5.1), ranking and bottom-10 flags.
+
+Week membership follows the spec: F1 by rating time, F2 by audit time, F3 by
+receipt time, F4 by completion (exchange shipped) time; weeks run Monday 00:00 to
+Sunday 23:59:59.999 Beijing time.
+
+Empty denominators: an indicator with no orders in the week is ``None`` ("not
+applicable") and its weight is redistributed proportionally over the indicators
+that have data; a merchant with no data at all has no score and is not ranked.
+F3 counts an order received in the week and not (yet) processed as late; F4
+counts an exchange order only once it shipped.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Callable, Iterable
+
+from kpi.domain.timeline import OrderTimeline, week_of
+
+H12, H18 = timedelta(hours=12), timedelta(hours=18)
+Q4 = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    id: str
+    name: str
+    target: Decimal
+    weight: Decimal
+    # (order) -> (time that puts the order in a week, met?) or None if not counted
+    classify: Callable[[OrderTimeline], tuple | None]
+
+
+def _f1(o: OrderTimeline):
+    m = o.milestones.get("rated")
+    return None if m is None else (m.at, (m.value or 0) >= 4)
+
+
+def _f2(o: OrderTimeline):
+    a = o.at("audited")
+    return None if a is None else (a, a - o.created_at <= H12)
+
+
+def _f3(o: OrderTimeline):
+    r = o.at("received")
+    if r is None:
+        return None
+    p = o.at("processed")
+    return (r, p is not None and p - r <= H12)
+
+
+def _f4(o: OrderTimeline):
+    c, s = o.at("exchange_created"), o.at("exchange_shipped")
+    return None if c is None or s is None else (s, s - c <= H18)
+
+
+INDICATORS = (
+    Indicator("F1", "after-sales satisfaction", Decimal("0.85"), Decimal("0.40"), _f1),
+    Indicator("F2", "audit within 12 h", Decimal("0.95"), Decimal("0.30"), _f2),
+    Indicator("F3", "processing within 12 h of receipt", Decimal("0.90"), Decimal("0.20"), _f3),
+    Indicator("F4", "exchange shipped within 18 h", Decimal("0.90"), Decimal("0.10"), _f4),
+)
+
+
+@dataclass
+class IndicatorValue:
+    numerator: int = 0
+    denominator: int = 0
+
+    @property
+    def value(self) -> Decimal | None:
+        if self.denominator == 0:
+            return None
+        return (Decimal(self.numerator) / Decimal(self.denominator)).quantize(Q4, ROUND_HALF_UP)
+
+
+@dataclass
+class Scorecard:
+    merchant_id: str
+    week: date
+    indicators: dict[str, IndicatorValue] = field(default_factory=dict)
+
+    @property
+    def score(self) -> Decimal | None:
+        """Weighted sum of the indicator rates (0–1), weights of empty indicators
+        redistributed over the others."""
+        parts = [(ind.weight, self.indicators[ind.id].value) for ind in INDICATORS
+                 if self.indicators[ind.id].value is not None]
+        if not parts:
+            return None
+        total_w = sum(w for w, _ in parts)
+        return (sum(w * v for w, v in parts) / total_w).quantize(Q4, ROUND_HALF_UP)
+
+    def as_dict(self) -> dict:
+        out = {"merchant_id": self.merchant_id, "week": self.week.isoformat(),
+               "score": None if self.score is None else str(self.score), "indicators": {}}
+        for ind in INDICATORS:
+            v = self.indicators[ind.id]
+            out["indicators"][ind.id] = {
+                "name": ind.name, "numerator": v.numerator, "denominator": v.denominator,
+                "value": None if v.value is None else str(v.value), "target": str(ind.target),
+                "weight": str(ind.weight), "met": None if v.value is None else v.value >= ind.target,
+                "applicable": v.value is not None,
+            }
+        return out
+
+
+def weekly_scorecards(orders: Iterable[OrderTimeline]) -> dict[date, dict[str, Scorecard]]:
+    """All scorecards: week → merchant → scorecard."""
+    weeks: dict[date, dict[str, Scorecard]] = {}
+    for o in orders:
+        for ind in INDICATORS:
+            hit = ind.classify(o)
+            if hit is None:
+                continue
+            at, met = hit
+            wk = week_of(at)
+            card = weeks.setdefault(wk, {}).get(o.merchant_id)
+            if card is None:
+                card = Scorecard(o.merchant_id, wk, {i.id: IndicatorValue() for i in INDICATORS})
+                weeks[wk][o.merchant_id] = card
+            iv = card.indicators[ind.id]
+            iv.denominator += 1
+            iv.numerator += 1 if met else 0
+    return weeks
+
+
+@dataclass(frozen=True)
+class RankEntry:
+    merchant_id: str
+    score: Decimal
+    rank: int  # competition ranking: ties share a rank (1, 2, 2, 4)
+    bottom10: bool  # fewer than 10 merchants scored strictly lower
+
+
+def rank(cards: dict[str, Scorecard], bottom: int = 10) -> list[RankEntry]:
+    scored = sorted(((c.score, m) for m, c in cards.items() if c.score is not None), key=lambda t: (-t[0], t[1]))
+    asc = sorted(s for s, _ in scored)
+    out = []
+    for s, m in scored:
+        worse = bisect_left(asc, s)  # merchants scoring strictly lower
+        better = len(asc) - bisect_right(asc, s)
+        out.append(RankEntry(m, s, better + 1, worse < bottom))
+    return out
+
+
+def flags(weeks: dict[date, dict[str, Scorecard]], consecutive: int = 3, bottom: int = 10) -> list[dict]:
+    """Merchants in the bottom 10 for ``consecutive`` consecutive weeks, one flag
+    per (merchant, week that completes a run)."""
+    bottom_by_week = {w: {e.merchant_id for e in rank(cards, bottom) if e.bottom10} for w, cards in weeks.items()}
+    out = []
+    for w in sorted(bottom_by_week):
+        run = [w - timedelta(weeks=k) for k in range(consecutive)]
+        for m in sorted(bottom_by_week[w]):
+            if all(m in bottom_by_week.get(x, ()) for x in run):
+                out.append({"merchant_id": m, "week": w.isoformat(), "weeks": [x.isoformat() for x in reversed(run)]})
+    return out

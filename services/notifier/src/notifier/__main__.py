@@ -1,0 +1,11 @@
+from notifier.app import MIGRATIONS, create_app
+from notifier.settings import NotifierSettings
+from shared.cli import run_cli
+
+
+def main() -> None:
+    run_cli("notifier", NotifierSettings, create_app, MIGRATIONS)
+
+
+if __name__ == "__main__":
+    main()

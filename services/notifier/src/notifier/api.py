@@ -1,0 +1,212 @@
+"""HTTP API: templates, messages (masked except to platform operators), inboxes, receipts."""
+from __future__ import annotations
+
+import hmac
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select, update
+
+from notifier.masking import mask_phone
+from notifier.models import Message, OrderContact, TemplateVersion
+from notifier.providers import sign
+from notifier.template_store import latest, save
+from notifier.templates import render
+from shared.auth import Principal, require_principal
+from shared.errors import ApiError
+from shared.runtime import Runtime, get_runtime
+
+router = APIRouter(prefix="/v1", tags=["notifier"])
+anyone = require_principal()
+operator = require_principal("platform_operator")
+
+
+def _phone(p: str | None, principal: Principal) -> str | None:
+    if p is None:
+        return None
+    return p if principal.role == "platform_operator" else mask_phone(p)
+
+
+def _message(m: Message, principal: Principal) -> dict:
+    recipient = m.recipient
+    if m.channel == "sms" and m.phone:
+        recipient = f"sms:{_phone(m.phone, principal)}"
+    return {"id": m.id, "event_id": m.event_id, "kind": m.kind, "channel": m.channel, "template_key": m.template_key,
+            "template_version": m.template_version, "order_id": m.order_id, "audience": m.audience,
+            "audience_id": m.audience_id, "recipient": recipient, "phone": _phone(m.phone, principal),
+            "title": m.title, "body": m.body, "status": m.status, "attempts": m.attempts,
+            "next_attempt_at": m.next_attempt_at, "last_error": m.last_error,
+            "provider_message_id": m.provider_message_id, "receipt": m.receipt, "read": m.read_at is not None,
+            "created_at": m.created_at, "sent_at": m.sent_at, "delivered_at": m.delivered_at}
+
+
+def _template(t: TemplateVersion) -> dict:
+    return {"key": t.key, "version": t.version, "title": t.title, "body": t.body,
+            "variables": [v for v in t.variables.split(",") if v], "created_at": t.created_at}
+
+
+# --- templates -------------------------------------------------------------------------------
+class TemplateIn(BaseModel):
+    title: str = Field(min_length=1, max_length=128)
+    body: str = Field(min_length=1, max_length=2000)
+    variables: list[str]
+
+
+class PreviewIn(BaseModel):
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+@router.get("/templates", summary="Latest version of every template")
+async def list_templates(rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
+    async with rt.sessions() as s:
+        rows = (await s.execute(select(TemplateVersion).order_by(TemplateVersion.key, TemplateVersion.version))).scalars()
+        by_key: dict[str, TemplateVersion] = {}
+        for r in rows:
+            by_key[r.key] = r
+    return {"items": [_template(t) for t in by_key.values()]}
+
+
+@router.get("/templates/{key}/versions", summary="Every version of one template")
+async def template_versions(key: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
+    async with rt.sessions() as s:
+        rows = (await s.execute(select(TemplateVersion).where(TemplateVersion.key == key)
+                                .order_by(TemplateVersion.version))).scalars().all()
+    if not rows:
+        raise ApiError(404, "template_not_found", f"no template {key}")
+    return {"items": [_template(t) for t in rows]}
+
+
+@router.put("/templates/{key}", status_code=201, summary="Save a new version (checked against its variables)")
+async def save_template(key: str, body: TemplateIn, rt: Runtime = Depends(get_runtime),
+                        p: Principal = Depends(operator)) -> dict:
+    async with rt.uow() as s:
+        row = await save(s, key, body.title, body.body, body.variables, rt.clock.now())
+        return _template(row)
+
+
+@router.post("/templates/{key}/preview", summary="Render the latest version with sample values")
+async def preview(key: str, body: PreviewIn, rt: Runtime = Depends(get_runtime),
+                  p: Principal = Depends(operator)) -> dict:
+    async with rt.sessions() as s:
+        t = await latest(s, key)
+    if t is None:
+        raise ApiError(404, "template_not_found", f"no template {key}")
+    try:
+        text = render(t.body, body.variables)
+    except KeyError as e:
+        raise ApiError(422, "missing_variable", f"no value for variable {e.args[0]}", {"variable": e.args[0]}) from None
+    return {"key": key, "version": t.version, "title": t.title, "text": text}
+
+
+# --- messages (platform view) --------------------------------------------------------------------
+@router.get("/messages", summary="Delivery log; phones unmasked for platform operators only")
+async def list_messages(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone),
+                        order_id: str | None = None, status: str | None = None,
+                        limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+    q = select(Message)
+    if order_id:
+        q = q.where(Message.order_id == order_id)
+    if status:
+        q = q.where(Message.status == status)
+    if p.role == "storefront":
+        q = q.where(Message.audience == "customer", Message.audience_id == (p.customer_id or ""))
+    elif p.is_merchant:
+        q = q.where(Message.audience == "merchant", Message.audience_id == (p.merchant_id or ""))
+    elif p.role != "platform_operator":
+        raise ApiError(403, "forbidden", f"role {p.role} may not read the delivery log")
+    async with rt.sessions() as s:
+        rows = (await s.execute(q.order_by(Message.id).limit(limit).offset(offset))).scalars().all()
+    return {"items": [_message(m, p) for m in rows]}
+
+
+@router.get("/order-contacts/{order_id}", summary="Who the notifier would write to for one service order")
+async def order_contact(order_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
+    async with rt.sessions() as s:
+        c = await s.get(OrderContact, order_id)
+    if c is None:
+        raise ApiError(404, "contact_not_found", f"no contact known for service order {order_id}")
+    return {"order_id": c.order_id, "number": c.number, "merchant_id": c.merchant_id,
+            "customer_id": c.customer_id, "customer_phone": _phone(c.customer_phone, p),
+            "return_address": c.return_address}
+
+
+# --- inboxes (站内信) ---------------------------------------------------------------------------
+def _owner(p: Principal) -> tuple[str, str]:
+    if p.role == "storefront":
+        if not p.customer_id:
+            raise ApiError(400, "customer_required", "send X-Customer-Id with the storefront token")
+        return "customer", p.customer_id
+    if p.is_merchant and p.merchant_id:
+        return "merchant", p.merchant_id
+    raise ApiError(403, "forbidden", "the inbox belongs to a customer (storefront) or a merchant")
+
+
+@router.get("/inbox", summary="The caller's in-site messages with the unread count")
+async def inbox(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone),
+                unread_only: bool = False, limit: int = Query(50, ge=1, le=200),
+                offset: int = Query(0, ge=0)) -> dict:
+    audience, owner = _owner(p)
+    base = (Message.channel == "inbox", Message.audience == audience, Message.audience_id == owner,
+            Message.status == "delivered")
+    q = select(Message).where(*base)
+    if unread_only:
+        q = q.where(Message.read_at.is_(None))
+    async with rt.sessions() as s:
+        rows = (await s.execute(q.order_by(Message.id.desc()).limit(limit).offset(offset))).scalars().all()
+        unread = (await s.execute(select(func.count()).select_from(Message)
+                                  .where(*base, Message.read_at.is_(None)))).scalar()
+    return {"unread": unread, "items": [
+        {"id": m.id, "kind": m.kind, "order_id": m.order_id, "title": m.title, "body": m.body,
+         "read": m.read_at is not None, "created_at": m.created_at} for m in rows]}
+
+
+@router.post("/inbox/{message_id}/read", summary="Mark one in-site message read")
+async def mark_read(message_id: int, rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone)) -> dict:
+    audience, owner = _owner(p)
+    async with rt.uow() as s:
+        m = await s.get(Message, message_id)
+        if m is None or m.channel != "inbox" or m.audience != audience or m.audience_id != owner:
+            raise ApiError(404, "message_not_found", f"no message {message_id} in your inbox")
+        if m.read_at is None:
+            m.read_at = rt.clock.now()
+    return {"id": message_id, "read": True}
+
+
+@router.post("/inbox/read-all", summary="Mark every in-site message read")
+async def mark_all_read(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone)) -> dict:
+    audience, owner = _owner(p)
+    async with rt.uow() as s:
+        r = await s.execute(update(Message).where(
+            Message.channel == "inbox", Message.audience == audience, Message.audience_id == owner,
+            Message.read_at.is_(None)).values(read_at=rt.clock.now()))
+    return {"marked": r.rowcount}
+
+
+# --- provider receipts (webhook) ----------------------------------------------------------------
+class ReceiptIn(BaseModel):
+    message_id: str = Field(min_length=1, max_length=128)  # the provider's id
+    status: str = Field(pattern="^(delivered|failed)$")
+    detail: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/sms/receipts", summary="Delivery receipt from the SMS gateway (signed like requests)")
+async def receipt(request: Request, rt: Runtime = Depends(get_runtime)) -> dict:
+    raw = await request.body()
+    ts, nonce = request.headers.get("x-timestamp", ""), request.headers.get("x-nonce", "")
+    expected = sign(rt.settings.sms_gateway_secret, ts, nonce, raw)
+    if not hmac.compare_digest(expected, request.headers.get("x-signature", "")):
+        raise ApiError(401, "bad_signature", "the receipt signature does not match")
+    try:
+        body = ReceiptIn.model_validate_json(raw)
+    except ValueError as e:
+        raise ApiError(422, "validation_error", "malformed receipt", {"errors": str(e)[:500]}) from None
+    async with rt.uow() as s:
+        m = (await s.execute(select(Message).where(Message.provider_message_id == body.message_id))).scalar_one_or_none()
+        if m is None:
+            raise ApiError(404, "message_not_found", f"no message with provider id {body.message_id}")
+        m.receipt = body.model_dump_json()
+        if body.status == "delivered":
+            m.status, m.delivered_at = "delivered", rt.clock.now()
+        else:
+            m.status, m.last_error = "failed", f"provider receipt: {body.detail or 'failed'}"
+    return {"id": m.id, "status": m.status}

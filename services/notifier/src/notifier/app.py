@@ -1,0 +1,41 @@
+"""The notifier service: SMS and in-site messages."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import shared.contracts  # noqa: F401 - registers event types
+from notifier.api import router
+from notifier.consumers import order_handlers, sla_handlers
+from notifier.dispatcher import Dispatcher
+from notifier.models import Base, messaging
+from notifier.providers import provider_from_settings
+from notifier.settings import NotifierSettings
+from notifier.template_store import seed_defaults
+from shared.runtime import ConsumerSpec, Runtime, ServiceDefinition, create_service_app
+from shared.settings import load_settings
+from shared.topics import ORDER_EVENTS, SLA_EVENTS
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def on_start(rt: Runtime) -> None:
+    await seed_defaults(rt)
+    rt.dispatcher = Dispatcher(rt, provider_from_settings(rt.settings))
+    rt.spawn(rt.dispatcher.run(), "sms-dispatcher")
+
+
+DEFINITION = ServiceDefinition(
+    name="notifier",
+    title="After-sales platform: notifier",
+    metadata=Base.metadata,
+    tables=messaging,
+    migrations_dir=MIGRATIONS,
+    routers=[router],
+    consumers=[ConsumerSpec("orders", [ORDER_EVENTS], order_handlers),
+               ConsumerSpec("sla", [SLA_EVENTS], sla_handlers)],
+    on_start=on_start,
+)
+
+
+def create_app(settings: NotifierSettings | None = None):
+    return create_service_app(DEFINITION, settings or load_settings(NotifierSettings))

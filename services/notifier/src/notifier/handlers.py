@@ -1,0 +1,81 @@
+"""Events → message rows, inside the consumer's transaction (nothing is sent here)."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from notifier.delivery import valid_phone
+from notifier.masking import mask_phone
+from notifier.models import MerchantContact, Message, OrderContact
+from notifier.template_store import latest
+from notifier.templates import render
+from notifier.triggers import Context, Intent
+
+log = logging.getLogger(__name__)
+
+
+async def remember_merchant_phone(session, merchant_id: str | None, phone: str | None, now) -> None:
+    if not merchant_id or not phone:
+        return
+    row = await session.get(MerchantContact, merchant_id)
+    if row is None:
+        session.add(MerchantContact(merchant_id=merchant_id, contact_phone=phone, updated_at=now))
+    elif row.contact_phone != phone:
+        row.contact_phone, row.updated_at = phone, now
+
+
+async def context(session, order_id: str) -> tuple[OrderContact | None, Context]:
+    c = await session.get(OrderContact, order_id)
+    return c, Context(number=c.number if c else None, return_address=c.return_address if c else None)
+
+
+async def record(session, *, event_id: str, order_id: str | None, intent: Intent, customer_id: str | None,
+                 customer_phone: str | None, merchant_id: str | None, now) -> None:
+    """Record the intent's messages: SMS + in-site for customers and merchants, SMS for staff."""
+    merchant_phone = None
+    if merchant_id:
+        mc = await session.get(MerchantContact, merchant_id)
+        merchant_phone = mc.contact_phone if mc else None
+    if intent.audience == "customer":
+        targets = [("sms", customer_phone, "customer", customer_id), ("inbox", None, "customer", customer_id)]
+    elif intent.audience == "merchant":
+        targets = [("sms", merchant_phone, "merchant", merchant_id), ("inbox", None, "merchant", merchant_id)]
+    else:
+        to = intent.variables.get("to")
+        level = intent.variables.get("level")
+        # ``to`` is a phone number or a role name; a role gets an in-site message
+        targets = [("sms", to, "staff", level)] if to and any(ch.isdigit() for ch in to) else \
+            [("inbox", None, "staff", to or level)]
+    tpl = await latest(session, intent.template_key)
+    for channel, phone, audience, audience_id in targets:
+        error = intent.error
+        if error is None and tpl is None:
+            error = f"unknown template: {intent.template_key}"
+        if error is None and channel == "sms" and not phone:
+            error = f"missing fields: {audience} phone"
+        elif error is None and channel == "sms" and not valid_phone(phone):
+            error = f"bad phone number: {mask_phone(phone)}"
+        if error is None and channel == "inbox" and not audience_id:
+            error = f"missing fields: {audience} id"
+        title, body = "", ""
+        if error is None:
+            try:
+                title, body = tpl.title, render(tpl.body, intent.variables)
+            except KeyError as e:
+                error = f"missing fields: {e.args[0]}"
+        recipient = f"sms:{phone}" if channel == "sms" else f"inbox:{audience}:{audience_id}"
+        exists = (await session.execute(select(Message.id).where(
+            Message.event_id == event_id, Message.recipient == recipient,
+            Message.template_key == intent.template_key))).first()
+        if exists:
+            continue
+        status = "failed" if error else ("queued" if channel == "sms" else "delivered")
+        session.add(Message(
+            event_id=event_id, recipient=recipient, template_key=intent.template_key,
+            template_version=tpl.version if tpl else None, channel=channel, kind=intent.kind, order_id=order_id,
+            audience=audience, audience_id=audience_id, phone=phone, title=title, body=body, status=status,
+            attempts=0, next_attempt_at=now if status == "queued" else None, last_error=error, created_at=now,
+            delivered_at=now if status == "delivered" else None))
+        if error:
+            log.warning("notification failed", extra={"event_id": event_id, "kind": intent.kind, "reason": error})

@@ -1,0 +1,41 @@
+"""OAuth2 client-credentials token endpoint (RFC 6749 §4.4)."""
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+
+from orders.handlers.accounts import issue_for_client
+from shared.errors import ApiError
+from orders.api.common import get_runtime
+from shared.runtime import Runtime
+
+router = APIRouter(prefix="/v1/oauth", tags=["auth"])
+
+
+@router.post("/token", summary="Exchange client credentials for a short-lived bearer token")
+async def token(request: Request, rt: Runtime = Depends(get_runtime)) -> dict:
+    raw = await request.body()
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/json"):
+        try:
+            form = {k: str(v) for k, v in json.loads(raw or b"{}").items()}
+        except (ValueError, AttributeError):
+            raise ApiError(422, "invalid_request", "the body is not a JSON object") from None
+    else:
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("basic "):
+        try:
+            cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+            form.setdefault("client_id", cid)
+            form.setdefault("client_secret", secret)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(401, "invalid_client", "malformed Basic credentials") from None
+    if form.get("grant_type") != "client_credentials":
+        raise ApiError(422, "unsupported_grant_type", "grant_type must be client_credentials")
+    if not form.get("client_id") or not form.get("client_secret"):
+        raise ApiError(401, "invalid_client", "client_id and client_secret are required")
+    return await issue_for_client(rt, form["client_id"], form["client_secret"])

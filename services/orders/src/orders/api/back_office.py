@@ -1,0 +1,133 @@
+"""Merchant API (manufacturer VC systems, POP back offices) and the same order
+actions for platform staff (``platform`` mode, warehouse receipt, arbitration)."""
+# No `from __future__ import annotations`: the route factories annotate with a variable.
+import base64
+import binascii
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Response
+
+from orders.api.common import if_match, merchant, page, platform, get_runtime
+from orders.handlers import accounts, queries
+from orders.handlers.lifecycle import perform, perform_batch
+from orders.schemas import (AbandonIn, ArbitrationRequestIn, AssignIn, AuditIn, BatchAssignIn, BatchAuditIn,
+                            ExchangeShipmentIn, FreightIn, NoteIn, ProcessIn, ReceiptIn, RepairShippedIn, ShipmentIn,
+                            StaffIn, StaffPatch, TextIn)
+from shared.auth import Principal
+from shared.errors import ApiError
+from shared.runtime import Runtime
+
+
+def _attachments(body: AuditIn) -> list[dict]:
+    out = []
+    for a in body.attachments:
+        try:
+            content = base64.b64decode(a.content_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(422, "bad_attachment", f"{a.filename} is not valid base64") from None
+        out.append({"filename": a.filename, "content_type": a.content_type, "size": len(content), "content": content})
+    return out
+
+
+def build(prefix: str, tag: str, back_office) -> APIRouter:
+    """The order routes, for merchants under /v1/merchant and for platform staff under /v1/platform."""
+    router = APIRouter(prefix=prefix, tags=[tag])
+
+    @router.get("/service-orders", summary="Search: filters, pagination, counts per state")
+    async def search(state: str | None = None, category: str | None = None, sku: str | None = None,
+                     sales_order_id: str | None = None, tracking_number: str | None = None,
+                     handler_id: str | None = None, customer_phone: str | None = None,
+                     customer_responded: bool | None = None, merchant_id: str | None = None,
+                     created_from: datetime | None = None, created_to: datetime | None = None,
+                     limit: int = 20, offset: int = 0,
+                     rt: Runtime = Depends(get_runtime), p: Principal = Depends(back_office)) -> dict:
+        page(limit, offset)
+        f = dict(state=state, category=category, sku=sku, sales_order_id=sales_order_id,
+                 tracking_number=tracking_number, handler_id=handler_id, customer_phone=customer_phone,
+                 customer_responded=customer_responded, merchant_id=merchant_id, created_from=created_from,
+                 created_to=created_to)
+        return await queries.search(rt, p, f, limit, offset)
+
+    @router.get("/service-orders/{order_id}", summary="Full order: timeline with internal notes, attachments")
+    async def detail(order_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(back_office)) -> dict:
+        return await queries.view(rt, p, order_id)
+
+    @router.get("/service-orders/{order_id}/attachments/{att_id}", summary="Download an audit attachment")
+    async def download(order_id: str, att_id: str, rt: Runtime = Depends(get_runtime),
+                       p: Principal = Depends(back_office)) -> Response:
+        a, content = await queries.attachment(rt, p, order_id, att_id)
+        return Response(content, media_type=a.content_type,
+                        headers={"Content-Disposition": f'attachment; filename="{a.filename}"'})
+
+    def action(path: str, act, model, summary: str, convert=None):
+        async def endpoint(order_id: str, body: model, rt: Runtime = Depends(get_runtime),  # type: ignore[valid-type]
+                           p: Principal = Depends(back_office), version: int | None = Depends(if_match)) -> dict:
+            data = body.model_dump(mode="json")
+            name = act(body) if callable(act) else act
+            if convert:
+                data.update(convert(body))
+            return queries.brief(await perform(rt, p, order_id, name, data, version), p)
+
+        router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
+                             name=f"{tag}_{path}")
+
+    action("claim", "claim", NoteIn, "Claim an order from the pool (staff with audit permission)")
+    action("assign", "assign", AssignIn, "Assign an order to a staff member (main account)")
+    action("audit", lambda b: f"audit.{b.decision}", AuditIn, "Audit decision with opinion and up to 3 attachments",
+           convert=lambda b: {"attachments": _attachments(b)})
+    action("shipment", "fill_shipment", ShipmentIn, "Fill the return shipment on the customer's behalf")
+    action("remind-to-ship", "remind_to_ship", NoteIn, "Remind the customer to ship (at most once a day)")
+    action("receipt", "register_receipt", ReceiptIn, "Register receipt of the returned item")
+    action("freight", "freight.edit", FreightIn, "Edit the freight to return (until the processing decision)")
+    action("process", lambda b: f"process.{b.decision}", ProcessIn, "Processing decision")
+    action("exchange-shipment", "exchange.shipped", ExchangeShipmentIn, "Report the exchange order's shipment")
+    action("repair-shipped-back", "repair.shipped_back", RepairShippedIn, "The repaired item was shipped back")
+    action("cancel-outcome", "cancel_outcome", NoteIn, "Cancel a return-original / offline-exchange outcome")
+    action("replies", "reply", TextIn, "Reply to the customer's message", convert=lambda b: {"note": b.text})
+    action("resolve", "mark_resolved", NoteIn, "Mark resolved after contacting the customer")
+    action("arbitration", "arbitration.request", ArbitrationRequestIn, "Ask the platform to intervene")
+    action("abandon", "abandon", AbandonIn, "Abandon on the customer's behalf (note required)")
+
+    @router.post("/service-orders/batch-audit", summary="Batch audit: reject or abandon many orders")
+    async def batch_audit(body: BatchAuditIn, rt: Runtime = Depends(get_runtime),
+                          p: Principal = Depends(back_office)) -> dict:
+        data = {"opinion": body.opinion, "note": body.note}
+        return {"results": await perform_batch(rt, p, body.order_ids, f"audit.{body.decision}", data)}
+
+    @router.post("/service-orders/batch-assign", summary="Assign many orders to one staff member")
+    async def batch_assign(body: BatchAssignIn, rt: Runtime = Depends(get_runtime),
+                           p: Principal = Depends(back_office)) -> dict:
+        return {"results": await perform_batch(rt, p, body.order_ids, "assign", {"staff_id": body.staff_id})}
+
+    return router
+
+
+merchant_router = build("/v1/merchant", "merchant", merchant)
+platform_orders_router = build("/v1/platform", "platform", platform)
+
+staff_router = APIRouter(prefix="/v1/merchant/staff", tags=["merchant"])
+
+
+async def main_account(p: Principal = Depends(merchant)) -> Principal:
+    if p.role != "merchant_main":
+        raise ApiError(403, "forbidden", "only the merchant's main account manages staff")
+    return p
+
+
+@staff_router.get("", summary="Staff sub-accounts")
+async def staff_list(rt: Runtime = Depends(get_runtime), p: Principal = Depends(main_account)) -> dict:
+    return {"items": await accounts.list_staff(rt, p.merchant_id)}
+
+
+@staff_router.post("", status_code=201, summary="Create a staff sub-account (at most 10); returns its credentials once")
+async def staff_create(body: StaffIn, rt: Runtime = Depends(get_runtime), p: Principal = Depends(main_account)) -> dict:
+    return await accounts.create_staff(rt, p.merchant_id, body)
+
+
+@staff_router.patch("/{staff_id}", summary="Change permissions / categories, or deactivate")
+async def staff_patch(staff_id: str, body: StaffPatch, rt: Runtime = Depends(get_runtime),
+                      p: Principal = Depends(main_account)) -> dict:
+    return await accounts.update_staff(rt, p.merchant_id, staff_id, body.model_dump(exclude_none=True))
+
+
+_ = AbandonIn

@@ -1,0 +1,79 @@
+"""Storefront API: the customer's side, called by the storefront back end for one
+customer at a time (bearer token of role ``storefront`` + header ``X-Customer-Id``)."""
+# No `from __future__ import annotations`: the route factories annotate with a variable.
+from fastapi import APIRouter, Depends, Header, Response
+from sqlalchemy.exc import IntegrityError
+
+from orders.api.common import if_match, page, storefront, get_runtime
+from orders.handlers import queries
+from orders.handlers.apply import apply_for_service
+from orders.handlers.lifecycle import perform
+from orders.schemas import (AbandonIn, ApplicationIn, ArbitrationRequestIn, FeedbackIn, NoteIn, RatingIn,
+                            ServiceOrderOut, ShipmentIn, TextIn)
+from shared.auth import Principal
+from shared.errors import ApiError
+from shared.runtime import Runtime
+
+router = APIRouter(prefix="/v1/storefront", tags=["storefront"])
+
+
+async def customer(p: Principal = Depends(storefront)) -> Principal:
+    if not p.customer_id:
+        raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
+    return p
+
+
+@router.post("/service-orders", status_code=201, response_model=ServiceOrderOut,
+             summary="Customer applies for after-sales service")
+async def apply(body: ApplicationIn, response: Response,
+                idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=100),
+                rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> ServiceOrderOut:
+    try:
+        order, created = await apply_for_service(rt, p, body, idempotency_key)
+    except IntegrityError:  # the same key raced in twice: the other request stored it
+        order, created = await apply_for_service(rt, p, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return ServiceOrderOut.model_validate(order, from_attributes=True)
+
+
+@router.get("/service-orders", summary="The customer's service orders")
+async def mine(limit: int = 20, offset: int = 0, state: str | None = None,
+               rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
+    page(limit, offset)
+    from orders.models import ServiceOrder
+    from sqlalchemy import select
+
+    async with rt.sessions() as s:
+        q = select(ServiceOrder).where(ServiceOrder.customer_id == p.customer_id)
+        if state:
+            q = q.where(ServiceOrder.state == state)
+        rows = (await s.scalars(q.order_by(ServiceOrder.created_at.desc()).limit(limit).offset(offset))).all()
+    return {"items": [queries.summary(o) | {"current_handler": queries.current_handler(o)} for o in rows]}
+
+
+@router.get("/service-orders/{order_id}", summary="Progress view: state, handler, expected completion, timeline")
+async def progress(order_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
+    return await queries.view(rt, p, order_id)
+
+
+def _action(path: str, action: str, model, summary: str):
+    async def endpoint(order_id: str, body: model, rt: Runtime = Depends(get_runtime),  # type: ignore[valid-type]
+                       p: Principal = Depends(customer), version: int | None = Depends(if_match)) -> dict:
+        return queries.brief(await perform(rt, p, order_id, action, body.model_dump(mode="json"), version), p)
+
+    router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
+                         name=f"storefront_{path}")
+
+
+class _Empty(NoteIn):
+    pass
+
+
+_action("shipment", "fill_shipment", ShipmentIn, "Fill the return shipment (carrier, tracking number, freight paid)")
+_action("feedback", "customer_feedback", FeedbackIn, "Answer the merchant's feedback request")
+_action("abandon", "abandon", AbandonIn, "Abandon the service order")
+_action("confirm", "confirm", _Empty, "Confirm the outcome resolved the problem")
+_action("messages", "message", TextIn, "Leave a follow-up message")
+_action("rating", "rate", RatingIn, "Rate 1-5 stars, optional text and 0-10 likelihood to recommend")
+_action("arbitration", "arbitration.request", ArbitrationRequestIn, "Ask the platform to intervene")

@@ -1,0 +1,37 @@
+"""The orders service: service-order state and its lifecycle."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import shared.contracts  # noqa: F401 - registers event types
+from orders.adapters.blobstore import LocalBlobStore
+from orders.api.auth import router as auth_router
+from orders.api.back_office import merchant_router, platform_orders_router, staff_router
+from orders.api.platform import router as platform_router
+from orders.api.storefront import router as storefront_router
+from orders.handlers.deadlines import deadline_handlers
+from orders.models import Base, messaging
+from orders.settings import OrdersSettings
+from shared.runtime import ConsumerSpec, ServiceDefinition, create_service_app
+from shared.settings import load_settings
+from shared.topics import SLA_EVENTS
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+DEFINITION = ServiceDefinition(
+    name="orders",
+    title="After-sales platform: orders",
+    metadata=Base.metadata,
+    tables=messaging,
+    migrations_dir=MIGRATIONS,
+    routers=[auth_router, storefront_router, staff_router, merchant_router, platform_router, platform_orders_router],
+    consumers=[ConsumerSpec("deadlines", [SLA_EVENTS], deadline_handlers)],
+)
+
+
+def create_app(settings: OrdersSettings | None = None):
+    settings = settings or load_settings(OrdersSettings)
+    app = create_service_app(DEFINITION, settings)
+    app.state.runtime.blobstore = LocalBlobStore(settings.blob_dir or os.path.join(settings.data_dir, "orders-blobs"))
+    return app

@@ -1,0 +1,159 @@
+"""Merchants, their catalogue and staff, and OAuth2 client credentials."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from orders.models import ApiClient, Merchant, Sku, Staff
+from shared.auth import Principal, issue_token
+from shared.errors import ApiError
+
+_ITER = 120_000
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    dk = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, _ITER)
+    return f"pbkdf2_sha256${_ITER}${salt.hex()}${dk.hex()}"
+
+
+def check_secret(secret: str, stored: str) -> bool:
+    try:
+        _alg, it, salt, dk = stored.split("$")
+        got = hashlib.pbkdf2_hmac("sha256", secret.encode(), bytes.fromhex(salt), int(it))
+        return hmac.compare_digest(got.hex(), dk)
+    except ValueError:
+        return False
+
+
+async def _new_client(s, *, client_id: str, role: str, name: str, now, merchant_id=None, staff_id=None) -> dict:
+    secret = secrets.token_urlsafe(24)
+    if await s.get(ApiClient, client_id) is not None:
+        raise ApiError(409, "client_exists", f"client {client_id} already exists")
+    s.add(ApiClient(client_id=client_id, secret_hash=hash_secret(secret), role=role, merchant_id=merchant_id,
+                    staff_id=staff_id, name=name, active=True, created_at=now))
+    return {"client_id": client_id, "client_secret": secret, "role": role}
+
+
+async def create_client(rt, *, client_id: str, role: str, name: str, merchant_id=None, staff_id=None) -> dict:
+    async with rt.uow() as s:
+        return await _new_client(s, client_id=client_id, role=role, name=name, now=rt.clock.now(),
+                                 merchant_id=merchant_id, staff_id=staff_id)
+
+
+async def issue_for_client(rt, client_id: str, client_secret: str) -> dict:
+    async with rt.sessions() as s:
+        c = await s.get(ApiClient, client_id)
+        staff = await s.get(Staff, c.staff_id) if c is not None and c.staff_id else None
+    if c is None or not c.active or not check_secret(client_secret, c.secret_hash):
+        raise ApiError(401, "invalid_client", "unknown client or wrong secret")
+    perms, cats = frozenset(), frozenset()
+    if c.role == "merchant_staff":
+        if staff is None or not staff.active:
+            raise ApiError(401, "invalid_client", "this staff account is disabled")
+        perms, cats = frozenset(staff.permissions), frozenset(staff.categories)
+    p = Principal(role=c.role, subject=c.staff_id or c.client_id, merchant_id=c.merchant_id,
+                  permissions=perms, categories=cats)
+    ttl = timedelta(seconds=rt.settings.token_ttl_s)
+    token = issue_token(p, rt.settings.token_secret, now=rt.clock.now(), ttl=ttl)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": int(ttl.total_seconds())}
+
+
+async def onboard_merchant(rt, body) -> dict:
+    now = rt.clock.now()
+    async with rt.uow() as s:
+        if await s.get(Merchant, body.id) is not None:
+            raise ApiError(409, "merchant_exists", f"merchant {body.id} already exists")
+        s.add(Merchant(id=body.id, name=body.name, kind=body.kind, mode=body.mode,
+                       category_modes=dict(body.category_modes), contact_phone=body.contact_phone,
+                       return_address=body.return_address, served_by_platform=body.served_by_platform,
+                       created_at=now))
+        await s.flush()
+        for sku in body.skus:
+            s.add(Sku(merchant_id=body.id, sku=sku.sku, category=sku.category, price=sku.price))
+        creds = await _new_client(s, client_id=f"{body.id}.main", role="merchant_main", name=f"{body.name} main",
+                                  now=now, merchant_id=body.id)
+    return {"merchant": await get_merchant(rt, body.id), "main_account": creds}
+
+
+async def get_merchant(rt, merchant_id: str) -> dict:
+    async with rt.sessions() as s:
+        m = await s.get(Merchant, merchant_id)
+        if m is None:
+            raise ApiError(404, "merchant_not_found", f"no merchant {merchant_id}")
+        skus = (await s.scalars(select(Sku).where(Sku.merchant_id == merchant_id).order_by(Sku.sku))).all()
+    return {"id": m.id, "name": m.name, "kind": m.kind, "mode": m.mode, "category_modes": m.category_modes,
+            "contact_phone": m.contact_phone, "return_address": m.return_address,
+            "served_by_platform": m.served_by_platform,
+            "skus": [{"sku": k.sku, "category": k.category, "price": str(k.price)} for k in skus]}
+
+
+async def configure_merchant(rt, merchant_id: str, changes: dict) -> dict:
+    async with rt.uow() as s:
+        m = await s.get(Merchant, merchant_id)
+        if m is None:
+            raise ApiError(404, "merchant_not_found", f"no merchant {merchant_id}")
+        for k, v in changes.items():
+            setattr(m, k, dict(v) if k == "category_modes" else v)
+    return await get_merchant(rt, merchant_id)
+
+
+async def upsert_skus(rt, merchant_id: str, skus) -> dict:
+    async with rt.uow() as s:
+        if await s.get(Merchant, merchant_id) is None:
+            raise ApiError(404, "merchant_not_found", f"no merchant {merchant_id}")
+        for item in skus:
+            row = await s.scalar(select(Sku).where(Sku.merchant_id == merchant_id, Sku.sku == item.sku))
+            if row is None:
+                s.add(Sku(merchant_id=merchant_id, sku=item.sku, category=item.category, price=item.price))
+            else:
+                row.category, row.price = item.category, item.price
+    return await get_merchant(rt, merchant_id)
+
+
+def _staff_out(st: Staff) -> dict:
+    return {"id": st.id, "name": st.name, "permissions": sorted(st.permissions), "categories": sorted(st.categories),
+            "active": st.active}
+
+
+async def create_staff(rt, merchant_id: str, body) -> dict:
+    now = rt.clock.now()
+    staff_id = f"{merchant_id}.{body.login}"
+    try:
+        async with rt.uow() as s:
+            count = await s.scalar(select(func.count()).select_from(Staff).where(
+                Staff.merchant_id == merchant_id, Staff.active.is_(True)))
+            if count >= rt.settings.max_staff_per_merchant:
+                raise ApiError(422, "staff_limit", f"a merchant has at most {rt.settings.max_staff_per_merchant} staff accounts")
+            if await s.get(Staff, staff_id) is not None:
+                raise ApiError(409, "staff_exists", f"staff {staff_id} already exists")
+            st = Staff(id=staff_id, merchant_id=merchant_id, name=body.name, permissions=sorted(set(body.permissions)),
+                       categories=sorted(set(body.categories)), active=True, created_at=now)
+            s.add(st)
+            await s.flush()
+            creds = await _new_client(s, client_id=staff_id, role="merchant_staff", name=body.name, now=now,
+                                      merchant_id=merchant_id, staff_id=staff_id)
+    except IntegrityError:
+        raise ApiError(409, "staff_exists", f"staff {staff_id} already exists") from None
+    return {"staff": _staff_out(st), "credentials": creds}
+
+
+async def list_staff(rt, merchant_id: str) -> list[dict]:
+    async with rt.sessions() as s:
+        rows = (await s.scalars(select(Staff).where(Staff.merchant_id == merchant_id).order_by(Staff.id))).all()
+    return [_staff_out(r) for r in rows]
+
+
+async def update_staff(rt, merchant_id: str, staff_id: str, changes: dict) -> dict:
+    async with rt.uow() as s:
+        st = await s.get(Staff, staff_id)
+        if st is None or st.merchant_id != merchant_id:
+            raise ApiError(404, "staff_not_found", f"no staff {staff_id}")
+        for k, v in changes.items():
+            setattr(st, k, sorted(set(v)) if isinstance(v, list) else v)
+        return _staff_out(st)

@@ -1,0 +1,133 @@
+"""Application services of the orders service: one transaction each."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from sqlalchemy import func, select
+
+from orders.domain.eligibility import check_window
+from orders.domain.modes import effective_mode
+from orders.domain.money import return_freight_payer
+from orders.models import Merchant, ServiceOrder, TimelineEntry
+from orders.schemas import ApplicationIn
+from shared.clock import to_beijing
+from shared.auth import Principal
+from shared.contracts.orders import ServiceOrderCreated
+from shared.errors import ApiError
+from shared.events import make_envelope
+from shared.runtime import Runtime
+
+# States after which an order no longer holds quantity of its sales-order line.
+RELEASING_STATES = ("rejected", "abandoned", "closed")
+
+
+def _request_hash(body: ApplicationIn) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+
+def _new_number(now) -> str:
+    return "AS" + to_beijing(now).strftime("%y%m%d") + f"{secrets.randbelow(10**8):08d}"
+
+
+async def apply_for_service(rt: Runtime, p: Principal, body: ApplicationIn,
+                            idempotency_key: str) -> tuple[ServiceOrder, bool]:
+    """Create a service order; returns (order, created). A retry with the same key returns the first order."""
+    if p.customer_id != body.customer_id:
+        raise ApiError(403, "customer_mismatch", "X-Customer-Id must name the customer who applies")
+    now = rt.clock.now()
+    digest = _request_hash(body)
+    async with rt.uow() as s:
+        existing = await s.scalar(
+            select(ServiceOrder).where(
+                ServiceOrder.customer_id == body.customer_id, ServiceOrder.idempotency_key == idempotency_key
+            )
+        )
+        if existing is not None:
+            if existing.request_hash != digest:
+                raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used for a different application")
+            return existing, False
+        if body.quantity > body.purchased_quantity:
+            raise ApiError(422, "quantity_exceeds_purchase", "quantity is larger than the purchased quantity")
+        window = check_window(body.service_type, body.problem_type, body.delivered_at, now,
+                              category=body.category, overrides=rt.settings.eligibility_windows)
+        if not window.allowed:
+            raise ApiError(
+                422,
+                "window_expired" if now > window.deadline else "not_delivered",
+                f"{body.service_type}/{body.problem_type} is open for {window.window_days} days after delivery "
+                f"(until {to_beijing(window.deadline):%Y-%m-%d %H:%M} Beijing time)",
+                {"window_days": window.window_days, "deadline": window.deadline.isoformat()},
+            )
+        in_service = await s.scalar(
+            select(func.coalesce(func.sum(ServiceOrder.quantity), 0)).where(
+                ServiceOrder.sales_order_id == body.sales_order_id,
+                ServiceOrder.order_line_id == body.order_line_id,
+                ServiceOrder.state.not_in(RELEASING_STATES),
+            )
+        )
+        if body.quantity > body.purchased_quantity - int(in_service or 0):
+            raise ApiError(
+                422,
+                "quantity_exceeds_available",
+                f"only {body.purchased_quantity - int(in_service or 0)} of this line can still be applied for",
+            )
+        merchant = await s.get(Merchant, body.merchant_id)
+        if merchant is None:
+            raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
+        mode, on_behalf = effective_mode(merchant.mode, merchant.category_modes or {}, body.category,
+                                         merchant.served_by_platform)
+        order = ServiceOrder(
+            id=str(uuid.uuid4()),
+            number=_new_number(now),
+            version=1,
+            state="pending_claim",
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            created_at=now,
+            updated_at=now,
+            mode=mode,
+            on_behalf=on_behalf,
+            merchant_contact_phone=merchant.contact_phone,
+            return_address=merchant.return_address,
+            state_entered_at=now,
+            return_freight_payer=return_freight_payer(body.problem_type, body.customer_level),
+            armed={"advance_compensation": 1},
+            **body.model_dump(),
+        )
+        s.add(order)
+        s.add(TimelineEntry(order_id=order.id, version=1, at=now, actor_role="storefront", actor_id=order.customer_id,
+                            action="apply", from_state="", to_state=order.state, note=order.description,
+                            internal_note=None, customer_visible=True, details={}))
+        await s.flush()
+        event = ServiceOrderCreated(
+            order_id=order.id,
+            number=order.number,
+            version=order.version,
+            state=order.state,
+            merchant_id=order.merchant_id,
+            customer_id=order.customer_id,
+            customer_phone=order.customer_phone,
+            customer_level=order.customer_level,
+            sales_order_id=order.sales_order_id,
+            sku=order.sku,
+            category=order.category,
+            quantity=order.quantity,
+            amount_paid=order.amount_paid,
+            service_type=order.service_type,
+            problem_type=order.problem_type,
+            delivered_at=order.delivered_at,
+            created_at=order.created_at,
+            mode=order.mode,
+            on_behalf=order.on_behalf,
+            merchant_contact_phone=order.merchant_contact_phone or None,
+            return_address=order.return_address or None,
+        )
+        await rt.outbox.add(
+            s,
+            make_envelope(type_="service_order.created", key=order.id, producer=rt.name, occurred_at=now, data=event),
+        )
+    return order, True
+
+

@@ -1,0 +1,64 @@
+"""Consumer of the SLA timer's fired deadlines: auto-refund, advance compensation,
+feedback/ship-back auto-close, auto-confirm.
+
+Applied exactly once (the inbox records the event id in this same transaction)
+and only if the order is still where the timer was set: the table must allow the
+system action from the current state, and the timer must belong to the latest
+arming of that deadline (``order_version`` ≥ the version of the transition that
+armed it). A deadline for a state the order has since left, or a stale timer of
+an earlier round (e.g. a second feedback request), is ignored. Auto-refund keeps
+running through receipt registration (SPEC §3: only a processing decision,
+arbitration or abandon cancel it), so the current state, not the timer's, decides.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm.exc import StaleDataError
+
+from orders.domain.states import DEADLINE_EFFECTS, TRANSITIONS
+from orders.handlers.lifecycle import apply_action
+from orders.models import ServiceOrder
+from shared.contracts.sla import DeadlineFired
+
+log = logging.getLogger(__name__)
+
+ARM_KEY = {
+    "system.advance_compensation": lambda state: "advance_compensation",
+    "system.auto_refund": lambda state: "auto_refund",
+    "system.auto_confirm": lambda state: "auto_confirm",
+    "system.auto_close": lambda state: "feedback" if state == "awaiting_customer_feedback" else "ship_back",
+}
+
+
+def applies(order: ServiceOrder, fired: DeadlineFired) -> str | None:
+    """Our action for this fired deadline, or None when it no longer applies."""
+    action = DEADLINE_EFFECTS.get(fired.action)
+    if action is None or (order.state, action) not in TRANSITIONS:
+        return None
+    armed_at = (order.armed or {}).get(ARM_KEY[action](order.state))
+    if armed_at is None or fired.order_version < armed_at:
+        return None
+    return action
+
+
+def deadline_handlers(rt):
+    async def on_fired(session, env, data: DeadlineFired) -> None:
+        order = await session.get(ServiceOrder, data.order_id)
+        if order is None:
+            return
+        action = applies(order, data)
+        if action is None:
+            log.info("deadline no longer applies", extra={"order_id": data.order_id, "rule": data.rule,
+                                                          "state": order.state})
+            return
+        # A racing merchant decision bumps the version: StaleDataError rolls this
+        # back, the consumer redelivers, and the re-check above finds it moot.
+        await apply_action(rt, session, order, action, {"rule": data.rule, "timer_id": data.timer_id},
+                           actor_role="system", actor_id=f"timer:{data.rule}", party="system",
+                           now=rt.clock.now())
+
+    return {"sla.deadline_fired": on_fired}
+
+
+__all__ = ["deadline_handlers", "applies", "StaleDataError"]

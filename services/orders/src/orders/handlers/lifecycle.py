@@ -1,0 +1,164 @@
+"""Performing an action on a service order: one transaction, one timeline entry, one event."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from orders.domain import actions as rules
+from orders.domain.access import can_see, check_action, not_found, party_of
+from orders.domain.modes import EXECUTION
+from orders.domain.states import target
+from orders.handlers.events import transitioned
+from orders.models import Attachment, ExchangeOrder, Rating, ServiceOrder, Sku, Staff, TimelineEntry
+from shared.auth import Principal
+from shared.contracts.orders import ExchangeOrderCreated
+from shared.errors import ApiError
+from shared.events import make_envelope
+
+# Which deadline each transition arms (the timer's order_version is the version of that event).
+ARMS = {
+    "audit.request_feedback": "feedback",
+    "audit.approve_return": "ship_back",
+    "fill_shipment": "auto_refund",
+}
+ARM_FOR_STATE = {"provisionally_completed": "auto_confirm"}
+
+
+def conflict() -> ApiError:
+    return ApiError(409, "version_conflict", "the order changed meanwhile; reload it and retry")
+
+
+async def load_visible(s, p: Principal, order_id: str, *, for_update: bool = False) -> ServiceOrder:
+    q = select(ServiceOrder).where(ServiceOrder.id == order_id)
+    if for_update and s.bind.dialect.name == "postgresql":
+        q = q.with_for_update()
+    order = await s.scalar(q)
+    if order is None or not can_see(p, order):
+        raise not_found(order_id)
+    return order
+
+
+async def _context(s, order: ServiceOrder, action: str, data: dict, party: str, actor_id: str, now) -> rules.Context:
+    ctx = rules.Context(now=now, actor_party=party, actor_id=actor_id)
+    if action in ("audit.resend_without_return", "process.exchange", "arbitration.decide") and data.get("sku"):
+        rows = await s.execute(select(Sku.sku, Sku.category, Sku.price).where(
+            Sku.merchant_id == order.merchant_id, Sku.sku.in_({data["sku"], order.sku})))
+        ctx.skus = {r.sku: (r.category, r.price) for r in rows}
+    if action == "assign" and data.get("staff_id"):
+        st = await s.get(Staff, data["staff_id"])
+        if st is not None and st.merchant_id == order.merchant_id:
+            ctx.staff = {"permissions": st.permissions, "categories": st.categories, "active": st.active}
+    return ctx
+
+
+async def apply_action(rt, s, order: ServiceOrder, action: str, data: dict, *, actor_role: str, actor_id: str,
+                       party: str, now: datetime, expected_version: int | None = None) -> ServiceOrder:
+    """Validate with the rules, then write the change, its timeline entry and its event.
+
+    Any flush may find the order's version moved on (another writer won): 409 ``version_conflict``."""
+    try:
+        return await _apply(rt, s, order, action, data, actor_role=actor_role, actor_id=actor_id, party=party,
+                            now=now, expected_version=expected_version)
+    except StaleDataError:
+        raise conflict() from None
+
+
+async def _apply(rt, s, order: ServiceOrder, action: str, data: dict, *, actor_role: str, actor_id: str,
+                 party: str, now: datetime, expected_version: int | None) -> ServiceOrder:
+    if expected_version is not None and expected_version != order.version:
+        raise conflict()
+    to_state = target(order.state, action, data.get("outcome"))
+    if to_state is None:
+        raise ApiError(422, "bad_outcome", "no such arbitration outcome")
+    ctx = await _context(s, order, action, data, party, actor_id, now)
+    eff = rules.decide(order, action, data, ctx)
+    from_state = order.state
+    if action == "register_receipt" and from_state == "arbitration":
+        to_state = "arbitration"
+    for k, v in eff.changes.items():
+        setattr(order, k, v)
+    order.state = to_state
+    if to_state != from_state:
+        order.state_entered_at = now
+    order.updated_at = now
+    order.version = order.version + 1
+    armed = dict(order.armed or {})
+    arm = ARMS.get(action) or (ARM_FOR_STATE.get(to_state) if to_state != from_state else None)
+    if arm:
+        armed[arm] = order.version
+        order.armed = armed
+    details = dict(eff.details)
+    if eff.attachments:
+        store = rt.blobstore
+        ids = []
+        for f in eff.attachments:
+            att_id = str(uuid.uuid4())
+            store.put(att_id, f["content"])
+            s.add(Attachment(id=att_id, order_id=order.id, filename=f["filename"], content_type=f["content_type"],
+                             size=f["size"], blob_key=att_id, uploaded_by=actor_id, created_at=now))
+            ids.append(att_id)
+        details["attachment_count"] = len(ids)
+    if eff.exchange_sku:
+        xo = ExchangeOrder(id=str(uuid.uuid4()), order_id=order.id, sku=eff.exchange_sku, quantity=order.quantity,
+                           unit_price=rules.money.cny(details.get("unit_price", "0")),
+                           auto_approved=EXECUTION[order.mode]["exchange_auto_approved"], status="created",
+                           created_at=now)
+        s.add(xo)
+        details.update(exchange_order_id=xo.id, exchange_auto_approved=xo.auto_approved)
+        await rt.outbox.add(s, make_envelope(
+            type_="exchange_order.created", key=order.id, producer=rt.name, occurred_at=now,
+            data=ExchangeOrderCreated(exchange_order_id=xo.id, order_id=order.id, number=order.number,
+                                      merchant_id=order.merchant_id, customer_id=order.customer_id, sku=xo.sku,
+                                      quantity=xo.quantity, unit_price=xo.unit_price, auto_approved=xo.auto_approved,
+                                      source=action, created_at=now)))
+    if eff.exchange_shipped:
+        xo = await s.scalar(select(ExchangeOrder).where(ExchangeOrder.order_id == order.id,
+                                                        ExchangeOrder.status == "created"))
+        if xo is None:
+            raise ApiError(409, "exchange_already_shipped", "the exchange order was already shipped")
+        xo.status, xo.shipped_at = "shipped", now
+        xo.carrier, xo.tracking_number = eff.exchange_shipped["carrier"], eff.exchange_shipped["tracking_number"]
+        details.update(exchange_order_id=xo.id,
+                       shipping_seconds=int((now - xo.created_at).total_seconds()))
+    if eff.rating:
+        s.add(Rating(order_id=order.id, stars=eff.rating["stars"], text=eff.rating["text"],
+                     recommend=eff.rating["recommend"], created_at=now))
+    if eff.note:
+        details.setdefault("note", eff.note)
+    s.add(TimelineEntry(order_id=order.id, version=order.version, at=now, actor_role=actor_role, actor_id=actor_id,
+                        action=action, from_state=from_state, to_state=to_state, note=eff.note,
+                        internal_note=eff.internal_note,
+                        customer_visible=action not in rules.INTERNAL_ACTIONS, details=details))
+    await rt.outbox.add(s, transitioned(rt, order, action=action, from_state=from_state, actor_role=actor_role,
+                                        actor_id=actor_id, at=now, details=details))
+    await s.flush()
+    return order
+
+
+async def perform(rt, p: Principal, order_id: str, action: str, data: dict,
+                  expected_version: int | None = None) -> ServiceOrder:
+    now = rt.clock.now()
+    try:
+        async with rt.uow() as s:
+            order = await load_visible(s, p, order_id, for_update=False)
+            check_action(p, order, action)
+            return await apply_action(rt, s, order, action, data, actor_role=p.role, actor_id=p.customer_id
+                                      if p.role == "storefront" else p.subject, party=party_of(p), now=now,
+                                      expected_version=expected_version)
+    except StaleDataError:
+        raise conflict() from None
+
+
+async def perform_batch(rt, p: Principal, order_ids: list[str], action: str, data: dict) -> list[dict]:
+    """Each order in its own transaction: one failure does not undo the others."""
+    results = []
+    for oid in order_ids:
+        try:
+            o = await perform(rt, p, oid, action, data)
+            results.append({"id": oid, "ok": True, "state": o.state, "version": o.version})
+        except ApiError as e:
+            results.append({"id": oid, "ok": False, "error": {"code": e.code, "message": e.message}})
+    return results

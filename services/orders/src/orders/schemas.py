@@ -1,0 +1,215 @@
+"""Request and response bodies of the orders API."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+ServiceType = Literal["return", "exchange", "repair", "compensation"]
+ProblemType = Literal["quality", "logistics", "not_as_described", "no_reason", "other"]
+
+
+class ApplicationIn(BaseModel):
+    merchant_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64)
+    customer_phone: str = Field(pattern=r"^1\d{10}$", description="Mainland mobile number, 11 digits")
+    customer_level: str = Field(default="regular", max_length=20)
+    sales_order_id: str = Field(min_length=1, max_length=64)
+    order_line_id: str = Field(min_length=1, max_length=64)
+    sku: str = Field(min_length=1, max_length=64)
+    category: str = Field(min_length=1, max_length=64)
+    purchased_quantity: int = Field(ge=1, le=10000)
+    quantity: int = Field(ge=1, le=10000)
+    amount_paid: Decimal = Field(ge=0, max_digits=12, decimal_places=2, description="CNY paid for the line")
+    service_type: ServiceType
+    problem_type: ProblemType
+    delivered_at: datetime
+    description: str = Field(default="", max_length=2000)
+    evidence: list[str] = Field(default_factory=list, max_length=20, description="photo/video references")
+
+    @field_validator("delivered_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None:
+            raise ValueError("delivered_at needs a timezone offset")
+        return v
+
+
+class ServiceOrderOut(BaseModel):
+    id: str
+    number: str
+    state: str
+    version: int
+    merchant_id: str
+    customer_id: str
+    sku: str
+    quantity: int
+    amount_paid: Decimal
+    service_type: str
+    problem_type: str
+    created_at: datetime
+
+
+# ------------------------------------------------------------------ lifecycle inputs
+Money = Decimal
+
+
+class _In(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class ShipmentIn(_In):
+    carrier: str = Field(min_length=1, max_length=64)
+    tracking_number: str = Field(min_length=1, max_length=64)
+    freight_paid: Decimal = Field(default=Decimal("0"), ge=0, max_digits=10, decimal_places=2)
+
+
+class FeedbackIn(_In):
+    text: str = Field(min_length=1, max_length=2000)
+    evidence: list[str] = Field(default_factory=list, max_length=20)
+
+
+class AbandonIn(_In):
+    reason: str | None = Field(default=None, max_length=1000)
+    note: str | None = Field(default=None, max_length=2000, description="merchant: note of the conversation")
+
+
+class TextIn(_In):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class NoteIn(_In):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RatingIn(_In):
+    stars: int = Field(ge=1, le=5)
+    text: str = Field(default="", max_length=2000)
+    recommend: int | None = Field(default=None, ge=0, le=10, description="likelihood to recommend, 0-10")
+
+
+class ArbitrationRequestIn(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class AttachmentIn(_In):
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(default="application/octet-stream", max_length=100)
+    content_base64: str
+
+
+class AuditIn(_In):
+    decision: Literal["resend_without_return", "approve_return", "request_feedback", "reject", "abandon"]
+    opinion: str = Field(default="", max_length=2000)
+    sku: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
+    attachments: list[AttachmentIn] = Field(default_factory=list)
+
+
+class BatchAuditIn(_In):
+    order_ids: list[str] = Field(min_length=1, max_length=200)
+    decision: Literal["reject", "abandon"]
+    opinion: str = Field(default="", max_length=2000)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AssignIn(_In):
+    staff_id: str = Field(min_length=1, max_length=64)
+
+
+class BatchAssignIn(AssignIn):
+    order_ids: list[str] = Field(min_length=1, max_length=200)
+
+
+class ReceiptIn(_In):
+    condition: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class FreightIn(_In):
+    freight_to_return: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
+
+
+class ProcessIn(_In):
+    decision: Literal["refund", "exchange", "return_original", "offline_exchange", "repair"]
+    amount: Decimal | None = Field(default=None, max_digits=12, decimal_places=2)
+    reason: str | None = Field(default=None, max_length=500)
+    remark: str | None = Field(default=None, max_length=2000)
+    sku: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
+    tracking_number: str | None = Field(default=None, max_length=64)
+    customer_agreed_by_phone: bool | None = None
+
+
+class ExchangeShipmentIn(_In):
+    carrier: str = Field(min_length=1, max_length=64)
+    tracking_number: str = Field(min_length=1, max_length=64)
+
+
+class RepairShippedIn(_In):
+    carrier: str | None = Field(default=None, max_length=64)
+    tracking_number: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ArbitrationDecisionIn(_In):
+    outcome: Literal["refund", "exchange", "return_original", "reject"]
+    amount: Decimal | None = Field(default=None, max_digits=12, decimal_places=2)
+    sku: str | None = Field(default=None, max_length=64)
+    note: str = Field(min_length=1, max_length=2000)
+
+
+# ------------------------------------------------------------------ accounts
+Mode = Literal["platform", "customer_contact", "full_manufacturer", "pop_self_service"]
+
+
+class SkuIn(_In):
+    sku: str = Field(min_length=1, max_length=64)
+    category: str = Field(min_length=1, max_length=64)
+    price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+
+
+class MerchantIn(_In):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["pop_seller", "manufacturer"]
+    mode: Mode
+    category_modes: dict[str, Mode] = Field(default_factory=dict)
+    contact_phone: str = Field(pattern=r"^[0-9-]{7,20}$")
+    return_address: str = Field(min_length=1, max_length=500)
+    served_by_platform: bool = False
+    skus: list[SkuIn] = Field(default_factory=list, max_length=1000)
+
+
+class MerchantPatch(_In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    mode: Mode | None = None
+    category_modes: dict[str, Mode] | None = None
+    contact_phone: str | None = Field(default=None, pattern=r"^[0-9-]{7,20}$")
+    return_address: str | None = Field(default=None, min_length=1, max_length=500)
+    served_by_platform: bool | None = None
+
+
+class StaffIn(_In):
+    login: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    permissions: list[Literal["audit", "process"]] = Field(min_length=1)
+    categories: list[str] = Field(min_length=1, max_length=100)
+
+
+class StaffPatch(_In):
+    permissions: list[Literal["audit", "process"]] | None = None
+    categories: list[str] | None = None
+    active: bool | None = None
+
+
+class ClientIn(_In):
+    client_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    role: Literal["storefront", "platform_operator", "arbitrator"]
+    name: str = Field(min_length=1, max_length=200)
+
+
+class RefundPaidIn(_In):
+    payout_reference: str = Field(min_length=1, max_length=100)

@@ -1,0 +1,4 @@
+from sla_timer.models import Base
+from shared.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,238 @@
+"""Idempotent Kafka consumer.
+
+For each message: decode the envelope, run the handler and record the event id in
+``processed_events`` in ONE transaction, commit it, then commit the Kafka offset.
+A redelivered event finds its id recorded and has no second effect. A message that
+cannot be decoded, has an unknown type or fails its handler repeatedly is parked
+in ``dead_letters`` and the partition moves on.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.clock import Clock
+from shared.events import Envelope, EventRegistry, UnknownEventType
+from shared.logging import reset_correlation_id, set_correlation_id
+from shared.messaging_tables import MessagingTables
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Envelope, BaseModel], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """Raised by a handler for an event it can never apply (parked at once)."""
+
+
+@dataclass
+class ConsumerConfig:
+    name: str  # also the consumer group id and the inbox namespace
+    topics: list[str]
+    bootstrap: str
+    session_timeout_ms: int = 10000
+    max_attempts: int = 5
+    retry_base_s: float = 0.1
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: MessagingTables,
+        registry: EventRegistry,
+        handlers: dict[str, Handler],
+        clock: Clock,
+        after_commit: Callable[[], None] | None = None,
+        metrics: CollectorRegistry | None = None,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.tables = tables
+        self.registry = registry
+        self.handlers = handlers
+        self.clock = clock
+        self.after_commit = after_commit
+        self.processed_total = Counter(
+            f"consumer_{config.name.replace('-', '_')}_processed_total",
+            "Events applied by this consumer",
+            registry=metrics,
+        )
+        self.duplicates_total = Counter(
+            f"consumer_{config.name.replace('-', '_')}_duplicates_total",
+            "Redelivered events skipped",
+            registry=metrics,
+        )
+        self.parked_total = Counter(
+            f"consumer_{config.name.replace('-', '_')}_parked_total",
+            "Messages parked as dead letters",
+            registry=metrics,
+        )
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            consumer = AIOKafkaConsumer(
+                *self.config.topics,
+                bootstrap_servers=self.config.bootstrap,
+                group_id=self.config.name,
+                enable_auto_commit=False,
+                # A restarted in-memory broker has a shorter log than our committed offset:
+                # start again from the earliest message rather than wait at a gap.
+                auto_offset_reset="earliest",
+                metadata_max_age_ms=3000,
+                session_timeout_ms=self.config.session_timeout_ms,
+                heartbeat_interval_ms=max(100, min(3000, self.config.session_timeout_ms // 10)),
+                max_poll_records=500,
+            )
+            try:
+                await consumer.start()
+                backoff = 0.2
+                await self._loop(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect on any broker failure
+                log.warning("consumer %s reconnecting: %r", self.config.name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
+            finally:
+                try:
+                    await asyncio.wait_for(consumer.stop(), timeout=5)
+                except Exception:  # noqa: BLE001
+                    pass
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        idle_rounds = 0
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            if not batches:
+                idle_rounds += 1
+                if idle_rounds % 6 == 0:
+                    await self._rewind_if_past_end(consumer)
+                continue
+            idle_rounds = 0
+            for tp, messages in batches.items():
+                for msg in messages:
+                    await self.handle_record(msg)
+                await consumer.commit({tp: messages[-1].offset + 1})
+
+    async def _rewind_if_past_end(self, consumer: AIOKafkaConsumer) -> None:
+        parts = list(consumer.assignment())
+        if not parts:
+            return
+        ends = await consumer.end_offsets(parts)
+        for tp in parts:
+            try:
+                pos = await consumer.position(tp)
+            except Exception:  # noqa: BLE001
+                continue
+            if pos > ends.get(tp, 0):
+                log.warning("position past end of log (broker restarted?); rewinding", extra={"partition": str(tp)})
+                consumer.seek(tp, 0)
+
+    async def handle_record(self, msg: ConsumerRecord) -> None:
+        """Apply one record; never raises for bad input (it is parked)."""
+        try:
+            env = Envelope.from_bytes(msg.value)
+        except (ValidationError, ValueError, TypeError) as exc:
+            await self._park(msg, f"malformed envelope: {exc}")
+            return
+        handler = self.handlers.get(env.type)
+        if handler is None:
+            if not self.registry.is_known(env.type, env.schema_version) and not self._known_type(env.type):
+                await self._park(msg, f"unknown event type {env.type!r} v{env.schema_version}")
+            return  # a known type this consumer does not need
+        try:
+            data = self.registry.parse_data(env)
+        except (UnknownEventType, ValidationError) as exc:
+            await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc}")
+            return
+        token = set_correlation_id(env.correlation_id)
+        try:
+            for attempt in range(1, self.config.max_attempts + 1):
+                try:
+                    await self.apply(env, data, handler)
+                    return
+                except PermanentError as exc:
+                    await self._park(msg, f"handler refused: {exc}")
+                    return
+                except Exception as exc:  # noqa: BLE001
+                    if attempt == self.config.max_attempts:
+                        log.exception("handler failed; parking event", extra={"event_id": str(env.id)})
+                        await self._park(msg, f"handler failed {attempt} times: {exc!r}")
+                        return
+                    await asyncio.sleep(self.config.retry_base_s * 2 ** (attempt - 1))
+        finally:
+            reset_correlation_id(token)
+
+    def _known_type(self, type_: str) -> bool:
+        try:
+            self.registry.topic_for(type_)
+            return True
+        except UnknownEventType:
+            return False
+
+    async def apply(self, env: Envelope, data: BaseModel, handler: Handler) -> bool:
+        """Run the handler and record the event id atomically. False if already applied."""
+        pe = self.tables.processed_events
+        async with self.sessions() as s:
+            try:
+                async with s.begin():
+                    seen = await s.scalar(
+                        select(pe.c.event_id).where(pe.c.consumer == self.config.name, pe.c.event_id == str(env.id))
+                    )
+                    if seen is not None:
+                        self.duplicates_total.inc()
+                        return False
+                    await handler(s, env, data)
+                    await s.execute(
+                        insert(pe).values(
+                            consumer=self.config.name,
+                            event_id=str(env.id),
+                            event_type=env.type,
+                            processed_at=self.clock.now(),
+                        )
+                    )
+            except IntegrityError:
+                # Another replica applied it concurrently (after a rebalance): our effect rolled back.
+                self.duplicates_total.inc()
+                return False
+        self.processed_total.inc()
+        if s.info.get("outbox_added") and self.after_commit:
+            self.after_commit()
+        return True
+
+    async def _park(self, msg: ConsumerRecord, error: str) -> None:
+        self.parked_total.inc()
+        log.error(
+            "message parked",
+            extra={"consumer": self.config.name, "topic": msg.topic, "partition": msg.partition, "offset": msg.offset, "error": error[:500]},
+        )
+        payload = msg.value.decode("utf-8", errors="replace") if msg.value is not None else ""
+        async with self.sessions() as s, s.begin():
+            await s.execute(
+                insert(self.tables.dead_letters).values(
+                    consumer=self.config.name,
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    key=msg.key.decode("utf-8", errors="replace") if msg.key else None,
+                    payload=payload,
+                    error=error[:4000],
+                    created_at=self.clock.now(),
+                )
+            )
+
+
+__all__ = ["ConsumerConfig", "EventConsumer", "Handler", "PermanentError", "TopicPartition"]

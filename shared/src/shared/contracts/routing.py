@@ -1,0 +1,82 @@
+"""Events of consultation routing (SPEC §4, §5.5) on ``routing.events``.
+
+``routing.decided`` / ``routing.transferred`` / ``routing.billable_consultation``
+are published by the consultation-routing service (key: manufacturer id, or
+``platform`` when no manufacturer is known) for KPI and billing.
+
+``catalogue.sku_upserted`` (key: SKU, topic ``catalogue.events``) keeps the routing
+catalogue current; the routing service consumes it. No producer exists yet; a
+catalogue owner publishes it. It has its own topic so that the routing service
+does not read back its own stream of decisions."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.events import registry
+from shared.topics import CATALOGUE_EVENTS, ROUTING_EVENTS
+
+CHANNELS = ("phone", "im")
+ENTRY_POINTS = (
+    "product_page", "shop_page", "search_list", "home_page", "order_list", "order_recycle_bin", "after_sales_page",
+)
+PHASES = ("pre_sale", "after_sale")
+TARGETS = ("manufacturer", "platform")
+REASONS = ("enrolled", "not_enrolled", "out_of_hours", "disqualified", "no_agents", "overflow", "unknown_sku",
+           "degraded")
+
+
+@registry.register("routing.decided", topic=ROUTING_EVENTS, version=1)
+class RoutingDecided(BaseModel):
+    decision_id: str
+    decided_at: datetime
+    channel: Literal["phone", "im"]
+    entry_point: str
+    phase: Literal["pre_sale", "after_sale"]
+    target: Literal["manufacturer", "platform"]
+    reason: str
+    sku: str | None = None
+    manufacturer_id: str | None = None
+    category: str | None = None
+    queue_id: str | None = None
+    customer_id: str | None = None
+    sales_order_id: str | None = None
+    service_order_id: str | None = None
+
+
+@registry.register("routing.transferred", topic=ROUTING_EVENTS, version=1)
+class ConsultationTransferred(BaseModel):
+    """队列转接: a manufacturer agent handed the consultation to the platform queue."""
+
+    transfer_id: str
+    decision_id: str
+    manufacturer_id: str
+    agent_id: str
+    reason: str
+    transferred_at: datetime
+    sku: str | None = None
+
+
+@registry.register("routing.billable_consultation", topic=ROUTING_EVENTS, version=1)
+class BillableConsultation(BaseModel):
+    """The platform serves a consultation on an enrolled manufacturer's behalf (SPEC §5.5).
+
+    ``cause`` is the routing reason (out_of_hours, disqualified, no_agents, overflow)
+    or ``transfer``; ``package`` (1 or 2) prices it."""
+
+    consultation_id: str  # the decision id
+    manufacturer_id: str
+    package: int = Field(ge=1, le=2)
+    cause: str
+    channel: Literal["phone", "im"]
+    category: str | None = None
+    occurred_at: datetime
+
+
+@registry.register("catalogue.sku_upserted", topic=CATALOGUE_EVENTS, version=1)
+class SkuUpserted(BaseModel):
+    sku: str = Field(min_length=1, max_length=100)
+    manufacturer_id: str = Field(min_length=1, max_length=100)
+    category: str = Field(min_length=1, max_length=100)

@@ -1,0 +1,83 @@
+"""/health, /ready, /metrics and the request middleware (correlation ids, timings)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Awaitable, Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+
+from shared.logging import current_correlation_id, reset_correlation_id, set_correlation_id
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, ReadyCheck]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict:
+        return {"status": "ok", "service": service}
+
+    @router.get("/ready", summary="Readiness: database and broker reachable")
+    async def ready() -> JSONResponse:
+        names = list(checks)
+        results = await asyncio.gather(*(asyncio.wait_for(checks[n](), timeout=4) for n in names), return_exceptions=True)
+        detail = {n: (r is True) for n, r in zip(names, results)}
+        ok = all(detail.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "service": service, "checks": detail},
+            status_code=200 if ok else 503,
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on hot endpoints)."""
+
+    def __init__(self, app, metrics: CollectorRegistry) -> None:
+        self.app = app
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=metrics,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-correlation-id":
+                incoming = value.decode("latin-1")[:100]
+                break
+        token = set_correlation_id(incoming)
+        cid = current_correlation_id() or ""
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = list(message.get("headers", [])) + [(b"x-correlation-id", cid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            self.latency.labels(scope["method"], getattr(route, "path", "unmatched"), str(status)).observe(
+                time.perf_counter() - start
+            )
+            reset_correlation_id(token)

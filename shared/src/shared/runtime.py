@@ -1,0 +1,248 @@
+"""Everything a running service holds: settings, engine, clock, outbox, relay,
+consumers. ``create_service_app`` wires it into a FastAPI app whose lifespan
+starts the relay and consumers and stops them cleanly."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, Field
+from sqlalchemy import MetaData, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import db
+from shared.clock import CLOCK_TOPIC, Clock, ClockListener, SystemClock, VirtualClock, announcement
+from shared.consumer import ConsumerConfig, EventConsumer, Handler
+from shared.errors import ApiError, install_error_handlers
+from shared.events import EventRegistry, registry as default_registry
+from shared.kafka import ProducerHandle, TopicSpec
+from shared.logging import configure_logging
+from shared.messaging_tables import MessagingTables
+from shared.migrations import upgrade
+from shared.observability import RequestContextMiddleware, health_router
+from shared.outbox import Outbox, OutboxRelay
+from shared.settings import ServiceSettings
+from shared.topics import ALL_TOPICS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerSpec:
+    """A consumer group of this service: its topics and its handlers per event type."""
+
+    suffix: str
+    topics: list[str]
+    handlers: Callable[["Runtime"], dict[str, Handler]]
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    title: str
+    metadata: MetaData
+    tables: MessagingTables
+    migrations_dir: Path
+    routers: list[APIRouter] = field(default_factory=list)
+    consumers: list[ConsumerSpec] = field(default_factory=list)
+    registry: EventRegistry = default_registry
+    topics: list[TopicSpec] = field(default_factory=lambda: list(ALL_TOPICS))
+    on_start: Callable[["Runtime"], object] | None = None
+
+
+class Runtime:
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.name = definition.name
+        self.metrics = CollectorRegistry()
+        self.engine = db.create_engine(settings.database_url)
+        self.sessions = db.session_factory(self.engine)
+        self.clock: Clock = VirtualClock() if settings.clock == "virtual" else SystemClock()
+        self.tables = definition.tables
+        self.registry = definition.registry
+        self.outbox = Outbox(self.tables, self.registry, self.clock)
+        self.producer = ProducerHandle(
+            settings.kafka_bootstrap,
+            idempotent=settings.kafka_idempotent_producer,
+            client_id=f"{self.name}",
+            topics=definition.topics,
+            default_partitions=settings.kafka_topic_partitions,
+            replication_factor=settings.kafka_replication_factor,
+        )
+        self.relay = OutboxRelay(
+            service=self.name,
+            sessions=self.sessions,
+            tables=self.tables,
+            producer=self.producer,
+            clock=self.clock,
+            is_postgres=not settings.is_sqlite,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            metrics=self.metrics,
+        )
+        self.consumers = [
+            EventConsumer(
+                ConsumerConfig(
+                    name=f"{self.name}.{spec.suffix}",
+                    topics=spec.topics,
+                    bootstrap=settings.kafka_bootstrap,
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                ),
+                sessions=self.sessions,
+                tables=self.tables,
+                registry=self.registry,
+                handlers=spec.handlers(self),
+                clock=self.clock,
+                after_commit=self.relay.wake,
+                metrics=self.metrics,
+            )
+            for spec in definition.consumers
+        ]
+        self._tasks: list[asyncio.Task] = []
+
+    @asynccontextmanager
+    async def uow(self) -> AsyncIterator[AsyncSession]:
+        """One transaction; wakes the relay after commit if it wrote events."""
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            if session.info.pop("outbox_added", False):
+                self.relay.wake()
+
+    async def start(self) -> None:
+        if self.settings.run_migrations_on_start:
+            await upgrade(self.definition.migrations_dir, self.settings.database_url)
+        self._spawn(self.relay.run(), "outbox-relay")
+        for c in self.consumers:
+            self._spawn(c.run(), f"consumer-{c.config.name}")
+        if isinstance(self.clock, VirtualClock):
+            self._spawn(ClockListener(self.clock, self.settings.kafka_bootstrap).run(), "clock-listener")
+        if self.definition.on_start:
+            result = self.definition.on_start(self)
+            if asyncio.iscoroutine(result):
+                await result
+        log.info("service started", extra={"port": self.settings.port})
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"{self.name}:{name}")
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def spawn(self, coro, name: str) -> None:
+        """Background work owned by the service; cancelled on stop."""
+        self._spawn(coro, name)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task died", extra={"task": task.get_name(), "error": repr(task.exception())})
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.producer.close()
+        await self.engine.dispose()
+
+    async def db_ready(self) -> bool:
+        try:
+            await db.ping(self.engine)
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+
+class ClockAdvance(BaseModel):
+    seconds: float = Field(gt=0, le=10 * 365 * 86400, description="How far to move the virtual clock forward")
+
+
+def admin_router() -> APIRouter:
+    router = APIRouter(prefix="/admin", tags=["operations"])
+
+    @router.get("/clock", summary="This service's clock")
+    async def get_clock(request: Request) -> dict:
+        rt: Runtime = request.app.state.runtime
+        clock = rt.clock
+        virtual = isinstance(clock, VirtualClock)
+        return {
+            "now": clock.now().isoformat(),
+            "virtual": virtual,
+            "offset_seconds": clock.offset.total_seconds() if virtual else 0.0,
+            "seq": clock.seq if virtual else 0,
+        }
+
+    @router.post("/clock/advance", summary="Move the shared virtual clock forward (virtual clock only)")
+    async def advance_clock(body: ClockAdvance, request: Request) -> dict:
+        rt: Runtime = request.app.state.runtime
+        clock = rt.clock
+        if not isinstance(clock, VirtualClock):
+            raise ApiError(409, "clock_not_virtual", "this service runs on the system clock; set CLOCK=virtual")
+        offset, seq = clock.advance(timedelta(seconds=body.seconds))
+        try:
+            producer = await rt.producer.get()
+            try:
+                await rt.producer.ensure_present({CLOCK_TOPIC})
+            except Exception:  # noqa: BLE001 - re-created just now; send below
+                pass
+            await producer.send_and_wait(CLOCK_TOPIC, announcement(offset, seq, rt.name), key=b"clock", partition=0)
+        except Exception as exc:  # noqa: BLE001
+            raise ApiError(503, "broker_unavailable", f"the clock moved here but could not be announced: {exc!r}")
+        return {"now": clock.now().isoformat(), "offset_seconds": offset, "seq": seq}
+
+    @router.get("/dead-letters", summary="Parked messages this service could not apply")
+    async def dead_letters(request: Request, limit: int = 50, offset: int = 0) -> dict:
+        if not (1 <= limit <= 500) or offset < 0:
+            raise ApiError(422, "bad_pagination", "limit must be 1..500 and offset >= 0")
+        rt: Runtime = request.app.state.runtime
+        dl = rt.tables.dead_letters
+        async with rt.sessions() as s:
+            total = await s.scalar(select(func.count()).select_from(dl))
+            rows = (await s.execute(select(dl).order_by(dl.c.id.desc()).limit(limit).offset(offset))).mappings().all()
+        return {
+            "total": total,
+            "items": [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows],
+        }
+
+    @router.get("/outbox", summary="Outbox backlog")
+    async def outbox_state(request: Request) -> dict:
+        rt: Runtime = request.app.state.runtime
+        return {"pending": await rt.relay.pending()}
+
+    return router
+
+
+def create_service_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+    configure_logging(definition.name, settings.log_level, settings.log_json)
+    runtime = Runtime(definition, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=definition.title, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
+    install_error_handlers(app)
+    app.include_router(
+        health_router(definition.name, runtime.metrics, {"database": runtime.db_ready, "broker": runtime.producer.healthy})
+    )
+    app.include_router(admin_router())
+    for r in definition.routers:
+        app.include_router(r)
+    return app
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime

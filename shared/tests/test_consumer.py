@@ -1,0 +1,109 @@
+"""The idempotent consumer on the real broker: a redelivered envelope has one
+effect; malformed and unknown messages are parked and the partition moves on."""
+import asyncio
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+from sqlalchemy import Column, Integer, String, Table, func, insert, select
+
+from shared import db
+from shared.clock import SystemClock
+from shared.consumer import ConsumerConfig, EventConsumer, PermanentError
+from shared.events import EventRegistry, make_envelope
+from shared.kafka import TopicSpec, ensure_topics
+from shared.messaging_tables import MessagingTables
+from shared.testing import eventually
+
+TOPIC = "test.events"
+
+
+class Ping(BaseModel):
+    n: int
+
+
+def build(url: str):
+    metadata = db.new_metadata()
+    tables = MessagingTables(metadata)
+    effects = Table("effects", metadata, Column("id", Integer, primary_key=True), Column("event_id", String(36)))
+    engine = db.create_engine(url)
+    return metadata, tables, effects, engine
+
+
+@pytest.fixture
+async def setup(database_url, broker):
+    url = await database_url("consumer")
+    metadata, tables, effects, engine = build(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    reg = EventRegistry()
+    reg.register("test.ping", topic=TOPIC)(Ping)
+    sessions = db.session_factory(engine)
+
+    async def on_ping(session, env, data: Ping):
+        if data.n < 0:
+            raise PermanentError("negative pings are never valid")
+        await session.execute(insert(effects).values(event_id=str(env.id)))
+
+    consumer = EventConsumer(
+        ConsumerConfig(name=f"test-{uuid.uuid4().hex[:6]}", topics=[TOPIC], bootstrap=broker.bootstrap, session_timeout_ms=2000),
+        sessions=sessions, tables=tables, registry=reg, handlers={"test.ping": on_ping}, clock=SystemClock(),
+    )
+    await ensure_topics(broker.bootstrap, [TopicSpec(TOPIC)], default_partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    await producer.start()
+    task = asyncio.create_task(consumer.run())
+    yield reg, sessions, tables, effects, producer
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await producer.stop()
+    await engine.dispose()
+
+
+def ping(reg, n: int):
+    return make_envelope(type_="test.ping", key="k", producer="test", occurred_at=datetime.now(timezone.utc),
+                         data={"n": n}, reg=reg)
+
+
+async def count(sessions, table):
+    async with sessions() as s:
+        return await s.scalar(select(func.count()).select_from(table))
+
+
+async def test_same_envelope_twice_has_one_effect(setup):
+    reg, sessions, tables, effects, producer = setup
+    env = ping(reg, 1)
+    await producer.send_and_wait(TOPIC, env.to_bytes(), key=b"k")
+    await producer.send_and_wait(TOPIC, env.to_bytes(), key=b"k")
+    marker = ping(reg, 2)
+    await producer.send_and_wait(TOPIC, marker.to_bytes(), key=b"k")
+    await eventually(lambda: _has_effect(sessions, effects, marker.id))
+    assert await count(sessions, effects) == 2  # env once + marker
+    assert await count(sessions, tables.processed_events) == 2
+
+
+async def _has_effect(sessions, effects, event_id):
+    async with sessions() as s:
+        return await s.scalar(select(effects.c.id).where(effects.c.event_id == str(event_id)))
+
+
+async def test_bad_messages_are_parked_and_the_partition_moves_on(setup):
+    reg, sessions, tables, effects, producer = setup
+    unknown = ping(reg, 1).model_copy(update={"type": "test.nobody_knows"})
+    invalid = ping(reg, 1).model_copy(update={"data": {"n": "not a number"}})
+    refused = ping(reg, -1)
+    for raw in (b"{not json", b'{"id": "x"}', unknown.to_bytes(), invalid.to_bytes(), refused.to_bytes()):
+        await producer.send_and_wait(TOPIC, raw, key=b"k")
+    good = ping(reg, 7)
+    await producer.send_and_wait(TOPIC, good.to_bytes(), key=b"k")
+    await eventually(lambda: _has_effect(sessions, effects, good.id))
+    async with sessions() as s:
+        parked = (await s.execute(select(tables.dead_letters.c.error).order_by(tables.dead_letters.c.id))).scalars().all()
+    assert len(parked) == 5
+    assert parked[0].startswith("malformed envelope") and parked[1].startswith("malformed envelope")
+    assert parked[2].startswith("unknown event type 'test.nobody_knows'")
+    assert parked[3].startswith("invalid data for test.ping")
+    assert parked[4].startswith("handler refused: negative pings")
+    assert await count(sessions, effects) == 1

@@ -1,0 +1,38 @@
+"""Services never import each other; shared never imports a service."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {
+    "orders": ROOT / "services/orders/src/orders",
+    "consultation_routing": ROOT / "services/consultation-routing/src/consultation_routing",
+    "sla_timer": ROOT / "services/sla-timer/src/sla_timer",
+    "kpi": ROOT / "services/kpi/src/kpi",
+    "notifier": ROOT / "services/notifier/src/notifier",
+    "shared": ROOT / "shared/src/shared",
+}
+
+
+def imported_top_levels(package_dir: Path) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in package_dir.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_no_cross_service_imports(package):
+    imports = imported_top_levels(PACKAGES[package])
+    forbidden = {p for p in PACKAGES if p not in (package, "shared")}
+    offenders = {name: sorted(files) for name, files in imports.items() if name in forbidden}
+    assert not offenders, f"{package} imports other services: {offenders}"
