@@ -4,6 +4,8 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 PY ?= python3
+# Benchmarks take a machine-wide lock so two never run at once and skew each other's figures.
+BENCH := flock /tmp/aftersales-bench.lock $(UV) run --frozen --no-sync python
 
 .PHONY: setup run test clean bench-routing bench-orders bench-timers
 
@@ -25,10 +27,10 @@ clean:
 
 # Benchmarks: the last line printed is one JSON object of the figures.
 bench-routing: setup
-	$(UV) run --frozen --no-sync python benchmarks/bench_routing.py
+	$(BENCH) benchmarks/bench_routing.py
 
 bench-orders: setup
-	$(UV) run --frozen --no-sync python benchmarks/bench_orders.py
+	$(BENCH) benchmarks/bench_orders.py
 
 bench-timers: setup
-	$(UV) run --frozen --no-sync python benchmarks/bench_timers.py
+	$(BENCH) benchmarks/bench_timers.py
