@@ -11,7 +11,7 @@ from sqlalchemy import Column, Integer, String, Table, func, insert, select
 
 from shared import db
 from shared.clock import SystemClock
-from shared.consumer import ConsumerConfig, EventConsumer, PermanentError
+from shared.consumer import ConsumerConfig, EventConsumer, PermanentError, batched
 from shared.events import EventRegistry, make_envelope
 from shared.kafka import TopicSpec, ensure_topics
 from shared.messaging_tables import MessagingTables
@@ -107,3 +107,67 @@ async def test_bad_messages_are_parked_and_the_partition_moves_on(setup):
     assert parked[3].startswith("invalid data for test.ping")
     assert parked[4].startswith("handler refused: negative pings")
     assert await count(sessions, effects) == 1
+
+
+async def test_batch_mode_one_transaction_dedupes_and_parks_a_poison_message_alone(database_url, broker):
+    """Messages fetched together go through the batch form in one transaction; a batch
+    holding a poison message is replayed one by one: it alone is parked, the rest applied."""
+    url = await database_url("consumer-batch")
+    metadata, tables, effects, engine = build(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    reg = EventRegistry()
+    reg.register("test.ping", topic=TOPIC)(Ping)
+    sessions = db.session_factory(engine)
+    batch_sizes: list[int] = []
+
+    async def one(session, env, data: Ping):
+        if data.n < 0:
+            raise PermanentError("negative pings are never valid")
+        await session.execute(insert(effects).values(event_id=str(env.id)))
+
+    async def many(session, items):
+        batch_sizes.append(len(items))
+        for env, data in items:
+            if data.n < 0:
+                raise PermanentError("negative pings are never valid")
+        await session.execute(insert(effects), [{"event_id": str(env.id)} for env, _ in items])
+
+    topic = f"test.batch.{uuid.uuid4().hex[:6]}"
+    await ensure_topics(broker.bootstrap, [TopicSpec(topic)], default_partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=50)
+    await producer.start()
+    # Round 1: 20 good pings, one of them twice, all produced before the consumer starts.
+    good = [ping(reg, i) for i in range(20)]
+    for env in [*good, good[3]]:
+        await producer.send(topic, env.to_bytes(), key=b"k")
+    await producer.flush()
+    consumer = EventConsumer(
+        ConsumerConfig(name=f"test-{uuid.uuid4().hex[:6]}", topics=[topic], bootstrap=broker.bootstrap,
+                       session_timeout_ms=2000),
+        sessions=sessions, tables=tables, registry=reg, handlers={"test.ping": batched(one, many)},
+        clock=SystemClock(),
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: _has_effect(sessions, effects, good[-1].id))
+        assert await count(sessions, effects) == 20 and await count(sessions, tables.processed_events) == 20
+        assert max(batch_sizes) > 1  # really applied as a batch
+        # Round 2: a poison message in the middle of a batch; the good ones around it still land.
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        second = [ping(reg, 100 + i) for i in range(10)]
+        for env in [*second[:5], ping(reg, -1), good[0], *second[5:]]:  # good[0] is a redelivery
+            await producer.send(topic, env.to_bytes(), key=b"k")
+        await producer.flush()
+        task = asyncio.create_task(consumer.run())
+        await eventually(lambda: _has_effect(sessions, effects, second[-1].id))
+        async with sessions() as s:
+            parked = (await s.execute(select(tables.dead_letters.c.error))).scalars().all()
+        assert parked == ["handler refused: negative pings are never valid"]
+        assert await count(sessions, effects) == 30 and await count(sessions, tables.processed_events) == 30
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await engine.dispose()

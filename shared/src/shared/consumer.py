@@ -5,13 +5,21 @@ For each message: decode the envelope, run the handler and record the event id i
 A redelivered event finds its id recorded and has no second effect. A message that
 cannot be decoded, has an unknown type or fails its handler repeatedly is parked
 in ``dead_letters`` and the partition moves on.
+
+Batch mode (additive): a handler wrapped with :func:`batched` also has a form that
+takes many events at once. When every event of a fetched partition batch has such a
+handler, the batch is applied in ONE transaction (inbox rows for all event ids, the
+handlers' effects in bulk) and the offset is committed after the DB commit. If that
+transaction fails for any reason (a poison message, a concurrent replica), the batch
+is rolled back and replayed one message at a time, so a bad message is still parked
+alone and the rest still applied; the inbox makes the replay exactly-once.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
@@ -28,6 +36,29 @@ from shared.messaging_tables import MessagingTables
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope, BaseModel], Awaitable[None]]
+# Applies events in their log order inside one transaction; must have the same effect
+# as calling the single-event handler for each of them in turn.
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[Envelope, BaseModel]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchingHandler:
+    """A handler with a batch form (see :func:`batched`); callable as a plain handler."""
+
+    one: Handler
+    many: BatchHandler
+
+    async def __call__(self, session: AsyncSession, env: Envelope, data: BaseModel) -> None:
+        await self.one(session, env, data)
+
+
+def batched(one: Handler, many: BatchHandler) -> BatchingHandler:
+    """Declare the batch form of a handler; consumers without batches keep calling ``one``."""
+    return BatchingHandler(one, many)
+
+
+class _NotBatchable(Exception):
+    """The batch holds something only the one-by-one path handles (bad input, plain handler)."""
 
 
 class PermanentError(Exception):
@@ -123,9 +154,83 @@ class EventConsumer:
                 continue
             idle_rounds = 0
             for tp, messages in batches.items():
-                for msg in messages:
-                    await self.handle_record(msg)
+                if not (self._batchable and len(messages) > 1 and await self.handle_batch(messages)):
+                    for msg in messages:
+                        await self.handle_record(msg)
                 await consumer.commit({tp: messages[-1].offset + 1})
+
+    @property
+    def _batchable(self) -> bool:
+        return any(isinstance(h, BatchingHandler) for h in self.handlers.values())
+
+    def _decode_for_batch(self, msg: ConsumerRecord) -> tuple[Envelope, BaseModel, BatchingHandler] | None:
+        """The parsed event, None for a known type this consumer skips; raises
+        _NotBatchable for anything that needs the one-by-one path (parking)."""
+        try:
+            env = Envelope.from_bytes(msg.value)
+        except (ValidationError, ValueError, TypeError):
+            raise _NotBatchable from None
+        handler = self.handlers.get(env.type)
+        if handler is None:
+            if not self.registry.is_known(env.type, env.schema_version) and not self._known_type(env.type):
+                raise _NotBatchable
+            return None
+        if not isinstance(handler, BatchingHandler):
+            raise _NotBatchable
+        try:
+            data = self.registry.parse_data(env)
+        except (UnknownEventType, ValidationError):
+            raise _NotBatchable from None
+        return env, data, handler
+
+    async def handle_batch(self, messages: list[ConsumerRecord]) -> bool:
+        """Apply a partition's fetched messages in one transaction. False (nothing
+        applied) when the caller must replay them one by one instead."""
+        try:
+            decoded = [d for d in (self._decode_for_batch(m) for m in messages) if d is not None]
+        except _NotBatchable:
+            return False
+        if not decoded:
+            return True
+        pe = self.tables.processed_events
+        try:
+            async with self.sessions() as s:
+                async with s.begin():
+                    ids = list({str(env.id) for env, _, _ in decoded})
+                    seen: set[str] = set()
+                    for k in range(0, len(ids), 1000):  # bounded IN lists
+                        seen.update((await s.scalars(select(pe.c.event_id).where(
+                            pe.c.consumer == self.config.name, pe.c.event_id.in_(ids[k:k + 1000])))).all())
+                    fresh: list[tuple[Envelope, BaseModel, BatchingHandler]] = []
+                    for item in decoded:
+                        eid = str(item[0].id)
+                        if eid in seen:
+                            self.duplicates_total.inc()
+                            continue
+                        seen.add(eid)  # the same event twice in one batch: applied once
+                        fresh.append(item)
+                    if not fresh:
+                        return True
+                    # Consecutive events sharing a batch form go to it together, in log order.
+                    start = 0
+                    for i in range(1, len(fresh) + 1):
+                        if i == len(fresh) or fresh[i][2].many != fresh[start][2].many:
+                            await fresh[start][2].many(s, [(env, data) for env, data, _ in fresh[start:i]])
+                            start = i
+                    now = self.clock.now()
+                    await s.execute(insert(pe), [
+                        {"consumer": self.config.name, "event_id": str(env.id), "event_type": env.type,
+                         "processed_at": now} for env, _, _ in fresh])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - rolled back; the one-by-one path retries and parks
+            log.warning("batch of %d failed, replaying one by one: %r", len(messages), exc,
+                        extra={"consumer": self.config.name})
+            return False
+        self.processed_total.inc(len(fresh))
+        if s.info.get("outbox_added") and self.after_commit:
+            self.after_commit()
+        return True
 
     async def _rewind_if_past_end(self, consumer: AIOKafkaConsumer) -> None:
         parts = list(consumer.assignment())
@@ -235,4 +340,5 @@ class EventConsumer:
             )
 
 
-__all__ = ["ConsumerConfig", "EventConsumer", "Handler", "PermanentError", "TopicPartition"]
+__all__ = ["BatchHandler", "BatchingHandler", "ConsumerConfig", "EventConsumer", "Handler", "PermanentError",
+           "TopicPartition", "batched"]
