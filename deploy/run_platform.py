@@ -103,6 +103,12 @@ def main() -> int:
             env = service_env(prefix, base_port + offset, broker.bootstrap, data_dir, clock)
             subprocess.run([str(BIN / name), "migrate"], env=env, check=True)
             urls[name] = f"http://127.0.0.1:{base_port + offset}"
+        # Demo merchants, staff, SKUs, API clients and orders, so the README's examples work
+        # (idempotent: a second `make run` keeps what is there).
+        orders_env = service_env("ORDERS_", base_port, broker.bootstrap, data_dir, clock)
+        subprocess.run([str(BIN / "orders"), "seed-demo", "--out", str(Path(data_dir) / "demo-credentials.json")],
+                       env=orders_env, check=True, stdout=subprocess.DEVNULL)
+        say(f"demo data seeded; client credentials in {Path(data_dir) / 'demo-credentials.json'}")
         for name, prefix, offset in SERVICES:
             env = service_env(prefix, base_port + offset, broker.bootstrap, data_dir, clock)
             procs[name] = subprocess.Popen([str(BIN / name), "serve"], env=env, start_new_session=True)
@@ -110,6 +116,7 @@ def main() -> int:
         say("all five services are ready:")
         for name, url in urls.items():
             print(f"  {name:<22} {url}   (docs: {url}/docs)", flush=True)
+        say("a bearer token for the demo storefront: .venv/bin/python deploy/demo_token.py demo-storefront")
         say(f"clock: {clock}; press Ctrl-C to stop everything")
         while not stopping:
             for name, p in procs.items():
