@@ -12,6 +12,7 @@ from consultation_routing.api.route import RouteFastPath
 from consultation_routing.api.route import router as route_router
 from consultation_routing.components import Routing
 from consultation_routing.consumers import catalogue_handlers
+from consultation_routing.qualification import qualification_handlers
 from consultation_routing.engine import RoutingEngine
 from consultation_routing.models import Base, messaging
 from consultation_routing.publisher import DecisionPublisher
@@ -20,7 +21,7 @@ from consultation_routing.state import RoutingState
 from shared.calendar import DEFAULT_CALENDAR
 from shared.runtime import ConsumerSpec, Runtime, ServiceDefinition, create_service_app
 from shared.settings import load_settings
-from shared.topics import CATALOGUE_EVENTS
+from shared.topics import CATALOGUE_EVENTS, KPI_EVENTS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def create_app(settings: ConsultationRoutingSettings | None = None):
         tables=messaging,
         migrations_dir=MIGRATIONS,
         routers=[route_router, operators_router],
-        consumers=[ConsumerSpec("catalogue", [CATALOGUE_EVENTS], catalogue_handlers)],
+        consumers=[ConsumerSpec("catalogue", [CATALOGUE_EVENTS], catalogue_handlers),
+                   ConsumerSpec("qualification", [KPI_EVENTS], qualification_handlers)],
         on_start=start_routing,
     )
     app = create_service_app(definition, settings)

@@ -11,11 +11,12 @@ from orders.api.back_office import merchant_router, platform_orders_router, staf
 from orders.api.platform import router as platform_router
 from orders.api.storefront import router as storefront_router
 from orders.handlers.deadlines import deadline_handlers
+from orders.handlers.qualification import qualification_handlers
 from orders.models import Base, messaging
 from orders.settings import OrdersSettings
 from shared.runtime import ConsumerSpec, ServiceDefinition, create_service_app
 from shared.settings import load_settings
-from shared.topics import SLA_EVENTS
+from shared.topics import KPI_EVENTS, SLA_EVENTS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,7 +27,8 @@ DEFINITION = ServiceDefinition(
     tables=messaging,
     migrations_dir=MIGRATIONS,
     routers=[auth_router, storefront_router, staff_router, merchant_router, platform_router, platform_orders_router],
-    consumers=[ConsumerSpec("deadlines", [SLA_EVENTS], deadline_handlers)],
+    consumers=[ConsumerSpec("deadlines", [SLA_EVENTS], deadline_handlers),
+               ConsumerSpec("qualification", [KPI_EVENTS], qualification_handlers)],
 )
 
 

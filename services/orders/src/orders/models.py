@@ -26,6 +26,8 @@ class Merchant(Base):
     contact_phone: Mapped[str] = mapped_column(String(20))
     return_address: Mapped[str] = mapped_column(String(500))
     served_by_platform: Mapped[bool] = mapped_column(Boolean, default=False)
+    # set by the KPI service's disqualification event; new orders then go to `platform` mode
+    disqualified_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

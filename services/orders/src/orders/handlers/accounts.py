@@ -90,6 +90,7 @@ async def get_merchant(rt, merchant_id: str) -> dict:
     return {"id": m.id, "name": m.name, "kind": m.kind, "mode": m.mode, "category_modes": m.category_modes,
             "contact_phone": m.contact_phone, "return_address": m.return_address,
             "served_by_platform": m.served_by_platform,
+            "disqualified_since": m.disqualified_since.isoformat() if m.disqualified_since else None,
             "skus": [{"sku": k.sku, "category": k.category, "price": str(k.price)} for k in skus]}
 
 

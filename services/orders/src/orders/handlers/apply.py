@@ -77,7 +77,7 @@ async def apply_for_service(rt: Runtime, p: Principal, body: ApplicationIn,
         if merchant is None:
             raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
         mode, on_behalf = effective_mode(merchant.mode, merchant.category_modes or {}, body.category,
-                                         merchant.served_by_platform)
+                                         merchant.served_by_platform or merchant.disqualified_since is not None)
         order = ServiceOrder(
             id=str(uuid.uuid4()),
             number=_new_number(now),
