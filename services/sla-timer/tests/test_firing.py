@@ -93,5 +93,8 @@ async def test_event_carries_what_the_timer_was_set_for(database_url):
         parsed = Envelope.model_validate_json(p)
         fired = DeadlineFired.model_validate(parsed.data)
         assert fired.fired_at == T0 and fired.due_at == T0 and parsed.key == "o-0"
+        # Both backends derive the same event id from the timer id (PostgreSQL builds it in SQL).
+        assert str(parsed.id) == str(uuid.uuid3(uuid.NAMESPACE_URL, f"sla-timer/{tid}"))
+        assert parsed.occurred_at == T0 and parsed.producer == "sla-timer" and parsed.correlation_id is None
     finally:
         await rt.engine.dispose()
