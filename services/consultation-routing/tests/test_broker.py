@@ -40,7 +40,7 @@ async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_se
 
     async def all_published():
         return (await svc.client.get("/admin/outbox")).json()["pending"] == 0 and \
-            rt.routing.publisher.queue.empty()
+            rt.routing.publisher.buffered() == 0
 
     await eventually(all_published)
     ob = rt.tables.outbox

@@ -22,6 +22,8 @@ from shared.kafka import ProducerHandle
 from shared.messaging_tables import MessagingTables
 
 log = logging.getLogger(__name__)
+# Rows handed to the producer between two yields to the event loop (~1 ms of work).
+SEND_SLICE = 64
 
 
 class Outbox:
@@ -163,38 +165,11 @@ class OutboxRelay:
             producer = await self.producer.get()
             topics = {row.topic for row in rows}
             await self.producer.ensure_present(topics)
-            # A send to a broker that came back empty can wait forever inside the client:
-            # bound the whole batch so the relay resets the producer and re-creates topics.
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.send_timeout_s
-            futures = []
-            error: Exception | None = None
-            for row in rows:
-                try:
-                    futures.append(
-                        await asyncio.wait_for(
-                            producer.send(row.topic, value=row.payload.encode(), key=row.key.encode()),
-                            timeout=max(0.01, deadline - loop.time()),
-                        )
-                    )
-                except Exception as exc:  # noqa: BLE001
-                    error = exc if not isinstance(exc, asyncio.TimeoutError) else TimeoutError("send timed out")
-                    break
-            sent: list[int] = []
-            failed_id: int | None = None
-            for row, fut in zip(rows, futures):
-                try:
-                    await asyncio.wait_for(asyncio.shield(fut), timeout=max(0.01, deadline - loop.time()))
-                    sent.append(row.id)
-                except Exception as exc:  # noqa: BLE001
-                    error = exc if not isinstance(exc, asyncio.TimeoutError) else TimeoutError("no ack in time")
-                    failed_id = row.id
-                    break
+            sent, error = await self._send(producer, rows)
             if error is None:
                 # Acked, but were they acked by a broker that still has the topics?
                 await self.producer.ensure_present(topics)
-            if error is not None and failed_id is None and len(sent) < len(rows):
-                failed_id = rows[len(sent)].id
+            failed_id = rows[len(sent)].id if error is not None and len(sent) < len(rows) else None
             # Only the unbroken prefix is marked: everything after a failure is sent again,
             # in order, so no key ever sees a later event before an earlier one.
             if sent:
@@ -209,3 +184,43 @@ class OutboxRelay:
         if error is not None:
             raise error
         return len(sent)
+
+    async def _send(self, producer, rows) -> tuple[list[int], Exception | None]:
+        """Hand every row to the producer, then wait for all the acks, under one deadline
+        for the whole batch (a send to a broker that came back empty can wait forever
+        inside the client; past the deadline the relay resets the producer and re-creates
+        topics). Returns the ids of the unbroken acked prefix and the first error: only
+        that prefix is marked, everything after a failure is sent again, in order, so no
+        key ever sees a later event before an earlier one."""
+        futures: list[asyncio.Future] = []
+        error: Exception | None = None
+        try:
+            async with asyncio.timeout(self.send_timeout_s):
+                for i, row in enumerate(rows, 1):
+                    futures.append(await producer.send(row.topic, value=row.payload.encode(), key=row.key.encode()))
+                    if i % SEND_SLICE == 0:
+                        # send() does not yield while the client's buffer has room: give the
+                        # event loop back now and then so requests never wait behind a batch
+                        await asyncio.sleep(0)
+                if futures:
+                    await asyncio.wait(futures)
+        except TimeoutError:
+            error = TimeoutError("send timed out" if len(futures) < len(rows) else "no ack in time")
+        except Exception as exc:  # noqa: BLE001 - reported below, after the acked prefix is known
+            error = exc
+        sent: list[int] = []
+        for row, fut in zip(rows, futures):
+            if not fut.done():
+                error = error or TimeoutError("no ack in time")
+                break
+            exc = None if fut.cancelled() else fut.exception()
+            if fut.cancelled() or exc is not None:
+                error = error or exc or RuntimeError("send cancelled")
+                break
+            sent.append(row.id)
+        for fut in futures[len(sent):]:
+            # retrieve late failures so they are not reported as never retrieved
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if len(sent) < len(rows) and error is None:
+            error = RuntimeError("batch not fully sent")
+        return sent, error

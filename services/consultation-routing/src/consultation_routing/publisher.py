@@ -1,13 +1,19 @@
-"""Decision events leave the request path through an in-memory buffer.
+"""Decision events leave the request path through an in-memory buffer and are
+written to the outbox by a thread of their own.
 
-The routing endpoint only appends its decision to an ``asyncio.Queue``
-(``offer``, no I/O); a background task drains it and writes outbox rows in
-batches (one transaction per batch), from where the outbox relay publishes them.
+The routing endpoint only appends its decision to a deque (``offer``: no I/O, no
+lock, no wake-up). A writer thread, with its own event loop and its own database
+connection, takes what accumulated every ``interval_s`` and writes it as outbox
+rows, one transaction per batch; the outbox relay publishes them from there. The
+per-event work (building envelopes, JSON encoding, binding rows, the commit) thus
+never runs as a slice of the request event loop; while the writer holds the GIL
+the interpreter hands it back to the request loop within ``SWITCH_INTERVAL_S``.
+Decisions are written in the order they were decided, by one writer, so events of
+one key stay in order.
 
 What this costs: decisions still in the buffer when the process dies (crash,
-kill -9) are lost — at most ``decision_buffer`` of them, in practice the last
-few milliseconds' worth, since the writer drains continuously. On a clean stop
-the buffer is flushed before the database closes. When the buffer is full (the
+kill -9) are lost — at most ``interval_s`` worth. On a clean stop the thread
+writes what is buffered before the service closes. When the buffer is full (the
 database is down for a long time) new decisions are dropped and counted in
 ``routing_decisions_dropped_total``: routing keeps answering. Decisions are
 analytics/billing input; transfers, which are business records, are written
@@ -18,7 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
+import threading
 import uuid
+from collections import deque
 from datetime import datetime
 
 from prometheus_client import Counter
@@ -26,10 +35,14 @@ from prometheus_client import Counter
 from consultation_routing.domain.decision import BILLABLE_REASONS
 from consultation_routing.domain.model import Consultation
 from consultation_routing.domain.packages import package_for
+from shared import db
 from shared.events import Envelope
 
 log = logging.getLogger(__name__)
 PRODUCER = "consultation-routing"
+# How long a thread may keep the GIL while another waits for it (Python's default is
+# 5 ms): short, so the request loop never waits long behind the writer thread.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def _envelope(type_: str, key: str, at: datetime, data: dict) -> Envelope:
@@ -62,65 +75,123 @@ def decision_envelopes(c: Consultation, d: dict, manufacturer_package: int | Non
 
 
 class DecisionPublisher:
-    def __init__(self, rt, state, *, capacity: int, batch: int) -> None:
+    def __init__(self, rt, state, *, capacity: int, batch: int, interval_s: float = 0.2) -> None:
         self.rt = rt
         self.state = state
+        self.capacity = capacity
         self.batch = batch
-        self.queue: asyncio.Queue[tuple[Consultation, dict]] = asyncio.Queue(maxsize=capacity)
+        self.interval_s = interval_s
+        # deque.append/popleft are atomic: the request loop appends, the writer thread pops
+        self.buffer: deque[tuple[Consultation, dict]] = deque()
+        self._inflight = 0  # taken from the buffer by the writer, not yet committed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.dropped = Counter("routing_decisions_dropped_total", "Decisions not published (buffer full)",
                                registry=rt.metrics)
         self.written = Counter("routing_decisions_written_total", "Decisions written to the outbox",
                                registry=rt.metrics)
 
     def offer(self, consultation: Consultation, decision: dict) -> None:
-        try:
-            self.queue.put_nowait((consultation, decision))
-        except asyncio.QueueFull:
+        if len(self.buffer) >= self.capacity:
             self.dropped.inc()
+            return
+        self.buffer.append((consultation, decision))
+
+    def buffered(self) -> int:
+        """Decisions not yet committed to the outbox."""
+        waiting = len(self.buffer)  # read before _inflight: the writer raises it before it pops
+        return waiting + self._inflight
 
     async def run(self) -> None:
+        """Runs the writer thread for the life of the service; on stop (cancelled) the
+        thread writes what is buffered, and this waits for it."""
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._thread_main, name="routing-decision-writer", daemon=True)
+        self._thread.start()
+        try:
+            while self._thread.is_alive():
+                await asyncio.sleep(1)
+            log.error("decision writer thread ended unexpectedly")
+        finally:
+            self._stop.set()
+            await asyncio.to_thread(self._thread.join)
+            sys.setswitchinterval(previous)
+
+    def _thread_main(self) -> None:
+        asyncio.run(self._writer())
+
+    async def _writer(self) -> None:
+        engine = db.create_engine(self.rt.settings.database_url)
+        sessions = db.session_factory(engine)
         try:
             while True:
-                first = await self.queue.get()
-                await self._write_with_retry(self._take(first))
+                stopping = self._stop.is_set()
+                if stopping:
+                    await self._final_write(sessions)
+                    return
+                while self.buffer:
+                    await self._write_with_retry(sessions)
+                await asyncio.sleep(self.interval_s)
         finally:
-            await self.flush()
+            await engine.dispose()
 
-    def _take(self, first: tuple) -> list[tuple]:
-        items = [first]
-        while len(items) < self.batch:
-            try:
-                items.append(self.queue.get_nowait())
-            except asyncio.QueueEmpty:
-                break
-        return items
+    def _take(self) -> list[tuple]:
+        n = min(len(self.buffer), self.batch)
+        self._inflight = n
+        return [self.buffer.popleft() for _ in range(n)]
 
     async def flush(self) -> None:
-        """Write everything buffered now (on stop, and in tests)."""
-        while not self.queue.empty():
-            await self._write(self._take(self.queue.get_nowait()))
+        """Write everything buffered now (tests, which run no writer thread); with the
+        writer running, wait until it has written everything instead."""
+        if self._thread is not None and self._thread.is_alive():
+            while self.buffered():
+                await asyncio.sleep(0.01)
+            return
+        while self.buffer:
+            await self._write_once(self.rt.sessions)
 
-    async def _write_with_retry(self, items: list[tuple]) -> None:
+    async def _final_write(self, sessions) -> None:
+        try:
+            while self.buffer:
+                await self._write_once(sessions)
+        except Exception as exc:  # noqa: BLE001 - stopping with the database down: say what is lost
+            log.error("decisions not written at stop", extra={"error": repr(exc), "count": len(self.buffer)})
+
+    async def _write_once(self, sessions) -> None:
+        try:
+            await self._write(sessions, self._take())
+        finally:
+            self._inflight = 0
+
+    async def _write_with_retry(self, sessions) -> None:
+        items = self._take()
         delay = 0.1
-        while True:
-            try:
-                await self._write(items)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be down; keep the batch and retry
-                log.warning("writing decisions failed; retrying", extra={"error": repr(exc), "count": len(items)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        try:
+            while True:
+                try:
+                    await self._write(sessions, items)
+                    return
+                except Exception as exc:  # noqa: BLE001 - the database may be down; keep the batch and retry
+                    log.warning("writing decisions failed; retrying", extra={"error": repr(exc), "count": len(items)})
+                    if self._stop.is_set():
+                        # stopping: put the batch back in front, in order, for the final write
+                        self.buffer.extendleft(reversed(items))
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._inflight = 0
 
-    async def _write(self, items: list[tuple]) -> None:
+    async def _write(self, sessions, items: list[tuple]) -> None:
         envelopes = []
         for c, d in items:
             m = self.state.manufacturers.get(d["manufacturer_id"]) if d["manufacturer_id"] else None
             envelopes.extend(decision_envelopes(c, d, m.package if m else None))
         # Not rt.uow(): it would wake the relay after every batch; decisions are not
         # urgent, so the relay picks them up on its next poll.
-        async with self.rt.sessions() as s:
+        async with sessions() as s:
             async with s.begin():
                 await self.rt.outbox.add_many(s, envelopes)
         self.written.inc(len(items))
