@@ -7,8 +7,8 @@ cannot be decoded, has an unknown type or fails its handler repeatedly is parked
 in ``dead_letters`` and the partition moves on.
 
 Batch mode (additive): a handler wrapped with :func:`batched` also has a form that
-takes many events at once. When every event of a fetched partition batch has such a
-handler, the batch is applied in ONE transaction (inbox rows for all event ids, the
+takes many events at once. When every event fetched by one poll (all partitions) has
+such a handler, they are applied in ONE transaction (inbox rows for all event ids, the
 handlers' effects in bulk) and the offset is committed after the DB commit. If that
 transaction fails for any reason (a poison message, a concurrent replica), the batch
 is rolled back and replayed one message at a time, so a bad message is still parked
@@ -73,6 +73,9 @@ class ConsumerConfig:
     session_timeout_ms: int = 10000
     max_attempts: int = 5
     retry_base_s: float = 0.1
+    max_poll_records: int = 500
+    # Fetched per poll when the handlers have batch forms: one transaction each.
+    batch_max_poll_records: int = 2000
 
 
 class EventConsumer:
@@ -125,7 +128,8 @@ class EventConsumer:
                 metadata_max_age_ms=3000,
                 session_timeout_ms=self.config.session_timeout_ms,
                 heartbeat_interval_ms=max(100, min(3000, self.config.session_timeout_ms // 10)),
-                max_poll_records=500,
+                max_poll_records=(self.config.batch_max_poll_records if self._batchable
+                                  else self.config.max_poll_records),
             )
             try:
                 await consumer.start()
@@ -153,10 +157,14 @@ class EventConsumer:
                     await self._rewind_if_past_end(consumer)
                 continue
             idle_rounds = 0
+            # Batch mode: everything fetched (all partitions) in one transaction, then the offsets.
+            everything = [m for messages in batches.values() for m in messages]
+            if self._batchable and len(everything) > 1 and await self.handle_batch(everything):
+                await consumer.commit({tp: messages[-1].offset + 1 for tp, messages in batches.items()})
+                continue
             for tp, messages in batches.items():
-                if not (self._batchable and len(messages) > 1 and await self.handle_batch(messages)):
-                    for msg in messages:
-                        await self.handle_record(msg)
+                for msg in messages:
+                    await self.handle_record(msg)
                 await consumer.commit({tp: messages[-1].offset + 1})
 
     @property
@@ -184,8 +192,8 @@ class EventConsumer:
         return env, data, handler
 
     async def handle_batch(self, messages: list[ConsumerRecord]) -> bool:
-        """Apply a partition's fetched messages in one transaction. False (nothing
-        applied) when the caller must replay them one by one instead."""
+        """Apply fetched messages (log order within each partition) in one transaction.
+        False (nothing applied) when the caller must replay them one by one instead."""
         try:
             decoded = [d for d in (self._decode_for_batch(m) for m in messages) if d is not None]
         except _NotBatchable:
