@@ -8,7 +8,8 @@ through the real OAuth2 endpoint; every request carries and verifies its bearer 
 
 Last line: JSON with ops_per_s, p99_ms, ceiling_rps, ratio (and more).
 Environment: BENCH_PG_DSN (admin DSN, default postgresql://postgres@127.0.0.1:5432/postgres),
-BENCH_SECONDS (default 30), BENCH_CONCURRENCY (default 16).
+BENCH_SECONDS (default 30), BENCH_CONCURRENCY (default 16), BENCH_PROFILE (a file: profile the
+server with cProfile).
 """
 from __future__ import annotations
 
@@ -64,52 +65,102 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
 
 
 # ------------------------------------------------------------------ load process
-async def _setup(c, creds: dict) -> dict:
+# A minimal HTTP/1.1 keep-alive client on uvloop: one connection per concurrent lifecycle,
+# request bytes built by hand, responses parsed by Content-Length. It costs a few tens of
+# microseconds per request, so the load process stays a small share of the 2 cores and
+# the figures measure the server, not the client (httpx costs ~10x more per request).
+class Conn:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, method: str, path: str, headers: dict | None = None, body: bytes = b"",
+                      content_type: str = "application/json") -> tuple[int, bytes]:
+        if self.writer is None:
+            await self.open()
+        head = [f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"]
+        for k, v in (headers or {}).items():
+            head.append(f"{k}: {v}\r\n")
+        if body or method == "POST":
+            head.append(f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n")
+        head.append("\r\n")
+        self.writer.write("".join(head).encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(raw[9:12])
+        length = 0
+        close = False
+        for line in raw.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            lname = name.lower()
+            if lname == b"content-length":
+                length = int(value)
+            elif lname == b"connection" and value.strip().lower() == b"close":
+                close = True
+        data = await self.reader.readexactly(length) if length else b""
+        if close:
+            self.writer.close()
+            self.reader = self.writer = None
+        return status, data
+
+
+class Failed(Exception):
+    pass
+
+
+async def _setup(conn: Conn, creds: dict) -> dict:
+    from urllib.parse import urlencode
+
+    async def call(path, body, headers=None, form=False):
+        status, data = await conn.request(
+            "POST", path, headers, urlencode(body).encode() if form else json.dumps(body).encode(),
+            "application/x-www-form-urlencoded" if form else "application/json")
+        if status >= 300:
+            raise RuntimeError(f"setup {path}: {status} {data[:300]!r}")
+        return json.loads(data)
+
     async def tok(cid, secret):
-        r = await c.post("/v1/oauth/token", data={"grant_type": "client_credentials", "client_id": cid,
-                                                  "client_secret": secret})
-        r.raise_for_status()
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = await call("/v1/oauth/token", {"grant_type": "client_credentials", "client_id": cid,
+                                           "client_secret": secret}, form=True)
+        return {"Authorization": f"Bearer {r['access_token']}"}
 
     op = await tok(creds["client_id"], creds["client_secret"])
-    r = await c.post("/v1/platform/merchants", headers=op, json={
+    r = await call("/v1/platform/merchants", {
         "id": "bench-m", "name": "Bench merchant", "kind": "pop_seller", "mode": "pop_self_service",
         "contact_phone": "400-000-1234", "return_address": "Bench Rd 1",
-        "skus": [{"sku": "sku-1", "category": "phones", "price": "199.00"}]})
-    r.raise_for_status()
-    main = await tok(r.json()["main_account"]["client_id"], r.json()["main_account"]["client_secret"])
-    r = await c.post("/v1/merchant/staff", headers=main, json={"login": "s1", "name": "s1",
-                                                               "permissions": ["audit", "process"],
-                                                               "categories": ["phones"]})
-    r.raise_for_status()
-    staff = await tok(r.json()["credentials"]["client_id"], r.json()["credentials"]["client_secret"])
-    r = await c.post("/v1/platform/clients", headers=op, json={"client_id": "bench-sf", "role": "storefront",
-                                                               "name": "bench storefront"})
-    r.raise_for_status()
-    sf = await tok(r.json()["client_id"], r.json()["client_secret"])
+        "skus": [{"sku": "sku-1", "category": "phones", "price": "199.00"}]}, op)
+    main = await tok(r["main_account"]["client_id"], r["main_account"]["client_secret"])
+    r = await call("/v1/merchant/staff", {"login": "s1", "name": "s1", "permissions": ["audit", "process"],
+                                          "categories": ["phones"]}, main)
+    staff = await tok(r["credentials"]["client_id"], r["credentials"]["client_secret"])
+    r = await call("/v1/platform/clients", {"client_id": "bench-sf", "role": "storefront",
+                                            "name": "bench storefront"}, op)
+    sf = await tok(r["client_id"], r["client_secret"])
     return {"staff": staff, "sf": sf}
 
 
-async def _lifecycle(c, h, lat: list, errors: list) -> None:
+async def _lifecycle(conn: Conn, h, lat: list, errors: list) -> None:
     cust = f"c-{uuid.uuid4().hex[:12]}"
     sf = {**h["sf"], "X-Customer-Id": cust}
     staff = h["staff"]
     delivered = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat()
 
-    async def call(path, headers, body, extra=None):
+    async def call(path, headers, body):
+        payload = json.dumps(body).encode()
         t0 = time.perf_counter()
-        r = await c.post(path, headers={**headers, **(extra or {})}, json=body)
+        status, data = await conn.request("POST", path, headers, payload)
         lat.append(time.perf_counter() - t0)
-        if r.status_code >= 300:
-            errors.append(f"{path.rsplit('/', 1)[-1]}:{r.status_code}:{r.text[:120]}")
-            raise RuntimeError
-        return r.json()
+        if status >= 300:
+            errors.append(f"{path.rsplit('/', 1)[-1]}:{status}:{data[:120]!r}")
+            raise Failed
+        return data
 
-    o = await call("/v1/storefront/service-orders", sf, {
+    o = json.loads(await call("/v1/storefront/service-orders", {**sf, "Idempotency-Key": cust}, {
         "merchant_id": "bench-m", "customer_id": cust, "customer_phone": "13800138000", "sales_order_id": cust,
         "order_line_id": "1", "sku": "sku-1", "category": "phones", "purchased_quantity": 1, "quantity": 1,
-        "amount_paid": "199.00", "service_type": "return", "problem_type": "quality", "delivered_at": delivered},
-        {"Idempotency-Key": cust})
+        "amount_paid": "199.00", "service_type": "return", "problem_type": "quality", "delivered_at": delivered}))
     base = f"/v1/merchant/service-orders/{o['id']}"
     sbase = f"/v1/storefront/service-orders/{o['id']}"
     await call(f"{base}/claim", staff, {})
@@ -121,58 +172,85 @@ async def _lifecycle(c, h, lat: list, errors: list) -> None:
     await call(f"{sbase}/rating", sf, {"stars": 5, "recommend": 9})
 
 
-async def _load(url: str, mode: str, seconds: float, conc: int, creds: dict | None) -> dict:
-    import httpx
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as c:
-        h = await _setup(c, creds) if mode == "orders" else None
-        lat: list[float] = []
-        errors: list[str] = []
-        lifecycles = 0
-        stop_at = 0.0
 
-        async def worker():
-            nonlocal lifecycles
-            while time.perf_counter() < stop_at:
-                if mode == "orders":
-                    try:
-                        await _lifecycle(c, h, lat, errors)
-                        lifecycles += 1
-                    except RuntimeError:
-                        pass
-                else:
-                    t0 = time.perf_counter()
-                    r = await c.get("/ping")
-                    lat.append(time.perf_counter() - t0)
-                    if r.status_code != 200:
-                        errors.append(str(r.status_code))
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine: shows what else competed during the run."""
+    vals = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = vals[3] + vals[4]
+    return sum(vals) - idle, sum(vals)
 
-        # warm-up, then measure
-        stop_at = time.perf_counter() + min(3.0, seconds / 5)
-        await asyncio.gather(*(worker() for _ in range(conc)))
-        lat.clear()
-        errors.clear()
-        lifecycles = 0
-        start = time.perf_counter()
-        stop_at = start + seconds
-        await asyncio.gather(*(worker() for _ in range(conc)))
-        elapsed = time.perf_counter() - start
+
+async def _load(url: str, mode: str, seconds: float, conc: int, creds: dict | None, server_pid: int) -> dict:
+    import resource
+
+    host, port = url.split("://", 1)[1].split(":")
+    conns = [Conn(host, int(port)) for _ in range(conc)]
+    h = await _setup(conns[0], creds) if mode == "orders" else None
+    lat: list[float] = []
+    errors: list[str] = []
+    lifecycles = 0
+    stop_at = 0.0
+
+    async def worker(conn: Conn):
+        nonlocal lifecycles
+        while time.perf_counter() < stop_at:
+            if mode == "orders":
+                try:
+                    await _lifecycle(conn, h, lat, errors)
+                    lifecycles += 1
+                except Failed:
+                    pass
+            else:
+                t0 = time.perf_counter()
+                status, _ = await conn.request("GET", "/ping")
+                lat.append(time.perf_counter() - t0)
+                if status != 200:
+                    errors.append(str(status))
+
+    # warm-up, then measure
+    stop_at = time.perf_counter() + min(3.0, seconds / 5)
+    await asyncio.gather(*(worker(c) for c in conns))
+    lat.clear()
+    errors.clear()
+    lifecycles = 0
+    ru0, srv0, (busy0, tot0) = resource.getrusage(resource.RUSAGE_SELF), _proc_cpu(server_pid), _machine_cpu()
+    start = time.perf_counter()
+    stop_at = start + seconds
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - start
+    ru1, srv1, (busy1, tot1) = resource.getrusage(resource.RUSAGE_SELF), _proc_cpu(server_pid), _machine_cpu()
+    for c in conns:
+        if c.writer is not None:
+            c.writer.close()
     lat.sort()
+    client_cpu = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / elapsed
     return {"ops": len(lat), "elapsed": elapsed, "lifecycles": lifecycles, "errors": len(errors),
             "first_errors": errors[:3], "rps": len(lat) / elapsed,
             "p50_ms": lat[len(lat) // 2] * 1000 if lat else None,
             "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else None,
-            "mean_ms": statistics.fmean(lat) * 1000 if lat else None}
+            "mean_ms": statistics.fmean(lat) * 1000 if lat else None,
+            # CPU in cores (1.0 = one core busy the whole time)
+            "client_cpu": round(client_cpu, 3), "server_cpu": round((srv1 - srv0) / elapsed, 3),
+            "machine_cpu": round((busy1 - busy0) / max(1, tot1 - tot0) * (os.cpu_count() or 1), 3)}
 
 
-def run_load(url: str, mode: str, seconds: float, creds: dict | None = None) -> dict:
+def run_load(url: str, mode: str, seconds: float, server_pid: int, creds: dict | None = None) -> dict:
     """The load runs in its own process so it does not share the server's interpreter."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(creds or {}, fh)
-    out = subprocess.run([sys.executable, __file__, "--load", url, mode, str(seconds), str(CONCURRENCY), fh.name],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, __file__, "--load", url, mode, str(seconds), str(CONCURRENCY), fh.name,
+                          str(server_pid)], capture_output=True, text=True)
     os.unlink(fh.name)
+    if out.returncode != 0:
+        raise RuntimeError(f"load process failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -205,14 +283,20 @@ def main() -> None:
         made = subprocess.run([sys.executable, "-m", "orders", "create-operator", "--client-id", "bench-op"],
                               env=env, check=True, capture_output=True, text=True)
         creds = json.loads(made.stdout.strip().splitlines()[-1])
-        procs.append(subprocess.Popen([sys.executable, "-m", "orders", "serve"], env=env,
+        # BENCH_PROFILE=<file>: run the server under cProfile (slower; for finding the hot path only).
+        profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+        procs.append(subprocess.Popen([sys.executable, *profile, "-m", "orders", "serve"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         procs.append(subprocess.Popen([sys.executable, "-c", CEILING_APP, str(ceiling_port)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_http(f"http://127.0.0.1:{port}/health")
         wait_http(f"http://127.0.0.1:{ceiling_port}/ping")
-        ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", "ceiling", min(10.0, SECONDS))
-        orders = run_load(f"http://127.0.0.1:{port}", "orders", SECONDS, creds)
+        ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", "ceiling", min(10.0, SECONDS), procs[1].pid)
+        orders = run_load(f"http://127.0.0.1:{port}", "orders", SECONDS, procs[0].pid, creds)
+        # Did the outbox relay keep up? Events still waiting right after the load stops.
+        import httpx
+
+        pending = httpx.get(f"http://127.0.0.1:{port}/admin/outbox", timeout=10).json()["pending"]
     finally:
         for p in procs:
             p.terminate()
@@ -227,8 +311,12 @@ def main() -> None:
     print(f"orders lifecycle ops: {orders['rps']:.0f} ops/s over {orders['elapsed']:.1f}s "
           f"({orders['lifecycles']} lifecycles, {orders['errors']} errors), p50 {orders['p50_ms']:.1f} ms, "
           f"p99 {orders['p99_ms']:.1f} ms")
-    print(f"ceiling (trivial FastAPI endpoint, same load process): {ceiling['rps']:.0f} req/s, "
+    print(f"ceiling (trivial FastAPI endpoint, same load client): {ceiling['rps']:.0f} req/s, "
           f"p99 {ceiling['p99_ms']:.1f} ms")
+    print(f"CPU in cores: orders server {orders['server_cpu']}, load client {orders['client_cpu']}, whole machine "
+          f"{orders['machine_cpu']} (PostgreSQL, broker and other work included); ceiling run: server "
+          f"{ceiling['server_cpu']}, client {ceiling['client_cpu']}, machine {ceiling['machine_cpu']}; "
+          f"outbox pending after the run: {pending}")
     print(f"ratio orders/ceiling: {ratio:.2f}; targets: >= {TARGET_OPS:.0f} ops/s "
           f"({'met' if orders['rps'] >= TARGET_OPS else 'NOT met'}), p99 < {TARGET_P99:.0f} ms "
           f"({'met' if orders['p99_ms'] < TARGET_P99 else 'NOT met'}); concurrency {CONCURRENCY}, "
@@ -239,14 +327,20 @@ def main() -> None:
                       "p50_ms": round(orders["p50_ms"], 2), "ceiling_rps": round(ceiling["rps"], 1),
                       "ceiling_p99_ms": round(ceiling["p99_ms"], 2), "ratio": round(ratio, 3),
                       "lifecycles": orders["lifecycles"], "errors": orders["errors"], "concurrency": CONCURRENCY,
-                      "seconds": SECONDS}))
+                      "seconds": SECONDS, "server_cpu": orders["server_cpu"], "client_cpu": orders["client_cpu"],
+                      "machine_cpu": orders["machine_cpu"], "ceiling_client_cpu": ceiling["client_cpu"],
+                      "outbox_pending_after": pending, "cpu_cores": os.cpu_count(),
+                      "meets_targets": orders["rps"] >= TARGET_OPS and orders["p99_ms"] < TARGET_P99}))
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
-        _url, _mode, _secs, _conc, _creds = sys.argv[2:7]
+        import uvloop
+
+        _url, _mode, _secs, _conc, _creds, _pid = sys.argv[2:8]
         CONCURRENCY = int(_conc)
         creds = json.loads(Path(_creds).read_text()) or None
-        print(json.dumps(asyncio.run(_load(_url, _mode, float(_secs), int(_conc), creds))))
+        uvloop.install()
+        print(json.dumps(asyncio.run(_load(_url, _mode, float(_secs), int(_conc), creds, int(_pid)))))
     else:
         main()

@@ -61,17 +61,38 @@ def issue_token(principal: Principal, secret: str, *, now: datetime | None = Non
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+# Tokens whose signature and claims were already checked: (secret, token) → (exp, principal).
+# The signature check is a pure function of the token and the secret, so re-doing it on
+# every request of a client that reuses its token is wasted work; the expiry is still
+# checked against the clock on every use. Bounded: cleared when full.
+_VERIFIED: dict[tuple[str, str], tuple[float, Principal]] = {}
+_VERIFIED_MAX = 10_000
+
+
 def verify_token(token: str, secret: str, *, now: datetime | None = None) -> Principal:
     """The principal a valid token stands for; ApiError 401 otherwise.
 
     ``now`` is the service's clock (a virtual clock in demos and tests), so tokens
     issued and checked on the same clock agree; by default the system time."""
+    current = (now or datetime.now(timezone.utc)).timestamp()
+    hit = _VERIFIED.get((secret, token))
+    if hit is not None:
+        if hit[0] <= current:
+            raise ApiError(401, "unauthorized", "the token has expired")
+        return hit[1]
+    p, exp = _verify_uncached(token, secret, current)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[(secret, token)] = (exp, p)
+    return p
+
+
+def _verify_uncached(token: str, secret: str, current: float) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER,
                             options={"require": ["exp", "sub", "iss"], "verify_exp": False, "verify_iat": False})
     except jwt.PyJWTError:
         raise ApiError(401, "unauthorized", "the token is invalid") from None
-    current = (now or datetime.now(timezone.utc)).timestamp()
     if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= current:
         raise ApiError(401, "unauthorized", "the token has expired")
     role = claims.get("role")
@@ -83,7 +104,7 @@ def verify_token(token: str, secret: str, *, now: datetime | None = None) -> Pri
         merchant_id=claims.get("mid"),
         permissions=frozenset(claims.get("perm") or ()),
         categories=frozenset(claims.get("cat") or ()),
-    )
+    ), float(claims["exp"])
 
 
 def principal_from_request(request: Request, secret: str, now: datetime | None = None) -> Principal:

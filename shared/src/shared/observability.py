@@ -51,6 +51,8 @@ class RequestContextMiddleware:
             registry=metrics,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        # (method, route, status) → histogram child: ``labels()`` re-validates and locks per call.
+        self._children: dict[tuple[str, str, int], object] = {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -62,7 +64,7 @@ class RequestContextMiddleware:
                 incoming = value.decode("latin-1")[:100]
                 break
         token = set_correlation_id(incoming)
-        cid = current_correlation_id() or ""
+        cid_bytes = (current_correlation_id() or "").encode()
         status = 500
         start = time.perf_counter()
 
@@ -70,14 +72,16 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = list(message.get("headers", [])) + [(b"x-correlation-id", cid.encode())]
+                message["headers"] = [*message.get("headers", ()), (b"x-correlation-id", cid_bytes)]
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            self.latency.labels(scope["method"], getattr(route, "path", "unmatched"), str(status)).observe(
-                time.perf_counter() - start
-            )
+            elapsed = time.perf_counter() - start
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self.latency.labels(key[0], key[1], str(status))
+            child.observe(elapsed)
             reset_correlation_id(token)
