@@ -38,6 +38,8 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 RATE_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", "20"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 RATE = 2000
+# BENCH_PROFILE=/path/to/py-spy: sample the routing server (non-blocking) during the fixed-rate phase
+PROFILE = os.environ.get("BENCH_PROFILE")
 N_SKUS, N_MAKERS = 100_000, 5_000
 TARGET_RATIO, TARGET_P99 = 0.70, 10.0
 
@@ -266,6 +268,60 @@ def throughput(port: int, kind: str, script: Path) -> dict:
     return {**run_load("closed", port, kind, SECONDS, CONNECTIONS), "tool": "python"}
 
 
+def profile_start(pid: int, out: Path) -> subprocess.Popen | None:
+    if not PROFILE:
+        return None
+    return subprocess.Popen([PROFILE, "record", "--pid", str(pid), "--nonblocking", "--rate", "250", "--threads",
+                             "--format", "raw", "--output", str(out), "--duration", str(int(RATE_SECONDS))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# what each sampled stack of the server was doing, by the first of these frames found from the root
+PROFILE_GROUPS = [("decision writer thread", "routing-decision-writer"), ("aiosqlite threads", "_connection_worker"),
+                  ("outbox relay", "OutboxRelay"), ("kafka client", "aiokafka"), ("state refresh", "refresh"),
+                  ("route fast path", "RouteFastPath"), ("http (uvicorn, asgi layers)", "uvicorn/protocols")]
+
+
+def profile_report(proc: subprocess.Popen | None, out: Path, top: int = 20) -> None:
+    """Share of the server's busy samples by activity, then the top functions by self time."""
+    if proc is None:
+        return
+    proc.wait(timeout=RATE_SECONDS + 30)
+    groups: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        group = next((g for g, marker in PROFILE_GROUPS if any(marker in f for f in frames)), "other")
+        groups[group] = groups.get(group, 0) + n
+        leaves[frames[-1]] = leaves.get(frames[-1], 0) + n
+    say(f"profile: {total} busy samples ({total / RATE_SECONDS / 250:.0%} of one core at 250 Hz)")
+    for g, n in sorted(groups.items(), key=lambda kv: -kv[1]):
+        say(f"  {100 * n / total:5.1f}%  {g}")
+    say("  self time:")
+    for frame, n in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]:
+        say(f"  {100 * n / total:5.1f}%  {frame[:140]}")
+
+
+def ensure_wrk() -> None:
+    """wrk drives the throughput phase; install it when missing and we may (root with apt-get)."""
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        say("wrk not found: installing it with apt-get")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "install", "-y", "-q", "wrk"], ["apt-get", "update", "-q"],
+                    ["apt-get", "install", "-y", "-q", "wrk"]):
+            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if shutil.which("wrk"):
+                return
+    say("wrk not available (not root, or the install failed): the throughput phase uses the Python "
+        "closed-loop load process instead (a slower client: it may limit both figures)")
+
+
 def settle(port: int, limit_s: float = 90.0) -> None:
     """Wait until the previous phase's decisions are written and published (bounded)."""
     import httpx
@@ -300,8 +356,7 @@ def main() -> None:
     from shared.settings import DEV_TOKEN_SECRET
     from shared.topics import ALL_TOPICS
 
-    if not shutil.which("wrk"):
-        say("wrk not found (apt-get install -y wrk): using the Python load process for throughput too")
+    ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="bench-routing-"))
     url = f"sqlite+aiosqlite:///{tmp}/routing.db"
     script = tmp / "route.lua"
@@ -338,7 +393,9 @@ def main() -> None:
 
         settle(rport)
         say(f"latency: GET /v1/route at a fixed {RATE} req/s for {RATE_SECONDS:.0f}s (open loop, 64 connections)")
+        prof = profile_start(routing.pid, tmp / "profile.txt")
         results["fixed"] = run_load("open", rport, "route", RATE, RATE_SECONDS, 64)
+        profile_report(prof, tmp / "profile.txt")
         f = results["fixed"]
         say(f"  achieved {f['achieved_rps']:.0f} req/s, p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, "
             f"max {f['max_ms']:.1f} ms, errors {f['errors']}")

@@ -92,3 +92,73 @@ async def test_failure_mid_batch_resends_from_the_failed_event_in_order(relay_en
     async with sessions() as s:
         attempts = (await s.execute(select(tables.outbox.c.attempts).order_by(tables.outbox.c.id))).scalars().all()
     assert attempts == [0, 0, 1, 0, 0, 0]
+
+
+class SilentProducer:
+    """Acknowledges the first ``ack`` messages; the rest are accepted but never acknowledged."""
+
+    def __init__(self, ack: int) -> None:
+        self.ack = ack
+        self.calls = 0
+
+    async def send(self, topic, value, key):
+        self.calls += 1
+        fut = asyncio.get_running_loop().create_future()
+        if self.calls <= self.ack:
+            fut.set_result(None)
+        return fut
+
+
+class RefusingProducer(FlakyProducer):
+    """``send`` itself raises (the client's buffer is broken) at the ``fail_at``-th message."""
+
+    async def send(self, topic, value, key):
+        if self.calls + 1 == self.fail_at:
+            self.calls += 1
+            raise ConnectionError("producer closed")
+        return await super().send(topic, value, key)
+
+
+async def _fill(sessions, tables, reg, n: int) -> None:
+    outbox = Outbox(tables, reg, SystemClock())
+    async with sessions() as s, s.begin():
+        await outbox.add_many(s, [make_envelope(type_="n.happened", key=f"k{i % 3}", producer="p",
+                                                occurred_at=datetime.now(timezone.utc), data={"n": i}, reg=reg)
+                                  for i in range(n)])
+
+
+async def test_a_large_batch_goes_out_whole_and_in_order(relay_env):
+    engine, sessions, tables, reg = relay_env
+    await _fill(sessions, tables, reg, 300)
+    producer = FlakyProducer(fail_at=0)
+    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=Handle(producer),
+                        clock=SystemClock(), is_postgres=False, batch_size=250)
+    assert await relay.drain() == 300
+    assert await relay.pending() == 0
+    assert [n for _k, n in producer.sent] == list(range(300))
+
+
+async def test_acks_that_never_come_time_out_and_only_the_acked_prefix_is_marked(relay_env):
+    engine, sessions, tables, reg = relay_env
+    await _fill(sessions, tables, reg, 150)
+    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=Handle(SilentProducer(ack=100)),
+                        clock=SystemClock(), is_postgres=False, batch_size=500, send_timeout_s=0.2)
+    with pytest.raises(TimeoutError):
+        await relay.drain()
+    assert await relay.pending() == 50
+    async with sessions() as s:
+        attempts = (await s.execute(select(tables.outbox.c.attempts).order_by(tables.outbox.c.id))).scalars().all()
+    assert attempts[99:102] == [0, 1, 0]
+
+
+async def test_a_send_that_raises_marks_the_prefix_and_resends_the_rest(relay_env):
+    engine, sessions, tables, reg = relay_env
+    await _fill(sessions, tables, reg, 100)
+    producer = RefusingProducer(fail_at=71)
+    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=Handle(producer),
+                        clock=SystemClock(), is_postgres=False, batch_size=500)
+    with pytest.raises(ConnectionError):
+        await relay.drain()
+    assert await relay.pending() == 30
+    assert await relay.drain() == 30
+    assert [n for _k, n in producer.sent] == list(range(100))

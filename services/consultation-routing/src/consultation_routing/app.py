@@ -8,7 +8,7 @@ from pathlib import Path
 
 import shared.contracts  # noqa: F401 - registers event types
 from consultation_routing.api.operators import router as operators_router
-from consultation_routing.api.route import RouteFastPath
+from consultation_routing.api.route import RouteFastPath, RoutingApp
 from consultation_routing.api.route import router as route_router
 from consultation_routing.components import Routing
 from consultation_routing.consumers import catalogue_handlers
@@ -73,5 +73,8 @@ def create_app(settings: ConsultationRoutingSettings | None = None):
     )
     rt.routing = routing
     app.state.routing = routing
-    app.add_middleware(RouteFastPath, state=app.state)  # outermost: ahead of the generic request middleware
+    # The shared factory builds a plain FastAPI app; as a RoutingApp it sends every request
+    # through the fast path first, which passes everything but GET /v1/route to the stack.
+    app.__class__ = RoutingApp
+    app.state.route_fast_path = RouteFastPath(app.call_stack, state=app.state)
     return app
