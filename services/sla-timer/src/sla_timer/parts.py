@@ -12,4 +12,5 @@ def attach(rt: Runtime) -> Runtime:
         rt.sla_policies = Policies()  # type: ignore[attr-defined]
         rt.sla_firing = FiringLoop(rt, rt.settings.fire_batch_size, rt.settings.fire_poll_interval_s)  # type: ignore
         rt.sla_wake = rt.sla_firing.wake  # type: ignore[attr-defined]
+        rt.relay.batch_size = rt.settings.outbox_batch_size  # type: ignore[attr-defined]
     return rt

@@ -13,3 +13,6 @@ class SlaTimerSettings(ServiceSettings):
     # Longest sleep of the firing loop: bounds lateness after a virtual-clock jump.
     fire_poll_interval_s: float = Field(default=0.2, gt=0, le=10)
     fire_enabled: bool = True
+    # Outbox rows the relay publishes per transaction: a fired batch goes out in one or
+    # two relay rounds instead of ten (each round also checks the broker's metadata).
+    outbox_batch_size: int = Field(default=5000, ge=1, le=50_000)

@@ -8,6 +8,7 @@ in a terminal state the rule no longer matters in."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import timedelta
 
 CREATED = "created"
@@ -118,7 +119,12 @@ def facts_of_transition(action: str, from_state: str, to_state: str) -> set[str]
 
 
 def rules_started(facts: set[str], problem_type: str) -> list[Rule]:
-    return [r for r in RULES if r.starts & facts and r.problem_type in (None, problem_type)]
+    return list(_rules_started(frozenset(facts), problem_type))
+
+
+@lru_cache(maxsize=1024)  # few distinct (facts, problem) pairs; this runs per consumed event
+def _rules_started(facts: frozenset[str], problem_type: str) -> tuple[Rule, ...]:
+    return tuple(r for r in RULES if r.starts & facts and r.problem_type in (None, problem_type))
 
 
 def rules_cancelled(facts: set[str]) -> set[str]:

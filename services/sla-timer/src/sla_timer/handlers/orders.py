@@ -5,13 +5,14 @@ applies all plans in one transaction with bulk statements, with the same result
 as applying them one after another."""
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.consumer import batched
@@ -81,6 +82,27 @@ async def cancel_pending(session: AsyncSession, *, order_ids: Sequence[str], rul
             .values(state="cancelled", cancelled_at=now, cancelled_by=reason))
 
 
+_COLS = ("id", "order_id", "rule", "action", "details", "state", "due_at", "order_version", "order_state",
+         "created_at", "cancelled_at", "cancelled_by")
+
+
+async def insert_timers(session: AsyncSession, rows: list[dict]) -> None:
+    """One bulk insert. On PostgreSQL a binary COPY inside the session's transaction:
+    no per-row bind processing, which dominated a consumed batch's cost."""
+    if session.bind.dialect.name != "postgresql":
+        await session.execute(insert(TIMERS), rows)
+        return
+    conn = await session.connection()
+    apg = (await conn.get_raw_connection()).driver_connection
+    if not apg.is_in_transaction():  # the driver opens the transaction at the first statement
+        await session.execute(text("SELECT 1"))
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    await apg.copy_records_to_table("timers", columns=_COLS, records=[
+        (r["id"], r["order_id"], r["rule"], r["action"], dumps(r["details"]), r["state"], r["due_at"],
+         r["order_version"], r["order_state"], r["created_at"], r["cancelled_at"], r["cancelled_by"])
+        for r in rows])
+
+
 async def apply_plans(session: AsyncSession, plans: Sequence[Plan], now: datetime) -> int:
     """Apply plans in order with one bulk cancel per (reason, rules) group and one bulk
     insert. Timers started and cancelled within the batch are cancelled in memory (and
@@ -105,7 +127,7 @@ async def apply_plans(session: AsyncSession, plans: Sequence[Plan], now: datetim
     for (reason, rules), order_ids in groups.items():
         await cancel_pending(session, order_ids=order_ids, rules=set(rules), reason=reason, now=now)
     if rows:
-        await session.execute(insert(TIMERS), rows)
+        await insert_timers(session, rows)
     return sum(1 for r in rows if r["state"] == "pending")
 
 
