@@ -25,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +41,8 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 RATE = 2000
 # BENCH_PROFILE=/path/to/py-spy: sample the routing server (non-blocking) during the fixed-rate phase
 PROFILE = os.environ.get("BENCH_PROFILE")
+# BENCH_DIAG=1: the routing server reports its event-loop stalls and GC pauses of the fixed-rate phase
+DIAG = bool(os.environ.get("BENCH_DIAG"))
 N_SKUS, N_MAKERS = 100_000, 5_000
 TARGET_RATIO, TARGET_P99 = 0.70, 10.0
 
@@ -58,12 +61,51 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 """
 
 ROUTING_APP = """
-import sys, uvicorn
+import os, sys, uvicorn
 from consultation_routing.app import create_app
 from consultation_routing.settings import ConsultationRoutingSettings
 from shared.settings import load_settings
 app = create_app(load_settings(ConsultationRoutingSettings))
+if os.environ.get("BENCH_DIAG"):
+    exec(os.environ["BENCH_DIAG_CODE"])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+# With BENCH_DIAG, inside the routing server: event-loop stalls (a 1 ms ticker's lateness) and
+# garbage-collector pauses, counted between SIGUSR1 (reset) and SIGUSR2 (print to stderr).
+DIAG_CODE = """
+import asyncio, gc, signal, time
+_diag = {}
+def _reset(*_):
+    _diag.update(lags=[], gc={}, gc_start=0.0)
+def _gc(phase, info):
+    if phase == "start":
+        _diag["gc_start"] = time.perf_counter()
+    else:
+        d = _diag["gc"].setdefault(info["generation"], [0, 0.0, 0.0])
+        ms = (time.perf_counter() - _diag["gc_start"]) * 1000
+        d[0] += 1; d[1] += ms; d[2] = max(d[2], ms)
+def _report(*_):
+    lags = sorted(_diag["lags"])
+    n = len(lags)
+    print(f"[bench-routing]   server loop: {n} ticks, stall p99 {lags[int(n * .99)]:.1f} ms, max {lags[-1]:.1f} ms, "
+          f"ticks late >5 ms: {sum(x > 5 for x in lags)}, >10 ms: {sum(x > 10 for x in lags)}", file=sys.stderr)
+    for g, (c, tot, mx) in sorted(_diag["gc"].items()):
+        print(f"[bench-routing]   server gc gen{g}: {c} runs, {tot:.0f} ms total, max {mx:.1f} ms", file=sys.stderr)
+async def _ticker():
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(0.001)
+        _diag["lags"].append((time.perf_counter() - t) * 1000 - 1)
+def _begin(*_):
+    _reset()
+    if "ticker" not in _diag:  # the handler runs on the loop's (main) thread, while it runs
+        loop = asyncio.get_running_loop()
+        _diag["ticker"] = loop.call_soon_threadsafe(lambda: loop.create_task(_ticker()))
+_reset()
+gc.callbacks.append(_gc)
+signal.signal(signal.SIGUSR1, _begin)
+signal.signal(signal.SIGUSR2, _report)
 """
 
 WRK_SCRIPT = """
@@ -371,7 +413,7 @@ def main() -> None:
            "CONSULTATION_ROUTING_LOG_LEVEL": "WARNING", "CONSULTATION_ROUTING_RUN_MIGRATIONS_ON_START": "false",
            # queue state was pushed once at seeding; keep it valid for the run (no CS system here)
            "CONSULTATION_ROUTING_QUEUE_STATE_TTL_S": "3600",
-           "CONSULTATION_ROUTING_KAFKA_BOOTSTRAP": broker.bootstrap}
+           "CONSULTATION_ROUTING_KAFKA_BOOTSTRAP": broker.bootstrap, "BENCH_DIAG_CODE": DIAG_CODE}
     results: dict = {}
     cport, rport = free_port(), free_port()
     ceiling = start(CEILING_APP, cport, env)
@@ -394,7 +436,12 @@ def main() -> None:
         settle(rport)
         say(f"latency: GET /v1/route at a fixed {RATE} req/s for {RATE_SECONDS:.0f}s (open loop, 64 connections)")
         prof = profile_start(routing.pid, tmp / "profile.txt")
+        if DIAG:
+            routing.send_signal(signal.SIGUSR1)
         results["fixed"] = run_load("open", rport, "route", RATE, RATE_SECONDS, 64)
+        if DIAG:
+            routing.send_signal(signal.SIGUSR2)
+            time.sleep(0.5)
         profile_report(prof, tmp / "profile.txt")
         f = results["fixed"]
         say(f"  achieved {f['achieved_rps']:.0f} req/s, p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, "

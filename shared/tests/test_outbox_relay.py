@@ -162,3 +162,43 @@ async def test_a_send_that_raises_marks_the_prefix_and_resends_the_rest(relay_en
     assert await relay.pending() == 30
     assert await relay.drain() == 30
     assert [n for _k, n in producer.sent] == list(range(100))
+
+
+def _envs(reg, ns, key=None):
+    return [make_envelope(type_="n.happened", key=key or f"k{n % 3}", producer="p",
+                          occurred_at=datetime.now(timezone.utc), data={"n": n}, reg=reg) for n in ns]
+
+
+async def test_bundles_go_out_as_separate_messages_in_order_with_plain_rows(relay_env):
+    engine, sessions, tables, reg = relay_env
+    outbox = Outbox(tables, reg, SystemClock())
+    async with sessions() as s, s.begin():
+        await outbox.add_many(s, _envs(reg, range(0, 3)))
+        await outbox.add_bundle(s, _envs(reg, range(3, 40)))
+        await outbox.add_many(s, _envs(reg, range(40, 42)))
+        await outbox.add_bundle(s, _envs(reg, range(42, 50), key="k\t\"odd\""))
+    producer = FlakyProducer(fail_at=0)
+    # a budget of 20 events per batch: the 37-event bundle goes alone, nothing is split
+    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=Handle(producer),
+                        clock=SystemClock(), is_postgres=False, batch_size=20)
+    assert await relay.drain() == 50
+    assert await relay.pending() == 0
+    assert [n for _k, n in producer.sent] == list(range(50))
+    assert producer.sent[3] == ("k0", 3) and producer.sent[-1] == ('k\t"odd"', 49)
+
+
+async def test_a_failure_inside_a_bundle_sends_the_whole_bundle_again(relay_env):
+    engine, sessions, tables, reg = relay_env
+    outbox = Outbox(tables, reg, SystemClock())
+    async with sessions() as s, s.begin():
+        await outbox.add_many(s, _envs(reg, range(0, 2)))
+        await outbox.add_bundle(s, _envs(reg, range(2, 12)))
+    producer = FlakyProducer(fail_at=6)
+    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=Handle(producer),
+                        clock=SystemClock(), is_postgres=False, batch_size=100)
+    with pytest.raises(ConnectionError):
+        await relay.drain()
+    assert await relay.pending() == 1  # the bundle row
+    assert await relay.drain() == 10
+    resent = [n for _k, n in producer.sent]
+    assert resent[:2] == [0, 1] and resent[-10:] == list(range(2, 12))

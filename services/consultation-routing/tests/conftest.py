@@ -15,6 +15,7 @@ from consultation_routing.settings import ConsultationRoutingSettings
 from shared.auth import Principal, issue_token
 from shared.clock import ManualClock
 from shared.migrations import upgrade
+from shared.outbox import row_messages
 
 TUESDAY_10 = datetime(2026, 3, 3, 2, 0, tzinfo=timezone.utc)  # Tue 2026-03-03 10:00 Beijing, a working day
 
@@ -63,7 +64,8 @@ class Api:
         ob = self.rt.tables.outbox
         async with self.rt.sessions() as s:
             rows = (await s.execute(select(ob).order_by(ob.c.id))).mappings().all()
-        out = [json.loads(r["payload"]) for r in rows]
+        # decisions are written as bundle rows: one row, many events
+        out = [json.loads(value) for r in rows for _key, value in row_messages(r["event_type"], r["key"], r["payload"])]
         return [e for e in out if type_ is None or e["type"] == type_]
 
 

@@ -2,12 +2,17 @@
 decisions leave through the outbox (real lifespan: load on start, writer task)."""
 from __future__ import annotations
 
+import json
+
+from aiokafka import AIOKafkaConsumer
+
 from consultation_routing.app import create_app
 from consultation_routing.settings import ConsultationRoutingSettings
 from shared.auth import Principal, issue_token
 from shared.contracts.routing import SkuUpserted
 from shared.events import make_envelope
 from shared.testing import eventually
+from shared.topics import ROUTING_EVENTS
 
 
 async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_service, database_url):
@@ -23,7 +28,8 @@ async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_se
     assert r.status_code == 200, r.text
     await svc.client.put("/v1/queues/m-1/state", headers=op, json={"agents_online": 1, "queue_length": 0})
     params = {"channel": "im", "entry_point": "product_page", "sku": "sku-ev", "at": "2026-03-03T10:00:00+08:00"}
-    assert (await svc.client.get("/v1/route", params=params)).json()["reason"] == "unknown_sku"
+    first = (await svc.client.get("/v1/route", params=params)).json()
+    assert first["reason"] == "unknown_sku"
 
     # a catalogue owner publishes the SKU (through this service's outbox onto routing.events)
     async with rt.uow() as s:
@@ -44,8 +50,35 @@ async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_se
 
     await eventually(all_published)
     ob = rt.tables.outbox
-    from sqlalchemy import func, select
+    from sqlalchemy import select
+
+    from shared.outbox import row_messages
 
     async with rt.sessions() as s:
-        n = await s.scalar(select(func.count()).select_from(ob).where(ob.c.event_type == "routing.decided"))
-    assert n >= 2
+        rows = (await s.execute(select(ob.c.event_type, ob.c.key, ob.c.payload))).all()
+    decided = [v for r in rows for _k, v in row_messages(r.event_type, r.key, r.payload) if '"routing.decided"' in v]
+    assert len(decided) >= 2
+    # on the topic: one message per decision (not per bundle), keyed by manufacturer
+    on_topic = await _routing_messages(rt.settings.kafka_bootstrap, {first["decision_id"], a["decision_id"]})
+    assert on_topic[first["decision_id"]] == ("platform", "routing.decided")
+    assert on_topic[a["decision_id"]] == ("m-1", "routing.decided")
+
+
+async def _routing_messages(bootstrap: str, wanted: set[str]) -> dict[str, tuple[str, str]]:
+    consumer = AIOKafkaConsumer(ROUTING_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    found: dict[str, tuple[str, str]] = {}
+    try:
+        async def all_found():
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for rec in records:
+                    env = json.loads(rec.value)
+                    if env["type"] == "routing.decided":
+                        found[env["data"]["decision_id"]] = (rec.key.decode(), env["type"])
+            return wanted <= found.keys()
+
+        await eventually(all_found)
+    finally:
+        await consumer.stop()
+    return found

@@ -5,11 +5,20 @@ While the broker is down, writes still commit and events wait here; when it come
 back they go out in order (per key and overall). Only one relay per service
 publishes at a time on PostgreSQL (advisory lock), which keeps the order across
 replicas; the others stand by.
+
+A high-volume producer (routing decisions: thousands a second) may write a
+*bundle*: many events of one topic in one row (``add_bundle``), which spares the
+database a row insert, an index update and a row update per event. The relay
+sends a bundle's events one by one, in order, as separate messages, and marks the
+row sent when all of them are acknowledged; after a failure the whole bundle is
+sent again (at-least-once, like the events after a failed row).
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import uuid
 import zlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -22,8 +31,29 @@ from shared.kafka import ProducerHandle
 from shared.messaging_tables import MessagingTables
 
 log = logging.getLogger(__name__)
-# Rows handed to the producer between two yields to the event loop (~1 ms of work).
+# Messages handed to the producer between two yields to the event loop (~1 ms of work).
 SEND_SLICE = 64
+BUNDLE = "outbox.bundle"  # event_type of a bundle row
+
+
+def bundle_payload(envelopes: list[Envelope]) -> str:
+    """One line per event: its key as a JSON string, a tab, the envelope's JSON
+    (JSON text never holds a raw tab or newline, so the split is unambiguous)."""
+    return "\n".join(f"{json.dumps(e.key)}\t{e.model_dump_json()}" for e in envelopes)
+
+
+def bundle_messages(payload: str) -> list[tuple[str, str]]:
+    """(key, envelope JSON) of each event in a bundle row, in order."""
+    out = []
+    for line in payload.split("\n"):
+        key, _, value = line.partition("\t")
+        out.append((json.loads(key), value))
+    return out
+
+
+def row_messages(event_type: str, key: str, payload: str) -> list[tuple[str, str]]:
+    """(key, envelope JSON) of each event an outbox row holds: one, or a bundle's."""
+    return bundle_messages(payload) if event_type == BUNDLE else [(key, payload)]
 
 
 class Outbox:
@@ -66,6 +96,31 @@ class Outbox:
                     "attempts": 0,
                 }
                 for e in envelopes
+            ],
+        )
+        session.info["outbox_added"] = True
+
+    async def add_bundle(self, session: AsyncSession, envelopes: list[Envelope]) -> None:
+        """Many events in as few rows as possible: one bundle row per topic, events in order."""
+        by_topic: dict[str, list[Envelope]] = {}
+        for e in envelopes:
+            by_topic.setdefault(self.registry.topic_for(e.type), []).append(e)
+        if not by_topic:
+            return
+        now = self.clock.now()
+        await session.execute(
+            insert(self.tables.outbox),
+            [
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "topic": topic,
+                    "key": events[0].key,
+                    "event_type": BUNDLE,
+                    "payload": bundle_payload(events),
+                    "created_at": now,
+                    "attempts": 0,
+                }
+                for topic, events in by_topic.items()
             ],
         )
         session.info["outbox_added"] = True
@@ -128,12 +183,12 @@ class OutboxRelay:
                 await self.producer.reset()
 
     async def drain(self) -> int:
-        """Publish everything pending; returns how many were published."""
+        """Publish everything pending; returns how many events were published."""
         total = 0
         while True:
-            n = await self._publish_batch()
+            n, more = await self._publish_batch()
             total += n
-            if n < self.batch_size:
+            if not more:
                 return total
 
     async def pending(self) -> int:
@@ -144,28 +199,39 @@ class OutboxRelay:
         self.pending_gauge.set(n or 0)
         return n or 0
 
-    async def _publish_batch(self) -> int:
+    async def _publish_batch(self) -> tuple[int, bool]:
+        """One batch: at most ``batch_size`` rows, and no more rows than make
+        ``batch_size`` events (a bundle bigger than that goes alone). Returns the events
+        published and whether more may be waiting."""
         ob = self.tables.outbox
         async with self.sessions() as s, s.begin():
             if self.is_postgres:
                 got = await s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key})
                 if not got:
-                    return 0
-            rows = (
+                    return 0, False
+            selected = (
                 await s.execute(
-                    select(ob.c.id, ob.c.topic, ob.c.key, ob.c.payload)
+                    select(ob.c.id, ob.c.topic, ob.c.key, ob.c.event_type, ob.c.payload)
                     .where(ob.c.published_at.is_(None))
                     .order_by(ob.c.id)
                     .limit(self.batch_size)
                 )
             ).all()
-            if not rows:
+            if not selected:
                 self.pending_gauge.set(0)
-                return 0
+                return 0, False
+            rows, messages = [], []
+            for row in selected:
+                msgs = row_messages(row.event_type, row.key, row.payload)
+                if rows and len(messages) + len(msgs) > self.batch_size:
+                    break
+                rows.append(row)
+                messages.append(msgs)
+            more = len(selected) == self.batch_size or len(rows) < len(selected)
             producer = await self.producer.get()
             topics = {row.topic for row in rows}
             await self.producer.ensure_present(topics)
-            sent, error = await self._send(producer, rows)
+            sent, error = await self._send(producer, rows, messages)
             if error is None:
                 # Acked, but were they acked by a broker that still has the topics?
                 await self.producer.ensure_present(topics)
@@ -180,47 +246,61 @@ class OutboxRelay:
                     .where(ob.c.id == failed_id)
                     .values(attempts=ob.c.attempts + 1, last_error=repr(error)[:2000])
                 )
-        self.published_total.inc(len(sent))
+        published = sum(len(m) for m in messages[: len(sent)])
+        self.published_total.inc(published)
         if error is not None:
             raise error
-        return len(sent)
+        return published, more
 
-    async def _send(self, producer, rows) -> tuple[list[int], Exception | None]:
-        """Hand every row to the producer, then wait for all the acks, under one deadline
-        for the whole batch (a send to a broker that came back empty can wait forever
-        inside the client; past the deadline the relay resets the producer and re-creates
-        topics). Returns the ids of the unbroken acked prefix and the first error: only
-        that prefix is marked, everything after a failure is sent again, in order, so no
-        key ever sees a later event before an earlier one."""
-        futures: list[asyncio.Future] = []
+    async def _send(self, producer, rows, messages) -> tuple[list[int], Exception | None]:
+        """Hand every message to the producer, then wait for all the acks, under one
+        deadline for the whole batch (a send to a broker that came back empty can wait
+        forever inside the client; past the deadline the relay resets the producer and
+        re-creates topics). Returns the ids of the unbroken prefix of rows whose messages
+        were all acked, and the first error."""
+        futures: list[list[asyncio.Future]] = []
         error: Exception | None = None
+        handed = 0
         try:
             async with asyncio.timeout(self.send_timeout_s):
-                for i, row in enumerate(rows, 1):
-                    futures.append(await producer.send(row.topic, value=row.payload.encode(), key=row.key.encode()))
-                    if i % SEND_SLICE == 0:
-                        # send() does not yield while the client's buffer has room: give the
-                        # event loop back now and then so requests never wait behind a batch
-                        await asyncio.sleep(0)
-                if futures:
-                    await asyncio.wait(futures)
+                for row, msgs in zip(rows, messages):
+                    row_futures: list[asyncio.Future] = []
+                    futures.append(row_futures)
+                    topic = row.topic
+                    for key, value in msgs:
+                        row_futures.append(await producer.send(topic, value=value.encode(), key=key.encode()))
+                        handed += 1
+                        if handed % SEND_SLICE == 0:
+                            # send() does not yield while the client's buffer has room: give the
+                            # event loop back now and then so requests never wait behind a batch
+                            await asyncio.sleep(0)
+                pending = [f for fs in futures for f in fs]
+                if pending:
+                    await asyncio.wait(pending)
         except TimeoutError:
-            error = TimeoutError("send timed out" if len(futures) < len(rows) else "no ack in time")
+            error = TimeoutError("send timed out" if handed < sum(map(len, messages)) else "no ack in time")
         except Exception as exc:  # noqa: BLE001 - reported below, after the acked prefix is known
             error = exc
         sent: list[int] = []
-        for row, fut in zip(rows, futures):
-            if not fut.done():
-                error = error or TimeoutError("no ack in time")
-                break
-            exc = None if fut.cancelled() else fut.exception()
-            if fut.cancelled() or exc is not None:
-                error = error or exc or RuntimeError("send cancelled")
+        for row, msgs, row_futures in zip(rows, messages, futures):
+            failure = None
+            if len(row_futures) < len(msgs):
+                failure = error or RuntimeError("row not fully sent")
+            for fut in row_futures:
+                if not fut.done():
+                    failure = error or TimeoutError("no ack in time")
+                elif fut.cancelled() or fut.exception() is not None:
+                    failure = error or (RuntimeError("send cancelled") if fut.cancelled() else fut.exception())
+                if failure is not None:
+                    break
+            if failure is not None:
+                error = failure
                 break
             sent.append(row.id)
-        for fut in futures[len(sent):]:
-            # retrieve late failures so they are not reported as never retrieved
-            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        for row_futures in futures[len(sent):]:
+            for fut in row_futures:
+                # retrieve late failures so they are not reported as never retrieved
+                fut.add_done_callback(lambda f: f.cancelled() or f.exception())
         if len(sent) < len(rows) and error is None:
             error = RuntimeError("batch not fully sent")
         return sent, error

@@ -3,8 +3,9 @@ written to the outbox by a thread of their own.
 
 The routing endpoint only appends its decision to a deque (``offer``: no I/O, no
 lock, no wake-up). A writer thread, with its own event loop and its own database
-connection, takes what accumulated every ``interval_s`` and writes it as outbox
-rows, one transaction per batch; the outbox relay publishes them from there. The
+connection, takes what accumulated every ``interval_s`` and writes it to the
+outbox as one bundle row (``Outbox.add_bundle``: a row, not a row per event), one
+transaction per batch; the outbox relay publishes its events one by one from there. The
 per-event work (building envelopes, JSON encoding, binding rows, the commit) thus
 never runs as a slice of the request event loop; while the writer holds the GIL
 the interpreter hands it back to the request loop within ``SWITCH_INTERVAL_S``.
@@ -193,5 +194,5 @@ class DecisionPublisher:
         # urgent, so the relay picks them up on its next poll.
         async with sessions() as s:
             async with s.begin():
-                await self.rt.outbox.add_many(s, envelopes)
+                await self.rt.outbox.add_bundle(s, envelopes)
         self.written.inc(len(items))
