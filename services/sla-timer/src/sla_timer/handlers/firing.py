@@ -41,13 +41,16 @@ _PG_EVENT_ID = (
     " || substr('89ab', (('x' || substr(h, 17, 1))::bit(4)::int & 3) + 1, 1) || substr(h, 18))::uuid::text"
 )
 _PG_TS = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+# Claim in (state, due_at) index order, so LIMIT stops early (ties in due_at: any order);
+# = ANY(ARRAY(...)) keeps the update on primary-key lookups (a join on the CTE was planned
+# as a hash join over the whole table).
 _PG_FIRE = text(f"""
 WITH due AS (
     SELECT id FROM timers WHERE state = 'pending' AND due_at <= CAST(:now AS timestamptz)
-    ORDER BY due_at, id LIMIT :lim FOR UPDATE SKIP LOCKED
+    ORDER BY due_at LIMIT :lim FOR UPDATE SKIP LOCKED
 ), fired AS (
-    UPDATE timers t SET state = 'fired', fired_at = CAST(:now AS timestamptz) FROM due
-    WHERE t.id = due.id AND t.state = 'pending'
+    UPDATE timers t SET state = 'fired', fired_at = CAST(:now AS timestamptz)
+    WHERE t.id = ANY(ARRAY(SELECT id FROM due)) AND t.state = 'pending'
     RETURNING t.id, t.order_id, t.rule, t.action, t.order_version, t.order_state, t.due_at, t.details,
               md5(decode('{uuid.NAMESPACE_URL.hex}', 'hex') || convert_to('sla-timer/' || t.id, 'UTF8')) AS h
 ), ins AS (
