@@ -348,6 +348,17 @@ def profile_report(proc: subprocess.Popen | None, out: Path, top: int = 20) -> N
         say(f"  {100 * n / total:5.1f}%  {frame[:140]}")
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of one process with its threads, or, without a pid, of the
+    whole machine (all cores, busy time only)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    if pid is None:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(f[:8]) - f[3] - f[4]) / tick  # less idle and iowait
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / tick
+
+
 def ensure_wrk() -> None:
     """wrk drives the throughput phase; install it when missing and we may (root with apt-get)."""
     if shutil.which("wrk"):
@@ -438,7 +449,12 @@ def main() -> None:
         prof = profile_start(routing.pid, tmp / "profile.txt")
         if DIAG:
             routing.send_signal(signal.SIGUSR1)
+        cpu0, machine0, wall0 = cpu_seconds(routing.pid), cpu_seconds(), time.monotonic()
         results["fixed"] = run_load("open", rport, "route", RATE, RATE_SECONDS, 64)
+        wall = time.monotonic() - wall0
+        server_cores = (cpu_seconds(routing.pid) - cpu0) / wall
+        machine_cores = (cpu_seconds() - machine0) / wall
+        results["fixed"].update(server_cores=server_cores, machine_cores=machine_cores)
         if DIAG:
             routing.send_signal(signal.SIGUSR2)
             time.sleep(0.5)
@@ -446,6 +462,9 @@ def main() -> None:
         f = results["fixed"]
         say(f"  achieved {f['achieved_rps']:.0f} req/s, p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, "
             f"max {f['max_ms']:.1f} ms, errors {f['errors']}")
+        say(f"  CPU: routing server {server_cores:.2f} cores ({server_cores / RATE * 1e6:.0f} us per request, "
+            f"background publishing included); whole machine {machine_cores:.2f} of {os.cpu_count()} cores busy "
+            f"(load client, broker and other work on the machine included)")
         settle(rport)
         say(f"throughput: ceiling GET /ping, {CONNECTIONS} connections, {SECONDS:.0f}s")
         results["ceiling"] = throughput(cport, "ping", script)
@@ -468,6 +487,8 @@ def main() -> None:
         "rps": round(rps, 1), "ceiling_rps": round(ceiling_rps, 1), "ratio": round(ratio, 3),
         "p99_ms_at_2000": round(p99, 2), "p50_ms_at_2000": round(results["fixed"]["p50_ms"], 2),
         "achieved_rps_at_2000": round(results["fixed"]["achieved_rps"], 1),
+        "server_cores_at_2000": round(results["fixed"]["server_cores"], 2),
+        "machine_busy_cores_at_2000": round(results["fixed"]["machine_cores"], 2),
         "errors": results["routing"]["errors"] + results["fixed"]["errors"],
         "load_tool": results["routing"]["tool"], "connections": CONNECTIONS, "skus": N_SKUS,
         "manufacturers": N_MAKERS, "meets_targets": ratio >= TARGET_RATIO and p99 < TARGET_P99,

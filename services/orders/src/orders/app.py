@@ -6,6 +6,7 @@ from pathlib import Path
 
 import shared.contracts  # noqa: F401 - registers event types
 from orders.adapters.blobstore import LocalBlobStore
+from orders.adapters.relay_pacing import pace_relay
 from orders.api.auth import router as auth_router
 from orders.api.back_office import merchant_router, platform_orders_router, staff_router
 from orders.api.platform import router as platform_router
@@ -36,4 +37,5 @@ def create_app(settings: OrdersSettings | None = None):
     settings = settings or load_settings(OrdersSettings)
     app = create_service_app(DEFINITION, settings)
     app.state.runtime.blobstore = LocalBlobStore(settings.blob_dir or os.path.join(settings.data_dir, "orders-blobs"))
+    pace_relay(app.state.runtime.relay, settings.outbox_wake_window_s)
     return app

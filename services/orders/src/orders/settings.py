@@ -15,3 +15,6 @@ class OrdersSettings(ServiceSettings):
     # Per-category eligibility windows in days, e.g. {"phones:return:no_reason": 15, "furniture:repair": 730}.
     eligibility_windows: dict[str, int] = Field(default_factory=dict)
     max_staff_per_merchant: int = Field(default=10, ge=1, le=100)
+    # Wake the outbox relay at most once per this many seconds (0: after every commit);
+    # see adapters/relay_pacing.py.
+    outbox_wake_window_s: float = Field(default=0.05, ge=0, le=5)

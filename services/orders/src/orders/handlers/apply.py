@@ -124,10 +124,9 @@ async def apply_for_service(rt: Runtime, p: Principal, body: ApplicationIn,
             merchant_contact_phone=order.merchant_contact_phone or None,
             return_address=order.return_address or None,
         )
-        await rt.outbox.add(
-            s,
-            make_envelope(type_="service_order.created", key=order.id, producer=rt.name, occurred_at=now, data=event),
-        )
+        await rt.outbox.add_many(
+            s, [make_envelope(type_="service_order.created", key=order.id, producer=rt.name, occurred_at=now,
+                              data=event)])
     return order, True
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from orders.adapters.order_writes import insert_row, update_order
 from orders.domain import actions as rules
 from orders.domain.access import can_see, check_action, not_found, party_of
 from orders.domain.modes import EXECUTION
 from orders.domain.states import target
 from orders.handlers.events import transitioned
-from orders.models import Attachment, ExchangeOrder, Rating, ServiceOrder, Sku, Staff, TimelineEntry
+from orders.models import Attachment, ExchangeOrder, ServiceOrder, Sku, Staff
 from shared.auth import Principal
 from shared.contracts.orders import ExchangeOrderCreated
 from shared.errors import ApiError
@@ -36,12 +37,6 @@ def conflict() -> ApiError:
 # instead of rebuilding them on every request.
 _LOAD = select(ServiceOrder).where(ServiceOrder.id == bindparam("oid"))
 _LOAD_FOR_UPDATE = _LOAD.with_for_update()
-_ORDERS = ServiceOrder.__table__
-# UPDATE … SET <the changed columns> WHERE id = :id AND version = :expected (optimistic check
-# by hand: the row count tells whether another writer moved the version on).
-_UPDATE = update(_ORDERS).where(_ORDERS.c.id == bindparam("b_id"), _ORDERS.c.version == bindparam("b_version"))
-_INSERT_TIMELINE = insert(TimelineEntry.__table__)
-_INSERT_RATING = insert(Rating.__table__)
 
 
 async def load_visible(s, p: Principal, order_id: str, *, for_update: bool = False) -> ServiceOrder:
@@ -89,9 +84,9 @@ async def _apply(rt, s, order: ServiceOrder, action: str, data: dict, *, actor_r
     from_state = order.state
     if action == "register_receipt" and from_state == "arbitration":
         to_state = "arbitration"
-    # The order row is written with one Core UPDATE (not an ORM flush, which costs several
-    # times more CPU for the same statement) and the loaded object is brought up to date
-    # as committed state, so no second write happens at commit.
+    # The order row is written with one UPDATE that checks the version (not an ORM flush,
+    # which costs several times more CPU for the same statement) and the loaded object is
+    # brought up to date as committed state, so no second write happens at commit.
     expected = order.version
     values = dict(eff.changes)
     values["state"] = to_state
@@ -102,12 +97,12 @@ async def _apply(rt, s, order: ServiceOrder, action: str, data: dict, *, actor_r
     arm = ARMS.get(action) or (ARM_FOR_STATE.get(to_state) if to_state != from_state else None)
     if arm:
         values["armed"] = {**(order.armed or {}), arm: expected + 1}
-    result = await s.execute(_UPDATE, {"b_id": order.id, "b_version": expected, **values})
-    if result.rowcount != 1:
+    if not await update_order(s, order.id, expected, values):
         raise StaleDataError(f"service order {order.id} is no longer at version {expected}")
     for k, v in values.items():
         set_committed_value(order, k, v)
     details = dict(eff.details)
+    events = []  # written to the outbox together, in this order, in one statement
     if eff.attachments:
         store = rt.blobstore
         ids = []
@@ -125,7 +120,7 @@ async def _apply(rt, s, order: ServiceOrder, action: str, data: dict, *, actor_r
                            created_at=now)
         s.add(xo)
         details.update(exchange_order_id=xo.id, exchange_auto_approved=xo.auto_approved)
-        await rt.outbox.add(s, make_envelope(
+        events.append(make_envelope(
             type_="exchange_order.created", key=order.id, producer=rt.name, occurred_at=now,
             data=ExchangeOrderCreated(exchange_order_id=xo.id, order_id=order.id, number=order.number,
                                       merchant_id=order.merchant_id, customer_id=order.customer_id, sku=xo.sku,
@@ -141,18 +136,19 @@ async def _apply(rt, s, order: ServiceOrder, action: str, data: dict, *, actor_r
         details.update(exchange_order_id=xo.id,
                        shipping_seconds=int((now - xo.created_at).total_seconds()))
     if eff.rating:
-        await s.execute(_INSERT_RATING, {"order_id": order.id, "stars": eff.rating["stars"],
-                                         "text": eff.rating["text"], "recommend": eff.rating["recommend"],
-                                         "created_at": now})
+        await insert_row(s, "ratings", {"order_id": order.id, "stars": eff.rating["stars"],
+                                        "text": eff.rating["text"], "recommend": eff.rating["recommend"],
+                                        "created_at": now})
     if eff.note:
         details.setdefault("note", eff.note)
-    await s.execute(_INSERT_TIMELINE, {
+    await insert_row(s, "timeline", {
         "order_id": order.id, "version": order.version, "at": now, "actor_role": actor_role, "actor_id": actor_id,
         "action": action, "from_state": from_state, "to_state": to_state, "note": eff.note,
         "internal_note": eff.internal_note, "customer_visible": action not in rules.INTERNAL_ACTIONS,
         "details": details})
-    await rt.outbox.add(s, transitioned(rt, order, action=action, from_state=from_state, actor_role=actor_role,
-                                        actor_id=actor_id, at=now, details=details))
+    events.append(transitioned(rt, order, action=action, from_state=from_state, actor_role=actor_role,
+                               actor_id=actor_id, at=now, details=details))
+    await rt.outbox.add_many(s, events)
     if s.new or s.dirty:  # attachments, exchange orders
         await s.flush()
     return order
