@@ -50,6 +50,10 @@ FIRE = int(os.environ.get("BENCH_FIRE", "100000"))
 BASELINE = int(os.environ.get("BENCH_BASELINE", "20000"))
 FIRE_BATCH = os.environ.get("BENCH_FIRE_BATCH", "5000")
 LATENESS_N, LATENESS_SPAN_S = 20000, 4.0
+# BENCH_PROFILE=/path/to/py-spy: sample the timer process during each phase (raw stacks
+# written to BENCH_PROFILE_DIR, default /tmp); BENCH_PROFILE_PHASES limits the phases.
+PROFILE = os.environ.get("BENCH_PROFILE")
+PROFILE_DIR = Path(os.environ.get("BENCH_PROFILE_DIR", "/tmp"))
 TIMER_COLS = ["id", "order_id", "rule", "action", "details", "state", "due_at", "order_version", "order_state",
               "created_at"]
 
@@ -115,6 +119,49 @@ async def wait_for(check, timeout: float, interval: float = 0.05):
             return v
         await asyncio.sleep(interval)
     raise TimeoutError("benchmark step did not finish in time")
+
+
+def cpu_by_process(named: dict[int, str]) -> dict[str, float]:
+    """CPU seconds used so far by this machine's processes, grouped by command name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        name = named.get(int(d.name)) or stat[stat.index("(") + 1:stat.rindex(")")]
+        f = stat[stat.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(f[11]) + int(f[12])) / tick
+    return out
+
+
+class Profile:
+    """py-spy on the timer process for one phase (no-op without BENCH_PROFILE)."""
+
+    def __init__(self, pid: int, phase: str) -> None:
+        self.pid, self.phase, self.proc = pid, phase, None
+        self.named = {pid: "sla-timer", os.getpid(): "bench"}
+
+    def __enter__(self) -> "Profile":
+        self.cpu0, self.t0 = cpu_by_process(self.named), time.perf_counter()
+        if PROFILE:
+            out = PROFILE_DIR / f"timers-{self.phase}.txt"
+            self.proc = subprocess.Popen([PROFILE, "record", "--pid", str(self.pid), "--nonblocking", "--rate", "200",
+                                          "--format", "raw", "--output", str(out)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)  # attached before the phase starts
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall, cpu = time.perf_counter() - self.t0, cpu_by_process(self.named)
+        used = sorted(((cpu[k] - self.cpu0.get(k, 0.0), k) for k in cpu), reverse=True)[:6]
+        log(f"  cpu during {self.phase} ({wall:.1f}s wall): " + ", ".join(f"{k} {v:.1f}s" for v, k in used if v > 0.05))
+        if self.proc is not None:
+            self.proc.send_signal(2)
+            self.proc.wait(timeout=30)
 
 
 def created_events(n: int) -> list[tuple[bytes, bytes]]:
@@ -219,13 +266,14 @@ async def bench_ours(bootstrap: str, dsn: str, url: str) -> dict:
 
         # 1. schedule over the real path: Kafka -> consumer -> timers (inbox row per event,
         # committed with its timers, so counting the inbox counts committed orders cheaply).
-        t = time.perf_counter()
-        producing = asyncio.create_task(produce(bootstrap, events))
+        with Profile(proc.pid, "schedule"):
+            t = time.perf_counter()
+            producing = asyncio.create_task(produce(bootstrap, events))
 
-        async def scheduled():
-            return await scalar(dsn, "SELECT count(*) FROM processed_events") >= EVENTS
-        await wait_for(scheduled, 900, 0.05)
-        sched_s = time.perf_counter() - t
+            async def scheduled():
+                return await scalar(dsn, "SELECT count(*) FROM processed_events") >= EVENTS
+            await wait_for(scheduled, 900, 0.05)
+            sched_s = time.perf_counter() - t
         await producing
         stored = await scalar(dsn, "SELECT count(*) FROM timers")
         assert stored == bulk + 5 * EVENTS, f"expected {bulk + 5 * EVENTS} timers, found {stored}"
@@ -260,7 +308,8 @@ async def bench_ours(bootstrap: str, dsn: str, url: str) -> dict:
                 return (n / broker_s, n / max(1e-6, (last - t0).total_seconds()),
                         n / max(1e-6, (last_pub - t0).total_seconds()))
 
-            out["fire_per_s"], out["claim_per_s"], out["publish_per_s"] = await drain(FIRE, "bench_fire")
+            with Profile(proc.pid, "fire"):
+                out["fire_per_s"], out["claim_per_s"], out["publish_per_s"] = await drain(FIRE, "bench_fire")
             log(f"fired a backlog of {FIRE:,} due timers: {out['fire_per_s']:,.0f}/s as events on the broker "
                 f"(claimed + outbox committed {out['claim_per_s']:,.0f}/s, relay acked {out['publish_per_s']:,.0f}/s)")
 

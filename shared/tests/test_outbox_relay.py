@@ -202,3 +202,102 @@ async def test_a_failure_inside_a_bundle_sends_the_whole_bundle_again(relay_env)
     assert await relay.drain() == 10
     resent = [n for _k, n in producer.sent]
     assert resent[:2] == [0, 1] and resent[-10:] == list(range(2, 12))
+
+
+def test_murmur2_and_partition_match_the_kafka_default_partitioner():
+    import os
+
+    from aiokafka.partitioner import DefaultPartitioner, murmur2 as reference
+
+    from shared.outbox import key_partition, murmur2
+
+    for n in range(0, 70):
+        for _ in range(20):
+            key = os.urandom(n)
+            assert murmur2(key) == reference(key)
+            assert key_partition(key, [0, 1, 2, 3, 4, 5]) == DefaultPartitioner()(key, [0, 1, 2, 3, 4, 5], [])
+
+
+class FakeBatch:
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.items, self.closed = capacity, [], False
+
+    def append(self, *, key, value, timestamp):
+        if self.closed or len(self.items) >= self.capacity:
+            self.closed = True
+            return None
+        self.items.append((key, value))
+        return object()
+
+    def close(self):
+        self.closed = True
+
+
+class BatchProducer:
+    """The record-batch API of the client: small batches; the ``fail_batch``-th batch
+    handed over fails; records what was acknowledged, per partition, in order."""
+
+    def __init__(self, capacity: int = 4, fail_batch: int = 0) -> None:
+        self.capacity, self.fail_batch, self.batches = capacity, fail_batch, 0
+        self.sent: list[tuple[int, str, int]] = []
+
+    async def partitions_for(self, topic):
+        return {0, 1, 2}
+
+    def create_batch(self):
+        return FakeBatch(self.capacity)
+
+    async def send_batch(self, batch, topic, *, partition):
+        import json
+
+        assert batch.closed
+        self.batches += 1
+        fut = asyncio.get_running_loop().create_future()
+        if self.batches == self.fail_batch:
+            fut.set_exception(ConnectionError("broker went away"))
+        else:
+            self.sent.extend((partition, k.decode(), json.loads(v)["data"]["n"]) for k, v in batch.items)
+            fut.set_result(None)
+        return fut
+
+
+async def test_record_batches_keep_the_order_per_key_and_the_partition_of_the_key(relay_env):
+    from shared.outbox import key_partition
+
+    engine, sessions, tables, reg = relay_env
+    outbox = Outbox(tables, reg, SystemClock())
+    async with sessions() as s, s.begin():
+        await outbox.add_many(s, _envs(reg, range(0, 40)))
+        await outbox.add_bundle(s, _envs(reg, range(40, 60)))
+        await outbox.add_many(s, _envs(reg, range(60, 70)))
+    producer = BatchProducer(capacity=4)
+    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=Handle(producer),
+                        clock=SystemClock(), is_postgres=False, batch_size=100)
+    assert await relay.drain() == 70
+    assert await relay.pending() == 0
+    assert sorted(n for _p, _k, n in producer.sent) == list(range(70))
+    for key in ("k0", "k1", "k2"):
+        mine = [(p, n) for p, k, n in producer.sent if k == key]
+        assert [n for _p, n in mine] == [n for n in range(70) if n % 3 == int(key[1])]  # in order per key
+        assert {p for p, _n in mine} == {key_partition(key.encode(), [0, 1, 2])}
+
+
+async def test_a_failed_record_batch_marks_only_the_prefix_before_its_first_row(relay_env):
+    engine, sessions, tables, reg = relay_env
+    await _fill(sessions, tables, reg, 30)
+    producer = BatchProducer(capacity=4, fail_batch=3)
+    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=Handle(producer),
+                        clock=SystemClock(), is_postgres=False, batch_size=100)
+    with pytest.raises(ConnectionError):
+        await relay.drain()
+    # the third batch handed over held the first four events of one key: everything from
+    # its first event on is still pending (and is sent again, in order)
+    pending = await relay.pending()
+    assert 0 < pending < 30
+    acked = sorted(n for _p, _k, n in producer.sent)
+    assert all(n in acked for n in range(30 - pending))
+    producer.fail_batch = 0
+    assert await relay.drain() == pending
+    assert await relay.pending() == 0
+    resent = [n for _p, _k, n in producer.sent[len(acked):]]
+    assert sorted(resent) == list(range(30 - pending, 30))
