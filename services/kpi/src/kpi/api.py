@@ -1,23 +1,30 @@
-"""KPI API (thin): facts, weekly scorecards, rankings, flags, penalties.
+"""KPI API (thin): facts, weekly scorecards, rankings, flags, penalties,
+service-express scores, billing, composite index, statistics, staffing, CSV
+exports, and the paid-transactions ingest.
 
 Operators (platform_operator, arbitrator) see every merchant; a merchant
-principal sees only its own figures and its own rank."""
+principal sees only its own figures and its own rank (and, for the composite
+index, its category's aggregates: industry average and platinum benchmark)."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from prometheus_client import Counter as PromCounter
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from kpi.domain.statistics import PERIOD
+from kpi import projection as P
+from kpi.domain.index import IndexPolicy
 from kpi.domain.staffing import Capacities
-from kpi.figures import published_statistics, staffing_for, billing, figures_for_week, penalties, service_express
-from kpi.export import scorecards_csv
+from kpi.domain.statistics import PERIOD
+from kpi.export import index_csv, scorecards_csv
+from kpi.figures import billing, composite, figures_for_week, penalties, published_statistics, service_express, \
+    staffing_for
 from kpi.handlers import close_period, requalify
-from kpi.models import Disqualification
-from kpi.models import OrderFact
+from kpi.models import Disqualification, OrderFact, PaidTransactions
 from shared.auth import Principal, require_principal
 from shared.errors import ApiError
 from shared.runtime import Runtime, get_runtime
@@ -31,18 +38,16 @@ operator = require_principal("platform_operator")
 async def order_fact(order_id: str, rt: Runtime = Depends(get_runtime)) -> dict:
     async with rt.sessions() as s:
         fact = await s.get(OrderFact, order_id)
-    if fact is None:
+    if fact is None or fact.merchant_id is None:
         raise ApiError(404, "fact_not_found", f"no facts for service order {order_id}")
-    return {
-        "order_id": fact.order_id,
-        "merchant_id": fact.merchant_id,
-        "category": fact.category,
-        "sku": fact.sku,
-        "service_type": fact.service_type,
-        "problem_type": fact.problem_type,
-        "amount_paid": str(fact.amount_paid),
-        "created_at": fact.created_at.isoformat(),
-    }
+    out = {}
+    for c in P.FIELDS:
+        v = getattr(fact, c)
+        if c.endswith("_cents"):
+            out[c[:-6] if c != "amount_cents" else "amount_paid"] = P.money(v)
+        else:
+            out[c] = v.isoformat() if isinstance(v, datetime) else v
+    return out
 
 
 def _monday(week: date) -> date:
@@ -57,6 +62,10 @@ def _visible(p: Principal, merchant_id: str | None) -> str | None:
             raise ApiError(403, "forbidden", "a merchant sees only its own figures")
         return p.merchant_id
     return merchant_id
+
+
+def _today(rt: Runtime) -> date:
+    return date.fromisoformat(P.day_key(rt.clock.now()))
 
 
 @router.get("/scorecards/weekly", summary="POP weekly scorecards (F1–F4, score, rank) for one week")
@@ -104,10 +113,9 @@ async def list_flags(week: date, rt: Runtime = Depends(get_runtime), p: Principa
 async def list_penalties(merchant_id: str | None = None, week: date | None = None,
                          rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
     only = _visible(p, merchant_id)
+    wk = _monday(week) if week is not None else None
     async with rt.sessions() as s:
-        lines = await penalties(s, only)
-    if week is not None:
-        lines = [x for x in lines if x["week"] == _monday(week).isoformat()]
+        lines = await penalties(s, only, wk)
     return {"lines": lines}
 
 
@@ -121,7 +129,7 @@ async def se_scores(week: date, manufacturer_id: str | None = None, rt: Runtime 
     wk = _monday(week)
     only = _visible(p, manufacturer_id)
     async with rt.sessions() as s:
-        se = await service_express(s, rt.settings.consultation_weights)
+        se = await service_express(s, rt.settings.consultation_weights, [wk], only)
     items = [{"manufacturer_id": m, "after_sales": _num(v["after_sales"]), "consultation": _num(v["consultation"]),
               "consultation_detail": None if v["consultation_detail"] is None else
               {**v["consultation_detail"], "score": _num(v["consultation_detail"]["score"])}}
@@ -157,20 +165,20 @@ async def disqualifications(rt: Runtime = Depends(get_runtime), p: Principal = D
 async def billing_endpoint(manufacturer_id: str | None = None, month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
                            rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
     only = _visible(p, manufacturer_id)
+    if month is not None and not 1 <= int(month[5:]) <= 12:
+        raise ApiError(422, "invalid_month", "month must look like 2026-11")
     async with rt.sessions() as s:
-        lines = await billing(s, rt.settings.package_prices, rt.settings.order_fee_cny, only)
-    if month is not None:
-        lines = [x for x in lines if x["month"] == month]
+        lines = await billing(s, rt.settings.package_prices, rt.settings.order_fee_cny, only, month)
     return {"lines": lines}
 
 
 @router.get("/statistics/{period}", summary="Published platform statistics for a month (2026-11) or quarter (2026-Q4)")
-async def stats(period: str, rt: Runtime = Depends(get_runtime),
+async def stats(period: str, top: int = Query(5, ge=1, le=50), rt: Runtime = Depends(get_runtime),
                 p: Principal = Depends(require_principal("platform_operator", "arbitrator"))) -> dict:
     if not PERIOD.match(period):
         raise ApiError(422, "invalid_period", "period must look like 2026-11 (month) or 2026-Q4 (quarter)")
     async with rt.sessions() as s:
-        return await published_statistics(s, period)
+        return await published_statistics(s, period, top)
 
 
 @router.get("/staffing/{merchant_id}", summary="Staffing estimate for a merchant over a window of Beijing dates")
@@ -181,3 +189,151 @@ async def staffing_endpoint(merchant_id: str, date_from: date = Query(alias="fro
         raise ApiError(422, "invalid_window", "'to' must not be before 'from'")
     async with rt.sessions() as s:
         return await staffing_for(s, merchant_id, date_from, date_to, Capacities())
+
+
+# ---------------------------------------------------------------- composite index (§5.3)
+
+INDEX_METHOD = {
+    "window_days": 28,
+    "weights": "1:1:1",
+    "platinum_benchmark": "best-decile value of the category's merchants: values sorted best first, the one at "
+                          "rank ceil(10% x n); only with at least platinum_min_peers merchants having a value",
+    "industry_average": "pooled over the category's merchants (sum of numerators / sum of denominators)",
+    "lead_pct": "share of the other merchants of the category (with a value) strictly worse; warning under 30%",
+    "index_score": "1:1:1 mean of the three leads",
+    "platinum": "all three indicators at least as good as the category's platinum benchmark",
+}
+
+
+async def _index(rt: Runtime, p: Principal, on: date | None, merchant_id: str | None, category: str | None) -> dict:
+    only = _visible(p, merchant_id)
+    end = on or _today(rt)
+    policy = IndexPolicy(platinum_min_peers=rt.settings.platinum_min_peers)
+    async with rt.sessions() as s:
+        body = await composite(s, end, rt.settings.category_parents, policy)
+    merchants = [m for m in body["merchants"] if (only is None or m["merchant_id"] == only)
+                 and (category is None or m["category"] == category)]
+    cats = {m["category"] for m in merchants} if (only is not None or category is not None) else None
+    categories = [c for c in body["categories"] if cats is None or c["category"] in cats]
+    if only is not None and not merchants:
+        raise ApiError(404, "no_index", f"no refunds nor paid transactions for {only} in the window")
+    return {"date": end.isoformat(), "window": body["window"], "method": {
+        **INDEX_METHOD, "platinum_min_peers": rt.settings.platinum_min_peers}, "categories": categories,
+        "merchants": merchants}
+
+
+@router.get("/composite-index", summary="Composite after-sales index (rolling 28 days): merchants and categories")
+async def composite_index(on: date | None = Query(None, alias="date", description="last Beijing day of the window "
+                                                                                  "(default: today)"),
+                          merchant_id: str | None = None, category: str | None = None,
+                          rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
+    return await _index(rt, p, on, merchant_id, category)
+
+
+@router.get("/composite-index.csv", summary="CSV export of the composite index (one row per merchant)")
+async def composite_index_csv(on: date | None = Query(None, alias="date"), merchant_id: str | None = None,
+                              category: str | None = None, rt: Runtime = Depends(get_runtime),
+                              p: Principal = Depends(reader)) -> Response:
+    body = await _index(rt, p, on, merchant_id, category)
+    return Response(index_csv(body["merchants"]), media_type="text/csv",
+                    headers={"content-disposition": f'attachment; filename="composite-index-{body["date"]}.csv"'})
+
+
+# ---------------------------------------------------------------- paid transactions ingest
+
+Day = date  # (a field below is called "date")
+
+
+class PaidItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    merchant_id: str = Field(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")
+    date: Day = Field(description="Beijing calendar day")
+    count: StrictInt = Field(ge=0, le=10**12, description="paid transactions of the merchant that day")
+
+
+class PaidBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[PaidItem] = Field(min_length=1)
+
+
+def _ingest_counter(rt: Runtime) -> PromCounter:
+    c = getattr(rt, "kpi_paid_items", None)
+    if c is None:
+        c = rt.kpi_paid_items = PromCounter("kpi_paid_transactions_items", "Paid-transaction items posted",
+                                            ["result"], registry=rt.metrics)
+    return c
+
+
+@router.post("/paid-transactions", summary="Ingest paid-transaction counts per merchant and Beijing day "
+                                           "(idempotent upsert; the marketplace's order system)")
+async def ingest_paid(body: PaidBatch, rt: Runtime = Depends(get_runtime),
+                      p: Principal = Depends(operator)) -> dict:
+    """Each item sets the count of paid transactions of one merchant on one Beijing
+    day (replacing what was posted before): posting the same batch again changes
+    nothing. The denominator of the refund dispute rate (§5.3) and of the
+    published return/exchange rates (§5.4)."""
+    limit = rt.settings.paid_transactions_max_items
+    if len(body.items) > limit:
+        raise ApiError(413, "too_many_items", f"at most {limit} items per request, got {len(body.items)}")
+    today = _today(rt)
+    wanted: dict[tuple[str, date], int] = {}
+    conflicts, future = [], []
+    for i, it in enumerate(body.items):
+        if it.date > today:
+            future.append({"index": i, "merchant_id": it.merchant_id, "date": it.date.isoformat()})
+        key = (it.merchant_id, it.date)
+        if key in wanted and wanted[key] != it.count:
+            conflicts.append({"index": i, "merchant_id": it.merchant_id, "date": it.date.isoformat()})
+        wanted[key] = it.count
+    if future:
+        raise ApiError(422, "future_date", f"counts can be posted up to today ({today.isoformat()}, Beijing)",
+                       future[:100])
+    if conflicts:
+        raise ApiError(422, "conflicting_items", "the same merchant and day appear with different counts",
+                       conflicts[:100])
+    now = rt.clock.now()
+    t = PaidTransactions.__table__
+    async with rt.uow() as s:
+        existing: dict[tuple[str, date], int] = {}
+        keys = sorted(wanted)
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows = await s.execute(select(t.c.merchant_id, t.c.day, t.c.count).where(
+                t.c.merchant_id.in_({k[0] for k in chunk}), t.c.day.in_({k[1] for k in chunk})))
+            existing.update({(m, d): n for m, d, n in rows.all() if (m, d) in wanted})
+        changed = [{"merchant_id": m, "day": d, "count": n, "updated_at": now}
+                   for (m, d), n in sorted(wanted.items()) if existing.get((m, d)) != n]
+        if changed:
+            ins = (postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert)(t)
+            stmt = ins.on_conflict_do_update(index_elements=["merchant_id", "day"],
+                                             set_={"count": ins.excluded.count, "updated_at": ins.excluded.updated_at})
+            for i in range(0, len(changed), 500):
+                await s.execute(stmt, changed[i:i + 500])
+    inserted = sum(1 for c in changed if (c["merchant_id"], c["day"]) not in existing)
+    result = {"received": len(body.items), "inserted": inserted, "updated": len(changed) - inserted,
+              "unchanged": len(wanted) - len(changed)}
+    counter = _ingest_counter(rt)
+    for k in ("inserted", "updated", "unchanged"):
+        counter.labels(k).inc(result[k])
+    return result
+
+
+@router.get("/paid-transactions", summary="Paid-transaction counts per merchant and day")
+async def list_paid(merchant_id: str | None = None, date_from: date = Query(alias="from"),
+                    date_to: date = Query(alias="to"), rt: Runtime = Depends(get_runtime),
+                    p: Principal = Depends(reader)) -> dict:
+    only = _visible(p, merchant_id)
+    if date_to < date_from:
+        raise ApiError(422, "invalid_window", "'to' must not be before 'from'")
+    if date_to - date_from > timedelta(days=366):
+        raise ApiError(422, "window_too_long", "at most 366 days per request")
+    t = PaidTransactions.__table__
+    q = select(t.c.merchant_id, t.c.day, t.c.count).where(t.c.day >= date_from, t.c.day <= date_to)
+    if only is not None:
+        q = q.where(t.c.merchant_id == only)
+    async with rt.sessions() as s:
+        rows = (await s.execute(q.order_by(t.c.merchant_id, t.c.day))).all()
+    return {"items": [{"merchant_id": m, "date": d.isoformat(), "count": n} for m, d, n in rows],
+            "total": sum(n for _, _, n in rows)}

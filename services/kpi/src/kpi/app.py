@@ -1,18 +1,26 @@
-"""The KPI service: scorecards, penalties and billing computed from events."""
+"""The KPI service: scorecards, penalties, billing, composite index and statistics
+computed from events (and the paid-transaction counts its ingest API receives)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import shared.contracts  # noqa: F401 - registers event types
 from kpi.api import router
-from kpi.consumers import order_handlers, routing_handlers, sla_handlers
 from kpi.models import Base, messaging
 from kpi.settings import KpiSettings
-from shared.runtime import ConsumerSpec, ServiceDefinition, create_service_app
+from shared.runtime import Runtime, ServiceDefinition, create_service_app
 from shared.settings import load_settings
-from shared.topics import ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _start(rt: Runtime) -> None:
+    from kpi import metrics
+    from kpi.consumers import start_consumer
+
+    rt.kpi_consumer = start_consumer(rt)  # one group over the order, SLA and routing topics (batched)
+    rt.kpi_figures = metrics.install(rt)
+
 
 DEFINITION = ServiceDefinition(
     name="kpi",
@@ -21,9 +29,7 @@ DEFINITION = ServiceDefinition(
     tables=messaging,
     migrations_dir=MIGRATIONS,
     routers=[router],
-    consumers=[ConsumerSpec("orders", [ORDER_EVENTS], order_handlers),
-               ConsumerSpec("sla", [SLA_EVENTS], sla_handlers),
-               ConsumerSpec("routing", [ROUTING_EVENTS], routing_handlers)],
+    on_start=_start,
 )
 
 

@@ -1,66 +1,145 @@
-"""Order and SLA events → KPI facts (never another service's tables)."""
+"""Order, SLA and routing events → KPI facts and counters (never another service's tables).
+
+One consumer group (``kpi.facts``) reads the three topics and applies what each
+poll returns in ONE transaction: the envelopes are validated with the registry's
+models (invalid ones are parked as by every consumer), events already in the
+inbox (``processed_events``) are skipped, the rest go through
+``kpi.store.project`` and their ids are recorded, then the offsets are committed.
+If a batch fails, its records are applied one by one through the shared
+consumer's path (retries, then parking), so one bad event never blocks the rest.
+
+The projection is idempotent by itself (earliest-wins facts, consultation facts
+keyed by id), so an event applied twice — e.g. by ``kpi replay`` and then by the
+consumer — changes nothing; the inbox only saves the work.
+"""
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import logging
+import time
 
-from kpi.domain.timeline import EXCHANGE_CREATING, milestone_for
-from kpi.facts import record, record_consultation, upsert_order
-from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitioned
-from shared.contracts.routing import BillableConsultation, ConsultationTransferred, RoutingDecided
-from shared.contracts.sla import DeadlineFired
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from prometheus_client import Histogram
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+
+from kpi.projection import HANDLED_TYPES, NaiveTime, relevant
+from kpi.store import project
+from shared.consumer import ConsumerConfig, EventConsumer, PermanentError
+from shared.events import Envelope, UnknownEventType
 from shared.runtime import Runtime
+from shared.topics import ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
+
+log = logging.getLogger(__name__)
+
+GROUP = "kpi.facts"
+TOPICS = [ORDER_EVENTS, SLA_EVENTS, ROUTING_EVENTS]
+MAX_BATCH = 2000
 
 
-def _amount(details: dict, key: str) -> Decimal | None:
-    try:
-        return Decimal(str(details[key])).quantize(Decimal("0.01")) if key in details else None
-    except InvalidOperation:
-        return None
+def handlers() -> dict:
+    """Per-event handlers (the one-by-one fallback path)."""
+
+    async def handle(session, env, data) -> None:
+        try:
+            relevant(env.type, data)
+        except NaiveTime as exc:
+            raise PermanentError(str(exc)) from None
+        await project(session, [(env.type, data)])
+
+    return dict.fromkeys(HANDLED_TYPES, handle)
 
 
-def order_handlers(rt: Runtime):
-    async def on_created(session, env, data: ServiceOrderCreated) -> None:
-        await upsert_order(session, data.order_id, data)
+class FactsConsumer(EventConsumer):
+    def __init__(self, rt: Runtime) -> None:
+        s = rt.settings
+        super().__init__(ConsumerConfig(name=GROUP, topics=TOPICS, bootstrap=s.kafka_bootstrap,
+                                        session_timeout_ms=s.kafka_session_timeout_ms),
+                         sessions=rt.sessions, tables=rt.tables, registry=rt.registry, handlers=handlers(),
+                         clock=rt.clock, metrics=rt.metrics)
+        self.lag = Histogram("kpi_event_lag_seconds",
+                             "From an event's publication (broker timestamp) to its effect on the KPI figures "
+                             "being committed", registry=rt.metrics,
+                             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.batch_seconds = Histogram("kpi_projection_batch_seconds", "Time to apply one batch of events",
+                                       registry=rt.metrics, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
-    async def on_transitioned(session, env, data: ServiceOrderTransitioned) -> None:
-        await upsert_order(session, data.order_id, data.order)
-        kind = milestone_for(data.action)
-        if kind is not None:
-            stars = data.details.get("stars") if kind == "rated" else None
-            await record(session, data.order_id, kind, data.occurred_at,
-                         value=int(stars) if isinstance(stars, (int, str)) and str(stars).isdigit() else None,
-                         amount=_amount(data.details, "amount"))
-        rec = data.details.get("recommend") if data.action == "rate" else None
-        if isinstance(rec, int) and 0 <= rec <= 10:
-            await record(session, data.order_id, "recommended", data.occurred_at, value=rec)
-        if data.action in EXCHANGE_CREATING:
-            await record(session, data.order_id, "exchange_created", data.occurred_at)
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        idle_rounds = 0
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
+            if not batches:
+                idle_rounds += 1
+                if idle_rounds % 6 == 0:
+                    await self._rewind_if_past_end(consumer)
+                continue
+            idle_rounds = 0
+            records = [m for msgs in batches.values() for m in msgs]
+            await self.handle_batch(records)
+            await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batches.items() if msgs})
 
-    return {"service_order.created": on_created, "service_order.transitioned": on_transitioned}
+    async def handle_batch(self, records: list[ConsumerRecord]) -> None:
+        started = time.perf_counter()
+        parsed: list[tuple[ConsumerRecord, Envelope, object]] = []
+        for msg in records:
+            try:
+                env = Envelope.from_bytes(msg.value)
+            except (ValidationError, ValueError, TypeError) as exc:
+                await self._park(msg, f"malformed envelope: {exc}")
+                continue
+            if env.type not in HANDLED_TYPES:
+                if not self.registry.is_known(env.type, env.schema_version) and not self._known_type(env.type):
+                    await self._park(msg, f"unknown event type {env.type!r} v{env.schema_version}")
+                continue
+            try:
+                data = self.registry.parse_data(env)
+                relevant(env.type, data)
+            except (UnknownEventType, ValidationError, NaiveTime) as exc:
+                await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc}")
+                continue
+            parsed.append((msg, env, data))
+        if parsed:
+            try:
+                applied, dups = await self._apply_batch(parsed)
+            except Exception as exc:  # noqa: BLE001 - one by one, with retries and parking
+                log.warning("batch of %d events failed (%r); applying them one by one", len(parsed), exc)
+                for msg, _env, _facts in parsed:
+                    await self.handle_record(msg)
+            else:
+                self.processed_total.inc(applied)
+                self.duplicates_total.inc(dups)
+        now = time.time()
+        for msg in records:
+            if msg.timestamp and msg.timestamp > 0:
+                self.lag.observe(max(0.0, now - msg.timestamp / 1000))
+        self.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _apply_batch(self, parsed) -> tuple[int, int]:
+        pe = self.tables.processed_events
+        name = self.config.name
+        async with self.sessions() as s:
+            async with s.begin():
+                ids = [str(env.id) for _, env, _ in parsed]
+                seen: set[str] = set()
+                for i in range(0, len(ids), 500):
+                    seen.update((await s.execute(select(pe.c.event_id).where(
+                        pe.c.consumer == name, pe.c.event_id.in_(ids[i:i + 500])))).scalars())
+                todo, fresh = [], {}
+                for _msg, env, data in parsed:
+                    eid = str(env.id)
+                    if eid in seen or eid in fresh:
+                        continue
+                    fresh[eid] = env.type
+                    todo.append((env.type, data))
+                await project(s, todo)
+                if fresh:
+                    now = self.clock.now()
+                    await s.execute(insert(pe), [{"consumer": name, "event_id": e, "event_type": t,
+                                                  "processed_at": now} for e, t in fresh.items()])
+        return len(fresh), len(parsed) - len(fresh)
 
 
-def sla_handlers(rt: Runtime):
-    async def on_fired(session, env, data: DeadlineFired) -> None:
-        if data.action == "penalty":
-            await record(session, data.order_id, "penalty_48h", data.fired_at,
-                         amount=_amount(data.details, "amount_cny") or Decimal("2000.00"))
-
-    return {"sla.deadline_fired": on_fired}
-
-
-def routing_handlers(rt: Runtime):
-    async def on_decided(session, env, data: RoutingDecided) -> None:
-        if data.manufacturer_id:
-            await record_consultation(session, "decided", data.decision_id, data.manufacturer_id, data.decided_at,
-                                      target=data.target, reason=data.reason)
-
-    async def on_transferred(session, env, data: ConsultationTransferred) -> None:
-        await record_consultation(session, "transferred", data.transfer_id, data.manufacturer_id,
-                                  data.transferred_at, reason=data.reason)
-
-    async def on_billable(session, env, data: BillableConsultation) -> None:
-        await record_consultation(session, "billable", data.consultation_id, data.manufacturer_id, data.occurred_at,
-                                  reason=data.cause, package=data.package)
-
-    return {"routing.decided": on_decided, "routing.transferred": on_transferred,
-            "routing.billable_consultation": on_billable}
+def start_consumer(rt: Runtime) -> FactsConsumer:
+    c = FactsConsumer(rt)
+    rt.consumers.append(c)  # listed with the runtime's consumers (operations, tests)
+    rt.spawn(c.run(), f"consumer-{GROUP}")
+    return c

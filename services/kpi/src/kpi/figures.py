@@ -1,60 +1,98 @@
-"""Figures computed on demand from the fact tables (a pure function of the facts,
-so incremental and replayed projections give identical results)."""
+"""Figures read from the projection's tables: mostly sums of counters (a few
+indexed reads of order facts list the orders behind a penalty or a bill). They are
+pure functions of the facts, so incremental and replayed projections agree."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi import projection as P
 from kpi.domain.billing import BilledConsultation, OnBehalfOrder, billing_lines
+from kpi.domain.index import IndexPolicy, MerchantWindow, Sums, composite_index, main_category, window
 from kpi.domain.penalties import penalty_lines
-from kpi.domain.service_express import Decision, Transfer, after_sales_score, consultation_scores
-from kpi.domain.scorecard import flags, rank, weekly_scorecards
-from kpi.facts import load_timelines
+from kpi.domain.scorecard import Scorecard, flags, rank, scorecards_from_counters
+from kpi.domain.service_express import after_sales_score, scores_from_counters
 from kpi.domain.staffing import Capacities, staffing
-from kpi.domain.statistics import StatOrder, statistics
-from kpi.models import ConsultationFact, OrderFact, OrderMilestone
+from kpi.domain.statistics import months_of, period_bounds, statistics
+from kpi.models import ConsultationFact, Counter, OrderFact, PaidTransactions
+from kpi.store import fact_from_db
 
 FLAG_WEEKS = 3
+C = Counter.__table__.c
+F = OrderFact.__table__.c
+
+
+async def weekly_cards(session: AsyncSession, weeks: list[date] | None = None,
+                       merchant_id: str | None = None) -> dict[date, dict[str, Scorecard]]:
+    q = select(C.merchant_id, C.period, C.dim, C.a, C.b).where(C.family == "sc")
+    if weeks is not None:
+        q = q.where(C.period.in_([w.isoformat() for w in weeks]))
+    if merchant_id is not None:
+        q = q.where(C.merchant_id == merchant_id)
+    return scorecards_from_counters((await session.execute(q)).all())
+
+
+async def all_weeks(session: AsyncSession) -> dict[date, dict[str, Scorecard]]:
+    return await weekly_cards(session)
 
 
 async def figures_for_week(session: AsyncSession, week: date) -> dict:
-    weeks = weekly_scorecards(await load_timelines(session))
+    window_weeks = [week - timedelta(weeks=k) for k in range(FLAG_WEEKS)]
+    weeks = await weekly_cards(session, window_weeks)
     cards = weeks.get(week, {})
     ranking = rank(cards)
-    window = {w: weeks.get(w, {}) for w in (week - timedelta(weeks=k) for k in range(FLAG_WEEKS))}
+    ranks = {e.merchant_id: e.rank for e in ranking}
     return {
-        "scorecards": [cards[m].as_dict() | {"rank": next((e.rank for e in ranking if e.merchant_id == m), None)}
-                       for m in sorted(cards)],
+        "scorecards": [cards[m].as_dict() | {"rank": ranks.get(m)} for m in sorted(cards)],
         "ranked": len(ranking),
         "ranking": [{"merchant_id": e.merchant_id, "score": str(e.score), "rank": e.rank, "bottom10": e.bottom10}
                     for e in ranking],
-        "flags": [f for f in flags(window, FLAG_WEEKS) if f["week"] == week.isoformat()],
+        "flags": [f for f in flags(weeks, FLAG_WEEKS) if f["week"] == week.isoformat()],
+        "weeks": weeks,
     }
 
 
-async def penalties(session: AsyncSession, merchant_id: str | None = None) -> list[dict]:
-    return penalty_lines(await load_timelines(session, merchant_id))
+async def penalties(session: AsyncSession, merchant_id: str | None = None, week: date | None = None) -> list[dict]:
+    q = select(*[F[c] for c in P.FIELDS])
+    if week is None:
+        q = q.where(or_(F.audit_late.is_(True), F.penalty_at.isnot(None), F.advance_at.isnot(None)))
+    else:
+        lo = P.day_start_utc(week)
+        hi = lo + timedelta(days=7)
+        q = q.where(or_(and_(F.audit_late.is_(True), F.audited_at >= lo, F.audited_at < hi),
+                        and_(F.penalty_at >= lo, F.penalty_at < hi), and_(F.advance_at >= lo, F.advance_at < hi)))
+    if merchant_id is not None:
+        q = q.where(F.merchant_id == merchant_id)
+    lines = penalty_lines(fact_from_db(r) for r in (await session.execute(q)).all())
+    if week is not None:
+        lines = [x for x in lines if x["week"] == week.isoformat()]
+    return lines
 
 
-async def all_weeks(session: AsyncSession):
-    return weekly_scorecards(await load_timelines(session))
-
-
-async def service_express(session: AsyncSession, weights) -> dict:
-    """period → manufacturer → {"after_sales": Decimal|None, "consultation": Decimal|None, "detail": {...}}"""
-    rows = (await session.execute(select(ConsultationFact).where(ConsultationFact.kind.in_(("decided", "transferred")))
-                                  )).scalars().all()
-    decisions = [Decision(r.manufacturer_id, r.at, r.target or "", r.reason or "") for r in rows if r.kind == "decided"]
-    transfers = [Transfer(r.manufacturer_id, r.at) for r in rows if r.kind == "transferred"]
-    cons = consultation_scores(decisions, transfers, weights)
-    manufacturers = {r.manufacturer_id for r in rows}
-    weeks = await all_weeks(session)
+async def service_express(session: AsyncSession, weights, weeks: list[date] | None = None,
+                          manufacturer_id: str | None = None) -> dict:
+    """period → manufacturer → {"after_sales", "consultation", "consultation_detail"}, for the
+    manufacturers with consultation activity (service-express members)."""
+    q = select(C.merchant_id, C.period, C.a, C.b, C.c).where(C.family == "cons")
+    if weeks is not None:
+        q = q.where(C.period.in_([w.isoformat() for w in weeks]))
+    if manufacturer_id is not None:
+        q = q.where(C.merchant_id == manufacturer_id)
+    cons = scores_from_counters((await session.execute(q)).all(), weights)
+    cf = ConsultationFact.__table__.c
+    mq = select(cf.manufacturer_id).where(cf.kind.in_(("decided", "transferred")),
+                                          cf.manufacturer_id.isnot(None)).distinct()
+    if manufacturer_id is not None:
+        mq = mq.where(cf.manufacturer_id == manufacturer_id)
+    manufacturers = set((await session.execute(mq)).scalars())
+    cards = await weekly_cards(session, weeks, manufacturer_id) if manufacturers else {}
     out: dict = {}
-    for wk in set(weeks) | set(cons):
+    for wk in set(cards) | set(cons):
         for m in manufacturers:
-            card = weeks.get(wk, {}).get(m)
+            card = cards.get(wk, {}).get(m)
             c = cons.get(wk, {}).get(m)
             if card is None and c is None:
                 continue
@@ -65,42 +103,89 @@ async def service_express(session: AsyncSession, weights) -> dict:
     return out
 
 
-async def billing(session: AsyncSession, prices, order_fee, manufacturer_id: str | None = None) -> list[dict]:
-    oq = select(OrderFact.order_id, OrderFact.merchant_id, OrderFact.created_at).where(OrderFact.on_behalf.is_(True))
+def _month_range(month: str):
+    y, m = map(int, month.split("-"))
+    lo = P.day_start_utc(date(y, m, 1))
+    hi = P.day_start_utc(date(y + (m == 12), m % 12 + 1, 1))
+    return lo, hi
+
+
+async def billing(session: AsyncSession, prices, order_fee, manufacturer_id: str | None = None,
+                  month: str | None = None) -> list[dict]:
+    oq = select(F.order_id, F.merchant_id, F.created_at).where(F.on_behalf.is_(True))
     cq = select(ConsultationFact).where(ConsultationFact.kind == "billable")
     if manufacturer_id is not None:
-        oq = oq.where(OrderFact.merchant_id == manufacturer_id)
+        oq = oq.where(F.merchant_id == manufacturer_id)
         cq = cq.where(ConsultationFact.manufacturer_id == manufacturer_id)
+    if month is not None:
+        lo, hi = _month_range(month)
+        oq = oq.where(F.created_at >= lo, F.created_at < hi)
+        cq = cq.where(ConsultationFact.at >= lo, ConsultationFact.at < hi)
     orders = [OnBehalfOrder(*r) for r in (await session.execute(oq)).all()]
     cons = [BilledConsultation(r.fact_id.split(":", 1)[1], r.manufacturer_id, r.package, r.at)
             for r in (await session.execute(cq)).scalars()]
     return billing_lines(orders, cons, prices, order_fee)
 
 
-async def published_statistics(session: AsyncSession, period: str) -> dict:
-    facts = {r.order_id: r for r in (await session.execute(select(OrderFact))).scalars()}
-    ms: dict[str, dict] = {}
-    rows = await session.execute(select(OrderMilestone).where(
-        OrderMilestone.kind.in_(("rated", "recommended", "arbitration"))))
-    for r in rows.scalars():
-        ms.setdefault(r.order_id, {})[r.kind] = r
-    orders = []
-    for oid, f in facts.items():
-        m = ms.get(oid, {})
-        rated, rec, arb = m.get("rated"), m.get("recommended"), m.get("arbitration")
-        orders.append(StatOrder(f.created_at, f.problem_type, f.sku, rated and rated.at, rated and rated.value,
-                                rec and rec.at, rec and rec.value, arb and arb.at))
-    return statistics(orders, period)
+async def paid_between(session: AsyncSession, first: date, last: date) -> dict[str, int]:
+    pt = PaidTransactions.__table__.c
+    rows = await session.execute(select(pt.merchant_id, func.sum(pt.count)).where(
+        pt.day >= first, pt.day <= last).group_by(pt.merchant_id))
+    return {m: int(n or 0) for m, n in rows.all()}
 
 
-async def staffing_for(session: AsyncSession, merchant_id: str, start, end, cap: Capacities) -> dict:
+async def published_statistics(session: AsyncSession, period: str, top: int = 5) -> dict:
+    months = months_of(period)
+    base = and_(C.family == "st", C.merchant_id == "", C.period.in_(months))
+    rows = await session.execute(select(C.dim, func.sum(C.a), func.sum(C.b), func.sum(C.c)).where(
+        base, ~C.dim.like("sku:%")).group_by(C.dim))
+    sums = {d: (int(a or 0), int(b or 0), int(c or 0)) for d, a, b, c in rows.all()}
+    total = func.sum(C.a)
+    skus = await session.execute(select(C.dim, total).where(base, C.dim.like("sku:%")).group_by(C.dim)
+                                 .order_by(total.desc(), C.dim).limit(top))
+    top_skus = [(d[4:], int(n)) for d, n in skus.all() if n]
+    first, last = period_bounds(period)
+    paid = sum((await paid_between(session, first, last)).values())
+    return statistics(period, sums, top_skus, paid, top)
+
+
+async def index_inputs(session: AsyncSession, end: date, parents: dict[str, str]) -> dict[str, MerchantWindow]:
+    start, stop = window(end)
+    merchants: dict[str, MerchantWindow] = {}
+    rows = await session.execute(select(C.merchant_id, C.dim, func.sum(C.a), func.sum(C.b), func.sum(C.c),
+                                        func.sum(C.d)).where(C.family == "ix", C.period >= start.isoformat(),
+                                                             C.period <= stop.isoformat())
+                                 .group_by(C.merchant_id, C.dim))
+    for m, path, a, b, c, d in rows.all():
+        mw = merchants.get(m) or merchants.setdefault(m, MerchantWindow(m))
+        mw.paths.setdefault(path, Sums()).add(int(a), int(b), int(c), int(d))
+    for m, n in (await paid_between(session, start, stop)).items():
+        if n:
+            (merchants.get(m) or merchants.setdefault(m, MerchantWindow(m))).paid = n
+    cats: dict[str, dict[str, int]] = {}
+    for m, cat, n in (await session.execute(select(C.merchant_id, C.dim, C.a).where(C.family == "mcat"))).all():
+        if m in merchants:
+            cats.setdefault(m, {})[cat] = int(n)
+    for m, mw in merchants.items():
+        mw.category = main_category(cats.get(m, {}), parents)
+    return merchants
+
+
+async def composite(session: AsyncSession, end: date, parents: dict[str, str], policy: IndexPolicy) -> dict:
+    return composite_index(await index_inputs(session, end, parents), end, policy)
+
+
+async def staffing_for(session: AsyncSession, merchant_id: str, start: date, end: date, cap: Capacities) -> dict:
+    lo, hi = P.day_start_utc(start), P.day_start_utc(end + timedelta(days=1))
     cons = (await session.execute(select(ConsultationFact.at).where(
         ConsultationFact.manufacturer_id == merchant_id, ConsultationFact.kind == "decided",
-        ConsultationFact.target == "manufacturer"))).scalars().all()
-    ms = (await session.execute(select(OrderMilestone.kind, OrderMilestone.at, OrderMilestone.amount)
-                                .join(OrderFact, OrderFact.order_id == OrderMilestone.order_id)
-                                .where(OrderFact.merchant_id == merchant_id,
-                                       OrderMilestone.kind.in_(("audited", "processed"))))).all()
-    audits = [at for kind, at, _ in ms if kind == "audited"]
-    refunds = [at for kind, at, amount in ms if kind == "processed" and amount is not None]
-    return {"merchant_id": merchant_id, **staffing(list(cons), audits, refunds, start, end, cap)}
+        ConsultationFact.target == "manufacturer", ConsultationFact.at >= lo, ConsultationFact.at < hi))).scalars()
+    audits = (await session.execute(select(F.audited_at).where(
+        F.merchant_id == merchant_id, F.audited_at >= lo, F.audited_at < hi))).scalars()
+    refunds = (await session.execute(select(F.refund_at).where(
+        F.merchant_id == merchant_id, F.refund_by == "merchant", F.refund_at >= lo, F.refund_at < hi))).scalars()
+    return {"merchant_id": merchant_id, **staffing(list(cons), list(audits), list(refunds), start, end, cap)}
+
+
+def fraction_float(v: Fraction | None) -> float:
+    return float("nan") if v is None else float(v)

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from kpi.domain.scorecard import rank
 from kpi.domain.service_express import below_twice
-from kpi.figures import FLAG_WEEKS, all_weeks, figures_for_week, service_express
+from kpi.figures import figures_for_week, service_express
 from kpi.models import Disqualification, FlagRecord
 from shared.errors import ApiError
 from shared.events import make_envelope
@@ -21,7 +21,7 @@ async def close_period(rt: Runtime, week: date) -> dict:
     flagged, disqualified = [], []
     async with rt.uow() as session:
         fig = await figures_for_week(session, week)
-        weeks = await all_weeks(session)
+        weeks = fig["weeks"]
         for f in fig["flags"]:
             if await session.get(FlagRecord, (f["merchant_id"], f["week"])) is not None:
                 continue
@@ -34,8 +34,8 @@ async def close_period(rt: Runtime, week: date) -> dict:
                 type_="kpi.merchant_flagged", key=f["merchant_id"], producer="kpi", occurred_at=now,
                 data={"merchant_id": f["merchant_id"], "weeks": f["weeks"], "ranks": ranks, "flagged_at": now}))
             flagged.append(f["merchant_id"])
-        se = await service_express(session, s.consultation_weights)
         prev = week - timedelta(weeks=1)
+        se = await service_express(session, s.consultation_weights, [prev, week])
         for m in sorted(se.get(week, {})):
             scores = {w: {k: se.get(w, {}).get(m, {}).get(k) for k in ("after_sales", "consultation")}
                       for w in (prev, week)}

@@ -1,10 +1,19 @@
-"""Tables owned by the KPI service (facts projected from events only)."""
+"""Tables owned by the KPI service.
+
+Projected from events (emptied and rebuilt by ``kpi replay``):
+  ``order_facts``         one row per service order (``kpi.projection.OrderFact``)
+  ``consultation_facts``  one row per routing event (decided / transferred / billable)
+  ``kpi_counters``        sums of the orders' and consultations' contributions, the
+                          figures are read from them (``kpi.projection.contributions``)
+Primary data of the KPI service (kept by a replay):
+  ``paid_transactions``   paid-transaction counts per merchant and Beijing day (ingest API)
+  ``disqualifications``, ``flag_records``  decisions already published as events
+"""
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, Index, Numeric, String, false
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import UTCDateTime, declarative_base
@@ -13,35 +22,63 @@ from shared.messaging_tables import MessagingTables
 Base = declarative_base()
 messaging = MessagingTables(Base.metadata)
 
+ID = 200  # merchant ids, SKUs, categories: as long as the producers allow
+
 
 class OrderFact(Base):
     __tablename__ = "order_facts"
     __table_args__ = (Index("ix_order_facts_merchant_created", "merchant_id", "created_at"),)
 
-    order_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(64))
-    sku: Mapped[str] = mapped_column(String(64))
-    service_type: Mapped[str] = mapped_column(String(20))
-    problem_type: Mapped[str] = mapped_column(String(20))
-    amount_paid: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # the platform served this manufacturer's after-sales on its behalf (billed 8.26 CNY)
-    on_behalf: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    snap_version: Mapped[int | None] = mapped_column(Integer)
+    merchant_id: Mapped[str | None] = mapped_column(String(ID))
+    category: Mapped[str | None] = mapped_column(String(ID))
+    sku: Mapped[str | None] = mapped_column(String(ID))
+    service_type: Mapped[str | None] = mapped_column(String(20))
+    problem_type: Mapped[str | None] = mapped_column(String(20))
+    amount_cents: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    on_behalf: Mapped[bool | None] = mapped_column(Boolean)
+    audited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    audit_action: Mapped[str | None] = mapped_column(String(60))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    process_action: Mapped[str | None] = mapped_column(String(60))
+    exchange_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    exchange_shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    shipped_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stars: Mapped[int | None] = mapped_column(Integer)
+    recommend_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recommend: Mapped[int | None] = mapped_column(Integer)
+    arbitration_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refund_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refund_cents: Mapped[int | None] = mapped_column(BigInteger)
+    refund_by: Mapped[str | None] = mapped_column(String(16))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_role: Mapped[str | None] = mapped_column(String(40))
+    advance_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    advance_cents: Mapped[int | None] = mapped_column(BigInteger)
+    penalty_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    penalty_cents: Mapped[int | None] = mapped_column(BigInteger)
+    # derived from the columns above (for the penalties ledger query)
+    audit_late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
-class OrderMilestone(Base):
-    """One fact per (order, kind): the first time it happened (earliest wins, so
-    late or duplicate events never change it) and its value (stars, amount)."""
+class Counter(Base):
+    """``(family, period, merchant_id, dim) → a, b, c, d`` — see ``kpi.projection.contributions``."""
 
-    __tablename__ = "order_milestones"
-    __table_args__ = (Index("ix_order_milestones_kind_at", "kind", "at"),)
+    __tablename__ = "kpi_counters"
+    __table_args__ = (Index("ix_kpi_counters_merchant", "family", "merchant_id", "period"),)
 
-    order_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
-    value: Mapped[int | None] = mapped_column(nullable=True)
-    amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), nullable=True)
+    family: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    dim: Mapped[str] = mapped_column(String(ID + 40), primary_key=True)
+    a: Mapped[int] = mapped_column(BigInteger, default=0)
+    b: Mapped[int] = mapped_column(BigInteger, default=0)
+    c: Mapped[int] = mapped_column(BigInteger, default=0)
+    d: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ConsultationFact(Base):
@@ -50,13 +87,26 @@ class ConsultationFact(Base):
     __tablename__ = "consultation_facts"
     __table_args__ = (Index("ix_consultation_facts_manufacturer_at", "manufacturer_id", "at"),)
 
-    fact_id: Mapped[str] = mapped_column(String(80), primary_key=True)  # "<kind>:<event's id>"
+    fact_id: Mapped[str] = mapped_column(String(240), primary_key=True)  # "<kind>:<event's id>"
     kind: Mapped[str] = mapped_column(String(16))
-    manufacturer_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    manufacturer_id: Mapped[str | None] = mapped_column(String(ID), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     target: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     package: Mapped[int | None] = mapped_column(nullable=True)
+
+
+class PaidTransactions(Base):
+    """Paid transactions per merchant and Beijing day, posted by the marketplace's
+    order system (the denominator of the refund dispute rate, §5.3)."""
+
+    __tablename__ = "paid_transactions"
+    __table_args__ = (Index("ix_paid_transactions_day", "day"),)
+
+    merchant_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Disqualification(Base):

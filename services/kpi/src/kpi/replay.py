@@ -1,56 +1,281 @@
-"""Rebuild the fact tables from the topics (``kpi replay``) and take a snapshot
-of every figure (to compare incremental and replayed projections).
+"""Rebuild the projection from scratch (``kpi replay``), and snapshot every figure.
 
-Facts are idempotent, earliest-wins upserts keyed by order / event id, so
-applying the topics from offset 0 into an empty database, in any order and with
-duplicates, gives the same facts — and the figures are pure functions of them."""
+    kpi replay                      # from the broker: orders.events, sla.events, routing.events, offset 0
+    kpi replay --from-dir DIR       # from topic exports: DIR/<topic>.<partition>.jsonl (one envelope a line)
+    kpi replay --workers 4          # processes (default: the CPU count, at most 8)
+
+Stop the KPI service first (or accept that it catches up afterwards: applying an
+event twice changes nothing). The command empties ``order_facts``,
+``consultation_facts`` and ``kpi_counters`` and rebuilds them; paid transactions
+(ingest API), published flags and disqualification decisions are kept.
+
+How it is fast: each worker process takes whole partitions (partition p goes to
+worker p mod N), folds their envelopes into order facts in memory
+(``kpi.fastdecode.Folder``: reads only the fields it needs), sums the orders'
+contributions to the counters in memory, and writes rows in bulk (COPY on
+PostgreSQL). Kafka partitions by key and every order event is keyed by its order
+id, so one order's events are all in one partition of ``orders.events`` and of
+``sla.events`` (same partition count, same key); should an order's events still
+span two workers, writing its row twice fails on the primary key and the rebuild
+runs again with one worker. Counters summed per worker are merged with one
+``INSERT … SELECT … GROUP BY``.
+
+The facts are an order-insensitive fold (earliest-wins milestones, lowest-version
+snapshot) and the figures are sums over them, so the live consumer's incremental
+result and this rebuild are identical, whatever the arrival order and with
+duplicates (``tests/test_replay.py``).
+"""
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+import multiprocessing
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import shared.contracts  # noqa: F401 - registers event types
-from kpi.consumers import order_handlers, routing_handlers, sla_handlers
-from kpi.figures import all_weeks, billing, penalties, service_express
-from kpi.domain.scorecard import flags, rank
-from kpi.models import ConsultationFact, OrderFact, OrderMilestone
-from shared.events import Envelope, registry
+from kpi import projection as P
+from kpi.fastdecode import Folder
+from kpi.store import CONSULT_COLUMNS, COUNTER_COLUMNS, ROW_COLUMNS, bulk_insert, clear_projection, row_tuple
+from shared.db import create_engine
 from shared.topics import ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
 
 TOPICS = (ORDER_EVENTS, SLA_EVENTS, ROUTING_EVENTS)
+STAGE = "kpi_counters_stage"
+_FILE = re.compile(r"^(?P<topic>.+?)(?:\.(?P<partition>\d+))?\.jsonl$")
 
 
-def handlers() -> dict:
-    # The projection handlers do not use the runtime.
-    return {**order_handlers(None), **sla_handlers(None), **routing_handlers(None)}
+@dataclass(frozen=True)
+class Source:
+    """One partition of a topic: in a file (``path``) or on the broker (``bootstrap``)."""
+
+    topic: str
+    partition: int
+    path: str | None = None
+    bootstrap: str | None = None
 
 
-async def apply(session: AsyncSession, envelopes: Iterable[Envelope], table: dict | None = None) -> int:
-    table = table or handlers()
-    n = 0
-    for env in envelopes:
-        h = table.get(env.type)
-        if h is None or not registry.is_known(env.type, env.schema_version):
-            continue
-        await h(session, env, registry.parse_data(env))
-        n += 1
-    return n
+def dir_sources(directory: str | Path, topics: Iterable[str] = TOPICS) -> list[Source]:
+    out = []
+    for p in sorted(Path(directory).iterdir()):
+        m = _FILE.match(p.name)
+        if m and m["topic"] in topics:
+            out.append(Source(m["topic"], int(m["partition"] or 0), path=str(p)))
+    return out
 
 
-async def clear_facts(session: AsyncSession) -> None:
-    for model in (OrderMilestone, ConsultationFact, OrderFact):
-        await session.execute(delete(model))
+async def kafka_sources(bootstrap: str, topics: Iterable[str] = TOPICS) -> list[Source]:
+    from aiokafka import AIOKafkaConsumer
 
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        return [Source(t, p, bootstrap=bootstrap) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+    finally:
+        await consumer.stop()
+
+
+def read_file(path: str, chunk: int = 32 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        rest = b""
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                if line:
+                    yield line
+        if rest.strip():
+            yield rest
+
+
+async def read_partition(src: Source) -> list[bytes]:
+    """Every message value of one partition, from offset 0 up to its current end."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=src.bootstrap, group_id=None, enable_auto_commit=False,
+                                max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20)
+    await consumer.start()
+    out: list[bytes] = []
+    try:
+        tp = TopicPartition(src.topic, src.partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        while end > 0:
+            batches = await consumer.getmany(tp, timeout_ms=500, max_records=20000)
+            msgs = batches.get(tp, [])
+            out.extend(m.value for m in msgs if m.value is not None)
+            if msgs and msgs[-1].offset + 1 >= end:
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+def fold_sources(sources: Iterable[Source]) -> Folder:
+    folder = Folder()
+    feed = folder.feed
+    for src in sources:
+        values = read_file(src.path) if src.path else asyncio.run(read_partition(src))
+        for raw in values:
+            feed(raw)
+    return folder
+
+
+async def write_folded(database_url: str, folder: Folder, counters_table: str) -> dict:
+    """Write one worker's rows, consultation facts and counters (one transaction)."""
+    t0 = time.perf_counter()
+    counters = P.counters_of(folder.rows.values(), folder.consultations.values())
+    t1 = time.perf_counter()
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await bulk_insert(conn, "order_facts", ROW_COLUMNS, [row_tuple(r) for r in folder.rows.values()])
+            await bulk_insert(conn, "consultation_facts", CONSULT_COLUMNS,
+                              list(folder.consultations.values()))
+            await bulk_insert(conn, counters_table, COUNTER_COLUMNS, [(*k, *v) for k, v in counters.items()])
+    finally:
+        await engine.dispose()
+    return {"counters_s": round(t1 - t0, 2), "write_s": round(time.perf_counter() - t1, 2), "counters": len(counters)}
+
+
+def _worker(database_url: str, sources: list[Source], counters_table: str) -> dict:
+    t0 = time.perf_counter()
+    folder = fold_sources(sources)
+    fold_s = time.perf_counter() - t0
+    stats = folder.stats()
+    out = asyncio.run(write_folded(database_url, folder, counters_table))
+    return {**stats, "fold_s": round(fold_s, 2), **out}
+
+
+async def _prepare(database_url: str, staged: bool) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await clear_projection(conn)
+            await conn.execute(text(f"DROP TABLE IF EXISTS {STAGE}"))
+            if staged:
+                unlogged = "UNLOGGED " if conn.dialect.name == "postgresql" else ""
+                await conn.execute(text(
+                    f"CREATE {unlogged}TABLE {STAGE} (family VARCHAR(8), merchant_id VARCHAR(200), "
+                    f"period VARCHAR(10), dim VARCHAR(240), a BIGINT, b BIGINT, c BIGINT, d BIGINT)"))
+    finally:
+        await engine.dispose()
+
+
+async def _merge(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                f"INSERT INTO kpi_counters (family, period, merchant_id, dim, a, b, c, d) "
+                f"SELECT family, period, merchant_id, dim, SUM(a), SUM(b), SUM(c), SUM(d) FROM {STAGE} "
+                f"GROUP BY family, period, merchant_id, dim "
+                f"HAVING SUM(a) <> 0 OR SUM(b) <> 0 OR SUM(c) <> 0 OR SUM(d) <> 0"))
+            await conn.execute(text(f"DROP TABLE {STAGE}"))
+            if conn.dialect.name == "postgresql":
+                for t in ("order_facts", "consultation_facts", "kpi_counters"):
+                    await conn.execute(text(f"ANALYZE {t}"))
+    finally:
+        await engine.dispose()
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def rebuild(database_url: str, sources: list[Source], workers: int | None = None, log=print) -> dict:
+    """Empty the projection and rebuild it from ``sources``. Runs outside any event
+    loop (it forks worker processes)."""
+    t0 = time.perf_counter()
+    workers = max(1, min(workers or default_workers(), len({s.partition for s in sources}) or 1))
+    shards: list[list[Source]] = [[] for _ in range(workers)]
+    for s in sources:
+        shards[s.partition % workers].append(s)
+    staged = workers > 1
+    asyncio.run(_prepare(database_url, staged))
+    table = STAGE if staged else "kpi_counters"
+    try:
+        if workers == 1:
+            results = [_worker(database_url, shards[0], table)]
+        else:
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+            with ctx.Pool(workers) as pool:
+                results = pool.starmap(_worker, [(database_url, sh, table) for sh in shards])
+    except Exception as exc:  # noqa: BLE001
+        if workers > 1 and "order_facts" in repr(exc) and ("duplicate" in repr(exc).lower()
+                                                             or "unique" in repr(exc).lower()):
+            log("kpi replay: an order's events span partitions of different workers; again with one worker")
+            return rebuild(database_url, sources, 1, log)
+        raise
+    if staged:
+        asyncio.run(_merge(database_url))
+    total = {k: sum(r[k] for r in results) for k in ("fast", "slow", "invalid", "ignored", "orders",
+                                                       "consultation_facts", "counters")}
+    return {**total, "events": total["fast"] + total["slow"] + total["invalid"] + total["ignored"],
+            "workers": workers, "seconds": round(time.perf_counter() - t0, 2), "per_worker": results}
+
+
+# ---------------------------------------------------------------- in-process helpers (tests)
+
+async def apply(session: AsyncSession, envelopes) -> int:
+    """Apply envelopes through the live consumer's path (``kpi.store.project``)."""
+    from shared.events import registry
+    from kpi.store import project
+
+    events = [(env.type, registry.parse_data(env)) for env in envelopes if env.type in P.HANDLED_TYPES]
+    await project(session, events)
+    return len(events)
+
+
+async def rebuild_in_process(conn, raws: Iterable[bytes]) -> dict:
+    """Rebuild on one connection from envelope bytes (the fast path, one worker)."""
+    folder = Folder()
+    for raw in raws:
+        folder.feed(raw)
+    await clear_projection(conn)
+    counters = P.counters_of(folder.rows.values(), folder.consultations.values())
+    await bulk_insert(conn, "order_facts", ROW_COLUMNS, [row_tuple(r) for r in folder.rows.values()])
+    await bulk_insert(conn, "consultation_facts", CONSULT_COLUMNS, list(folder.consultations.values()))
+    await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS, [(*k, *v) for k, v in counters.items()])
+    return folder.stats()
+
+
+# ---------------------------------------------------------------- snapshot of every figure
 
 async def snapshot(session: AsyncSession, settings) -> dict:
-    """Every figure the service computes, in a comparable form."""
+    """Every figure the service computes, in a comparable form (plus the raw tables)."""
+    from sqlalchemy import select
+
+    from kpi.domain.index import IndexPolicy
+    from kpi.domain.scorecard import flags, rank
+    from kpi.figures import all_weeks, billing, composite, penalties, published_statistics, service_express
+    from kpi.models import ConsultationFact, Counter, OrderFact
+
     weeks = await all_weeks(session)
     se = await service_express(session, settings.consultation_weights)
+    months = sorted({p for (p,) in (await session.execute(
+        select(Counter.period).where(Counter.family == "st").distinct())).all()})
+    periods = months + sorted({f"{m[:4]}-Q{(int(m[5:7]) - 1) // 3 + 1}" for m in months})
+    days = sorted({p for (p,) in (await session.execute(
+        select(Counter.period).where(Counter.family == "ix").distinct())).all()})
+    policy = IndexPolicy(platinum_min_peers=settings.platinum_min_peers)
+    from datetime import date
+
     return {
+        "facts": sorted(tuple(r) for r in (await session.execute(select(OrderFact.__table__))).all()),
+        "consultations": sorted(tuple(r) for r in (await session.execute(select(ConsultationFact.__table__))).all()),
+        "counters": sorted(tuple(r) for r in (await session.execute(select(Counter.__table__))).all()),
         "scorecards": {w.isoformat(): {m: c.as_dict() for m, c in sorted(cards.items())}
                        for w, cards in sorted(weeks.items())},
         "rankings": {w.isoformat(): [(e.merchant_id, str(e.score), e.rank, e.bottom10) for e in rank(cards)]
@@ -60,61 +285,30 @@ async def snapshot(session: AsyncSession, settings) -> dict:
         "billing": await billing(session, settings.package_prices, settings.order_fee_cny),
         "service_express": {w.isoformat(): {m: {k: str(v.get(k)) for k in ("after_sales", "consultation")}
                                             for m, v in sorted(ms.items())} for w, ms in sorted(se.items())},
+        "statistics": {p: await published_statistics(session, p) for p in periods},
+        "index": {d: await composite(session, date.fromisoformat(d), settings.category_parents, policy)
+                  for d in sorted(set(days[len(days) // 2:len(days) // 2 + 1] + days[-1:]))},
     }
 
 
-async def read_topics(bootstrap: str, topics: Iterable[str] = TOPICS):
-    """Every envelope on the topics from offset 0 up to their current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        if not parts:
-            await consumer.topics()
-            parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        remaining = {tp for tp in parts if ends[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, msgs in batches.items():
-                for m in msgs:
-                    yield Envelope.from_bytes(m.value)
-                if msgs and msgs[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-
-
-async def replay(settings, batch: int = 2000) -> int:
-    """Empty the fact tables and rebuild them from the topics (one transaction per batch)."""
-    engine = create_async_engine(settings.database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    table = handlers()
-    n = 0
-    try:
-        async with sessions.begin() as s:
-            await clear_facts(s)
-        buf: list[Envelope] = []
-        async for env in read_topics(settings.kafka_bootstrap):
-            buf.append(env)
-            if len(buf) >= batch:
-                async with sessions.begin() as s:
-                    n += await apply(s, buf, table)
-                buf = []
-        if buf:
-            async with sessions.begin() as s:
-                n += await apply(s, buf, table)
-    finally:
-        await engine.dispose()
-    return n
-
+# ---------------------------------------------------------------- command line
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--batch", type=int, default=2000, help="events per transaction")
+    parser.add_argument("--from-dir", help="rebuild from topic exports in this directory "
+                                           "(<topic>.<partition>.jsonl, one envelope a line) instead of the broker")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"worker processes (default {default_workers()}: the CPU count, at most 8)")
 
 
 def run(settings, args) -> None:
-    n = asyncio.run(replay(settings, args.batch))
-    print(f"kpi: replayed {n} events into {settings.database_url.split('@')[-1]}")
+    from shared.migrations import upgrade_sync
+    from kpi.app import MIGRATIONS
+
+    upgrade_sync(MIGRATIONS, settings.database_url)
+    if args.from_dir:
+        sources = dir_sources(args.from_dir)
+    else:
+        sources = asyncio.run(kafka_sources(settings.kafka_bootstrap))
+    result = rebuild(settings.database_url, sources, args.workers)
+    print(f"kpi: replayed {result['events']} events ({result['orders']} orders, {result['invalid']} rejected) "
+          f"with {result['workers']} workers in {result['seconds']} s into {settings.database_url.split('@')[-1]}")

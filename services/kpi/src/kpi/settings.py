@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -18,6 +19,15 @@ class KpiSettings(ServiceSettings):
     disqualify_below: Decimal = Decimal("80")
     consultation_weights: dict[str, Decimal] = {"answer_rate": Decimal("0.4"), "availability": Decimal("0.3"),
                                                 "transfer_back": Decimal("0.3")}
+    # SPEC §5.3 composite index: peers are merchants of the same top-level category.
+    # category → its top-level category (categories not listed are top-level themselves).
+    category_parents: dict[str, str] = {}
+    # the platinum benchmark needs at least this many merchants with a value in the category
+    platinum_min_peers: int = Field(default=10, ge=1)
+    # paid-transactions ingest: most items per request
+    paid_transactions_max_items: int = Field(default=10000, ge=1, le=100000)
+    # Prometheus platform figures: recomputed from the counters this often
+    metrics_refresh_s: float = Field(default=30.0, gt=0, le=3600)
 
     @property
     def package_prices(self) -> dict[int, Decimal]:

@@ -2,13 +2,20 @@
 
 Week membership follows the spec: F1 by rating time, F2 by audit time, F3 by
 receipt time, F4 by completion (exchange shipped) time; weeks run Monday 00:00 to
-Sunday 23:59:59.999 Beijing time.
+Sunday 23:59:59.999999 Beijing time. Per order, ``kpi.projection.contributions``
+decides in which week and indicator it counts and whether it met the target:
+
+- F1: rated 4 or 5 stars / all ratings;
+- F2: audited ≤ 12 h after creation (exactly 12 h is on time; calendar hours,
+  weekends and holidays count) / orders audited;
+- F3: processed ≤ 12 h after receipt / orders received — an order received in the
+  week and not (yet) processed counts as late;
+- F4: exchange order shipped ≤ 18 h after the decision that created it / exchange
+  orders shipped (an exchange counts once it shipped).
 
 Empty denominators: an indicator with no orders in the week is ``None`` ("not
 applicable") and its weight is redistributed proportionally over the indicators
 that have data; a merchant with no data at all has no score and is not ranked.
-F3 counts an order received in the week and not (yet) processed as late; F4
-counts an exchange order only once it shipped.
 """
 from __future__ import annotations
 
@@ -16,11 +23,8 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Callable, Iterable
+from typing import Iterable
 
-from kpi.domain.timeline import OrderTimeline, week_of
-
-H12, H18 = timedelta(hours=12), timedelta(hours=18)
 Q4 = Decimal("0.0001")
 
 
@@ -30,38 +34,13 @@ class Indicator:
     name: str
     target: Decimal
     weight: Decimal
-    # (order) -> (time that puts the order in a week, met?) or None if not counted
-    classify: Callable[[OrderTimeline], tuple | None]
-
-
-def _f1(o: OrderTimeline):
-    m = o.milestones.get("rated")
-    return None if m is None else (m.at, (m.value or 0) >= 4)
-
-
-def _f2(o: OrderTimeline):
-    a = o.at("audited")
-    return None if a is None else (a, a - o.created_at <= H12)
-
-
-def _f3(o: OrderTimeline):
-    r = o.at("received")
-    if r is None:
-        return None
-    p = o.at("processed")
-    return (r, p is not None and p - r <= H12)
-
-
-def _f4(o: OrderTimeline):
-    c, s = o.at("exchange_created"), o.at("exchange_shipped")
-    return None if c is None or s is None else (s, s - c <= H18)
 
 
 INDICATORS = (
-    Indicator("F1", "after-sales satisfaction", Decimal("0.85"), Decimal("0.40"), _f1),
-    Indicator("F2", "audit within 12 h", Decimal("0.95"), Decimal("0.30"), _f2),
-    Indicator("F3", "processing within 12 h of receipt", Decimal("0.90"), Decimal("0.20"), _f3),
-    Indicator("F4", "exchange shipped within 18 h", Decimal("0.90"), Decimal("0.10"), _f4),
+    Indicator("F1", "after-sales satisfaction", Decimal("0.85"), Decimal("0.40")),
+    Indicator("F2", "audit within 12 h", Decimal("0.95"), Decimal("0.30")),
+    Indicator("F3", "processing within 12 h of receipt", Decimal("0.90"), Decimal("0.20")),
+    Indicator("F4", "exchange shipped within 18 h", Decimal("0.90"), Decimal("0.10")),
 )
 
 
@@ -108,24 +87,32 @@ class Scorecard:
         return out
 
 
-def weekly_scorecards(orders: Iterable[OrderTimeline]) -> dict[date, dict[str, Scorecard]]:
-    """All scorecards: week → merchant → scorecard."""
+def scorecards_from_counters(rows: Iterable[tuple]) -> dict[date, dict[str, Scorecard]]:
+    """Scorecards from ``sc`` counters: rows of (merchant_id, week, indicator, met, counted)."""
     weeks: dict[date, dict[str, Scorecard]] = {}
-    for o in orders:
-        for ind in INDICATORS:
-            hit = ind.classify(o)
-            if hit is None:
-                continue
-            at, met = hit
-            wk = week_of(at)
-            card = weeks.setdefault(wk, {}).get(o.merchant_id)
-            if card is None:
-                card = Scorecard(o.merchant_id, wk, {i.id: IndicatorValue() for i in INDICATORS})
-                weeks[wk][o.merchant_id] = card
-            iv = card.indicators[ind.id]
-            iv.denominator += 1
-            iv.numerator += 1 if met else 0
+    days: dict[str, date] = {}
+    for m, wk, ind, met, counted in rows:
+        if not counted:
+            continue
+        d = days.get(wk)
+        if d is None:
+            d = days[wk] = date.fromisoformat(wk)
+        cards = weeks.setdefault(d, {})
+        card = cards.get(m)
+        if card is None:
+            card = cards[m] = Scorecard(m, d, {i.id: IndicatorValue() for i in INDICATORS})
+        iv = card.indicators[ind]
+        iv.numerator += met
+        iv.denominator += counted
     return weeks
+
+
+def weekly_scorecards(orders) -> dict[date, dict[str, Scorecard]]:
+    """All scorecards (week → merchant → scorecard) of some orders' facts."""
+    from kpi.projection import counters_of
+
+    return scorecards_from_counters((m, p, d, a, b) for (f, m, p, d), (a, b, _c, _d) in counters_of(orders).items()
+                                    if f == "sc")
 
 
 @dataclass(frozen=True)

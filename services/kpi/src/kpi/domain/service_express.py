@@ -28,10 +28,8 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
 
-from kpi.domain.timeline import week_of
 
 Q2 = Decimal("0.01")
-RESPONSIBLE_REASONS = frozenset({"enrolled", "no_agents", "overflow"})
 DEFAULT_WEIGHTS = {"answer_rate": Decimal("0.4"), "availability": Decimal("0.3"), "transfer_back": Decimal("0.3")}
 THRESHOLD = Decimal("80")
 
@@ -54,33 +52,46 @@ def _ratio(n: int, d: int) -> Decimal | None:
     return None if d == 0 else Decimal(n) / Decimal(d)
 
 
-def consultation_scores(decisions: Iterable[Decision], transfers: Iterable[Transfer],
-                        weights: dict[str, Decimal] | None = None) -> dict[date, dict[str, dict]]:
+def consultation_score(in_hours: int, routed: int, transferred: int,
+                       weights: dict[str, Decimal] | None = None) -> dict:
+    """The consultation score of one manufacturer and period from its counts."""
     weights = weights or DEFAULT_WEIGHTS
-    counts: dict[tuple[date, str], list[int]] = {}  # [in_hours, routed, transfers]
-    for d in decisions:
-        if d.reason not in RESPONSIBLE_REASONS and d.target != "manufacturer":
-            continue
-        c = counts.setdefault((week_of(d.at), d.manufacturer_id), [0, 0, 0])
-        c[0] += 1
-        c[1] += 1 if d.target == "manufacturer" else 0
-    for t in transfers:
-        counts.setdefault((week_of(t.at), t.manufacturer_id), [0, 0, 0])[2] += 1
-    out: dict[date, dict[str, dict]] = {}
-    for (wk, m), (in_hours, routed, transferred) in counts.items():
-        kept = max(routed - transferred, 0)
-        parts = {"answer_rate": _ratio(kept, in_hours), "availability": _ratio(routed, in_hours),
-                 "transfer_back": None if routed == 0 else 1 - min(Decimal(transferred) / routed, Decimal(1))}
-        present = {k: v for k, v in parts.items() if v is not None and weights.get(k)}
-        score = None
-        if present:
-            total = sum(weights[k] for k in present)
-            score = (sum(weights[k] * v for k, v in present.items()) / total * 100).quantize(Q2, ROUND_HALF_UP)
-        out.setdefault(wk, {})[m] = {
-            "score": score, "in_hours": in_hours, "routed": routed, "transfers": transferred,
+    kept = max(routed - transferred, 0)
+    parts = {"answer_rate": _ratio(kept, in_hours), "availability": _ratio(routed, in_hours),
+             "transfer_back": None if routed == 0 else 1 - min(Decimal(transferred) / routed, Decimal(1))}
+    present = {k: v for k, v in parts.items() if v is not None and weights.get(k)}
+    score = None
+    if present:
+        total = sum(weights[k] for k in present)
+        score = (sum(weights[k] * v for k, v in present.items()) / total * 100).quantize(Q2, ROUND_HALF_UP)
+    return {"score": score, "in_hours": in_hours, "routed": routed, "transfers": transferred,
             "components": {k: None if v is None else str(v.quantize(Decimal("0.0001"), ROUND_HALF_UP))
                            for k, v in parts.items()}}
+
+
+def scores_from_counters(rows: Iterable[tuple], weights: dict[str, Decimal] | None = None) -> dict[date, dict]:
+    """``cons`` counters — rows of (manufacturer, week, in_hours, routed, transfers) —
+    → period → manufacturer → consultation score; ``None`` without consultations in hours."""
+    out: dict[date, dict[str, dict]] = {}
+    for m, wk, in_hours, routed, transferred in rows:
+        out.setdefault(date.fromisoformat(wk), {})[m] = consultation_score(in_hours, routed, transferred, weights)
     return out
+
+
+def consultation_scores(decisions: Iterable[Decision], transfers: Iterable[Transfer],
+                        weights: dict[str, Decimal] | None = None) -> dict[date, dict[str, dict]]:
+    """Scores of some routing decisions and transfers (through the projection's counters)."""
+    from kpi.projection import add_contributions, consultation_contributions
+
+    acc: dict = {}
+    for i, d in enumerate(decisions):
+        add_contributions(acc, consultation_contributions((f"d{i}", "decided", d.manufacturer_id, d.at, d.target,
+                                                           d.reason, None)))
+    for i, t in enumerate(transfers):
+        add_contributions(acc, consultation_contributions((f"t{i}", "transferred", t.manufacturer_id, t.at, None,
+                                                           "", None)))
+    return scores_from_counters(((m, p, a, b, c) for (f, m, p, _d), (a, b, c, _e) in acc.items() if f == "cons"),
+                                weights)
 
 
 def after_sales_score(weekly_score: Decimal | None) -> Decimal | None:

@@ -1,75 +1,105 @@
 """Published platform statistics (SPEC §5.4), per Beijing month ("2026-11") or
-quarter ("2026-Q4"): satisfaction distribution (ratings by rating time), NPS from
-the 0–10 recommendation answers (promoters 9–10 minus detractors 0–6, in percent
-points of all answers; ``None`` without answers), complaint (arbitration) rate =
-arbitration requests / service orders created in the period (``None`` when no
-order was created), top problem types and SKUs by service orders created."""
+quarter ("2026-Q4"; the sum of its three months), from the ``st`` counters:
+
+- return rate / exchange rate = service orders of type return / exchange created
+  in the period ÷ paid transactions in the period (the ingest API's counts, all
+  merchants); ``None`` when no paid transactions were reported for the period;
+- complaint (arbitration) rate = arbitration requests in the period ÷ service
+  orders created in the period (``None`` when no order was created);
+- satisfaction distribution: ratings 1–5 stars by rating time, with the share of
+  satisfied (4–5) ratings;
+- NPS from the 0–10 recommendation answers: promoters (9–10) minus detractors
+  (0–6), in percent points of all answers (``None`` without answers);
+- top problem types and top SKUs by service orders created in the period
+  (ties: alphabetical).
+Rates have 4 decimals, NPS 2.
+"""
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
 
-from shared.clock import to_beijing
-
 PERIOD = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
+Q4 = Decimal("0.0001")
 
 
-def period_keys(at: datetime) -> tuple[str, str]:
-    b = to_beijing(at)
-    return f"{b.year}-{b.month:02d}", f"{b.year}-Q{(b.month - 1) // 3 + 1}"
+def months_of(period: str) -> list[str]:
+    m = PERIOD.match(period)
+    if m is None:
+        raise ValueError(f"not a month or quarter: {period!r}")
+    year, month, quarter = m.groups()
+    if month:
+        return [f"{year}-{month}"]
+    q = int(quarter)
+    return [f"{year}-{mo:02d}" for mo in range(3 * q - 2, 3 * q + 1)]
 
 
-def in_period(at: datetime | None, period: str) -> bool:
-    return at is not None and period in period_keys(at)
+def period_bounds(period: str) -> tuple[date, date]:
+    """First and last Beijing date of the period."""
+    months = months_of(period)
+    y, m = map(int, months[0].split("-"))
+    y2, m2 = map(int, months[-1].split("-"))
+    nxt = date(y2 + (m2 == 12), m2 % 12 + 1, 1)
+    return date(y, m, 1), date.fromordinal(nxt.toordinal() - 1)
 
 
-@dataclass(frozen=True)
-class StatOrder:
-    created_at: datetime
-    problem_type: str
-    sku: str
-    rated_at: datetime | None = None
-    stars: int | None = None
-    recommend_at: datetime | None = None
-    recommend: int | None = None
-    arbitration_at: datetime | None = None
+def _rate(n: int, d: int) -> str | None:
+    return None if not d else str((Decimal(n) / Decimal(d)).quantize(Q4, ROUND_HALF_UP))
 
 
-def statistics(orders: Iterable[StatOrder], period: str, top: int = 5) -> dict:
-    created = arb = 0
-    stars: Counter = Counter()
-    problems: Counter = Counter()
-    skus: Counter = Counter()
-    promoters = detractors = answers = 0
-    for o in orders:
-        if in_period(o.created_at, period):
-            created += 1
-            problems[o.problem_type] += 1
-            skus[o.sku] += 1
-        if in_period(o.arbitration_at, period):
-            arb += 1
-        if in_period(o.rated_at, period) and o.stars is not None:
-            stars[o.stars] += 1
-        if in_period(o.recommend_at, period) and o.recommend is not None:
-            answers += 1
-            promoters += o.recommend >= 9
-            detractors += o.recommend <= 6
-    q = Decimal("0.0001")
-    nps = None if answers == 0 else (Decimal(100 * (promoters - detractors)) / answers).quantize(Decimal("0.01"),
-                                                                                                  ROUND_HALF_UP)
+def statistics(period: str, sums: dict[str, tuple[int, int, int]], top_skus: Iterable[tuple[str, int]],
+               paid_transactions: int, top: int = 5) -> dict:
+    """``sums``: dim → (a, b, c) summed over the period's months (``sku:`` dims excluded);
+    ``top_skus``: (sku, orders) best first."""
+    def n(dim: str) -> int:
+        return sums.get(dim, (0, 0, 0))[0]
+
+    created = n("orders")
+    returns, exchanges = n("type:return"), n("type:exchange")
+    stars = {str(s): n(f"stars:{s}") for s in range(1, 6)}
+    rated = sum(stars.values())
+    promoters, passives, detractors = sums.get("nps", (0, 0, 0))
+    answers = promoters + passives + detractors
+    nps = None if answers == 0 else str((Decimal(100 * (promoters - detractors)) / answers).quantize(
+        Decimal("0.01"), ROUND_HALF_UP))
+    problems = sorted(((k.split(":", 1)[1], v[0]) for k, v in sums.items() if k.startswith("problem:") and v[0]),
+                      key=lambda kv: (-kv[1], kv[0]))[:top]
+    first, last = period_bounds(period)
     return {
-        "period": period,
+        "period": period, "from": first.isoformat(), "to": last.isoformat(),
         "service_orders": created,
-        "complaint_rate": None if created == 0 else str((Decimal(arb) / created).quantize(q, ROUND_HALF_UP)),
-        "arbitrations": arb,
-        "satisfaction_distribution": {str(s): stars.get(s, 0) for s in range(1, 6)},
-        "nps": None if nps is None else str(nps),
-        "nps_answers": answers,
-        "top_problem_types": [{"problem_type": k, "count": v} for k, v in
-                              sorted(problems.items(), key=lambda kv: (-kv[1], kv[0]))[:top]],
-        "top_skus": [{"sku": k, "count": v} for k, v in sorted(skus.items(), key=lambda kv: (-kv[1], kv[0]))[:top]],
+        "paid_transactions": paid_transactions,
+        "returns": returns, "exchanges": exchanges,
+        "return_rate": _rate(returns, paid_transactions),
+        "exchange_rate": _rate(exchanges, paid_transactions),
+        "return_exchange_rate": _rate(returns + exchanges, paid_transactions),
+        "arbitrations": n("arbitrations"),
+        "complaint_rate": _rate(n("arbitrations"), created),
+        "satisfaction_distribution": stars,
+        "ratings": rated,
+        "satisfied_share": _rate(stars["4"] + stars["5"], rated),
+        "nps": nps, "nps_answers": answers, "promoters": promoters, "passives": passives, "detractors": detractors,
+        "top_problem_types": [{"problem_type": k, "count": v, "share": _rate(v, created)} for k, v in problems],
+        "top_skus": [{"sku": k, "count": v, "share": _rate(v, created)} for k, v in list(top_skus)[:top]],
     }
+
+
+def statistics_of_counters(period: str, counters: dict, paid_transactions: int = 0, top: int = 5) -> dict:
+    """The same from an in-memory counter dict (tests, snapshots)."""
+    months = set(months_of(period))
+    sums: dict[str, list[int]] = {}
+    skus: dict[str, int] = {}
+    for (f, m, p, d), (a, b, c, _d) in counters.items():
+        if f != "st" or m != "" or p not in months:
+            continue
+        if d.startswith("sku:"):
+            skus[d[4:]] = skus.get(d[4:], 0) + a
+        else:
+            s = sums.setdefault(d, [0, 0, 0])
+            s[0] += a
+            s[1] += b
+            s[2] += c
+    top_skus = sorted(((k, v) for k, v in skus.items() if v), key=lambda kv: (-kv[1], kv[0]))
+    return statistics(period, {k: tuple(v) for k, v in sums.items()}, top_skus, paid_transactions, top)

@@ -1,0 +1,256 @@
+"""Composite after-sales index (SPEC §5.3, Tmall method), rolling 28 days, 1:1:1.
+
+Window: the 28 Beijing days ending on the given date (inclusive).
+
+Refund cases are service orders of type return, exchange or compensation (and a
+repair that became an exchange); a plain repair is not a refund. Per merchant:
+
+- refund dispute rate = cases where platform customer service intervened
+  (arbitration requested, by request time) / paid transactions (ingest API, by
+  day). Lower is better. No paid transactions reported → ``None``.
+- refund completion time = total time from application to completion / completed
+  cases (by completion time), in hours. A case completes when the refund executes,
+  the exchange ships, or the order reaches a terminal state (completed, rejected,
+  abandoned, closed, refunded by the system) — whichever comes first ("refund
+  done or closed"). Lower is better. Nothing completed → ``None``.
+- refund self-completion rate = cases the merchant completed itself / completed
+  cases. Not self-completed: arbitration was requested before completion, the
+  refund was executed by the platform (arbitration, platform-served orders) or by
+  a system timer (auto-refund, advance compensation), or a platform operator closed
+  it. Higher is better. Nothing completed → ``None``.
+
+Peers: merchants of the same top-level category. A merchant's category is the one
+most of its service orders carry (ties: alphabetical), mapped to its top-level
+category by the ``category_parents`` setting (default: categories are top-level);
+a merchant without service orders is in category ``unknown``.
+
+Per category:
+- industry average = the pooled value over the category's merchants (e.g. all
+  their disputes / all their paid transactions), not the mean of merchants' rates;
+- platinum benchmark = the best-decile value: sort the merchants' values best
+  first and take the value at rank ⌈10 % × n⌉ (the worst value still inside the best
+  10 %). Only with at least ``platinum_min_peers`` (default 10) merchants having a
+  value; otherwise no benchmark and nobody in the category earns the label.
+
+Per merchant:
+- lead over peers, per indicator = the share of the other merchants of its
+  category (with a value) whose value is strictly worse (0–100 %); ``None`` without
+  such peers. A lead under 30 % raises a warning;
+- composite index = the 1:1:1 mean of its three leads (leads that are ``None`` are
+  left out, the others weigh equally); its lead over peers is computed the same way
+  and warned under 30 % too;
+- platinum after-sales label = all three indicators present and each at least as
+  good as the category's platinum benchmark;
+- breakdown by refund path (by goods status, ``kpi.projection.refund_path``):
+  ``refund_before_shipment`` — a return refunded or closed before the customer
+  shipped the goods back (e.g. advance compensation, rejection); ``refund_without_return``
+  — compensation orders (refund only, no goods move); ``return_and_refund`` — the
+  goods were shipped back before completion; ``exchange`` — an exchange order.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from kpi.projection import PATHS
+
+WINDOW_DAYS = 28
+METRICS = ("dispute_rate", "completion_hours", "self_completion_rate")
+LOWER_IS_BETTER = {"dispute_rate": True, "completion_hours": True, "self_completion_rate": False}
+_Q = {"dispute_rate": Decimal("0.000001"), "completion_hours": Decimal("0.01"),
+      "self_completion_rate": Decimal("0.0001")}
+UNKNOWN = "unknown"
+
+
+@dataclass
+class Sums:
+    disputes: int = 0
+    completed: int = 0
+    seconds: int = 0
+    self_completed: int = 0
+
+    def add(self, a: int, b: int, c: int, d: int) -> None:
+        self.disputes += a
+        self.completed += b
+        self.seconds += c
+        self.self_completed += d
+
+
+@dataclass
+class MerchantWindow:
+    merchant_id: str
+    paid: int = 0
+    category: str = UNKNOWN
+    paths: dict[str, Sums] = field(default_factory=dict)
+
+    def total(self) -> Sums:
+        t = Sums()
+        for s in self.paths.values():
+            t.add(s.disputes, s.completed, s.seconds, s.self_completed)
+        return t
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    platinum_share: Fraction = Fraction(1, 10)
+    platinum_min_peers: int = 10
+    lead_warning: Fraction = Fraction(3, 10)
+
+
+def window(end: date) -> tuple[date, date]:
+    return end - timedelta(days=WINDOW_DAYS - 1), end
+
+
+def values(s: Sums, paid: int) -> dict[str, Fraction | None]:
+    return {
+        "dispute_rate": Fraction(s.disputes, paid) if paid > 0 else None,
+        "completion_hours": Fraction(s.seconds, 3600 * s.completed) if s.completed else None,
+        "self_completion_rate": Fraction(s.self_completed, s.completed) if s.completed else None,
+    }
+
+
+def _show(metric: str, v: Fraction | None) -> str | None:
+    if v is None:
+        return None
+    return str((Decimal(v.numerator) / Decimal(v.denominator)).quantize(_Q[metric], ROUND_HALF_UP))
+
+
+def _pct(v: Fraction | None) -> str | None:
+    return None if v is None else str((Decimal(v.numerator * 100) / Decimal(v.denominator)).quantize(
+        Decimal("0.01"), ROUND_HALF_UP))
+
+
+def _better(metric: str, a: Fraction, b: Fraction) -> bool:
+    """a strictly better than b."""
+    return a < b if LOWER_IS_BETTER[metric] else a > b
+
+
+def _lead(metric: str | None, mine: Fraction | None, others: list[Fraction]) -> Fraction | None:
+    """Share of peers strictly worse than ``mine``. ``others``: the peers' values sorted ascending."""
+    if mine is None or not others:
+        return None
+    import bisect
+
+    if metric is None or not LOWER_IS_BETTER[metric]:  # higher is better: count values below
+        worse = bisect.bisect_left(others, mine)
+    else:
+        worse = len(others) - bisect.bisect_right(others, mine)
+    return Fraction(worse, len(others))
+
+
+def _peer_values(sorted_all: list[Fraction], mine: Fraction | None) -> list[Fraction]:
+    """All values but one occurrence of ``mine`` (the merchant itself)."""
+    if mine is None:
+        return sorted_all
+    import bisect
+
+    i = bisect.bisect_left(sorted_all, mine)
+    return sorted_all[:i] + sorted_all[i + 1:]
+
+
+def platinum(metric: str, vals: list[Fraction], policy: IndexPolicy) -> Fraction | None:
+    if len(vals) < max(1, policy.platinum_min_peers):
+        return None
+    best_first = sorted(vals, reverse=not LOWER_IS_BETTER[metric])
+    k = max(1, math.ceil(len(vals) * policy.platinum_share))
+    return best_first[k - 1]
+
+
+def _meets(metric: str, v: Fraction | None, bench: Fraction | None) -> bool:
+    return v is not None and bench is not None and not _better(metric, bench, v)
+
+
+def _path_view(s: Sums, paid: int) -> dict:
+    v = values(s, paid)
+    return {"disputes": s.disputes, "completed": s.completed, **{m: _show(m, v[m]) for m in METRICS}}
+
+
+def composite_index(merchants: dict[str, MerchantWindow], end: date, policy: IndexPolicy = IndexPolicy()) -> dict:
+    """The index of every merchant and category for the window ending on ``end``."""
+    by_cat: dict[str, list[MerchantWindow]] = {}
+    for mw in merchants.values():
+        by_cat.setdefault(mw.category, []).append(mw)
+    cats_out, merchants_out = [], {}
+    for cat in sorted(by_cat):
+        group = by_cat[cat]
+        vals = {mw.merchant_id: values(mw.total(), mw.paid) for mw in group}
+        sorted_vals = {m: sorted(v[m] for v in vals.values() if v[m] is not None) for m in METRICS}
+        bench = {m: platinum(m, sorted_vals[m], policy) for m in METRICS}
+        leads = {}
+        for mw in group:
+            mine = vals[mw.merchant_id]
+            leads[mw.merchant_id] = {m: _lead(m, mine[m], _peer_values(sorted_vals[m], mine[m])) for m in METRICS}
+        index_score = {}
+        for mid, ld in leads.items():
+            present = [v for v in ld.values() if v is not None]
+            index_score[mid] = sum(present, Fraction(0)) / len(present) if present else None
+        sorted_index = sorted(v for v in index_score.values() if v is not None)
+        avg, pooled_paid = _pooled(group)
+        path_pooled = {p: Sums() for p in PATHS}
+        for mw in group:
+            for p, s in mw.paths.items():
+                # disputes pool only where the merchant reported paid transactions (the denominator)
+                path_pooled[p].add(s.disputes if mw.paid > 0 else 0, s.completed, s.seconds, s.self_completed)
+        cats_out.append({
+            "category": cat, "merchants": len(group), "paid_transactions": pooled_paid,
+            "industry_average": {m: _show(m, avg[m]) for m in METRICS},
+            "platinum_benchmark": {m: _show(m, bench[m]) for m in METRICS},
+            "by_path": {p: _path_view(s, pooled_paid) for p, s in path_pooled.items()},
+        })
+        for mw in group:
+            mid = mw.merchant_id
+            mine, ld = vals[mid], leads[mid]
+            idx = index_score[mid]
+            idx_lead = _lead(None, idx, _peer_values(sorted_index, idx))
+            warnings = [m for m in METRICS if ld[m] is not None and ld[m] < policy.lead_warning]
+            if idx_lead is not None and idx_lead < policy.lead_warning:
+                warnings.append("index")
+            meets = {m: _meets(m, mine[m], bench[m]) for m in METRICS}
+            t = mw.total()
+            merchants_out[mid] = {
+                "merchant_id": mid, "category": cat, "paid_transactions": mw.paid,
+                "disputes": t.disputes, "completed": t.completed,
+                **{m: _show(m, mine[m]) for m in METRICS},
+                "lead_pct": {**{m: _pct(ld[m]) for m in METRICS}, "index": _pct(idx_lead)},
+                "index_score": _pct(idx),
+                "warnings": warnings,
+                "platinum_metrics": meets,
+                "platinum": all(meets.values()),
+                "by_path": {p: _path_view(mw.paths.get(p, Sums()), mw.paid) for p in PATHS},
+            }
+    start, stop = window(end)
+    return {"window": {"from": start.isoformat(), "to": stop.isoformat(), "days": WINDOW_DAYS},
+            "categories": cats_out,
+            "merchants": [merchants_out[m] for m in sorted(merchants_out)]}
+
+
+def main_category(counts: dict[str, int], parents: dict[str, str]) -> str:
+    """The top-level category of most of a merchant's service orders."""
+    if not counts:
+        return UNKNOWN
+    tops: dict[str, int] = {}
+    for c, n in counts.items():
+        top = parents.get(c, c)
+        tops[top] = tops.get(top, 0) + n
+    return min(tops, key=lambda c: (-tops[c], c))
+
+
+def _pooled(group) -> tuple[dict[str, Fraction | None], int]:
+    pooled, paid = Sums(), 0
+    for mw in group:
+        t = mw.total()
+        pooled.completed += t.completed
+        pooled.seconds += t.seconds
+        pooled.self_completed += t.self_completed
+        if mw.paid > 0:
+            pooled.disputes += t.disputes
+            paid += mw.paid
+    return values(pooled, paid), paid
+
+
+def platform_totals(merchants: dict[str, MerchantWindow]) -> dict[str, Fraction | None]:
+    """Platform-wide pooled values (for the metrics)."""
+    return _pooled(merchants.values())[0]

@@ -1,0 +1,185 @@
+"""Reading and writing the projection's tables (order facts, consultation facts,
+counters): per batch for the live consumer, in bulk for the rebuild."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable
+
+from sqlalchemy import and_, bindparam, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from kpi import projection as P
+from kpi.models import ConsultationFact, Counter, OrderFact
+
+FACTS = OrderFact.__table__
+COUNTERS = Counter.__table__
+CONSULTATIONS = ConsultationFact.__table__
+ROW_COLUMNS: tuple[str, ...] = P.FIELDS + ("audit_late",)
+COUNTER_COLUMNS = ("family", "merchant_id", "period", "dim", "a", "b", "c", "d")
+CONSULT_COLUMNS = ("fact_id", "kind", "manufacturer_id", "at", "target", "reason", "package")
+CHUNK = 500
+
+
+def _insert(session_or_conn, table):
+    name = session_or_conn.bind.dialect.name if hasattr(session_or_conn, "bind") else session_or_conn.dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+def row_tuple(r: P.OrderFact) -> tuple:
+    return r.as_tuple() + (r.audit_late,)
+
+
+def fact_from_db(values) -> P.OrderFact:
+    return P.OrderFact.from_tuple(tuple(values)[:len(P.FIELDS)])
+
+
+# ---------------------------------------------------------------- per batch (live consumer)
+
+async def load_rows(session: AsyncSession, order_ids: list[str]) -> dict[str, P.OrderFact]:
+    """The facts of these orders. On PostgreSQL the rows are locked (created empty
+    first when missing) in order-id order, so replicas applying events of the same
+    order (order and SLA topics may sit on different replicas) take turns."""
+    out: dict[str, P.OrderFact] = {}
+    pg = _is_pg(session)
+    cols = [FACTS.c[c] for c in P.FIELDS]
+    for i in range(0, len(order_ids), CHUNK):
+        ids = order_ids[i:i + CHUNK]
+        if pg:
+            await session.execute(postgresql.insert(FACTS).on_conflict_do_nothing(index_elements=["order_id"]),
+                                  [{"order_id": o} for o in ids])
+            q = select(*cols).where(FACTS.c.order_id.in_(ids)).order_by(FACTS.c.order_id).with_for_update()
+        else:
+            q = select(*cols).where(FACTS.c.order_id.in_(ids))
+        for values in (await session.execute(q)).all():
+            r = fact_from_db(values)
+            if r.snap_version is not None or any(getattr(r, f) is not None for f in P.FIELDS[2:]):
+                out[r.order_id] = r
+    return out
+
+
+async def save_rows(session: AsyncSession, rows: list[P.OrderFact]) -> None:
+    if not rows:
+        return
+    stmt = _insert(session, FACTS)
+    stmt = stmt.on_conflict_do_update(index_elements=["order_id"],
+                                      set_={c: stmt.excluded[c] for c in ROW_COLUMNS if c != "order_id"})
+    values = [dict(zip(ROW_COLUMNS, row_tuple(r))) for r in sorted(rows, key=lambda r: r.order_id)]
+    for i in range(0, len(values), CHUNK):
+        await session.execute(stmt, values[i:i + CHUNK])
+
+
+async def apply_deltas(session: AsyncSession, deltas: dict) -> None:
+    """Add ``deltas`` ({(family, merchant, period, dim): [a, b, c, d]}) to the counters;
+    counters that fall to zero are removed (so they equal a rebuild's)."""
+    items = sorted((k, v) for k, v in deltas.items() if any(v))
+    if not items:
+        return
+    stmt = _insert(session, COUNTERS)
+    t = COUNTERS
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["family", "period", "merchant_id", "dim"],
+        set_={"a": t.c.a + stmt.excluded.a, "b": t.c.b + stmt.excluded.b, "c": t.c.c + stmt.excluded.c,
+              "d": t.c.d + stmt.excluded.d})
+    values = [dict(zip(COUNTER_COLUMNS, (*k, *v))) for k, v in items]
+    for i in range(0, len(values), CHUNK):
+        await session.execute(stmt, values[i:i + CHUNK])
+    shrinking = [dict(zip(("f", "m", "p", "dm"), k)) for k, v in items if min(v) < 0]
+    if shrinking:
+        await session.execute(delete(t).where(and_(
+            t.c.family == bindparam("f"), t.c.period == bindparam("p"), t.c.merchant_id == bindparam("m"),
+            t.c.dim == bindparam("dm"), t.c.a == 0, t.c.b == 0, t.c.c == 0, t.c.d == 0)), shrinking)
+
+
+async def new_consultations(session: AsyncSession, facts: list[tuple]) -> list[tuple]:
+    """Insert the consultation facts not seen before; returns those."""
+    unique = {}
+    for fact in facts:
+        unique.setdefault(fact[0], fact)
+    if not unique:
+        return []
+    ids = sorted(unique)
+    seen: set[str] = set()
+    for i in range(0, len(ids), CHUNK):
+        seen.update((await session.execute(select(CONSULTATIONS.c.fact_id).where(
+            CONSULTATIONS.c.fact_id.in_(ids[i:i + CHUNK])))).scalars())
+    fresh = [unique[i] for i in ids if i not in seen]
+    if fresh:
+        stmt = _insert(session, CONSULTATIONS).on_conflict_do_nothing(index_elements=["fact_id"])
+        await session.execute(stmt, [dict(zip(CONSULT_COLUMNS, fact)) for fact in fresh])
+    return fresh
+
+
+async def project(session: AsyncSession, events: Iterable[tuple[str, object]]) -> int:
+    """Apply validated events — (type, pydantic model of its data) — in the
+    session's transaction: load the orders' rows, fold the events in, write the rows
+    that changed and the difference of their contributions to the counters.
+    Returns the number of rows changed."""
+    order_events, facts = [], []
+    for type_, data in events:
+        if not P.relevant(type_, data):
+            continue
+        if type_ in P.CONSULT_TYPES:
+            fact = P.consultation_fact(type_, data)
+            if fact is not None:
+                facts.append(fact)
+        else:
+            order_events.append((P.order_id_of(type_, data), type_, data))
+    deltas: dict = {}
+    changed: list[P.OrderFact] = []
+    if order_events:
+        ids = sorted({oid for oid, _, _ in order_events})
+        rows = await load_rows(session, ids)
+        before = {oid: P.contributions(r) for oid, r in rows.items()}
+        touched: dict[str, P.OrderFact] = {}
+        for oid, type_, data in order_events:
+            row = rows.get(oid)
+            if row is None:
+                row = rows[oid] = P.OrderFact(oid)
+            if P.fold_model(row, type_, data):
+                touched[oid] = row
+        for oid, row in touched.items():
+            if oid in before:
+                P.add_contributions(deltas, before[oid], -1)
+            P.add_contributions(deltas, P.contributions(row), 1)
+            changed.append(row)
+        await save_rows(session, changed)
+    if facts:
+        for fact in await new_consultations(session, facts):
+            P.add_contributions(deltas, P.consultation_contributions(fact))
+    await apply_deltas(session, deltas)
+    return len(changed)
+
+
+# ---------------------------------------------------------------- bulk (rebuild)
+
+def _sqlite_dt(v):
+    if isinstance(v, datetime):
+        return v.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return v
+
+
+async def bulk_insert(conn: AsyncConnection, table: str, columns: tuple[str, ...], records: list[tuple]) -> None:
+    """Fast insert of many rows: COPY on PostgreSQL, executemany on SQLite (times
+    written in the text form SQLAlchemy uses there)."""
+    if not records:
+        return
+    raw = (await conn.get_raw_connection()).driver_connection
+    if conn.dialect.name == "postgresql":
+        await raw.copy_records_to_table(table, records=records, columns=list(columns))
+        return
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    conv = [tuple(_sqlite_dt(v) for v in rec) for rec in records]
+    await raw.executemany(sql, conv)
+
+
+async def clear_projection(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("TRUNCATE order_facts, consultation_facts, kpi_counters"))
+        return
+    for t in ("order_facts", "consultation_facts", "kpi_counters"):
+        await conn.execute(text(f"DELETE FROM {t}"))
