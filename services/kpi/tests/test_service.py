@@ -3,79 +3,17 @@ figures out of the API (operators see all, a merchant only itself)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from decimal import Decimal
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from kpi_feed import _auth, _snap
 from kpi_gen import H, bj
 
 import shared.contracts  # noqa: F401
-from kpi.app import create_app
-from kpi.settings import KpiSettings
-from shared.auth import Principal, issue_token
 from shared.events import make_envelope
 from shared.testing import eventually
-from shared.topics import ORDER_EVENTS, SLA_EVENTS
+from shared.topics import ORDER_EVENTS
 
 pytestmark = pytest.mark.broker
-
-
-def _snap(merchant: str, created: datetime) -> dict:
-    return {"merchant_id": merchant, "customer_id": "c-1", "customer_phone": "13800138000",
-            "customer_level": "regular", "sales_order_id": "so-1", "sku": "sku-1", "category": "phones",
-            "quantity": 1, "amount_paid": Decimal("199.00"), "service_type": "return", "problem_type": "quality",
-            "created_at": created}
-
-
-class Feed:
-    def __init__(self, producer):
-        self.p = producer
-
-    async def send(self, topic, env, key):
-        await self.p.send_and_wait(topic, env.model_dump_json().encode(), key=key.encode())
-        return env
-
-    async def created(self, merchant, at):
-        oid = str(uuid.uuid4())
-        data = {**_snap(merchant, at), "order_id": oid, "number": "SO1", "version": 1, "state": "pending_claim",
-                "delivered_at": at}
-        await self.send(ORDER_EVENTS, make_envelope(type_="service_order.created", key=oid, producer="orders",
-                                                    occurred_at=at, data=data), oid)
-        return oid
-
-    async def act(self, oid, merchant, created, action, at, version, **details):
-        data = {"order_id": oid, "number": "SO1", "version": version, "action": action, "from_state": "x",
-                "to_state": "y", "actor_role": "merchant_main", "actor_id": "u-1", "occurred_at": at,
-                "order": _snap(merchant, created), "details": details}
-        return await self.send(ORDER_EVENTS, make_envelope(type_="service_order.transitioned", key=oid,
-                                                           producer="orders", occurred_at=at, data=data), oid)
-
-    async def penalty(self, oid, at):
-        data = {"timer_id": str(uuid.uuid4()), "order_id": oid, "rule": "processing_penalty", "action": "penalty",
-                "order_version": 3, "order_state": "pending_process", "due_at": at, "fired_at": at,
-                "details": {"amount_cny": "2000.00"}}
-        return await self.send(SLA_EVENTS, make_envelope(type_="sla.deadline_fired", key=oid, producer="sla-timer",
-                                                         occurred_at=at, data=data), oid)
-
-
-@pytest.fixture
-async def kpi(start_service, database_url):
-    return await start_service(create_app, KpiSettings, database_url=await database_url("kpi"))
-
-
-@pytest.fixture
-async def feed(broker):
-    p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False)
-    await p.start()
-    yield Feed(p)
-    await p.stop()
-
-
-def _auth(kpi, role, merchant=None):
-    tok = issue_token(Principal(role, "test", merchant_id=merchant), kpi.runtime.settings.token_secret,
-                      now=kpi.runtime.clock.now())
-    return {"authorization": f"Bearer {tok}"}
 
 
 async def test_events_become_scorecards_rankings_and_penalties(kpi, feed):

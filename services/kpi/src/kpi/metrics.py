@@ -148,16 +148,21 @@ async def compute(rt) -> dict:
     return out
 
 
+async def refresh(rt, collector: FiguresCollector) -> None:
+    """Recompute the figures once and publish them to the collector."""
+    started = time.perf_counter()
+    values = await compute(rt)
+    values["kpi_metrics_refresh_seconds"] = ("Time to recompute the platform figures", [],
+                                             [([], time.perf_counter() - started)])
+    values["kpi_metrics_refreshed_timestamp_seconds"] = ("When the platform figures were recomputed", [],
+                                                         [([], rt.clock.now().timestamp())])
+    collector.values = values
+
+
 async def refresher(rt, collector: FiguresCollector) -> None:
     while True:
-        started = time.perf_counter()
         try:
-            values = await compute(rt)
-            values["kpi_metrics_refresh_seconds"] = ("Time to recompute the platform figures", [],
-                                                     [([], time.perf_counter() - started)])
-            values["kpi_metrics_refreshed_timestamp_seconds"] = ("When the platform figures were recomputed", [],
-                                                                 [([], time.time())])
-            collector.values = values
+            await refresh(rt, collector)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - keep the last values, try again later

@@ -227,6 +227,30 @@ def composite_index(merchants: dict[str, MerchantWindow], end: date, policy: Ind
             "merchants": [merchants_out[m] for m in sorted(merchants_out)]}
 
 
+def windows_from_counters(counters: dict, paid: dict[tuple[str, date], int], end: date,
+                          parents: dict[str, str] | None = None) -> dict[str, MerchantWindow]:
+    """The index inputs of the window ending on ``end`` from in-memory counters
+    ({(family, merchant, period, dim): [a, b, c, d]}, ``kpi.projection.counters_of``)
+    and paid transactions {(merchant, Beijing day): count} — what
+    ``kpi.figures.index_inputs`` sums in SQL."""
+    start, stop = window(end)
+    lo, hi = start.isoformat(), stop.isoformat()
+    merchants: dict[str, MerchantWindow] = {}
+    cats: dict[str, dict[str, int]] = {}
+    for (family, m, period, dim), (a, b, c, d) in counters.items():
+        if family == "ix" and lo <= period <= hi:
+            mw = merchants.get(m) or merchants.setdefault(m, MerchantWindow(m))
+            mw.paths.setdefault(dim, Sums()).add(a, b, c, d)
+        elif family == "mcat":
+            cats.setdefault(m, {})[dim] = cats.get(m, {}).get(dim, 0) + a
+    for (m, day), n in paid.items():
+        if start <= day <= stop and n:
+            (merchants.get(m) or merchants.setdefault(m, MerchantWindow(m))).paid += n
+    for m, mw in merchants.items():
+        mw.category = main_category(cats.get(m, {}), parents or {})
+    return merchants
+
+
 def main_category(counts: dict[str, int], parents: dict[str, str]) -> str:
     """The top-level category of most of a merchant's service orders."""
     if not counts:
