@@ -7,7 +7,7 @@ PY ?= python3
 # Benchmarks take a machine-wide lock so two never run at once and skew each other's figures.
 BENCH := flock /tmp/aftersales-bench.lock $(UV) run --frozen --no-sync python
 
-.PHONY: setup run test clean bench-routing bench-orders bench-timers
+.PHONY: setup run test clean bench-routing bench-orders bench-timers bench-kpi
 
 $(UV):
 	$(PY) -m venv $(TOOLS)
@@ -34,3 +34,6 @@ bench-orders: setup
 
 bench-timers: setup
 	$(BENCH) benchmarks/bench_timers.py
+
+bench-kpi: setup
+	$(BENCH) benchmarks/bench_kpi.py
