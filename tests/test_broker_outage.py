@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from kpi.models import OrderFact
 from shared.testing import eventually
-from tests.helpers import start_services, submit_application
+from tests.helpers import bearer, start_services, submit_application
 
 
 async def test_requests_succeed_while_broker_down_and_events_arrive_after(start_service, database_url, broker):
@@ -16,7 +16,9 @@ async def test_requests_succeed_while_broker_down_and_events_arrive_after(start_
     first = r.json()["id"]
 
     async def has(order_id):
-        return (await svc["kpi"].client.get(f"/v1/facts/service-orders/{order_id}")).status_code == 200
+        r = await svc["kpi"].client.get(f"/v1/facts/service-orders/{order_id}",
+                                        headers=bearer("platform_operator", "t"))
+        return r.status_code == 200
 
     await eventually(lambda: has(first))
 

@@ -10,7 +10,8 @@ async def test_created_order_reaches_timer_kpi_and_notifier(start_service, datab
     order_id = r.json()["id"]
 
     async def fact():
-        resp = await svc["kpi"].client.get(f"/v1/facts/service-orders/{order_id}")
+        resp = await svc["kpi"].client.get(f"/v1/facts/service-orders/{order_id}",
+                                           headers=bearer("platform_operator", "t"))
         return resp.json() if resp.status_code == 200 else None
 
     got = await eventually(fact)

@@ -6,7 +6,7 @@ import httpx
 
 from shared.broker import free_port
 from shared.testing import eventually
-from tests.helpers import start_services, submit_application
+from tests.helpers import bearer, start_services, submit_application
 from tests.procs import ServiceProcess
 
 
@@ -29,7 +29,9 @@ async def test_event_survives_sigkill_before_publish(start_service, database_url
     await asyncio.to_thread(alive.start)
     try:
         async def fact():
-            return (await svc["kpi"].client.get(f"/v1/facts/service-orders/{order_id}")).status_code == 200
+            r = await svc["kpi"].client.get(f"/v1/facts/service-orders/{order_id}",
+                                            headers=bearer("platform_operator", "t"))
+            return r.status_code == 200
 
         await eventually(fact, timeout=60)
         async with httpx.AsyncClient(base_url=alive.url, timeout=10) as c:

@@ -135,6 +135,11 @@ async def test_composite_index_api_merchant_view_and_csv(start_service, database
 
     # a merchant sees itself and its category's aggregates, never a peer
     ma = _auth(kpi, "merchant_main", "A")
+    r = await kpi.client.get(f"/v1/facts/service-orders/{a1}", headers=ma)
+    assert r.status_code == 200 and r.json()["refund"] == "199.00" and r.json()["refund_by"] == "merchant"
+    r = await kpi.client.get(f"/v1/facts/service-orders/{b1}", headers=ma)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "fact_not_found"
+    assert (await kpi.client.get(f"/v1/facts/service-orders/{b1}")).status_code == 401
     mine = (await kpi.client.get("/v1/composite-index", headers=ma)).json()
     assert [x["merchant_id"] for x in mine["merchants"]] == ["A"] and mine["categories"] == body["categories"]
     r = await kpi.client.get("/v1/composite-index", params={"merchant_id": "B"}, headers=ma)

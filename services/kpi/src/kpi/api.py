@@ -35,10 +35,10 @@ operator = require_principal("platform_operator")
 
 
 @router.get("/facts/service-orders/{order_id}", summary="The KPI facts recorded for one service order")
-async def order_fact(order_id: str, rt: Runtime = Depends(get_runtime)) -> dict:
+async def order_fact(order_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
     async with rt.sessions() as s:
         fact = await s.get(OrderFact, order_id)
-    if fact is None or fact.merchant_id is None:
+    if fact is None or fact.merchant_id is None or (p.is_merchant and fact.merchant_id != p.merchant_id):
         raise ApiError(404, "fact_not_found", f"no facts for service order {order_id}")
     out = {}
     for c in P.FIELDS:

@@ -26,6 +26,7 @@ from kpi.projection import HANDLED_TYPES, NaiveTime, relevant
 from kpi.store import project
 from shared.consumer import ConsumerConfig, EventConsumer, PermanentError
 from shared.events import Envelope, UnknownEventType
+from shared.kafka import TopicSpec, ensure_topics
 from shared.runtime import Runtime
 from shared.topics import ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
 
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 GROUP = "kpi.facts"
 TOPICS = [ORDER_EVENTS, SLA_EVENTS, ROUTING_EVENTS]
 MAX_BATCH = 2000
+PARTITION_CHANGE_GRACE_S = 5.0
+
+
+class PartitionsChanged(RuntimeError):
+    """Raised out of the loop so ``run`` joins the group afresh."""
 
 
 def handlers() -> dict:
@@ -56,6 +62,8 @@ class FactsConsumer(EventConsumer):
                                         session_timeout_ms=s.kafka_session_timeout_ms),
                          sessions=rt.sessions, tables=rt.tables, registry=rt.registry, handlers=handlers(),
                          clock=rt.clock, metrics=rt.metrics)
+        self._settings = s
+        self._assigned, self._meta_at_assignment, self._changed_since = frozenset(), {}, None
         self.lag = Histogram("kpi_event_lag_seconds",
                              "From an event's publication (broker timestamp) to its effect on the KPI figures "
                              "being committed", registry=rt.metrics,
@@ -63,9 +71,46 @@ class FactsConsumer(EventConsumer):
         self.batch_seconds = Histogram("kpi_projection_batch_seconds", "Time to apply one batch of events",
                                        registry=rt.metrics, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
+    async def run(self) -> None:
+        # The topics this group reads exist with the configured partitions before it
+        # subscribes (a subscription to a missing topic makes the embedded broker
+        # create it with its own default partition count).
+        try:
+            s = self._settings
+            await ensure_topics(s.kafka_bootstrap, [TopicSpec(t) for t in TOPICS],
+                                default_partitions=s.kafka_topic_partitions,
+                                replication_factor=s.kafka_replication_factor)
+        except Exception as exc:  # noqa: BLE001 - the broker may be down; the consumer retries anyway
+            log.warning("could not ensure the consumed topics: %r", exc)
+        await super().run()
+
+    def _partitions_changed(self, consumer: AIOKafkaConsumer) -> bool:
+        """Whether a subscribed topic has partitions the group has not been assigned
+        since the last assignment — e.g. the embedded broker restarted empty and a
+        producer re-created the topic with more partitions. The group is then joined
+        afresh (reconnect) rather than left without those partitions."""
+        assigned = frozenset(consumer.assignment())
+        meta = {t: frozenset(consumer.partitions_for_topic(t) or ()) for t in self.config.topics}
+        now = time.monotonic()
+        if assigned != self._assigned:
+            self._assigned, self._meta_at_assignment, self._changed_since = assigned, meta, None
+            return False
+        if meta == self._meta_at_assignment or not assigned:
+            self._changed_since = None
+            return False
+        if self._changed_since is None:
+            self._changed_since = now  # give the group's own rebalance a chance first
+        return now - self._changed_since > PARTITION_CHANGE_GRACE_S
+
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         idle_rounds = 0
+        self._assigned, self._meta_at_assignment, self._changed_since = frozenset(), {}, None
+        checked = time.monotonic()
         while True:
+            if time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                if self._partitions_changed(consumer):
+                    raise PartitionsChanged(f"{GROUP}: topic partitions changed since the last assignment")
             batches = await consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
             if not batches:
                 idle_rounds += 1
