@@ -85,6 +85,11 @@ async def drop_db(db: str) -> None:
         await c.close()
 
 
+# Events the outbox holds: one per plain row, one per line of a bundle row.
+OUTBOX_EVENTS = ("SELECT COALESCE(sum(CASE WHEN event_type = 'outbox.bundle' THEN "
+                 "1 + length(payload) - length(replace(payload, E'\\n', '')) ELSE 1 END), 0) FROM outbox")
+
+
 def timer_rows(n: int, due: callable, rule: str = "bench") -> list[tuple]:
     now = datetime.now(timezone.utc)
     return [(str(uuid.uuid4()), f"o-{i % 100_000}", rule, "escalate", "{}", "pending", due(i), 1, "pending_audit", now)
@@ -244,6 +249,8 @@ class TopicCount:
 
 
 async def bench_ours(bootstrap: str, dsn: str, url: str) -> dict:
+    from shared.outbox import row_messages
+
     env = {**os.environ, "SLA_TIMER_DATABASE_URL": url, "SLA_TIMER_KAFKA_BOOTSTRAP": bootstrap,
            "SLA_TIMER_PORT": "18103", "SLA_TIMER_ENVIRONMENT": "test", "SLA_TIMER_FIRE_BATCH_SIZE": FIRE_BATCH,
            "SLA_TIMER_LOG_LEVEL": "WARNING", "SLA_TIMER_OUTBOX_POLL_INTERVAL_S": "0.1"}
@@ -302,8 +309,9 @@ async def bench_ours(bootstrap: str, dsn: str, url: str) -> dict:
                 past = datetime.now(timezone.utc) - timedelta(seconds=1)
                 rows = timer_rows(n, lambda i: past, rule)
                 # Every earlier deadline event is on the topic already (each step waits for
-                # them), and nothing else produces to it: the outbox count is the baseline.
-                before = await scalar(dsn, "SELECT count(*) FROM outbox")
+                # them), and nothing else produces to it: the events in the outbox are the
+                # baseline (a bundle row holds one event per line).
+                before = await scalar(dsn, OUTBOX_EVENTS)
                 c = await asyncpg.connect(dsn)
                 try:
                     await c.copy_records_to_table("timers", records=rows, columns=TIMER_COLS)
@@ -340,8 +348,11 @@ async def bench_ours(bootstrap: str, dsn: str, url: str) -> dict:
             c = await asyncpg.connect(dsn)
             try:
                 timers = await c.fetch("SELECT id, due_at, fired_at FROM timers WHERE rule = 'bench_late'")
-                published = dict(await c.fetch("SELECT event_id, published_at FROM outbox WHERE created_at >= $1",
-                                               start - timedelta(seconds=5)))
+                published = {}  # event id -> when the relay had the broker's ack of its row
+                for row in await c.fetch("SELECT event_type, key, payload, published_at FROM outbox "
+                                         "WHERE created_at >= $1", start - timedelta(seconds=5)):
+                    for _key, value in row_messages(row["event_type"], row["key"], row["payload"]):
+                        published[json.loads(value)["id"]] = row["published_at"]
             finally:
                 await c.close()
             lat = sorted((published[str(uuid.uuid3(uuid.NAMESPACE_URL, f"sla-timer/{r['id']}"))] - r["due_at"])

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from shared.outbox import row_messages
 from shared.testing import eventually
 from shared.auth import Principal, issue_token
 from shared.settings import DEV_TOKEN_SECRET
@@ -43,7 +44,9 @@ async def test_approve_ship_advance_15_days_refunds_by_system_once(start_service
     async def sla_events():
         ob = sla.runtime.tables.outbox
         async with sla.runtime.sessions() as s:
-            rows = (await s.execute(select(ob.c.payload).where(ob.c.key == oid))).scalars().all()
+            # the timer service writes a fired batch as one bundle row on PostgreSQL
+            rows = [p for r in (await s.execute(select(ob.c.event_type, ob.c.key, ob.c.payload))).all()
+                    for k, p in row_messages(*r) if k == oid]
         return [json.loads(p)["data"] for p in rows]
 
     r = await sla.client.post("/admin/clock/advance", json={"seconds": 10 * DAY + 60})

@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.migrations import upgrade
+from shared.outbox import row_messages
 from shared.topics import SLA_EVENTS
 from sla_timer.app import MIGRATIONS
 from sla_timer.models import Timer, messaging
@@ -82,8 +83,8 @@ async def test_sigkill_mid_batch_then_restart_fires_each_timer_once(database_url
             await asyncio.sleep(0.1)
         assert await count_fired() == TOTAL
         async with engine.connect() as c:
-            rows = (await c.execute(select(ob.c.payload))).scalars().all()
-        outbox_ids = [json.loads(p)["data"]["timer_id"] for p in rows]
+            rows = (await c.execute(select(ob.c.event_type, ob.c.key, ob.c.payload))).all()
+        outbox_ids = [json.loads(p)["data"]["timer_id"] for r in rows for _k, p in row_messages(*r)]
         assert len(outbox_ids) == TOTAL and set(outbox_ids) == set(ids)  # one effect per timer
     finally:
         if proc.poll() is None:

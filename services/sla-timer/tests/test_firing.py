@@ -13,6 +13,7 @@ from shared.clock import ManualClock
 from shared.contracts.sla import DeadlineFired
 from shared.events import Envelope
 from shared.migrations import upgrade
+from shared.outbox import row_messages
 from sla_timer.app import MIGRATIONS, create_app
 from sla_timer.handlers.firing import fire_due
 from sla_timer.models import Timer
@@ -57,7 +58,9 @@ async def test_two_replicas_fire_each_due_timer_once(database_url):
         assert sum(got) == 600
         ob = a.tables.outbox
         async with a.sessions() as s:
-            payloads = (await s.execute(select(ob.c.payload).order_by(ob.c.id))).scalars().all()
+            payloads = [v for r in (await s.execute(select(ob.c.event_type, ob.c.key, ob.c.payload)
+                                                     .order_by(ob.c.id))).all()
+                        for _k, v in row_messages(r.event_type, r.key, r.payload)]
             pending = await s.scalar(select(func.count()).select_from(Timer).where(Timer.state == "pending"))
         fired_ids = [(json.loads(p) if isinstance(p, str) else p)["data"]["timer_id"] for p in payloads]
         assert sorted(fired_ids) == sorted(ids) and len(set(fired_ids)) == 600
@@ -81,7 +84,9 @@ async def test_event_carries_what_the_timer_was_set_for(database_url):
         assert await fire_due(rt) == 0  # a second pass finds nothing: fired once
         ob = rt.tables.outbox
         async with rt.sessions() as s:
-            (p,) = (await s.execute(select(ob.c.payload))).scalars().all()
+            ((_k, p),) = [m for r in (await s.execute(select(ob.c.event_type, ob.c.key, ob.c.payload))).all()
+                          for m in row_messages(r.event_type, r.key, r.payload)]
+            assert _k == "o-0"
             t = await s.get(Timer, tid)
         env = json.loads(p) if isinstance(p, str) else p
         assert env["type"] == "sla.deadline_fired" and env["key"] == "o-0"

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from shared.outbox import row_messages
 from shared.testing import eventually
 
 pytestmark = pytest.mark.broker
@@ -150,7 +151,8 @@ async def test_every_rule_fires_through_the_broker_in_due_order(sla, sla_feed, n
     # Written to the outbox in due order.
     ob = sla.runtime.tables.outbox
     async with sla.runtime.sessions() as s:
-        rows = (await s.execute(select(ob.c.payload).order_by(ob.c.id))).scalars().all()
+        rows = [p for r in (await s.execute(select(ob.c.event_type, ob.c.key, ob.c.payload).order_by(ob.c.id))).all()
+                for _k, p in row_messages(*r)]
     dues = [json.loads(p)["data"]["due_at"] if isinstance(p, str) else p["data"]["due_at"] for p in rows]
     from datetime import datetime
     parsed = [datetime.fromisoformat(d) for d in dues]

@@ -4,10 +4,14 @@ transaction, so a crash either fires a timer once or not at all. On PostgreSQL
 the claim is ``FOR UPDATE SKIP LOCKED``: replicas share the work, never a timer.
 
 On PostgreSQL a batch is ONE statement: claim (skip-locked) → mark fired → insert the
-outbox rows (envelopes built by the database) — no row travels through Python, which
-matters on the hot path since the relay shares this process. SQLite (one writer, tests
-and development) runs the same steps as two statements with the envelope built here;
-both build the same envelope, event id included."""
+batch's events as ONE outbox bundle row (``shared.outbox``: one line per event, sent by
+the relay as separate messages, in due order; envelopes built by the database) — no row
+travels through Python, which matters on the hot path since the relay shares this
+process, and the database writes, indexes, reads back and marks one outbox row per batch
+instead of one per timer. A timer fires once because the claim moves it from pending to
+fired under its row lock, in the transaction that writes its event. SQLite (one writer,
+tests and development) runs the same steps as two statements with the envelopes built
+here, one outbox row each; both build the same envelope, event id included."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +22,7 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, select, text, update
 
+from shared.outbox import BUNDLE
 from shared.runtime import Runtime
 from shared.topics import SLA_EVENTS
 from sla_timer.models import Timer
@@ -55,19 +60,21 @@ WITH due AS (
               md5(decode('{uuid.NAMESPACE_URL.hex}', 'hex') || convert_to('sla-timer/' || t.id, 'UTF8')) AS h
 ), ins AS (
     INSERT INTO outbox (event_id, topic, key, event_type, payload, created_at, attempts)
-    SELECT {_PG_EVENT_ID}, CAST(:topic AS text), order_id, CAST(:etype AS text), json_build_object(
-        'id', {_PG_EVENT_ID}, 'type', CAST(:etype AS text), 'schema_version', 1,
-        'occurred_at', {_PG_TS.format("CAST(:now AS timestamptz)")}, 'producer', CAST(:producer AS text),
-        'key', order_id, 'correlation_id', NULL,
-        'data', json_build_object(
-            'timer_id', id, 'order_id', order_id, 'rule', rule, 'action', action,
-            'order_version', order_version, 'order_state', order_state, 'due_at', {_PG_TS.format("due_at")},
-            'fired_at', {_PG_TS.format("CAST(:now AS timestamptz)")}, 'details', COALESCE(details, '{{}}'::json))
-    )::text, CAST(:now AS timestamptz), 0
-    FROM fired ORDER BY due_at, id
+    SELECT CAST(gen_random_uuid() AS text), CAST(:topic AS text), (array_agg(order_id ORDER BY due_at, id))[1],
+        CAST(:bundle AS text), string_agg(to_json(order_id)::text || E'\t' || translate(json_build_object(
+            'id', {_PG_EVENT_ID}, 'type', CAST(:etype AS text), 'schema_version', 1,
+            'occurred_at', {_PG_TS.format("CAST(:now AS timestamptz)")}, 'producer', CAST(:producer AS text),
+            'key', order_id, 'correlation_id', NULL,
+            'data', json_build_object(
+                'timer_id', id, 'order_id', order_id, 'rule', rule, 'action', action,
+                'order_version', order_version, 'order_state', order_state, 'due_at', {_PG_TS.format("due_at")},
+                'fired_at', {_PG_TS.format("CAST(:now AS timestamptz)")}, 'details', COALESCE(details, '{{}}'::json))
+        )::text, E'\n\r\t', '   '), E'\n' ORDER BY due_at, id), CAST(:now AS timestamptz), 0
+    FROM fired
+    HAVING count(*) > 0
     RETURNING 1
 )
-SELECT count(*) FROM ins
+SELECT count(*) FROM fired
 """)
 
 
@@ -91,7 +98,7 @@ async def fire_due(rt: Runtime, limit: int = 1000) -> int:
     if not rt.settings.is_sqlite:
         async with rt.uow() as s:
             n = await s.scalar(_PG_FIRE, {"now": now, "lim": limit, "topic": SLA_EVENTS, "etype": EVENT_TYPE,
-                                          "producer": PRODUCER})
+                                          "producer": PRODUCER, "bundle": BUNDLE})
             if n:
                 s.info["outbox_added"] = True
         return n or 0
