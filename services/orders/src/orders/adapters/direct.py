@@ -162,3 +162,88 @@ async def write_transition(conn: asyncpg.Connection, order_id: str, expected_ver
     for row in outbox:
         args.extend(row)
     return await conn.fetchval(_sql(ucols, tcols, rcols, len(outbox)), *args) == 1
+
+
+def outbox_row(rt, envelope) -> tuple:
+    """An envelope as an outbox row (``OUTBOX_COLUMNS`` order), as ``Outbox.add_many`` writes it."""
+    return (str(envelope.id), rt.outbox.registry.topic_for(envelope.type), envelope.key, envelope.type,
+            envelope.model_dump_json(), rt.outbox.clock.now(), 0)
+
+
+def _column_default(column) -> Any:
+    d = column.default
+    if d is None:
+        return None
+    return d.arg(None) if d.is_callable else d.arg
+
+
+# Columns an application does not set get the model's defaults, as an ORM insert would.
+_ORDER_DEFAULTS = {c.name: c for c in _ORDERS.columns if c.default is not None or c.nullable}
+
+
+def new_order(fields: dict[str, Any]) -> OrderRow:
+    o = OrderRow()
+    for name in ORDER_COLUMNS:
+        if name in fields:
+            o.__dict__[name] = fields[name]
+        elif name in _ORDER_DEFAULTS:
+            o.__dict__[name] = _column_default(_ORDER_DEFAULTS[name])
+        else:
+            raise ValueError(f"service order column {name} has no value and no default")
+    return o
+
+
+class Merchant:
+    """The merchant columns an application needs (from ``application_facts``)."""
+
+    def __init__(self, facts) -> None:
+        self.mode = facts["mode"]
+        self.category_modes = facts["category_modes"]
+        self.contact_phone = facts["contact_phone"]
+        self.return_address = facts["return_address"]
+        self.served_by_platform = facts["served_by_platform"]
+        self.disqualified_since = facts["disqualified_since"]
+
+
+_FACTS = """
+SELECT EXISTS (SELECT 1 FROM service_orders WHERE customer_id = $1 AND idempotency_key = $2) AS existing,
+       (SELECT coalesce(sum(quantity), 0) FROM service_orders
+         WHERE sales_order_id = $3 AND order_line_id = $4 AND state <> ALL($5::varchar[])) AS in_service,
+       m.id AS merchant, m.mode, m.category_modes, m.contact_phone, m.return_address, m.served_by_platform,
+       m.disqualified_since
+FROM (SELECT 1) AS one LEFT JOIN merchants AS m ON m.id = $6
+"""
+
+
+async def application_facts(conn: asyncpg.Connection, customer_id: str, idempotency_key: str, sales_order_id: str,
+                            order_line_id: str, releasing_states, merchant_id: str):
+    """What an application needs from storage, in one round trip: is the key stored, how much
+    of the sales-order line is in service, the merchant (``merchant`` None: not onboarded)."""
+    return await conn.fetchrow(_FACTS, customer_id, idempotency_key, sales_order_id, order_line_id,
+                               list(releasing_states), merchant_id)
+
+
+async def insert_rows(conn: asyncpg.Connection, rows: list[tuple[str, Any]]) -> None:
+    """Rows into several tables in ONE statement (atomic): (table, dict of columns) or, for
+    ``outbox``, (``"outbox"``, tuple in ``OUTBOX_COLUMNS`` order)."""
+    key = []
+    args: list[Any] = []
+    for table, row in rows:
+        if table == "outbox":
+            key.append((table, OUTBOX_COLUMNS))
+            args.extend(row)
+        else:
+            cols = tuple(row)
+            key.append((table, cols))
+            args.extend(_value(table, c, row[c]) for c in cols)
+    key_t = ("insert", tuple(key))
+    sql = _sql_cache.get(key_t)
+    if sql is None:
+        ctes, n = [], 1
+        for i, (table, cols) in enumerate(key):
+            marks = ", ".join(f"${j}" for j in range(n, n + len(cols)))
+            n += len(cols)
+            names = ", ".join(f'"{c}"' for c in cols)
+            ctes.append(f"i{i} AS (INSERT INTO {table} ({names}) VALUES ({marks}))")
+        sql = _sql_cache[key_t] = f"WITH {', '.join(ctes)} SELECT 1"
+    await conn.execute(sql, *args)

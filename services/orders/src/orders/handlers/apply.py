@@ -5,8 +5,10 @@ import hashlib
 import secrets
 import uuid
 
+import asyncpg
 from sqlalchemy import func, select
 
+from orders.adapters import direct
 from orders.domain.eligibility import check_window
 from orders.domain.modes import effective_mode
 from orders.domain.money import return_freight_payer
@@ -31,6 +33,100 @@ def _new_number(now) -> str:
     return "AS" + to_beijing(now).strftime("%y%m%d") + f"{secrets.randbelow(10**8):08d}"
 
 
+def _created_event(rt: Runtime, order, now):
+    return make_envelope(type_="service_order.created", key=order.id, producer=rt.name, occurred_at=now,
+                         data=ServiceOrderCreated(
+                             order_id=order.id, number=order.number, version=order.version, state=order.state,
+                             merchant_id=order.merchant_id, customer_id=order.customer_id,
+                             customer_phone=order.customer_phone, customer_level=order.customer_level,
+                             sales_order_id=order.sales_order_id, sku=order.sku, category=order.category,
+                             quantity=order.quantity, amount_paid=order.amount_paid,
+                             service_type=order.service_type, problem_type=order.problem_type,
+                             delivered_at=order.delivered_at, created_at=order.created_at, mode=order.mode,
+                             on_behalf=order.on_behalf,
+                             merchant_contact_phone=order.merchant_contact_phone or None,
+                             return_address=order.return_address or None))
+
+
+def _check_application(rt: Runtime, body: ApplicationIn, now) -> None:
+    """The checks that need nothing stored: quantity against the purchase, the eligibility window."""
+    if body.quantity > body.purchased_quantity:
+        raise ApiError(422, "quantity_exceeds_purchase", "quantity is larger than the purchased quantity")
+    window = check_window(body.service_type, body.problem_type, body.delivered_at, now,
+                          category=body.category, overrides=rt.settings.eligibility_windows)
+    if not window.allowed:
+        raise ApiError(
+            422,
+            "window_expired" if now > window.deadline else "not_delivered",
+            f"{body.service_type}/{body.problem_type} is open for {window.window_days} days after delivery "
+            f"(until {to_beijing(window.deadline):%Y-%m-%d %H:%M} Beijing time)",
+            {"window_days": window.window_days, "deadline": window.deadline.isoformat()},
+        )
+
+
+def _check_available(body: ApplicationIn, in_service) -> None:
+    if body.quantity > body.purchased_quantity - int(in_service or 0):
+        raise ApiError(
+            422,
+            "quantity_exceeds_available",
+            f"only {body.purchased_quantity - int(in_service or 0)} of this line can still be applied for",
+        )
+
+
+def _order_fields(body: ApplicationIn, merchant, idempotency_key: str, digest: str, now) -> dict:
+    mode, on_behalf = effective_mode(merchant.mode, merchant.category_modes or {}, body.category,
+                                     merchant.served_by_platform or merchant.disqualified_since is not None)
+    return dict(
+        id=str(uuid.uuid4()),
+        number=_new_number(now),
+        version=1,
+        state="pending_claim",
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        created_at=now,
+        updated_at=now,
+        mode=mode,
+        on_behalf=on_behalf,
+        merchant_contact_phone=merchant.contact_phone,
+        return_address=merchant.return_address,
+        state_entered_at=now,
+        return_freight_payer=return_freight_payer(body.problem_type, body.customer_level),
+        armed={"advance_compensation": 1},
+        **body.model_dump(),
+    )
+
+
+def _apply_timeline(order, now) -> dict:
+    return dict(order_id=order.id, version=1, at=now, actor_role="storefront", actor_id=order.customer_id,
+                action="apply", from_state="", to_state=order.state, note=order.description, internal_note=None,
+                customer_visible=True, details={})
+
+
+async def _apply_direct(rt: Runtime, body: ApplicationIn, idempotency_key: str, digest: str, now):
+    """PostgreSQL: the stored facts in one read, the order, its timeline entry and its event
+    in one atomic statement. None when the key is already stored or an insert collided
+    (same key raced in, order number taken): the session path then answers."""
+    async with direct.connection(rt) as conn:
+        facts = await direct.application_facts(conn, body.customer_id, idempotency_key, body.sales_order_id,
+                                               body.order_line_id, RELEASING_STATES, body.merchant_id)
+        if facts["existing"]:
+            return None
+        _check_application(rt, body, now)
+        _check_available(body, facts["in_service"])
+        if facts["merchant"] is None:
+            raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
+        order = direct.new_order(_order_fields(body, direct.Merchant(facts), idempotency_key, digest, now))
+        event = _created_event(rt, order, now)
+        try:
+            await direct.insert_rows(conn, [
+                ("service_orders", order.__dict__), ("timeline", _apply_timeline(order, now)),
+                ("outbox", direct.outbox_row(rt, event))])
+        except asyncpg.exceptions.UniqueViolationError:
+            return None
+    rt.relay.wake()
+    return order
+
+
 async def apply_for_service(rt: Runtime, p: Principal, body: ApplicationIn,
                             idempotency_key: str) -> tuple[ServiceOrder, bool]:
     """Create a service order; returns (order, created). A retry with the same key returns the first order."""
@@ -38,6 +134,10 @@ async def apply_for_service(rt: Runtime, p: Principal, body: ApplicationIn,
         raise ApiError(403, "customer_mismatch", "X-Customer-Id must name the customer who applies")
     now = rt.clock.now()
     digest = _request_hash(body)
+    if direct.is_postgres(rt):
+        order = await _apply_direct(rt, body, idempotency_key, digest, now)
+        if order is not None:
+            return order, True
     async with rt.uow() as s:
         existing = await s.scalar(
             select(ServiceOrder).where(
@@ -48,18 +148,7 @@ async def apply_for_service(rt: Runtime, p: Principal, body: ApplicationIn,
             if existing.request_hash != digest:
                 raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used for a different application")
             return existing, False
-        if body.quantity > body.purchased_quantity:
-            raise ApiError(422, "quantity_exceeds_purchase", "quantity is larger than the purchased quantity")
-        window = check_window(body.service_type, body.problem_type, body.delivered_at, now,
-                              category=body.category, overrides=rt.settings.eligibility_windows)
-        if not window.allowed:
-            raise ApiError(
-                422,
-                "window_expired" if now > window.deadline else "not_delivered",
-                f"{body.service_type}/{body.problem_type} is open for {window.window_days} days after delivery "
-                f"(until {to_beijing(window.deadline):%Y-%m-%d %H:%M} Beijing time)",
-                {"window_days": window.window_days, "deadline": window.deadline.isoformat()},
-            )
+        _check_application(rt, body, now)
         in_service = await s.scalar(
             select(func.coalesce(func.sum(ServiceOrder.quantity), 0)).where(
                 ServiceOrder.sales_order_id == body.sales_order_id,
@@ -67,66 +156,15 @@ async def apply_for_service(rt: Runtime, p: Principal, body: ApplicationIn,
                 ServiceOrder.state.not_in(RELEASING_STATES),
             )
         )
-        if body.quantity > body.purchased_quantity - int(in_service or 0):
-            raise ApiError(
-                422,
-                "quantity_exceeds_available",
-                f"only {body.purchased_quantity - int(in_service or 0)} of this line can still be applied for",
-            )
+        _check_available(body, in_service)
         merchant = await s.get(Merchant, body.merchant_id)
         if merchant is None:
             raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
-        mode, on_behalf = effective_mode(merchant.mode, merchant.category_modes or {}, body.category,
-                                         merchant.served_by_platform or merchant.disqualified_since is not None)
-        order = ServiceOrder(
-            id=str(uuid.uuid4()),
-            number=_new_number(now),
-            version=1,
-            state="pending_claim",
-            idempotency_key=idempotency_key,
-            request_hash=digest,
-            created_at=now,
-            updated_at=now,
-            mode=mode,
-            on_behalf=on_behalf,
-            merchant_contact_phone=merchant.contact_phone,
-            return_address=merchant.return_address,
-            state_entered_at=now,
-            return_freight_payer=return_freight_payer(body.problem_type, body.customer_level),
-            armed={"advance_compensation": 1},
-            **body.model_dump(),
-        )
+        order = ServiceOrder(**_order_fields(body, merchant, idempotency_key, digest, now))
         s.add(order)
-        s.add(TimelineEntry(order_id=order.id, version=1, at=now, actor_role="storefront", actor_id=order.customer_id,
-                            action="apply", from_state="", to_state=order.state, note=order.description,
-                            internal_note=None, customer_visible=True, details={}))
+        s.add(TimelineEntry(**_apply_timeline(order, now)))
         await s.flush()
-        event = ServiceOrderCreated(
-            order_id=order.id,
-            number=order.number,
-            version=order.version,
-            state=order.state,
-            merchant_id=order.merchant_id,
-            customer_id=order.customer_id,
-            customer_phone=order.customer_phone,
-            customer_level=order.customer_level,
-            sales_order_id=order.sales_order_id,
-            sku=order.sku,
-            category=order.category,
-            quantity=order.quantity,
-            amount_paid=order.amount_paid,
-            service_type=order.service_type,
-            problem_type=order.problem_type,
-            delivered_at=order.delivered_at,
-            created_at=order.created_at,
-            mode=order.mode,
-            on_behalf=order.on_behalf,
-            merchant_contact_phone=order.merchant_contact_phone or None,
-            return_address=order.return_address or None,
-        )
-        await rt.outbox.add_many(
-            s, [make_envelope(type_="service_order.created", key=order.id, producer=rt.name, occurred_at=now,
-                              data=event)])
+        await rt.outbox.add_many(s, [_created_event(rt, order, now)])
     return order, True
 
 

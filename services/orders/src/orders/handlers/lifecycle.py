@@ -225,12 +225,10 @@ async def _perform_direct(rt, p: Principal, order_id: str, action: str, data: di
                       "recommend": eff.rating["recommend"], "created_at": now}
         event = transitioned(rt, order, action=action, from_state=from_state, actor_role=actor_role,
                              actor_id=actor_id, at=now, details=details)
-        outbox = [(str(event.id), rt.outbox.registry.topic_for(event.type), event.key, event.type,
-                   event.model_dump_json(), rt.outbox.clock.now(), 0)]
         written = await direct.write_transition(
             conn, order.id, expected, values,
             _timeline_row(order, action, eff, from_state, to_state, actor_role, actor_id, now, details),
-            rating, outbox)
+            rating, [direct.outbox_row(rt, event)])
     if not written:
         raise conflict()
     rt.relay.wake()
