@@ -7,7 +7,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Response
 
-from orders.api.common import if_match, merchant, page, platform, get_runtime
+from orders.api.common import action_context, merchant, page, platform, get_runtime
 from orders.handlers import accounts, queries
 from orders.handlers.lifecycle import perform, perform_batch
 from orders.schemas import (AbandonIn, ArbitrationRequestIn, AssignIn, AuditIn, BatchAssignIn, BatchAuditIn,
@@ -59,9 +59,12 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
         return Response(content, media_type=a.content_type,
                         headers={"Content-Disposition": f'attachment; filename="{a.filename}"'})
 
+    context = action_context(back_office)
+
     def action(path: str, act, model, summary: str, convert=None):
-        async def endpoint(order_id: str, body: model, rt: Runtime = Depends(get_runtime),  # type: ignore[valid-type]
-                           p: Principal = Depends(back_office), version: int | None = Depends(if_match)) -> dict:
+        async def endpoint(order_id: str, body: model,  # type: ignore[valid-type]
+                           ctx: tuple = Depends(context)) -> dict:
+            rt, p, version = ctx
             data = body.model_dump(mode="json")
             name = act(body) if callable(act) else act
             if convert:

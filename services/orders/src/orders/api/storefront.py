@@ -4,7 +4,7 @@ customer at a time (bearer token of role ``storefront`` + header ``X-Customer-Id
 from fastapi import APIRouter, Depends, Header, Response
 from sqlalchemy.exc import IntegrityError
 
-from orders.api.common import if_match, page, storefront, get_runtime
+from orders.api.common import action_context, caller_context, page, storefront, get_runtime
 from orders.handlers import queries
 from orders.handlers.apply import apply_for_service
 from orders.handlers.lifecycle import perform
@@ -23,11 +23,15 @@ async def customer(p: Principal = Depends(storefront)) -> Principal:
     return p
 
 
+_caller = caller_context(storefront, customer=True)
+
+
 @router.post("/service-orders", status_code=201, response_model=ServiceOrderOut,
              summary="Customer applies for after-sales service")
 async def apply(body: ApplicationIn, response: Response,
                 idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=100),
-                rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> ServiceOrderOut:
+                ctx: tuple = Depends(_caller)) -> ServiceOrderOut:
+    rt, p = ctx
     try:
         order, created = await apply_for_service(rt, p, body, idempotency_key)
     except IntegrityError:  # the same key raced in twice: the other request stored it
@@ -57,9 +61,13 @@ async def progress(order_id: str, rt: Runtime = Depends(get_runtime), p: Princip
     return await queries.view(rt, p, order_id)
 
 
+_context = action_context(storefront, customer=True)
+
+
 def _action(path: str, action: str, model, summary: str):
-    async def endpoint(order_id: str, body: model, rt: Runtime = Depends(get_runtime),  # type: ignore[valid-type]
-                       p: Principal = Depends(customer), version: int | None = Depends(if_match)) -> dict:
+    async def endpoint(order_id: str, body: model,  # type: ignore[valid-type]
+                       ctx: tuple = Depends(_context)) -> dict:
+        rt, p, version = ctx
         return queries.brief(await perform(rt, p, order_id, action, body.model_dump(mode="json"), version), p)
 
     router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
