@@ -38,4 +38,19 @@ def create_app(settings: OrdersSettings | None = None):
     app = create_service_app(DEFINITION, settings)
     app.state.runtime.blobstore = LocalBlobStore(settings.blob_dir or os.path.join(settings.data_dir, "orders-blobs"))
     pace_relay(app.state.runtime.relay, settings.outbox_wake_window_s)
+    _close_direct_pool_on_stop(app.state.runtime)
     return app
+
+
+def _close_direct_pool_on_stop(rt) -> None:
+    stop = rt.stop
+
+    async def stop_and_close() -> None:
+        try:
+            await stop()
+        finally:
+            pool = getattr(rt, "direct_pool", None)
+            if pool is not None:
+                await pool.close()
+
+    rt.stop = stop_and_close

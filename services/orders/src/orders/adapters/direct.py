@@ -17,21 +17,22 @@ together or not at all (transactional outbox), and a lost version race writes no
 (BEGIN, SELECT, UPDATE, INSERT, INSERT, COMMIT), without SQLAlchemy's session, ORM
 identity map and statement layers on the request path.
 
-Connections come from the service's SQLAlchemy pool (same pool, same pre-ping and
-invalidation rules; the raw asyncpg connection is used while checked out). JSON
-columns use the codec the SQLAlchemy dialect installs on every pool connection:
-parameters are JSON text, results are decoded values.
+Connections come from a small pool of raw asyncpg connections (``DirectPool``: idle
+ping and dropping of broken connections like the SQLAlchemy pool's, shared/db.py),
+closed with the runtime. JSON columns use the codec SQLAlchemy's dialect installs on
+its own connections: parameters are JSON text, results are decoded values.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import asyncpg
 from sqlalchemy import JSON
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.util import greenlet_spawn
 
 from orders.models import Rating, ServiceOrder, TimelineEntry
 
@@ -72,23 +73,115 @@ def is_postgres(rt) -> bool:
     return rt.engine.dialect.name == "postgresql"
 
 
-# Errors after which a connection cannot be trusted any more: drop it from the pool.
+# Errors after which a connection cannot be trusted any more: drop it.
 _BROKEN = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError,
            asyncpg.exceptions.InternalClientError, ConnectionError, OSError)
+# A connection idle for longer than this is pinged before use (as the SQLAlchemy pool does, shared/db.py).
+IDLE_PING_AFTER_S = 5.0
+
+
+async def _json_codec(conn: asyncpg.Connection) -> None:
+    """The codec SQLAlchemy's asyncpg dialect installs: JSON text in, decoded values out."""
+    await conn.set_type_codec("json", encoder=str.encode, decoder=lambda b: json.loads(b.decode()),
+                              schema="pg_catalog", format="binary")
+
+
+class DirectPool:
+    """A small LIFO pool of raw asyncpg connections for the hot path.
+
+    Checking a connection out of SQLAlchemy's pool costs two greenlet switches and the
+    pool's event machinery per request; this is a list and a semaphore. Connections are
+    autocommit (the hot path writes in single statements); one that broke, or is left
+    inside a transaction, is dropped instead of reused."""
+
+    def __init__(self, connect_kwargs: dict[str, Any], size: int) -> None:
+        self._kwargs = connect_kwargs
+        self._size = size
+        self._free: list[tuple[asyncpg.Connection, float]] = []
+        self._sem: asyncio.Semaphore | None = None
+        self._all: set[asyncpg.Connection] = set()
+
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(**self._kwargs)
+        try:
+            await _json_codec(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        self._all.add(conn)
+        return conn
+
+    async def acquire(self) -> asyncpg.Connection:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self._size)
+        await self._sem.acquire()
+        try:
+            while self._free:
+                conn, last = self._free.pop()
+                if conn.is_closed():
+                    self._all.discard(conn)
+                    continue
+                if time.monotonic() - last >= IDLE_PING_AFTER_S:
+                    try:
+                        await conn.execute("SELECT 1")
+                    except Exception:  # noqa: BLE001 - any failure: replace this connection
+                        self._drop(conn)
+                        continue
+                return conn
+            return await self._connect()
+        except BaseException:
+            self._sem.release()
+            raise
+
+    def _drop(self, conn: asyncpg.Connection) -> None:
+        self._all.discard(conn)
+        conn.terminate()
+
+    def release(self, conn: asyncpg.Connection, *, broken: bool = False) -> None:
+        if broken or conn.is_closed() or conn.is_in_transaction():
+            self._drop(conn)
+        else:
+            self._free.append((conn, time.monotonic()))
+        self._sem.release()
+
+    async def close(self) -> None:
+        conns, self._all, self._free = self._all, set(), []
+        for conn in conns:
+            try:
+                await asyncio.wait_for(conn.close(), timeout=5)
+            except Exception:  # noqa: BLE001
+                conn.terminate()
+
+
+def pool_for(rt) -> DirectPool:
+    """The runtime's direct pool (made on first use; closed with the runtime)."""
+    pool = getattr(rt, "direct_pool", None)
+    if pool is None:
+        url = rt.engine.url
+        kwargs = url.translate_connect_args(username="user", database="database")
+        kwargs.update(url.query)
+        pool = rt.direct_pool = DirectPool(kwargs, size=DIRECT_POOL_SIZE)
+    return pool
+
+
+DIRECT_POOL_SIZE = 20
 
 
 @asynccontextmanager
 async def connection(rt) -> AsyncIterator[asyncpg.Connection]:
-    """The raw driver connection of a pooled connection, in autocommit (no transaction)."""
-    fairy = await greenlet_spawn(rt.engine.sync_engine.pool.connect)
+    """A raw driver connection in autocommit (no transaction)."""
+    pool = pool_for(rt)
+    conn = await pool.acquire()
     try:
-        yield fairy.dbapi_connection.driver_connection
+        yield conn
     except _BROKEN:
-        await greenlet_spawn(fairy.invalidate)
+        pool.release(conn, broken=True)
         raise
-    finally:
-        if fairy.is_valid:
-            await greenlet_spawn(fairy.close)
+    except BaseException:
+        pool.release(conn)
+        raise
+    else:
+        pool.release(conn)
 
 
 async def load_order(conn: asyncpg.Connection, order_id: str) -> OrderRow | None:
