@@ -340,3 +340,52 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[tuple[str, Any]]) -> 
             ctes.append(f"i{i} AS (INSERT INTO {table} ({names}) VALUES ({marks}))")
         sql = _sql_cache[key_t] = f"WITH {', '.join(ctes)} SELECT 1"
     await conn.execute(sql, *args)
+
+
+class OrderCache:
+    """The orders this process last read or wrote, to spare the hot path its SELECT.
+
+    Sound because of one invariant: every change to a ``service_orders`` row bumps its
+    ``version`` (all of them are versioned transitions; purge deletes). A write based on
+    a cached copy is the versioned UPDATE, so it only succeeds when the row is still
+    exactly the cached one; if another process, replica or the session path changed the
+    order meanwhile, the UPDATE matches nothing, nothing is written, and the caller
+    drops the copy and does the request again from a fresh read. Likewise any refusal
+    decided on a cached copy (404/403/409/422) is re-decided on a fresh read, so a stale
+    copy can cost a round trip but never changes an answer. Bounded (oldest out first)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    def get(self, order_id: str) -> OrderRow | None:
+        cols = self._rows.get(order_id)
+        if cols is None:
+            return None
+        o = OrderRow()
+        o.__dict__.update(cols)
+        return o
+
+    def put(self, order: OrderRow) -> None:
+        rows = self._rows
+        rows.pop(order.id, None)
+        if len(rows) >= self._size:
+            del rows[next(iter(rows))]
+        rows[order.id] = dict(order.__dict__)
+
+    def forget(self, order_id: str) -> None:
+        self._rows.pop(order_id, None)
+
+
+def cache_for(rt) -> OrderCache:
+    cache = getattr(rt, "order_cache", None)
+    if cache is None:
+        cache = rt.order_cache = OrderCache()
+    return cache
+
+
+def forget(rt, order_id: str) -> None:
+    """The session path changed (or may change) this order: drop any cached copy."""
+    cache = getattr(rt, "order_cache", None)
+    if cache is not None:
+        cache.forget(order_id)

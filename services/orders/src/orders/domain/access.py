@@ -9,9 +9,29 @@ from shared.errors import ApiError
 STEP_PERMISSION = {"audit": "audit", "receipt": "process", "process": "process"}
 
 
+_PARTY = {"storefront": "customer", "merchant_main": "merchant", "merchant_staff": "merchant",
+          "platform_operator": "platform", "arbitrator": "arbitrator"}
+
+
 def party_of(p: Principal) -> str:
-    return {"storefront": "customer", "merchant_main": "merchant", "merchant_staff": "merchant",
-            "platform_operator": "platform", "arbitrator": "arbitrator"}[p.role]
+    return _PARTY[p.role]
+
+
+_PARTIES: dict[str, frozenset[str] | None] = {}
+
+
+def _action_parties(action: str) -> frozenset[str] | None:
+    """The parties that may do ``action`` in some state (``handler`` stands for merchant and
+    platform); None for an action the table does not know. Computed once per action."""
+    if action not in _PARTIES:
+        rules = [r for (_s, a), r in TRANSITIONS.items() if a == action]
+        parties: set[str] = set()
+        for r in rules:
+            parties |= r.parties
+            if "handler" in r.parties:
+                parties |= {"merchant", "platform"}
+        _PARTIES[action] = frozenset(parties) if rules else None
+    return _PARTIES[action]
 
 
 def can_see(p: Principal, order) -> bool:
@@ -31,10 +51,10 @@ def not_found(order_id: str) -> ApiError:
 def check_action(p: Principal, order, action: str) -> None:
     """Raise 403 (wrong party / permission) or 409 (not allowed in this state)."""
     party = party_of(p)
-    rows = [(s, r) for (s, a), r in TRANSITIONS.items() if a == action]
-    if not rows:
+    parties = _action_parties(action)
+    if parties is None:
         raise ApiError(404, "unknown_action", f"no action {action}")
-    if not any(party in r.parties or ("handler" in r.parties and party in ("merchant", "platform")) for _, r in rows):
+    if party not in parties:
         raise ApiError(403, "forbidden", f"a {p.role} may not {action}")
     rule = TRANSITIONS.get((order.state, action))
     if rule is None or (action == "register_receipt" and order.state == "arbitration"

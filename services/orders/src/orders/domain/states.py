@@ -88,8 +88,14 @@ for _s in ("provisionally_completed", "unresolved", "completed"):
     TRANSITIONS[(_s, "repair.shipped_back")] = _r(_s, "handler", step="process")
 
 
+_ALLOWED: dict[str, tuple[str, ...]] = {}
+
+
 def allowed_actions(state: str) -> list[str]:
-    return sorted(a for (s, a) in TRANSITIONS if s == state)
+    allowed = _ALLOWED.get(state)
+    if allowed is None:  # the table is fixed once imported: computed once per state
+        allowed = _ALLOWED[state] = tuple(sorted(a for (s, a) in TRANSITIONS if s == state))
+    return list(allowed)
 
 
 def target(state: str, action: str, outcome: str | None = None) -> str | None:

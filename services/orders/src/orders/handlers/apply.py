@@ -123,6 +123,7 @@ async def _apply_direct(rt: Runtime, body: ApplicationIn, idempotency_key: str, 
                 ("outbox", direct.outbox_row(rt, event))])
         except asyncpg.exceptions.UniqueViolationError:
             return None
+    direct.cache_for(rt).put(order)
     rt.relay.wake()
     return order
 

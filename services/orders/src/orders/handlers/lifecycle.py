@@ -89,6 +89,7 @@ async def apply_action(rt, s, order: ServiceOrder, action: str, data: dict, *, a
     """Validate with the rules, then write the change, its timeline entry and its event.
 
     Any flush may find the order's version moved on (another writer won): 409 ``version_conflict``."""
+    direct.forget(rt, order.id)  # the hot path's cached copy will be stale
     try:
         return await _apply(rt, s, order, action, data, actor_role=actor_role, actor_id=actor_id, party=party,
                             now=now, expected_version=expected_version)
@@ -192,47 +193,74 @@ async def perform(rt, p: Principal, order_id: str, action: str, data: dict,
 
 async def _perform_direct(rt, p: Principal, order_id: str, action: str, data: dict,
                           expected_version: int | None):
-    """``perform`` on PostgreSQL: one SELECT, the same rules, one atomic write (adapters/direct.py)."""
+    """``perform`` on PostgreSQL: the order from this process's cache or one SELECT, the
+    same rules, one atomic write (adapters/direct.py). A refusal or a lost version race
+    on a cached copy is re-decided once on a fresh read (the copy may be stale)."""
     now = rt.clock.now()
     actor_role = p.role
     actor_id = p.customer_id if actor_role == "storefront" else p.subject
     party = party_of(p)
+    cache = direct.cache_for(rt)
     async with direct.connection(rt) as conn:
-        order = await direct.load_order(conn, order_id)
-        if order is None or not can_see(p, order):
-            raise not_found(order_id)
-        check_action(p, order, action)
-        if expected_version is not None and expected_version != order.version:
-            raise conflict()
-        to_state = target(order.state, action, data.get("outcome"))
-        if to_state is None:
-            raise ApiError(422, "bad_outcome", "no such arbitration outcome")
-        eff = rules.decide(order, action, data, rules.Context(now=now, actor_party=party, actor_id=actor_id))
-        if eff.attachments or eff.exchange_sku or eff.exchange_shipped:  # pragma: no cover - see _SESSION_ONLY
-            raise RuntimeError(f"{action} writes more than the direct path does")
-        from_state = order.state
-        if action == "register_receipt" and from_state == "arbitration":
-            to_state = "arbitration"
-        expected = order.version
-        values = _new_values(order, action, eff, from_state, to_state, now)
-        order.__dict__.update(values)
-        details = dict(eff.details)
-        if eff.note:
-            details.setdefault("note", eff.note)
-        rating = None
-        if eff.rating:
-            rating = {"order_id": order.id, "stars": eff.rating["stars"], "text": eff.rating["text"],
-                      "recommend": eff.rating["recommend"], "created_at": now}
-        event = transitioned(rt, order, action=action, from_state=from_state, actor_role=actor_role,
-                             actor_id=actor_id, at=now, details=details)
-        written = await direct.write_transition(
-            conn, order.id, expected, values,
-            _timeline_row(order, action, eff, from_state, to_state, actor_role, actor_id, now, details),
-            rating, [direct.outbox_row(rt, event)])
-    if not written:
-        raise conflict()
+        cached = cache.get(order_id)
+        while True:
+            order = cached if cached is not None else await direct.load_order(conn, order_id)
+            try:
+                written = await _decide_and_write(rt, conn, p, order_id, order, action, data, expected_version,
+                                                  now=now, actor_role=actor_role, actor_id=actor_id, party=party)
+            except ApiError:
+                cache.forget(order_id)
+                if cached is None:
+                    raise
+                cached = None
+                continue
+            except BaseException:
+                cache.forget(order_id)
+                raise
+            if written:
+                break
+            cache.forget(order_id)
+            if cached is None:
+                raise conflict()
+            cached = None
+    cache.put(order)
     rt.relay.wake()
     return order
+
+
+async def _decide_and_write(rt, conn, p: Principal, order_id: str, order, action: str, data: dict,
+                            expected_version: int | None, *, now: datetime, actor_role: str, actor_id: str,
+                            party: str) -> bool:
+    if order is None or not can_see(p, order):
+        raise not_found(order_id)
+    check_action(p, order, action)
+    if expected_version is not None and expected_version != order.version:
+        raise conflict()
+    to_state = target(order.state, action, data.get("outcome"))
+    if to_state is None:
+        raise ApiError(422, "bad_outcome", "no such arbitration outcome")
+    eff = rules.decide(order, action, data, rules.Context(now=now, actor_party=party, actor_id=actor_id))
+    if eff.attachments or eff.exchange_sku or eff.exchange_shipped:  # pragma: no cover - see _SESSION_ONLY
+        raise RuntimeError(f"{action} writes more than the direct path does")
+    from_state = order.state
+    if action == "register_receipt" and from_state == "arbitration":
+        to_state = "arbitration"
+    expected = order.version
+    values = _new_values(order, action, eff, from_state, to_state, now)
+    order.__dict__.update(values)
+    details = dict(eff.details)
+    if eff.note:
+        details.setdefault("note", eff.note)
+    rating = None
+    if eff.rating:
+        rating = {"order_id": order.id, "stars": eff.rating["stars"], "text": eff.rating["text"],
+                  "recommend": eff.rating["recommend"], "created_at": now}
+    event = transitioned(rt, order, action=action, from_state=from_state, actor_role=actor_role,
+                         actor_id=actor_id, at=now, details=details)
+    return await direct.write_transition(
+        conn, order.id, expected, values,
+        _timeline_row(order, action, eff, from_state, to_state, actor_role, actor_id, now, details),
+        rating, [direct.outbox_row(rt, event)])
 
 
 async def perform_batch(rt, p: Principal, order_ids: list[str], action: str, data: dict) -> list[dict]:
