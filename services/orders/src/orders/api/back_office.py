@@ -6,7 +6,9 @@ import binascii
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
 
+from orders.api import fast
 from orders.api.common import action_context, merchant, page, platform, get_runtime
 from orders.handlers import accounts, queries
 from orders.handlers.lifecycle import perform, perform_batch
@@ -62,17 +64,24 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
     context = action_context(back_office)
 
     def action(path: str, act, model, summary: str, convert=None):
-        async def endpoint(order_id: str, body: model,  # type: ignore[valid-type]
-                           ctx: tuple = Depends(context)) -> dict:
-            rt, p, version = ctx
+        async def run(rt, p, order_id: str, body, version: int | None) -> dict:
             data = body.model_dump(mode="json")
             name = act(body) if callable(act) else act
             if convert:
                 data.update(convert(body))
             return queries.brief(await perform(rt, p, order_id, name, data, version), p)
 
+        async def endpoint(order_id: str, body: model,  # type: ignore[valid-type]
+                           ctx: tuple = Depends(context)) -> dict:
+            rt, p, version = ctx
+            # Already JSON-ready (str/int/bool/None): answered as is, without FastAPI re-validating
+            # the dict against the ``dict`` annotation (kept for the API docs) and serializing it.
+            return JSONResponse(await run(rt, p, order_id, body, version))
+
         router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
                              name=f"{tag}_{path}")
+        fast.register(prefix, path, fast.ActionRoute(f"{prefix}/service-orders/{{order_id}}/{path}", context, model,
+                                                     run))
 
     action("claim", "claim", NoteIn, "Claim an order from the pool (staff with audit permission)")
     action("assign", "assign", AssignIn, "Assign an order to a staff member (main account)")

@@ -2,8 +2,10 @@
 customer at a time (bearer token of role ``storefront`` + header ``X-Customer-Id``)."""
 # No `from __future__ import annotations`: the route factories annotate with a variable.
 from fastapi import APIRouter, Depends, Header, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
+from orders.api import fast
 from orders.api.common import action_context, caller_context, page, storefront, get_runtime
 from orders.handlers import queries
 from orders.handlers.apply import apply_for_service
@@ -32,13 +34,26 @@ async def apply(body: ApplicationIn, response: Response,
                 idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=100),
                 ctx: tuple = Depends(_caller)) -> ServiceOrderOut:
     rt, p = ctx
-    try:
-        order, created = await apply_for_service(rt, p, body, idempotency_key)
-    except IntegrityError:  # the same key raced in twice: the other request stored it
-        order, created = await apply_for_service(rt, p, body, idempotency_key)
+    order, created = await _apply(rt, p, body, idempotency_key)
     if not created:
         response.status_code = 200
     return ServiceOrderOut.model_validate(order, from_attributes=True)
+
+
+async def _apply(rt, p: Principal, body: ApplicationIn, idempotency_key: str):
+    try:
+        return await apply_for_service(rt, p, body, idempotency_key)
+    except IntegrityError:  # the same key raced in twice: the other request stored it
+        return await apply_for_service(rt, p, body, idempotency_key)
+
+
+async def _apply_fast(rt, p: Principal, body: ApplicationIn, idempotency_key: str) -> tuple[dict, int]:
+    """``apply`` for the fast path (api/fast.py): the same answer, as FastAPI would serialize it."""
+    order, created = await _apply(rt, p, body, idempotency_key)
+    return ServiceOrderOut.model_validate(order, from_attributes=True).model_dump(mode="json"), 201 if created else 200
+
+
+fast.apply_handler(_caller, ApplicationIn, _apply_fast)
 
 
 @router.get("/service-orders", summary="The customer's service orders")
@@ -65,10 +80,17 @@ _context = action_context(storefront, customer=True)
 
 
 def _action(path: str, action: str, model, summary: str):
+    async def run(rt, p, order_id: str, body, version: int | None) -> dict:
+        return queries.brief(await perform(rt, p, order_id, action, body.model_dump(mode="json"), version), p)
+
     async def endpoint(order_id: str, body: model,  # type: ignore[valid-type]
                        ctx: tuple = Depends(_context)) -> dict:
         rt, p, version = ctx
-        return queries.brief(await perform(rt, p, order_id, action, body.model_dump(mode="json"), version), p)
+        # JSON-ready already: answered as is (see back_office.action).
+        return JSONResponse(await run(rt, p, order_id, body, version))
+
+    fast.register("/v1/storefront", path, fast.ActionRoute(f"/v1/storefront/service-orders/{{order_id}}/{path}",
+                                                           _context, model, run))
 
     router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
                          name=f"storefront_{path}")
