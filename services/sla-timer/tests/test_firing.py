@@ -103,3 +103,46 @@ async def test_event_carries_what_the_timer_was_set_for(database_url):
         assert parsed.occurred_at == T0 and parsed.producer == "sla-timer" and parsed.correlation_id is None
     finally:
         await rt.engine.dispose()
+
+
+async def test_both_backends_write_the_same_envelope_for_any_text(database_url):
+    """The PostgreSQL envelope (built by concatenation in SQL) is the JSON ``_payload``
+    builds, for awkward text too: quotes, backslashes, line breaks, non-ASCII, and
+    details stored with raw line breaks between tokens (a bundle line cannot hold one)."""
+    from sqlalchemy import text as sql_text
+
+    from sla_timer.handlers.firing import _payload
+
+    url = await database_url("sla-timer")
+    await upgrade(MIGRATIONS, url)
+    now = T0.replace(microsecond=123456)
+    clock = ManualClock(now)
+    rt = replica(url, clock)
+    odd = 'o-"q"\\b\n\t退货'
+    try:
+        async with rt.uow() as s:
+            await s.execute(insert(Timer), [{
+                "id": "t-1", "order_id": odd, "rule": "merchant_reminder", "action": "remind_merchant",
+                "details": {"merchant_contact_phone": "1\n2", "level": 2}, "state": "pending",
+                "due_at": T0 - timedelta(minutes=5), "order_version": 7, "order_state": odd + "-state",
+                "created_at": T0}])
+            # stored as typed: whitespace with line breaks between the tokens
+            await s.execute(sql_text("UPDATE timers SET details = :d WHERE id = 't-1'"),
+                            {"d": '{\n\t"merchant_contact_phone": "1\\n2",\r\n "level": 2}'})
+        assert await fire_due(rt) == 1
+        ob = rt.tables.outbox
+        async with rt.sessions() as s:
+            messages = [m for r in (await s.execute(select(ob.c.event_type, ob.c.key, ob.c.payload))).all()
+                        for m in row_messages(r.event_type, r.key, r.payload)]
+            t = await s.get(Timer, "t-1")
+        ((key, payload),) = messages
+        assert key == odd
+        got, want = json.loads(payload), json.loads(_payload(t, now))
+        assert {k: v for k, v in got.items() if k != "data"} == {k: v for k, v in want.items() if k != "data"}
+        # the same instants (PostgreSQL always writes the microseconds, isoformat() only when non-zero)
+        for d in (got["data"], want["data"]):
+            d["due_at"], d["fired_at"] = datetime.fromisoformat(d["due_at"]), datetime.fromisoformat(d["fired_at"])
+        assert got["data"] == want["data"]
+        assert Envelope.model_validate_json(payload).key == odd
+    finally:
+        await rt.engine.dispose()

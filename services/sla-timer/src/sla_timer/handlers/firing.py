@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import func, insert, select, text, update
 
@@ -41,11 +41,36 @@ def event_id(timer_id: str) -> str:
 
 # uuid3(NAMESPACE_URL, 'sla-timer/' || id) in SQL: md5 of namespace bytes + name, version
 # nibble 3, variant bits 10 (what Python's uuid.uuid3 does).
+# (The variant digit: 8, 9, a or b by the hex digit's low two bits, looked up by position.)
 _PG_EVENT_ID = (
     "(substr(h, 1, 12) || '3' || substr(h, 14, 3)"
-    " || substr('89ab', (('x' || substr(h, 17, 1))::bit(4)::int & 3) + 1, 1) || substr(h, 18))::uuid::text"
+    " || substr('89ab89ab89ab89ab', position(substr(h, 17, 1) in '0123456789abcdef'), 1)"
+    " || substr(h, 18))::uuid::text"
 )
 _PG_TS = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+# The envelope's JSON text by concatenation (twice as fast as json_build_object, whose
+# per-key work dominated the claim statement): the batch's constant parts come in as
+# parameters (``_envelope_parts``), every text column goes through to_json (escaping),
+# the columns are NOT NULL, and ``details`` (json, stored as given) has any raw line
+# break or tab - whitespace between tokens only, in valid JSON - turned into a space,
+# since a bundle line must not hold one. Same JSON as ``_payload`` builds, key order too.
+_PG_ENVELOPE = (
+    """'{"id":"' || """ + _PG_EVENT_ID + """ || CAST(:head AS text) || to_json(order_id)::text"""
+    """ || CAST(:mid AS text) || to_json(id)::text"""
+    """ || ',"order_id":' || to_json(order_id)::text || ',"rule":' || to_json(rule)::text"""
+    """ || ',"action":' || to_json(action)::text || ',"order_version":' || order_version::text"""
+    """ || ',"order_state":' || to_json(order_state)::text || ',"due_at":"' || """ + _PG_TS.format("due_at")
+    + r""" || CAST(:tail AS text) || translate(details::text, E'\n\r\t', '   ') || '}}'"""
+)
+
+
+def _envelope_parts(now: datetime) -> dict[str, str]:
+    at = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")  # as _PG_TS formats
+    return {"head": f'","type":{json.dumps(EVENT_TYPE)},"schema_version":1,"occurred_at":"{at}",'
+                    f'"producer":{json.dumps(PRODUCER)},"key":',
+            # (a parameter: in the statement's text ':null' would read as a bind parameter)
+            "mid": ',"correlation_id":null,"data":{"timer_id":',
+            "tail": f'","fired_at":"{at}","details":'}
 # Claim in (state, due_at) index order, so LIMIT stops early (ties in due_at: any order);
 # = ANY(ARRAY(...)) keeps the update on primary-key lookups (a join on the CTE was planned
 # as a hash join over the whole table).
@@ -61,15 +86,8 @@ WITH due AS (
 ), ins AS (
     INSERT INTO outbox (event_id, topic, key, event_type, payload, created_at, attempts)
     SELECT CAST(gen_random_uuid() AS text), CAST(:topic AS text), (array_agg(order_id ORDER BY due_at, id))[1],
-        CAST(:bundle AS text), string_agg(to_json(order_id)::text || E'\t' || translate(json_build_object(
-            'id', {_PG_EVENT_ID}, 'type', CAST(:etype AS text), 'schema_version', 1,
-            'occurred_at', {_PG_TS.format("CAST(:now AS timestamptz)")}, 'producer', CAST(:producer AS text),
-            'key', order_id, 'correlation_id', NULL,
-            'data', json_build_object(
-                'timer_id', id, 'order_id', order_id, 'rule', rule, 'action', action,
-                'order_version', order_version, 'order_state', order_state, 'due_at', {_PG_TS.format("due_at")},
-                'fired_at', {_PG_TS.format("CAST(:now AS timestamptz)")}, 'details', COALESCE(details, '{{}}'::json))
-        )::text, E'\n\r\t', '   '), E'\n' ORDER BY due_at, id), CAST(:now AS timestamptz), 0
+        CAST(:bundle AS text), string_agg(to_json(order_id)::text || E'\t' || {_PG_ENVELOPE}, E'\n' ORDER BY due_at, id),
+        CAST(:now AS timestamptz), 0
     FROM fired
     HAVING count(*) > 0
     RETURNING 1
@@ -97,8 +115,8 @@ async def fire_due(rt: Runtime, limit: int = 1000) -> int:
     now = rt.clock.now()
     if not rt.settings.is_sqlite:
         async with rt.uow() as s:
-            n = await s.scalar(_PG_FIRE, {"now": now, "lim": limit, "topic": SLA_EVENTS, "etype": EVENT_TYPE,
-                                          "producer": PRODUCER, "bundle": BUNDLE})
+            n = await s.scalar(_PG_FIRE, {"now": now, "lim": limit, "topic": SLA_EVENTS, "bundle": BUNDLE,
+                                          **_envelope_parts(now)})
             if n:
                 s.info["outbox_added"] = True
         return n or 0
