@@ -135,3 +135,37 @@ async def test_incremental_equals_replayed_month_for_1000_merchants(database_url
     await _incremental(inc, rnd.sample(envelopes, len(envelopes) // 20), batch=500)
     assert await _snap(inc) == incremental
     await inc.dispose()
+
+
+async def test_replay_from_the_broker_reads_every_partition_from_offset_0(database_url, broker):
+    """``kpi replay`` without --from-dir: the topics on the broker, from offset 0."""
+    from aiokafka import AIOKafkaProducer
+
+    from kpi.replay import kafka_sources, rebuild
+    from kpi.synthetic import Generator
+    from shared.kafka import TopicSpec, ensure_topics
+
+    events = list(Generator(40, 400, START, seed=13).events())
+    await ensure_topics(broker.bootstrap, [TopicSpec(t) for t in ("orders.events", "sla.events", "routing.events")],
+                        default_partitions=4)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for topic, key, raw in events:
+            await producer.send(topic, raw, key=key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    url = await database_url("kpi_broker")
+    await upgrade(MIGRATIONS, url)
+    sources = await kafka_sources(broker.bootstrap)
+    assert len(sources) == 12
+    result = await asyncio.to_thread(rebuild, url, sources, 2, lambda *_: None)
+    assert (result["events"], result["orders"], result["invalid"]) == (len(events), 400, 0)
+    from_broker = create_engine(url)
+    expected = await _engine(await database_url("kpi_expected"), paid=False)
+    async with expected.begin() as conn:
+        await rebuild_in_process(conn, [raw for _t, _k, raw in events])
+    assert await _snap(from_broker) == await _snap(expected)
+    await from_broker.dispose()
+    await expected.dispose()
