@@ -29,6 +29,7 @@
 
 Last line: one JSON object. Environment: BENCH_PG_DSN (admin DSN), BENCH_MERCHANTS,
 BENCH_ORDERS, BENCH_WORKERS (2), BENCH_BROKER_ORDERS, BENCH_RATE, BENCH_STREAM_SECONDS,
+BENCH_PARTS (rebuild,broker,stream),
 BENCH_DIR (where the exports go; default a temporary directory, removed afterwards).
 """
 from __future__ import annotations
@@ -58,6 +59,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 BROKER_ORDERS = int(os.environ.get("BENCH_BROKER_ORDERS", "50000"))
 RATE = int(os.environ.get("BENCH_RATE", "2000"))
 STREAM_SECONDS = float(os.environ.get("BENCH_STREAM_SECONDS", "30"))
+PARTS = set(os.environ.get("BENCH_PARTS", "rebuild,broker,stream").split(","))
 START = datetime(2026, 10, 31, 16, tzinfo=timezone.utc)  # 2026-11-01 00:00 Beijing
 PARTITIONS = 6
 
@@ -274,13 +276,16 @@ async def bench_stream(bootstrap: str) -> dict:
            "KPI_ENVIRONMENT": "test", "KPI_LOG_LEVEL": "WARNING"}
     await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "kpi", "migrate"], env=env, check=True,
                             capture_output=True)
+    # for the benchmark's poller only (this throwaway database): newly committed inbox rows by time
+    await _scalar(dsn, "CREATE INDEX bench_processed_at ON processed_events (processed_at)")
     total = int(RATE * STREAM_SECONDS)
     warm = stream_schedule(400, 1.0)
     events = stream_schedule(total, STREAM_SECONDS)
     ids = [raw[7:43].decode() for _t, _k, raw in events]  # '{"id":"<uuid>",…'
     assert all(raw.startswith(b'{"id":"') for _t, _k, raw in events)
-    proc = subprocess.Popen([sys.executable, "-m", "kpi", "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    serve_log = open(Path(tempfile.gettempdir()) / "bench_kpi_serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "kpi", "serve"], env=env, stdout=serve_log,
+                            stderr=subprocess.STDOUT)
     conn = await asyncpg.connect(dsn)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
     await producer.start()
@@ -340,6 +345,8 @@ async def bench_stream(bootstrap: str) -> dict:
         lags = sorted(seen[e] - scheduled[e] for e in scheduled if e in seen)
         missing = len(scheduled) - len(lags)
         rss = _rss_mb(proc.pid)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            own = _histogram_p99((await http.get("/metrics")).text, "kpi_event_lag_seconds")
     finally:
         await producer.stop()
         proc.terminate()
@@ -349,17 +356,34 @@ async def bench_stream(bootstrap: str) -> dict:
             proc.kill()
         await conn.close()
         await drop_db(db)
+        serve_log.close()
     if missing:
-        raise RuntimeError(f"{missing} events were never applied within 60 s after the load")
+        log(f"{missing:,} events were not applied within 60 s after the load: counted as infinitely late")
+    lags += [float("inf")] * missing
 
-    def q(p: float) -> float:
-        return round(lags[min(len(lags) - 1, int(p * len(lags)))], 3)
+    def q(p: float) -> float | None:
+        v = lags[min(len(lags) - 1, int(p * len(lags)))]
+        return None if v == float("inf") else round(v, 3)
 
     achieved = len(scheduled) / sent_s
     log(f"streamed {len(scheduled):,} events at {achieved:,.0f}/s (target {RATE:,}/s): lag p50 {q(0.5)}s, "
-        f"p99 {q(0.99)}s, max {lags[-1]:.3f}s; kpi serve RSS {rss:.0f} MB")
-    return {"lag_p50_s": q(0.5), "lag_p99_s": q(0.99), "lag_max_s": round(lags[-1], 3),
-            "stream_events": len(scheduled), "stream_rate": round(achieved), "serve_rss_mb": round(rss)}
+        f"p99 {q(0.99)}s, max {q(1.0)}s; kpi serve RSS {rss:.0f} MB")
+    log(f"the service's own histogram (broker timestamp → figures committed, incl. warm-up): p99 ≤ {own}s")
+    return {"lag_p50_s": q(0.5), "lag_p99_s": q(0.99), "lag_max_s": q(1.0), "lag_p99_service_s": own,
+            "stream_events": len(scheduled), "stream_unapplied": missing, "stream_rate": round(achieved), "serve_rss_mb": round(rss)}
+
+
+def _histogram_p99(text: str, name: str) -> float | None:
+    """Upper bound of the bucket holding the 99th percentile of a Prometheus histogram."""
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    return next(le for le, n in sorted(buckets) if n >= 0.99 * total)
 
 
 def _rss_mb(pid: int) -> float:
@@ -376,29 +400,36 @@ def main() -> None:
     from shared.broker import EmbeddedBroker
 
     out: dict = {}
-    directory = Path(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench_kpi_"))
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        out.update(bench_rebuild(directory))
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    broker = EmbeddedBroker()
-    broker.start()
-    try:
-        if BROKER_ORDERS > 0:
+    if "rebuild" in PARTS:
+        directory = Path(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench_kpi_"))
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            out.update(bench_rebuild(directory))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    if "broker" in PARTS and BROKER_ORDERS > 0:
+        broker = EmbeddedBroker()
+        broker.start()
+        try:
             out.update(bench_broker_replay(broker.bootstrap))
-    finally:
-        broker.stop()
-    broker = EmbeddedBroker()  # a fresh broker for the streaming part
-    broker.start()
-    try:
-        out.update(asyncio.run(bench_stream(broker.bootstrap)))
-    finally:
-        broker.stop()
-    targets = {"rebuild_s": out["rebuild_s"] <= 60, "lag_p99_s": out["lag_p99_s"] < 1.0}
+        finally:
+            broker.stop()
+    if "stream" in PARTS:
+        broker = EmbeddedBroker()  # a fresh broker for the streaming part
+        broker.start()
+        try:
+            out.update(asyncio.run(bench_stream(broker.bootstrap)))
+        finally:
+            broker.stop()
+    targets = {}
+    if "rebuild_s" in out:
+        targets["rebuild_s"] = out["rebuild_s"] <= 60
+    if "lag_p99_s" in out:
+        targets["lag_p99_s"] = out["lag_p99_s"] is not None and out["lag_p99_s"] < 1.0
     log("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in targets.items()))
-    figs = out.pop("figures")
-    print(json.dumps({**out, "index_categories": figs["index_categories"], "ranked_scorecards": figs["ranked"],
+    figs = out.pop("figures", {})
+    print(json.dumps({**out, "index_categories": figs.get("index_categories"),
+                      "ranked_scorecards": figs.get("ranked"), "load_average_1m": os.getloadavg()[0],
                       "meets_targets": all(targets.values())}))
 
 

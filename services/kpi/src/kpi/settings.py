@@ -26,6 +26,8 @@ class KpiSettings(ServiceSettings):
     platinum_min_peers: int = Field(default=10, ge=1)
     # paid-transactions ingest: most items per request
     paid_transactions_max_items: int = Field(default=10000, ge=1, le=100000)
+    # the facts consumer's fetch wait (the broker answers at once when data is there, else after this)
+    kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=5000)
     # Prometheus platform figures: recomputed from the counters this often
     metrics_refresh_s: float = Field(default=30.0, gt=0, le=3600)
 

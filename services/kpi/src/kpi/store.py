@@ -30,6 +30,32 @@ def _is_pg(session: AsyncSession) -> bool:
     return session.bind.dialect.name == "postgresql"
 
 
+# PostgreSQL: the live consumer's statements go straight to the asyncpg connection of
+# the session's transaction (one prepared statement per kind, executemany), which costs
+# a fraction of building them through SQLAlchemy row by row.
+_PG_EMPTY_ROWS = "INSERT INTO order_facts (order_id) SELECT unnest($1::varchar[]) ON CONFLICT (order_id) DO NOTHING"
+_PG_SAVE = ("INSERT INTO order_facts (" + ", ".join(ROW_COLUMNS) + ") VALUES ("
+            + ", ".join(f"${i + 1}" for i in range(len(ROW_COLUMNS))) + ") ON CONFLICT (order_id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "order_id"))
+_PG_ADD = ("INSERT INTO kpi_counters (family, merchant_id, period, dim, a, b, c, d) "
+           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (family, period, merchant_id, dim) DO UPDATE SET "
+           "a = kpi_counters.a + EXCLUDED.a, b = kpi_counters.b + EXCLUDED.b, "
+           "c = kpi_counters.c + EXCLUDED.c, d = kpi_counters.d + EXCLUDED.d")
+_PG_DROP_ZEROS = ("DELETE FROM kpi_counters WHERE family = $1 AND merchant_id = $2 AND period = $3 AND dim = $4 "
+                  "AND a = 0 AND b = 0 AND c = 0 AND d = 0")
+
+
+async def pg_connection(session: AsyncSession):
+    """The asyncpg connection of the session's transaction (the transaction is begun
+    on it first: the SQLAlchemy adapter begins it lazily, at its first statement)."""
+    tx = session.get_transaction()
+    if tx is None or session.info.get("kpi_tx") is not tx:
+        await session.execute(text("SELECT 1"))
+        session.info["kpi_tx"] = session.get_transaction()
+    conn = await session.connection()
+    return (await conn.get_raw_connection()).driver_connection
+
+
 def row_tuple(r: P.OrderFact) -> tuple:
     return r.as_tuple() + (r.audit_late,)
 
@@ -50,8 +76,7 @@ async def load_rows(session: AsyncSession, order_ids: list[str]) -> dict[str, P.
     for i in range(0, len(order_ids), CHUNK):
         ids = order_ids[i:i + CHUNK]
         if pg:
-            await session.execute(postgresql.insert(FACTS).on_conflict_do_nothing(index_elements=["order_id"]),
-                                  [{"order_id": o} for o in ids])
+            await (await pg_connection(session)).execute(_PG_EMPTY_ROWS, ids)
             q = select(*cols).where(FACTS.c.order_id.in_(ids)).order_by(FACTS.c.order_id).with_for_update()
         else:
             q = select(*cols).where(FACTS.c.order_id.in_(ids))
@@ -64,6 +89,10 @@ async def load_rows(session: AsyncSession, order_ids: list[str]) -> dict[str, P.
 
 async def save_rows(session: AsyncSession, rows: list[P.OrderFact]) -> None:
     if not rows:
+        return
+    if _is_pg(session):
+        await (await pg_connection(session)).executemany(
+            _PG_SAVE, [row_tuple(r) for r in sorted(rows, key=lambda r: r.order_id)])
         return
     stmt = _insert(session, FACTS)
     stmt = stmt.on_conflict_do_update(index_elements=["order_id"],
@@ -78,6 +107,13 @@ async def apply_deltas(session: AsyncSession, deltas: dict) -> None:
     counters that fall to zero are removed (so they equal a rebuild's)."""
     items = sorted((k, v) for k, v in deltas.items() if any(v))
     if not items:
+        return
+    if _is_pg(session):
+        raw = await pg_connection(session)
+        await raw.executemany(_PG_ADD, [(*k, *v) for k, v in items])
+        shrinking = [k for k, v in items if min(v) < 0]
+        if shrinking:
+            await raw.executemany(_PG_DROP_ZEROS, shrinking)
         return
     stmt = _insert(session, COUNTERS)
     t = COUNTERS
