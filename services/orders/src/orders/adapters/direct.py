@@ -354,7 +354,7 @@ class OrderCache:
     decided on a cached copy (404/403/409/422) is re-decided on a fresh read, so a stale
     copy can cost a round trip but never changes an answer. Bounded (oldest out first)."""
 
-    def __init__(self, size: int = 20_000) -> None:
+    def __init__(self, size: int = 4096) -> None:  # about 2.5 KB an order
         self._size = size
         self._rows: dict[str, dict[str, Any]] = {}
 
