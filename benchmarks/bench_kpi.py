@@ -383,7 +383,8 @@ def _histogram_p99(text: str, name: str) -> float | None:
     if not buckets or buckets[-1][1] == 0:
         return None
     total = buckets[-1][1]
-    return next(le for le, n in sorted(buckets) if n >= 0.99 * total)
+    le = next(le for le, n in sorted(buckets) if n >= 0.99 * total)
+    return None if le == float("inf") else le  # beyond the last bucket: unbounded (JSON null)
 
 
 def _rss_mb(pid: int) -> float:
