@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from urllib.parse import parse_qsl
 
 from hypothesis import given
@@ -51,3 +52,89 @@ async def test_writer_thread_writes_every_decision_in_order_and_flushes_on_stop(
     assert pub.buffered() == 0
     ids = [e["data"]["decision_id"] for e in await api.events("routing.decided")]
     assert ids == first + last
+
+
+async def _serve(app):
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                                           access_log=False, http="httptools"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, task, port
+
+
+async def _read_answer(reader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line[15:]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    return head, await reader.readexactly(length)
+
+
+async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_close(api, monkeypatch):
+    """Under uvicorn the fast path writes status line, headers and body together; keep-alive,
+    pipelined requests and ``Connection: close`` behave as before."""
+    from consultation_routing.api import route as route_module
+
+    writes = []
+    flush = route_module._OneWrite.flush
+    monkeypatch.setattr(route_module._OneWrite, "flush", lambda self: (writes.append(len(self.parts)), flush(self)))
+    server, task, port = await _serve(api.app)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        route = "GET /v1/route?channel=im&entry_point=product_page HTTP/1.1\r\nHost: t\r\n"
+        writer.write((route + "x-correlation-id: c1\r\n\r\n").encode())
+        head, body = await _read_answer(reader)
+        assert head.startswith(b"HTTP/1.1 200") and b"x-correlation-id: c1" in head
+        assert json.loads(body)["target"] == "platform"
+        # pipelined: three requests in one packet, three answers in order
+        writer.write(b"".join((route + f"x-correlation-id: p{i}\r\n\r\n").encode() for i in range(3)))
+        for i in range(3):
+            head, body = await _read_answer(reader)
+            assert f"x-correlation-id: p{i}".encode() in head and json.loads(body)["channel"] == "im"
+        # a bad request answers 422 the same way; other paths still reach FastAPI
+        writer.write(b"GET /v1/route?channel=fax&entry_point=product_page HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, body = await _read_answer(reader)
+        assert head.startswith(b"HTTP/1.1 422") and json.loads(body)["error"]["code"] == "unknown_channel"
+        writer.write(b"GET /v1/nothing HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _ = await _read_answer(reader)
+        assert head.startswith(b"HTTP/1.1 404")
+        # Connection: close: the answer, then the server closes
+        writer.write((route + "connection: close\r\n\r\n").encode())
+        head, body = await _read_answer(reader)
+        assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["reason"]
+        assert await reader.read() == b""
+        writer.close()
+        assert writes == [2] * 6  # status line and headers, body: one write each time
+    finally:
+        server.should_exit = True
+        await task
+
+
+def test_decision_events_are_envelopes_as_the_model_writes_them():
+    from datetime import datetime, timedelta, timezone
+
+    import shared.contracts  # noqa: F401 - registers the routing events
+    from consultation_routing.domain.model import Consultation
+    from consultation_routing.publisher import decision_events
+    from shared.events import Envelope, registry
+
+    for at in (datetime(2026, 3, 3, 2, 0, 0, 123456, tzinfo=timezone.utc),
+               datetime(2026, 3, 3, 10, 0, tzinfo=timezone(timedelta(hours=8)))):
+        c = Consultation(channel="phone", entry_point="product_page", phase="after_sale", at=at, sku="sku-中",
+                         customer_id="c-1", sales_order_id="so-1", service_order_id=None)
+        d = {"decision_id": "d-1", "channel": "phone", "target": "platform", "reason": "overflow",
+             "manufacturer_id": "m-1", "category": "apparel", "queue_id": None}
+        events = decision_events(c, d, 1)
+        assert [t for t, _, _ in events] == ["routing.decided", "routing.billable_consultation"]
+        for type_, key, raw in events:
+            env = Envelope.model_validate_json(raw)
+            assert env.model_dump_json() == raw and env.type == type_ and env.key == key == "m-1"
+            assert env.occurred_at == at and env.producer == "consultation-routing"
+            registry.parse_data(env)
+        assert Envelope.model_validate_json(events[1][2]).data["package"] == 2

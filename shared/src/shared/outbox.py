@@ -67,10 +67,15 @@ def key_partition(key: bytes, partitions: list[int]) -> int:
     return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
-def bundle_payload(envelopes: list[Envelope]) -> str:
-    """One line per event: its key as a JSON string, a tab, the envelope's JSON
+def bundle_line(key: str, envelope_json: str) -> str:
+    """One event of a bundle: its key as a JSON string, a tab, the envelope's JSON
     (JSON text never holds a raw tab or newline, so the split is unambiguous)."""
-    return "\n".join(f"{json.dumps(e.key)}\t{e.model_dump_json()}" for e in envelopes)
+    return f"{json.dumps(key)}\t{envelope_json}"
+
+
+def bundle_payload(envelopes: list[Envelope]) -> str:
+    """One line per event (``bundle_line``)."""
+    return "\n".join(bundle_line(e.key, e.model_dump_json()) for e in envelopes)
 
 
 def bundle_messages(payload: str) -> list[tuple[str, str]]:
@@ -153,6 +158,21 @@ class Outbox:
                 }
                 for topic, events in by_topic.items()
             ],
+        )
+        session.info["outbox_added"] = True
+
+
+    async def add_bundle_lines(self, session: AsyncSession, topic: str, first_key: str, lines: list[str]) -> None:
+        """One bundle row of events already encoded by the producer (``bundle_line`` each,
+        envelopes a consumer parses with ``Envelope``), for producers that encode their
+        own envelopes more cheaply than through the model."""
+        if not lines:
+            return
+        await session.execute(
+            insert(self.tables.outbox).values(
+                event_id=str(uuid.uuid4()), topic=topic, key=first_key, event_type=BUNDLE,
+                payload="\n".join(lines), created_at=self.clock.now(), attempts=0,
+            )
         )
         session.info["outbox_added"] = True
 

@@ -4,7 +4,7 @@ written to the outbox by a thread of their own.
 The routing endpoint only appends its decision to a deque (``offer``: no I/O, no
 lock, no wake-up). A writer thread, with its own event loop and its own database
 connection, takes what accumulated every ``interval_s`` and writes it to the
-outbox as one bundle row (``Outbox.add_bundle``: a row, not a row per event), one
+outbox as one bundle row (``Outbox.add_bundle_lines``: a row, not a row per event), one
 transaction per batch; the outbox relay publishes its events one by one from there. The
 per-event work (building envelopes, JSON encoding, binding rows, the commit) thus
 never runs as a slice of the request event loop; while the writer holds the GIL
@@ -23,6 +23,7 @@ synchronously in their own transaction.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import sys
@@ -37,7 +38,7 @@ from consultation_routing.domain.decision import BILLABLE_REASONS
 from consultation_routing.domain.model import Consultation
 from consultation_routing.domain.packages import package_for
 from shared import db
-from shared.events import Envelope
+from shared.outbox import bundle_line
 
 log = logging.getLogger(__name__)
 PRODUCER = "consultation-routing"
@@ -46,32 +47,45 @@ PRODUCER = "consultation-routing"
 SWITCH_INTERVAL_S = 0.0005
 
 
-def _envelope(type_: str, key: str, at: datetime, data: dict) -> Envelope:
-    # Built without re-validating: the fields are produced here from validated input and
-    # match the contract models (tests parse every published event with them). This is
-    # the per-decision cost of the background writer, so it is kept small.
-    return Envelope.model_construct(
-        id=uuid.UUID(int=random.getrandbits(128), version=4), type=type_, schema_version=1, occurred_at=at,
-        producer=PRODUCER, key=key, correlation_id=None, data=data)
+# Envelopes are encoded here with the C JSON encoder, not built and dumped through the
+# pydantic model: this is the per-decision cost of the background writer. The output is
+# an ``Envelope`` as ``model_dump_json`` writes it (compact, UTF-8, times in ISO 8601);
+# tests parse every written event with ``Envelope`` and the contract models.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+DECIDED, BILLABLE = "routing.decided", "routing.billable_consultation"
 
 
-def decision_envelopes(c: Consultation, d: dict, manufacturer_package: int | None) -> list[Envelope]:
-    """``routing.decided`` plus, when the platform serves an enrolled manufacturer's customer, a billable event."""
+def _iso(at: datetime) -> str:
+    s = at.isoformat()
+    return s[:-6] + "Z" if s.endswith("+00:00") else s
+
+
+def _envelope_json(type_: str, key: str, occurred_at: str, data: dict) -> str:
+    return _ENCODE({
+        "id": str(uuid.UUID(int=random.getrandbits(128), version=4)), "type": type_, "schema_version": 1,
+        "occurred_at": occurred_at, "producer": PRODUCER, "key": key, "correlation_id": None, "data": data,
+    })
+
+
+def decision_events(c: Consultation, d: dict, manufacturer_package: int | None) -> list[tuple[str, str, str]]:
+    """(type, key, envelope JSON) of ``routing.decided`` plus, when the platform serves an
+    enrolled manufacturer's customer, a billable event."""
     at: datetime = c.at
     when = at.isoformat()
+    occurred = _iso(at)
     key = d["manufacturer_id"] or "platform"
-    out = [_envelope("routing.decided", key, at, {
+    out = [(DECIDED, key, _envelope_json(DECIDED, key, occurred, {
         "decision_id": d["decision_id"], "decided_at": when, "channel": d["channel"], "entry_point": c.entry_point,
         "phase": c.phase, "target": d["target"], "reason": d["reason"], "sku": c.sku,
         "manufacturer_id": d["manufacturer_id"], "category": d["category"], "queue_id": d["queue_id"],
         "customer_id": c.customer_id, "sales_order_id": c.sales_order_id, "service_order_id": c.service_order_id,
-    })]
+    }))]
     if d["reason"] in BILLABLE_REASONS and d["manufacturer_id"]:
-        out.append(_envelope("routing.billable_consultation", key, at, {
+        out.append((BILLABLE, key, _envelope_json(BILLABLE, key, occurred, {
             "consultation_id": d["decision_id"], "manufacturer_id": d["manufacturer_id"],
             "package": package_for(d["category"], manufacturer_package or 1), "cause": d["reason"],
             "channel": d["channel"], "category": d["category"], "occurred_at": when,
-        }))
+        })))
     return out
 
 
@@ -186,13 +200,21 @@ class DecisionPublisher:
             self._inflight = 0
 
     async def _write(self, sessions, items: list[tuple]) -> None:
-        envelopes = []
+        topic_for = self.rt.registry.topic_for
+        bundles: dict[str, tuple[str, list[str]]] = {}
+        makers = self.state.manufacturers
         for c, d in items:
-            m = self.state.manufacturers.get(d["manufacturer_id"]) if d["manufacturer_id"] else None
-            envelopes.extend(decision_envelopes(c, d, m.package if m else None))
+            m = makers.get(d["manufacturer_id"]) if d["manufacturer_id"] else None
+            for type_, key, env in decision_events(c, d, m.package if m else None):
+                topic = topic_for(type_)
+                bundle = bundles.get(topic)
+                if bundle is None:
+                    bundle = bundles[topic] = (key, [])
+                bundle[1].append(bundle_line(key, env))
         # Not rt.uow(): it would wake the relay after every batch; decisions are not
         # urgent, so the relay picks them up on its next poll.
         async with sessions() as s:
             async with s.begin():
-                await self.rt.outbox.add_bundle(s, envelopes)
+                for topic, (first_key, lines) in bundles.items():
+                    await self.rt.outbox.add_bundle_lines(s, topic, first_key, lines)
         self.written.inc(len(items))

@@ -128,11 +128,58 @@ class RouteFastPath:
             status, body = 200, answer_query(self.state, parse_query(scope["query_string"].decode("latin-1")))
         except ApiError as exc:
             status, body = exc.status, _error_body(exc)
-        await send({"type": "http.response.start", "status": status, "headers": [
+        start_msg = {"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"x-correlation-id", cid)]})
-        await send({"type": "http.response.body", "body": body})
+            (b"x-correlation-id", cid)]}
+        body_msg = {"type": "http.response.body", "body": body}
+        cycle = getattr(send, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        if transport is None:
+            await send(start_msg)
+            await send(body_msg)
+        else:
+            # uvicorn writes the status line and headers, then the body, each at once: two
+            # write() calls and two packets per answer. Collect both and write them together.
+            one = _OneWrite(transport)
+            cycle.transport = one
+            try:
+                await send(start_msg)
+                await send(body_msg)
+            finally:
+                cycle.transport = transport
+                one.flush()
         self.latency.observe(time.perf_counter() - start)
+
+
+class _OneWrite:
+    """Stands in for the connection's transport while uvicorn writes one answer:
+    holds the writes (and a close) and hands them to the transport as one write."""
+
+    __slots__ = ("transport", "parts", "closing")
+
+    def __init__(self, transport) -> None:
+        self.transport = transport
+        self.parts: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def close(self) -> None:
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing or self.transport.is_closing()
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+    def flush(self) -> None:
+        if self.parts and not self.transport.is_closing():
+            self.transport.write(b"".join(self.parts))
+        self.parts.clear()
+        if self.closing:
+            self.transport.close()
 
 
 class RoutingApp(FastAPI):
