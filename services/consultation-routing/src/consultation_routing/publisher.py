@@ -146,9 +146,14 @@ class DecisionPublisher:
                 if stopping:
                     await self._final_write(sessions)
                     return
-                while self.buffer:
+                # What accumulated, then a pause: not "until the buffer is empty", which
+                # under steady traffic never happens and degenerates into a stream of tiny
+                # transactions (each costing a commit and thread hops). Only a backlog of
+                # full batches is written without pausing.
+                if self.buffer:
                     await self._write_with_retry(sessions)
-                await asyncio.sleep(self.interval_s)
+                if len(self.buffer) < self.batch:
+                    await asyncio.sleep(self.interval_s)
         finally:
             await engine.dispose()
 
