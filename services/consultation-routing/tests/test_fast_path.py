@@ -121,7 +121,7 @@ def test_decision_events_are_envelopes_as_the_model_writes_them():
 
     import shared.contracts  # noqa: F401 - registers the routing events
     from consultation_routing.domain.model import Consultation
-    from consultation_routing.publisher import decision_events
+    from consultation_routing.publisher import decision_events, decision_record
     from shared.events import Envelope, registry
 
     for at in (datetime(2026, 3, 3, 2, 0, 0, 123456, tzinfo=timezone.utc),
@@ -130,7 +130,7 @@ def test_decision_events_are_envelopes_as_the_model_writes_them():
                          customer_id="c-1", sales_order_id="so-1", service_order_id=None)
         d = {"decision_id": "d-1", "channel": "phone", "target": "platform", "reason": "overflow",
              "manufacturer_id": "m-1", "category": "apparel", "queue_id": None}
-        events = decision_events(c, d, 1)
+        events = decision_events(decision_record(c, d), 1)
         assert [t for t, _, _ in events] == ["routing.decided", "routing.billable_consultation"]
         for type_, key, raw in events:
             env = Envelope.model_validate_json(raw)
@@ -138,3 +138,12 @@ def test_decision_events_are_envelopes_as_the_model_writes_them():
             assert env.occurred_at == at and env.producer == "consultation-routing"
             registry.parse_data(env)
         assert Envelope.model_validate_json(events[1][2]).data["package"] == 2
+        data = Envelope.model_validate_json(events[0][2]).data
+        assert (data["customer_id"], data["sales_order_id"], data["service_order_id"]) == ("c-1", "so-1", None)
+        assert (data["sku"], data["entry_point"], data["phase"], data["decision_id"]) == (
+            "sku-中", "product_page", "after_sale", "d-1")
+    import gc
+
+    record = decision_record(c, d)
+    gc.collect()
+    assert not gc.is_tracked(record)

@@ -161,7 +161,6 @@ class Outbox:
         )
         session.info["outbox_added"] = True
 
-
     async def add_bundle_lines(self, session: AsyncSession, topic: str, first_key: str, lines: list[str]) -> None:
         """One bundle row of events already encoded by the producer (``bundle_line`` each,
         envelopes a consumer parses with ``Envelope``), for producers that encode their

@@ -67,24 +67,34 @@ def _envelope_json(type_: str, key: str, occurred_at: str, data: dict) -> str:
     })
 
 
-def decision_events(c: Consultation, d: dict, manufacturer_package: int | None) -> list[tuple[str, str, str]]:
+def decision_record(c: Consultation, d: dict) -> tuple:
+    """What the events of one decision need, as one flat tuple of strings, None and a
+    datetime: the garbage collector stops tracking it at its first pass, so thousands
+    of buffered decisions add nothing to the collector's work (a buffered Consultation
+    and answer dict would be tracked, promoted and traversed until written)."""
+    return (c.at, c.channel, c.entry_point, c.phase, c.sku, c.customer_id, c.sales_order_id, c.service_order_id,
+            d["decision_id"], d["target"], d["reason"], d["manufacturer_id"], d["category"], d["queue_id"])
+
+
+def decision_events(record: tuple, manufacturer_package: int | None) -> list[tuple[str, str, str]]:
     """(type, key, envelope JSON) of ``routing.decided`` plus, when the platform serves an
     enrolled manufacturer's customer, a billable event."""
-    at: datetime = c.at
+    (at, channel, entry_point, phase, sku, customer_id, sales_order_id, service_order_id,
+     decision_id, target, reason, manufacturer_id, category, queue_id) = record
     when = at.isoformat()
     occurred = _iso(at)
-    key = d["manufacturer_id"] or "platform"
+    key = manufacturer_id or "platform"
     out = [(DECIDED, key, _envelope_json(DECIDED, key, occurred, {
-        "decision_id": d["decision_id"], "decided_at": when, "channel": d["channel"], "entry_point": c.entry_point,
-        "phase": c.phase, "target": d["target"], "reason": d["reason"], "sku": c.sku,
-        "manufacturer_id": d["manufacturer_id"], "category": d["category"], "queue_id": d["queue_id"],
-        "customer_id": c.customer_id, "sales_order_id": c.sales_order_id, "service_order_id": c.service_order_id,
+        "decision_id": decision_id, "decided_at": when, "channel": channel, "entry_point": entry_point,
+        "phase": phase, "target": target, "reason": reason, "sku": sku,
+        "manufacturer_id": manufacturer_id, "category": category, "queue_id": queue_id,
+        "customer_id": customer_id, "sales_order_id": sales_order_id, "service_order_id": service_order_id,
     }))]
-    if d["reason"] in BILLABLE_REASONS and d["manufacturer_id"]:
+    if reason in BILLABLE_REASONS and manufacturer_id:
         out.append((BILLABLE, key, _envelope_json(BILLABLE, key, occurred, {
-            "consultation_id": d["decision_id"], "manufacturer_id": d["manufacturer_id"],
-            "package": package_for(d["category"], manufacturer_package or 1), "cause": d["reason"],
-            "channel": d["channel"], "category": d["category"], "occurred_at": when,
+            "consultation_id": decision_id, "manufacturer_id": manufacturer_id,
+            "package": package_for(category, manufacturer_package or 1), "cause": reason,
+            "channel": channel, "category": category, "occurred_at": when,
         })))
     return out
 
@@ -97,7 +107,7 @@ class DecisionPublisher:
         self.batch = batch
         self.interval_s = interval_s
         # deque.append/popleft are atomic: the request loop appends, the writer thread pops
-        self.buffer: deque[tuple[Consultation, dict]] = deque()
+        self.buffer: deque[tuple] = deque()  # decision_record()s
         self._inflight = 0  # taken from the buffer by the writer, not yet committed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,7 +120,7 @@ class DecisionPublisher:
         if len(self.buffer) >= self.capacity:
             self.dropped.inc()
             return
-        self.buffer.append((consultation, decision))
+        self.buffer.append(decision_record(consultation, decision))
 
     def buffered(self) -> int:
         """Decisions not yet committed to the outbox."""
@@ -135,27 +145,29 @@ class DecisionPublisher:
             sys.setswitchinterval(previous)
 
     def _thread_main(self) -> None:
-        asyncio.run(self._writer())
+        asyncio.run(self._background())
 
-    async def _writer(self) -> None:
+    async def _background(self) -> None:
         engine = db.create_engine(self.rt.settings.database_url)
-        sessions = db.session_factory(engine)
         try:
-            while True:
-                stopping = self._stop.is_set()
-                if stopping:
-                    await self._final_write(sessions)
-                    return
-                # What accumulated, then a pause: not "until the buffer is empty", which
-                # under steady traffic never happens and degenerates into a stream of tiny
-                # transactions (each costing a commit and thread hops). Only a backlog of
-                # full batches is written without pausing.
-                if self.buffer:
-                    await self._write_with_retry(sessions)
-                if len(self.buffer) < self.batch:
-                    await asyncio.sleep(self.interval_s)
+            await self._writer(db.session_factory(engine))
         finally:
             await engine.dispose()
+
+    async def _writer(self, sessions) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            if stopping:
+                await self._final_write(sessions)
+                return
+            # What accumulated, then a pause: not "until the buffer is empty", which
+            # under steady traffic never happens and degenerates into a stream of tiny
+            # transactions (each costing a commit and thread hops). Only a backlog of
+            # full batches is written without pausing.
+            if self.buffer:
+                await self._write_with_retry(sessions)
+            if len(self.buffer) < self.batch:
+                await asyncio.sleep(self.interval_s)
 
     def _take(self) -> list[tuple]:
         n = min(len(self.buffer), self.batch)
@@ -208,9 +220,9 @@ class DecisionPublisher:
         topic_for = self.rt.registry.topic_for
         bundles: dict[str, tuple[str, list[str]]] = {}
         makers = self.state.manufacturers
-        for c, d in items:
-            m = makers.get(d["manufacturer_id"]) if d["manufacturer_id"] else None
-            for type_, key, env in decision_events(c, d, m.package if m else None):
+        for record in items:
+            m = makers.get(record[11]) if record[11] else None  # the manufacturer id
+            for type_, key, env in decision_events(record, m.package if m else None):
                 topic = topic_for(type_)
                 bundle = bundles.get(topic)
                 if bundle is None:
