@@ -114,23 +114,26 @@ class EventConsumer:
             registry=metrics,
         )
 
+    def client_options(self) -> dict:
+        """Keyword arguments of the AIOKafkaConsumer (a subclass may tune fetch sizes and waits)."""
+        return dict(
+            bootstrap_servers=self.config.bootstrap,
+            group_id=self.config.name,
+            enable_auto_commit=False,
+            # A restarted in-memory broker has a shorter log than our committed offset:
+            # start again from the earliest message rather than wait at a gap.
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=3000,
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=max(100, min(3000, self.config.session_timeout_ms // 10)),
+            max_poll_records=(self.config.batch_max_poll_records if self._batchable
+                              else self.config.max_poll_records),
+        )
+
     async def run(self) -> None:
         backoff = 0.2
         while True:
-            consumer = AIOKafkaConsumer(
-                *self.config.topics,
-                bootstrap_servers=self.config.bootstrap,
-                group_id=self.config.name,
-                enable_auto_commit=False,
-                # A restarted in-memory broker has a shorter log than our committed offset:
-                # start again from the earliest message rather than wait at a gap.
-                auto_offset_reset="earliest",
-                metadata_max_age_ms=3000,
-                session_timeout_ms=self.config.session_timeout_ms,
-                heartbeat_interval_ms=max(100, min(3000, self.config.session_timeout_ms // 10)),
-                max_poll_records=(self.config.batch_max_poll_records if self._batchable
-                                  else self.config.max_poll_records),
-            )
+            consumer = AIOKafkaConsumer(*self.config.topics, **self.client_options())
             try:
                 await consumer.start()
                 backoff = 0.2

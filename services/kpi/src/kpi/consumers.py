@@ -14,7 +14,6 @@ consumer — changes nothing; the inbox only saves the work.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -84,33 +83,15 @@ class FactsConsumer(EventConsumer):
                                 replication_factor=s.kafka_replication_factor)
         except Exception as exc:  # noqa: BLE001 - the broker may be down; the consumer retries anyway
             log.warning("could not ensure the consumed topics: %r", exc)
-        # The shared consumer's loop, with a short fetch wait: the broker answers a fetch
-        # as soon as data is there or after this wait, and the embedded broker waits the
-        # whole time — with the default 500 ms the figures would lag by half a second.
-        backoff = 0.2
-        while True:
-            consumer = AIOKafkaConsumer(
-                *self.config.topics, bootstrap_servers=self.config.bootstrap, group_id=self.config.name,
-                enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=3000,
-                session_timeout_ms=self.config.session_timeout_ms,
-                heartbeat_interval_ms=max(100, min(3000, self.config.session_timeout_ms // 10)),
-                max_poll_records=MAX_BATCH, fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
-                max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20)
-            try:
-                await consumer.start()
-                backoff = 0.2
-                await self._loop(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reconnect on any broker failure
-                log.warning("consumer %s reconnecting: %r", self.config.name, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
-            finally:
-                try:
-                    await asyncio.wait_for(consumer.stop(), timeout=5)
-                except Exception:  # noqa: BLE001
-                    pass
+        await super().run()
+
+    def client_options(self) -> dict:
+        # A short fetch wait: the broker answers a fetch as soon as data is there or after
+        # this wait, and the embedded broker waits the whole time — with the default
+        # 500 ms the figures would lag by half a second. Bigger fetches for bursts.
+        return {**super().client_options(), "max_poll_records": MAX_BATCH,
+                "fetch_max_wait_ms": self._settings.kafka_fetch_max_wait_ms,
+                "max_partition_fetch_bytes": 4 << 20, "fetch_max_bytes": 32 << 20}
 
     def _partitions_changed(self, consumer: AIOKafkaConsumer) -> bool:
         """Whether a subscribed topic has partitions the group has not been assigned
