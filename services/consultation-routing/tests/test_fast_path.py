@@ -79,11 +79,11 @@ async def _read_answer(reader) -> tuple[bytes, bytes]:
 async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_close(api, monkeypatch):
     """Under uvicorn the fast path writes status line, headers and body together; keep-alive,
     pipelined requests and ``Connection: close`` behave as before."""
-    from consultation_routing.api import route as route_module
+    from shared import one_write
 
     writes = []
-    flush = route_module._OneWrite.flush
-    monkeypatch.setattr(route_module._OneWrite, "flush", lambda self: (writes.append(len(self.parts)), flush(self)))
+    flush = one_write._OneWrite.flush
+    monkeypatch.setattr(one_write._OneWrite, "flush", lambda self: (writes.append(len(self.parts)), flush(self)))
     server, task, port = await _serve(api.app)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -110,7 +110,7 @@ async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_c
         assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["reason"]
         assert await reader.read() == b""
         writer.close()
-        assert writes == [2] * 6  # status line and headers, body: one write each time
+        assert writes == [2] * 7  # status line and headers, body: one write each time (the 404 too)
     finally:
         server.should_exit = True
         await task

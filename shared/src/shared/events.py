@@ -117,7 +117,7 @@ def make_envelope(
         producer=producer,
         key=key,
         correlation_id=correlation_id or current_correlation_id(),
-        data=json.loads(payload.model_dump_json()),
+        data=payload.model_dump(mode="json"),  # what model_dump_json writes, without a JSON round trip
     )
 
 

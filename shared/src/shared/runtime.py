@@ -27,6 +27,7 @@ from shared.logging import configure_logging
 from shared.messaging_tables import MessagingTables
 from shared.migrations import upgrade
 from shared.observability import RequestContextMiddleware, health_router
+from shared.one_write import ServiceApp
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceSettings
 from shared.topics import ALL_TOPICS
@@ -231,7 +232,7 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=definition.title, version="0.1.0", lifespan=lifespan)
+    app = ServiceApp(title=definition.title, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     install_error_handlers(app)

@@ -17,13 +17,14 @@ import time
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import Histogram
 
 from consultation_routing.domain.model import Consultation
 from shared.contracts.routing import CHANNELS, ENTRY_POINTS, PHASES
 from shared.errors import ApiError
+from shared.one_write import ServiceApp
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 PATH = "/v1/route"
@@ -132,67 +133,20 @@ class RouteFastPath:
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"x-correlation-id", cid)]}
         body_msg = {"type": "http.response.body", "body": body}
-        cycle = getattr(send, "__self__", None)
-        transport = getattr(cycle, "transport", None)
-        if transport is None:
-            await send(start_msg)
-            await send(body_msg)
-        else:
-            # uvicorn writes the status line and headers, then the body, each at once: two
-            # write() calls and two packets per answer. Collect both and write them together.
-            one = _OneWrite(transport)
-            cycle.transport = one
-            try:
-                await send(start_msg)
-                await send(body_msg)
-            finally:
-                cycle.transport = transport
-                one.flush()
+        # Under uvicorn, ServiceApp joins these two into one write (shared.one_write).
+        await send(start_msg)
+        await send(body_msg)
         self.latency.observe(time.perf_counter() - start)
 
 
-class _OneWrite:
-    """Stands in for the connection's transport while uvicorn writes one answer:
-    holds the writes (and a close) and hands them to the transport as one write."""
-
-    __slots__ = ("transport", "parts", "closing")
-
-    def __init__(self, transport) -> None:
-        self.transport = transport
-        self.parts: list[bytes] = []
-        self.closing = False
-
-    def write(self, data: bytes) -> None:
-        self.parts.append(data)
-
-    def close(self) -> None:
-        self.closing = True
-
-    def is_closing(self) -> bool:
-        return self.closing or self.transport.is_closing()
-
-    def __getattr__(self, name):
-        return getattr(self.transport, name)
-
-    def flush(self) -> None:
-        if self.parts and not self.transport.is_closing():
-            self.transport.write(b"".join(self.parts))
-        self.parts.clear()
-        if self.closing:
-            self.transport.close()
-
-
-class RoutingApp(FastAPI):
+class RoutingApp(ServiceApp):
     """The service's FastAPI app with GET /v1/route answered ahead of every middleware
     (Starlette's error middleware, FastAPI's telemetry and body limit, the request
     context middleware), which would cost the hot path more than the decision itself.
     The fast path catches every error itself, so those layers add nothing to it."""
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def handle(self, scope, receive, send) -> None:
         await self.state.route_fast_path(scope, receive, send)
-
-    async def call_stack(self, scope, receive, send) -> None:
-        await super().__call__(scope, receive, send)
 
 
 @router.get(
