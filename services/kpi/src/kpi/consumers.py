@@ -1,10 +1,14 @@
 """Order, SLA and routing events → KPI facts and counters (never another service's tables).
 
 One consumer group (``kpi.facts``) reads the three topics and applies what each
-poll returns in ONE transaction: the envelopes are validated with the registry's
-models (invalid ones are parked as by every consumer), events already in the
-inbox (``processed_events``) are skipped, the rest go through
-``kpi.store.project`` and their ids are recorded, then the offsets are committed.
+poll returns in ONE transaction, then commits the offsets. Order and SLA events in
+the canonical byte layout the producers write are decoded by ``kpi.fastdecode.decode_live``
+(an anchored match reading the fields the projection needs); anything else is
+validated with the registry's models (invalid ones are parked as by every consumer).
+The event ids are recorded in the inbox (``processed_events``) in the same
+transaction — on PostgreSQL first, by one ``INSERT … ON CONFLICT DO NOTHING RETURNING``
+that tells which are new — events already there are skipped, and the rest go through
+``kpi.store.project_folds`` (one array-bound statement per table).
 If a batch fails, its records are applied one by one through the shared
 consumer's path (retries, then parking), so one bad event never blocks the rest.
 
@@ -22,8 +26,9 @@ from prometheus_client import Histogram
 from pydantic import ValidationError
 from sqlalchemy import insert, select
 
-from kpi.projection import HANDLED_TYPES, NaiveTime, relevant
-from kpi.store import pg_connection, project
+from kpi.fastdecode import decode_live
+from kpi.projection import CONSULT_TYPES, HANDLED_TYPES, NaiveTime, consultation_fact, order_id_of, relevant
+from kpi.store import PG_INBOX, model_fold, pg_connection, project, project_folds
 from shared.consumer import ConsumerConfig, EventConsumer, PermanentError
 from shared.events import Envelope, UnknownEventType
 from shared.kafka import TopicSpec, ensure_topics
@@ -133,8 +138,15 @@ class FactsConsumer(EventConsumer):
 
     async def handle_batch(self, records: list[ConsumerRecord]) -> None:
         started = time.perf_counter()
-        parsed: list[tuple[ConsumerRecord, Envelope, object]] = []
+        # (event id, type, (order id, fold) or None, consultation fact or None), in log order
+        parsed: list[tuple[str, str, tuple | None, tuple | None]] = []
+        replay: list[ConsumerRecord] = []  # what the one-by-one path takes if the batch fails
         for msg in records:
+            ev = decode_live(msg.value) if msg.value else None
+            if ev is not None:  # the canonical layout of an order or SLA event
+                parsed.append((ev.id, ev.type, (ev.order_id, ev.fold) if ev.order_id is not None else None, None))
+                replay.append(msg)
+                continue
             try:
                 env = Envelope.from_bytes(msg.value)
             except (ValidationError, ValueError, TypeError) as exc:
@@ -146,17 +158,24 @@ class FactsConsumer(EventConsumer):
                 continue
             try:
                 data = self.registry.parse_data(env)
-                relevant(env.type, data)
+                wanted = relevant(env.type, data)
             except (UnknownEventType, ValidationError, NaiveTime) as exc:
                 await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc}")
                 continue
-            parsed.append((msg, env, data))
+            order_event = fact = None
+            if wanted:
+                if env.type in CONSULT_TYPES:
+                    fact = consultation_fact(env.type, data)
+                else:
+                    order_event = (order_id_of(env.type, data), model_fold(env.type, data))
+            parsed.append((str(env.id), env.type, order_event, fact))
+            replay.append(msg)
         if parsed:
             try:
                 applied, dups = await self._apply_batch(parsed)
             except Exception as exc:  # noqa: BLE001 - one by one, with retries and parking
                 log.warning("batch of %d events failed (%r); applying them one by one", len(parsed), exc)
-                for msg, _env, _facts in parsed:
+                for msg in replay:
                     await self.handle_record(msg)
             else:
                 self.processed_total.inc(applied)
@@ -168,32 +187,43 @@ class FactsConsumer(EventConsumer):
         self.batch_seconds.observe(time.perf_counter() - started)
 
     async def _apply_batch(self, parsed) -> tuple[int, int]:
-        pe = self.tables.processed_events
+        """One transaction: the inbox rows of the events not seen before, their
+        effects on the facts and counters. Returns (applied, duplicates)."""
         name = self.config.name
+        first: dict[str, str] = {}  # event id → type, first occurrence in the batch
+        for eid, type_, _o, _f in parsed:
+            first.setdefault(eid, type_)
         async with self.sessions() as s:
             async with s.begin():
-                ids = [str(env.id) for _, env, _ in parsed]
-                seen: set[str] = set()
-                for i in range(0, len(ids), 500):
-                    seen.update((await s.execute(select(pe.c.event_id).where(
-                        pe.c.consumer == name, pe.c.event_id.in_(ids[i:i + 500])))).scalars())
-                todo, fresh = [], {}
-                for _msg, env, data in parsed:
-                    eid = str(env.id)
-                    if eid in seen or eid in fresh:
+                now = self.clock.now()
+                pg = s.bind.dialect.name == "postgresql"
+                if pg:
+                    # the inbox rows first, in one statement: those that did not exist are the fresh events
+                    ids = sorted(first)
+                    fresh = {r[0] for r in await (await pg_connection(s)).fetch(
+                        PG_INBOX, name, ids, [first[e] for e in ids], now)}
+                else:
+                    pe = self.tables.processed_events
+                    ids = list(first)
+                    seen: set[str] = set()
+                    for i in range(0, len(ids), 500):
+                        seen.update((await s.execute(select(pe.c.event_id).where(
+                            pe.c.consumer == name, pe.c.event_id.in_(ids[i:i + 500])))).scalars())
+                    fresh = {e for e in ids if e not in seen}
+                order_events, facts, done = [], [], set()
+                for eid, _type, order_event, fact in parsed:
+                    if eid not in fresh or eid in done:
                         continue
-                    fresh[eid] = env.type
-                    todo.append((env.type, data))
-                await project(s, todo)
-                if fresh:
-                    now = self.clock.now()
-                    if s.bind.dialect.name == "postgresql":
-                        await (await pg_connection(s)).executemany(
-                            "INSERT INTO processed_events (consumer, event_id, event_type, processed_at) "
-                            "VALUES ($1, $2, $3, $4)", [(name, e, t, now) for e, t in fresh.items()])
-                    else:
-                        await s.execute(insert(pe), [{"consumer": name, "event_id": e, "event_type": t,
-                                                      "processed_at": now} for e, t in fresh.items()])
+                    done.add(eid)
+                    if order_event is not None:
+                        order_events.append(order_event)
+                    if fact is not None:
+                        facts.append(fact)
+                await project_folds(s, order_events, facts)
+                if fresh and not pg:
+                    await s.execute(insert(self.tables.processed_events), [
+                        {"consumer": name, "event_id": e, "event_type": first[e], "processed_at": now}
+                        for e in first if e in fresh])
         return len(fresh), len(parsed) - len(fresh)
 
 

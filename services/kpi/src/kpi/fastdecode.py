@@ -226,3 +226,82 @@ class Folder:
 
 _NO_DETAILS: dict = {}
 _DETAIL_ACTIONS = P.DETAIL_ACTIONS
+_ID_END = 43  # '{"id":"' + 36 characters
+
+
+# ---------------------------------------------------------------- the live consumer's decoder
+
+class LiveEvent:
+    """One event decoded from its canonical bytes for the live consumer: its id and
+    type (for the inbox), the order it belongs to (None: nothing to fold, e.g. an SLA
+    timer other than the 48 h penalty) and what to fold into that order's row."""
+
+    __slots__ = ("id", "type", "order_id", "_fold", "_args")
+
+    def __init__(self, id_: str, type_: str, order_id: str | None, fold=None, args: tuple = ()) -> None:
+        self.id, self.type, self.order_id, self._fold, self._args = id_, type_, order_id, fold, args
+
+    def fold(self, row: P.OrderFact) -> bool:
+        return self._fold(row, *self._args)
+
+
+def _fold_penalty(row, at, details):
+    return P.fold_penalty(row, "penalty", at, details)
+
+
+def decode_live(raw: bytes) -> LiveEvent | None:
+    """The live consumer's fast path: an order or SLA event in the canonical layout
+    the producers write (the same anchored expressions as the rebuild, plus a check
+    that the message ends as the layout does), decoded into a ``LiveEvent`` with
+    everything it folds parsed up front (the order snapshot included). None for
+    anything else: the caller validates it with the contracts (and parks it if they
+    reject it). Like the rebuild, the fields the projection does not read are not
+    validated."""
+    try:
+        return _decode_live(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _decode_live(raw: bytes) -> LiveEvent | None:
+    if raw[-2:] != b"}}":
+        return None
+    t = raw[_TYPE_AT:_TYPE_AT + 28]
+    if t.startswith(b'service_order.transitioned"'):
+        m = TRANSITION_HEAD.match(raw)
+        if m is None:
+            return None
+        oid_b, version_b, action_b, to_b, role_b, at_b = m.groups()
+        action = _words.get(action_b) or _word(action_b)
+        i = raw.find(_DETAILS, m.end())
+        if i < 0:
+            return None
+        details = json.loads(raw[i + 12:-2])  # checked for every action (most are "{}")
+        if not isinstance(details, dict):
+            return None
+        sm = SNAPSHOT.match(raw, m.end())
+        if sm is None:
+            return None
+        return LiveEvent(raw[7:_ID_END].decode(), "service_order.transitioned", oid_b.decode(), P.fold_transition,
+                         (int(version_b), _snap(sm.groups()), action, _words.get(to_b) or _word(to_b),
+                          _words.get(role_b) or _word(role_b), _dt(at_b), details))
+    if t.startswith(b'service_order.created"'):
+        m = CREATED.match(raw)
+        if m is None:
+            return None
+        g = m.groups()
+        return LiveEvent(raw[7:_ID_END].decode(), "service_order.created", g[0].decode(), P.fold_static,
+                         (int(g[1]), _snap(g[2:])))
+    if t.startswith(b'sla.deadline_fired"'):
+        m = FIRED.match(raw)
+        if m is None:
+            return None
+        oid_b, action_b, fired_b = m.groups()
+        details = json.loads(raw[m.end():-2])
+        if not isinstance(details, dict):
+            return None
+        eid = raw[7:_ID_END].decode()
+        if action_b != b"penalty":
+            return LiveEvent(eid, "sla.deadline_fired", None)
+        return LiveEvent(eid, "sla.deadline_fired", oid_b.decode(), _fold_penalty, (_dt(fired_b), details))
+    return None

@@ -31,18 +31,51 @@ def _is_pg(session: AsyncSession) -> bool:
 
 
 # PostgreSQL: the live consumer's statements go straight to the asyncpg connection of
-# the session's transaction (one prepared statement per kind, executemany), which costs
-# a fraction of building them through SQLAlchemy row by row.
-_PG_EMPTY_ROWS = "INSERT INTO order_facts (order_id) SELECT unnest($1::varchar[]) ON CONFLICT (order_id) DO NOTHING"
-_PG_SAVE = ("INSERT INTO order_facts (" + ", ".join(ROW_COLUMNS) + ") VALUES ("
-            + ", ".join(f"${i + 1}" for i in range(len(ROW_COLUMNS))) + ") ON CONFLICT (order_id) DO UPDATE SET "
+# the session's transaction, ONE statement per table and batch with the values bound as
+# arrays (``unnest``): a few round trips per batch and no per-row statement executions.
+def _pg_type(col) -> str:
+    from sqlalchemy import BigInteger, Boolean, Integer, String
+
+    t = col.type
+    if isinstance(t, BigInteger):
+        return "int8"
+    if isinstance(t, Integer):
+        return "int4"
+    if isinstance(t, Boolean):
+        return "bool"
+    if isinstance(t, String):
+        return "text"
+    return "timestamptz"  # UTCDateTime
+
+
+def _unnest(columns, table) -> str:
+    return "unnest(" + ", ".join(f"${i + 1}::{_pg_type(table.c[c])}[]" for i, c in enumerate(columns)) + ")"
+
+
+_PG_EMPTY_ROWS = "INSERT INTO order_facts (order_id) SELECT unnest($1::text[]) ON CONFLICT (order_id) DO NOTHING"
+_PG_LOCK_ROWS = ("SELECT " + ", ".join(P.FIELDS) + " FROM order_facts WHERE order_id = ANY($1::text[]) "
+                 "ORDER BY order_id FOR UPDATE")
+_PG_SAVE = ("INSERT INTO order_facts (" + ", ".join(ROW_COLUMNS) + ") SELECT * FROM " + _unnest(ROW_COLUMNS, FACTS)
+            + " ON CONFLICT (order_id) DO UPDATE SET "
             + ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "order_id"))
-_PG_ADD = ("INSERT INTO kpi_counters (family, merchant_id, period, dim, a, b, c, d) "
-           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (family, period, merchant_id, dim) DO UPDATE SET "
+_PG_ADD = ("INSERT INTO kpi_counters (family, merchant_id, period, dim, a, b, c, d) SELECT * FROM "
+           + _unnest(COUNTER_COLUMNS, COUNTERS)
+           + " ON CONFLICT (family, period, merchant_id, dim) DO UPDATE SET "
            "a = kpi_counters.a + EXCLUDED.a, b = kpi_counters.b + EXCLUDED.b, "
            "c = kpi_counters.c + EXCLUDED.c, d = kpi_counters.d + EXCLUDED.d")
-_PG_DROP_ZEROS = ("DELETE FROM kpi_counters WHERE family = $1 AND merchant_id = $2 AND period = $3 AND dim = $4 "
-                  "AND a = 0 AND b = 0 AND c = 0 AND d = 0")
+_PG_DROP_ZEROS = ("DELETE FROM kpi_counters k USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
+                  "AS z(family, merchant_id, period, dim) WHERE k.family = z.family AND k.merchant_id = z.merchant_id "
+                  "AND k.period = z.period AND k.dim = z.dim AND k.a = 0 AND k.b = 0 AND k.c = 0 AND k.d = 0")
+_PG_CONSULT = ("INSERT INTO consultation_facts (" + ", ".join(CONSULT_COLUMNS) + ") SELECT * FROM "
+               + _unnest(CONSULT_COLUMNS, CONSULTATIONS) + " ON CONFLICT (fact_id) DO NOTHING RETURNING fact_id")
+PG_INBOX = ("INSERT INTO processed_events (consumer, event_id, event_type, processed_at) "
+            "SELECT $1, e, t, $4 FROM unnest($2::text[], $3::text[]) AS x(e, t) "
+            "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id")
+
+
+def _columns(records: list[tuple], width: int) -> list[list]:
+    """Rows → one list per column (the arrays bound to an ``unnest`` statement)."""
+    return [list(c) for c in zip(*records)] if records else [[] for _ in range(width)]
 
 
 async def pg_connection(session: AsyncSession):
@@ -67,23 +100,25 @@ def fact_from_db(values) -> P.OrderFact:
 # ---------------------------------------------------------------- per batch (live consumer)
 
 async def load_rows(session: AsyncSession, order_ids: list[str]) -> dict[str, P.OrderFact]:
-    """The facts of these orders. On PostgreSQL the rows are locked (created empty
-    first when missing) in order-id order, so replicas applying events of the same
-    order (order and SLA topics may sit on different replicas) take turns."""
+    """The facts of these orders (``order_ids`` sorted). On PostgreSQL the rows are
+    locked (created empty first when missing) in order-id order, so replicas applying
+    events of the same order (order and SLA topics may sit on different replicas)
+    take turns."""
     out: dict[str, P.OrderFact] = {}
-    pg = _is_pg(session)
-    cols = [FACTS.c[c] for c in P.FIELDS]
-    for i in range(0, len(order_ids), CHUNK):
-        ids = order_ids[i:i + CHUNK]
-        if pg:
-            await (await pg_connection(session)).execute(_PG_EMPTY_ROWS, ids)
-            q = select(*cols).where(FACTS.c.order_id.in_(ids)).order_by(FACTS.c.order_id).with_for_update()
-        else:
-            q = select(*cols).where(FACTS.c.order_id.in_(ids))
-        for values in (await session.execute(q)).all():
-            r = fact_from_db(values)
-            if r.snap_version is not None or any(getattr(r, f) is not None for f in P.FIELDS[2:]):
-                out[r.order_id] = r
+    if _is_pg(session):
+        raw = await pg_connection(session)
+        await raw.execute(_PG_EMPTY_ROWS, order_ids)
+        found = await raw.fetch(_PG_LOCK_ROWS, order_ids)
+    else:
+        cols = [FACTS.c[c] for c in P.FIELDS]
+        found = []
+        for i in range(0, len(order_ids), CHUNK):
+            found.extend((await session.execute(
+                select(*cols).where(FACTS.c.order_id.in_(order_ids[i:i + CHUNK])))).all())
+    for values in found:
+        r = fact_from_db(values)
+        if len(r.__dict__) > 1:  # anything besides the order id (rows are created empty first)
+            out[r.order_id] = r
     return out
 
 
@@ -91,8 +126,8 @@ async def save_rows(session: AsyncSession, rows: list[P.OrderFact]) -> None:
     if not rows:
         return
     if _is_pg(session):
-        await (await pg_connection(session)).executemany(
-            _PG_SAVE, [row_tuple(r) for r in sorted(rows, key=lambda r: r.order_id)])
+        await (await pg_connection(session)).execute(
+            _PG_SAVE, *_columns([row_tuple(r) for r in sorted(rows, key=lambda r: r.order_id)], len(ROW_COLUMNS)))
         return
     stmt = _insert(session, FACTS)
     stmt = stmt.on_conflict_do_update(index_elements=["order_id"],
@@ -110,10 +145,10 @@ async def apply_deltas(session: AsyncSession, deltas: dict) -> None:
         return
     if _is_pg(session):
         raw = await pg_connection(session)
-        await raw.executemany(_PG_ADD, [(*k, *v) for k, v in items])
+        await raw.execute(_PG_ADD, *_columns([(*k, *v) for k, v in items], 8))
         shrinking = [k for k, v in items if min(v) < 0]
         if shrinking:
-            await raw.executemany(_PG_DROP_ZEROS, shrinking)
+            await raw.execute(_PG_DROP_ZEROS, *_columns(shrinking, 4))
         return
     stmt = _insert(session, COUNTERS)
     t = COUNTERS
@@ -139,6 +174,10 @@ async def new_consultations(session: AsyncSession, facts: list[tuple]) -> list[t
     if not unique:
         return []
     ids = sorted(unique)
+    if _is_pg(session):
+        new_ids = {r[0] for r in await (await pg_connection(session)).fetch(
+            _PG_CONSULT, *_columns([unique[i] for i in ids], len(CONSULT_COLUMNS)))}
+        return [unique[i] for i in ids if i in new_ids]
     seen: set[str] = set()
     for i in range(0, len(ids), CHUNK):
         seen.update((await session.execute(select(CONSULTATIONS.c.fact_id).where(
@@ -152,9 +191,7 @@ async def new_consultations(session: AsyncSession, facts: list[tuple]) -> list[t
 
 async def project(session: AsyncSession, events: Iterable[tuple[str, object]]) -> int:
     """Apply validated events — (type, pydantic model of its data) — in the
-    session's transaction: load the orders' rows, fold the events in, write the rows
-    that changed and the difference of their contributions to the counters.
-    Returns the number of rows changed."""
+    session's transaction (``project_folds``). Returns the number of rows changed."""
     order_events, facts = [], []
     for type_, data in events:
         if not P.relevant(type_, data):
@@ -164,19 +201,32 @@ async def project(session: AsyncSession, events: Iterable[tuple[str, object]]) -
             if fact is not None:
                 facts.append(fact)
         else:
-            order_events.append((P.order_id_of(type_, data), type_, data))
+            order_events.append((P.order_id_of(type_, data), model_fold(type_, data)))
+    return await project_folds(session, order_events, facts)
+
+
+def model_fold(type_: str, data):
+    """The fold of one validated order event (``fold(row) -> changed``)."""
+    return lambda row: P.fold_model(row, type_, data)
+
+
+async def project_folds(session: AsyncSession, order_events: list[tuple[str, object]], facts: list[tuple]) -> int:
+    """Apply order events — (order id, ``fold(row) -> changed``) — and consultation
+    facts in the session's transaction: load (and on PostgreSQL lock) the orders'
+    rows, fold the events in, write the rows that changed and the difference of their
+    contributions to the counters. Returns the number of rows changed."""
     deltas: dict = {}
     changed: list[P.OrderFact] = []
     if order_events:
-        ids = sorted({oid for oid, _, _ in order_events})
+        ids = sorted({oid for oid, _ in order_events})
         rows = await load_rows(session, ids)
         before = {oid: P.contributions(r) for oid, r in rows.items()}
         touched: dict[str, P.OrderFact] = {}
-        for oid, type_, data in order_events:
+        for oid, fold in order_events:
             row = rows.get(oid)
             if row is None:
                 row = rows[oid] = P.OrderFact(oid)
-            if P.fold_model(row, type_, data):
+            if fold(row):
                 touched[oid] = row
         for oid, row in touched.items():
             if oid in before:
