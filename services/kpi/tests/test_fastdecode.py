@@ -131,3 +131,59 @@ def test_synthetic_events_are_what_the_producers_publish():
         assert again.to_bytes() == raw
     assert types == {"service_order.created", "service_order.transitioned", "sla.deadline_fired",
                      "routing.decided", "routing.transferred", "routing.billable_consultation"}
+
+
+def _fold_live(raws) -> tuple[dict, int, int]:
+    """Fold with the live consumer's decoder: (facts, decoded, not decoded)."""
+    from kpi.fastdecode import decode_live
+
+    rows, decoded, other = {}, 0, 0
+    for raw in raws:
+        ev = decode_live(raw)
+        if ev is None:
+            other += 1
+            continue
+        decoded += 1
+        env = Envelope.from_bytes(raw)
+        assert (ev.id, ev.type) == (str(env.id), env.type)
+        if ev.order_id is None:  # nothing to fold: an SLA timer other than the penalty
+            assert env.type == "sla.deadline_fired" and env.data["action"] != "penalty"
+            continue
+        assert ev.order_id == env.data["order_id"]
+        row = rows.get(ev.order_id)
+        if row is None:
+            row = rows[ev.order_id] = P.OrderFact(ev.order_id)
+        ev.fold(row)
+    return {k: r.as_tuple() for k, r in rows.items()}, decoded, other
+
+
+def test_live_decoder_folds_what_the_validated_path_folds():
+    for raws in (_synthetic(), [env.to_bytes() for _t, env in month_events(merchants=50, orders_per_merchant=4)]):
+        routing = sum(1 for r in raws if b'"type":"routing.' in r[:120])
+        facts, decoded, other = _fold_live(raws)
+        assert (decoded, other) == (len(raws) - routing, routing)  # routing events: the validated path
+        assert facts == _facts(_validated(raws))[0]
+
+
+def test_live_decoder_leaves_anything_unusual_to_the_validated_path():
+    from kpi.fastdecode import decode_live
+
+    created = datetime(2026, 11, 17, 8, tzinfo=BEIJING)
+    at = datetime(2026, 11, 18, tzinfo=timezone.utc)
+    good = _transition(str(uuid.uuid4()), "m-1", "audit.approve_return", at, created).to_bytes()
+    rated = _transition(str(uuid.uuid4()), "m-1", "rate", at, created, stars=5, recommend=9).to_bytes()
+    assert decode_live(good) is not None and decode_live(rated) is not None
+    naive = json.loads(good)
+    naive["data"]["occurred_at"] = "2026-11-18T00:00:00"
+    unusual = [
+        _transition(str(uuid.uuid4()), 'm-"quoted"', "rate", at, created, stars=5).to_bytes(),  # escaped
+        json.dumps(naive).encode(),  # no time zone (the contracts reject it)
+        json.dumps(json.loads(good)).encode(),  # another layout (spaces)
+        good[:-1],  # truncated
+        good[:-4] + b"x}}",  # broken details
+        good.replace(b'"details":{}', b'"details":[]'),  # details not an object
+        rated.replace(b'"stars":5', b'"stars":5,'),  # broken details of an action the fold reads
+        good.replace(b'"version":2', b'"version":0'),  # versions start at 1
+    ]
+    for raw in unusual:
+        assert decode_live(raw) is None, raw

@@ -52,9 +52,12 @@ def _unnest(columns, table) -> str:
     return "unnest(" + ", ".join(f"${i + 1}::{_pg_type(table.c[c])}[]" for i, c in enumerate(columns)) + ")"
 
 
-_PG_EMPTY_ROWS = "INSERT INTO order_facts (order_id) SELECT unnest($1::text[]) ON CONFLICT (order_id) DO NOTHING"
-_PG_LOCK_ROWS = ("SELECT " + ", ".join(P.FIELDS) + " FROM order_facts WHERE order_id = ANY($1::text[]) "
-                 "ORDER BY order_id FOR UPDATE")
+# Creates the missing rows empty, locks every row (in the order of the sorted array) and
+# returns it as it is, in one statement that always goes through the primary key (a
+# SELECT … FOR UPDATE would be planned as a sequential scan while the table's statistics
+# are missing or stale, e.g. after a start on an empty database).
+_PG_LOCK_ROWS = ("INSERT INTO order_facts (order_id) SELECT unnest($1::text[]) ON CONFLICT (order_id) "
+                 "DO UPDATE SET order_id = EXCLUDED.order_id RETURNING " + ", ".join(P.FIELDS))
 _PG_SAVE = ("INSERT INTO order_facts (" + ", ".join(ROW_COLUMNS) + ") SELECT * FROM " + _unnest(ROW_COLUMNS, FACTS)
             + " ON CONFLICT (order_id) DO UPDATE SET "
             + ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "order_id"))
@@ -106,9 +109,7 @@ async def load_rows(session: AsyncSession, order_ids: list[str]) -> dict[str, P.
     take turns."""
     out: dict[str, P.OrderFact] = {}
     if _is_pg(session):
-        raw = await pg_connection(session)
-        await raw.execute(_PG_EMPTY_ROWS, order_ids)
-        found = await raw.fetch(_PG_LOCK_ROWS, order_ids)
+        found = await (await pg_connection(session)).fetch(_PG_LOCK_ROWS, order_ids)
     else:
         cols = [FACTS.c[c] for c in P.FIELDS]
         found = []
