@@ -77,7 +77,7 @@ DIAG_CODE = """
 import asyncio, gc, signal, time
 _diag = {}
 def _reset(*_):
-    _diag.update(lags=[], gc={}, gc_start=0.0)
+    _diag.update(lags=[], gc={}, gc_start=0.0, stalls={})
 def _gc(phase, info):
     if phase == "start":
         _diag["gc_start"] = time.perf_counter()
@@ -85,7 +85,26 @@ def _gc(phase, info):
         d = _diag["gc"].setdefault(info["generation"], [0, 0.0, 0.0])
         ms = (time.perf_counter() - _diag["gc_start"]) * 1000
         d[0] += 1; d[1] += ms; d[2] = max(d[2], ms)
+def _watch():
+    # What the loop's thread runs while the ticker is late (> 4 ms since its last tick):
+    # the innermost frames of our code and libraries, counted once per 1 ms look.
+    import sys, threading, traceback
+    main = threading.main_thread().ident
+    while True:
+        time.sleep(0.001)
+        last = _diag.get("tick")
+        if last is None or time.perf_counter() - last < 0.004:
+            continue
+        frame = sys._current_frames().get(main)
+        if frame is None:
+            continue
+        where = [f"{fs.filename.rsplit('/site-packages/', 1)[-1].rsplit('/src/', 1)[-1]}:{fs.lineno} {fs.name}"
+                 for fs in traceback.extract_stack(frame)[-6:]]
+        key = " < ".join(reversed(where))
+        _diag["stalls"][key] = _diag["stalls"].get(key, 0) + 1
 def _report(*_):
+    for key, n in sorted(_diag["stalls"].items(), key=lambda kv: -kv[1])[:12]:
+        print(f"[bench-routing]   stalled {n} ms in: {key}", file=sys.stderr)
     lags = sorted(_diag["lags"])
     n = len(lags)
     print(f"[bench-routing]   server loop: {n} ticks, stall p99 {lags[int(n * .99)]:.1f} ms, max {lags[-1]:.1f} ms, "
@@ -94,7 +113,7 @@ def _report(*_):
         print(f"[bench-routing]   server gc gen{g}: {c} runs, {tot:.0f} ms total, max {mx:.1f} ms", file=sys.stderr)
 async def _ticker():
     while True:
-        t = time.perf_counter()
+        t = _diag["tick"] = time.perf_counter()
         await asyncio.sleep(0.001)
         _diag["lags"].append((time.perf_counter() - t) * 1000 - 1)
 def _begin(*_):
@@ -102,6 +121,8 @@ def _begin(*_):
     if "ticker" not in _diag:  # the handler runs on the loop's (main) thread, while it runs
         loop = asyncio.get_running_loop()
         _diag["ticker"] = loop.call_soon_threadsafe(lambda: loop.create_task(_ticker()))
+        import threading
+        threading.Thread(target=_watch, daemon=True, name="bench-stall-watch").start()
 _reset()
 gc.callbacks.append(_gc)
 signal.signal(signal.SIGUSR1, _begin)
@@ -278,6 +299,11 @@ async def _closed_loop(port: int, path_kind: str, seconds: float, conns: int) ->
 def load_process(argv: list[str]) -> None:
     """Entry point of the separate load process; prints one JSON line."""
     mode, port, kind = argv[0], int(argv[1]), argv[2]
+    # The load process's own collector pauses would count as server latency (its due-time
+    # clock keeps running); it lives for seconds, so it runs without the cyclic collector.
+    import gc
+
+    gc.disable()
     try:
         import uvloop
 

@@ -1,5 +1,5 @@
 """The hot path's own pieces: the hand-written query parser, the app answering
-/v1/route ahead of the middleware stack, and the decision writer thread."""
+/v1/route ahead of the middleware stack, and the decision writer process."""
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +34,7 @@ async def test_route_answers_ahead_of_the_stack_and_everything_else_goes_through
     assert (await api.client.get("/v1/nothing-here")).status_code == 404
 
 
-async def test_writer_thread_writes_every_decision_in_order_and_flushes_on_stop(api):
+async def test_writer_process_writes_every_decision_in_order_and_flushes_on_stop(api):
     await ready(api)
     pub = api.routing.publisher
     writer = asyncio.create_task(pub.run())
@@ -43,15 +43,64 @@ async def test_writer_thread_writes_every_decision_in_order_and_flushes_on_stop(
     async def written():
         return pub.buffered() == 0
 
-    await eventually(written)
+    await eventually(written, timeout=30)
     assert len(await api.events("routing.decided")) == 30
-    # decided just before the stop: still written, by the thread, before run() returns
+    # decided just before the stop: still handed over and written before run() returns
     last = [(await api.route(sku="sku-1"))["decision_id"] for _ in range(20)]
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
     assert pub.buffered() == 0
     ids = [e["data"]["decision_id"] for e in await api.events("routing.decided")]
     assert ids == first + last
+
+
+async def test_a_killed_writer_is_replaced_and_what_it_held_is_counted_as_dropped(api, monkeypatch):
+    import signal
+
+    from consultation_routing import publisher as publisher_module
+
+    monkeypatch.setattr(publisher_module, "WRITER_START_RETRY_S", 0.05)
+    await ready(api)
+    pub = api.routing.publisher
+    started = []
+    start = pub._start_writer
+
+    async def tracked_start():
+        proc = await start()
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(pub, "_start_writer", tracked_start)
+    writer = asyncio.create_task(pub.run())
+    try:
+        await api.route(sku="sku-1")
+
+        async def written():
+            return pub.buffered() == 0 and len(started) == 1
+
+        await eventually(written, timeout=30)
+        before = pub.dropped._value.get()
+        # handed over but never acknowledged: the writer dies holding it
+        pub._unacked[999] = 3
+        pub._inflight += 3
+        started[0].send_signal(signal.SIGKILL)
+
+        async def replaced():
+            return len(started) == 2 and pub.buffered() == 0
+
+        await eventually(replaced, timeout=30)
+        assert pub.dropped._value.get() == before + 3
+        assert pub.writer_restarts._value.get() == 1
+        later = (await api.route(sku="sku-1"))["decision_id"]
+
+        async def later_written():
+            return pub.buffered() == 0
+
+        await eventually(later_written, timeout=30)
+        assert [e["data"]["decision_id"] for e in await api.events("routing.decided")][-1] == later
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
 
 
 async def _serve(app):
