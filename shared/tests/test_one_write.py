@@ -2,13 +2,12 @@
 together); streamed bodies, keep-alive, ``Connection: close`` and an app failing between
 head and body still behave as HTTP requires."""
 import asyncio
-import socket
 
-import uvicorn
 from fastapi.responses import StreamingResponse
 
 from shared import one_write
 from shared.one_write import ServiceApp, call_with_one_write
+from shared.testing import read_http_answer, serve_uvicorn
 
 
 def _app() -> ServiceApp:
@@ -29,54 +28,27 @@ def _app() -> ServiceApp:
     return app
 
 
-async def _serve(app):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="critical",
-                                           access_log=False, http="httptools"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return server, task, port
-
-
-async def _read_answer(reader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    if any(line.lower() == b"transfer-encoding: chunked" for line in lines):
-        body = b""
-        while True:
-            size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
-            chunk = await reader.readexactly(size + 2)
-            if size == 0:
-                return head, body
-            body += chunk[:-2]
-    length = next(int(line[15:]) for line in lines if line.lower().startswith(b"content-length:"))
-    return head, await reader.readexactly(length)
-
-
 async def test_one_write_per_answer_keep_alive_streaming_and_close(monkeypatch):
     writes = []
     flush = one_write._OneWrite.flush
     monkeypatch.setattr(one_write._OneWrite, "flush", lambda self: (writes.append(len(self.parts)), flush(self)))
-    server, task, port = await _serve(_app())
+    server, task, port = await serve_uvicorn(_app())
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /json HTTP/1.1\r\nHost: t\r\n\r\n")
-        head, body = await _read_answer(reader)
+        head, body = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 200") and body == b'{"ok":true}'
         assert writes == [2]  # head and body in one write
         # a streamed body: head with the first chunk, the rest as it comes, all of it arrives
         writer.write(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
-        head, body = await _read_answer(reader)
+        head, body = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 200") and body == b"one,two,three"
         assert writes == [2, 2]
         # pipelined on the same connection, then Connection: close
         writer.write(b"GET /nothing HTTP/1.1\r\nHost: t\r\n\r\nGET /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        head, _ = await _read_answer(reader)
+        head, _ = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 404")
-        head, body = await _read_answer(reader)
+        head, body = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 200") and body == b'{"ok":true}'
         assert await reader.read() == b""  # the server closed after the answer
         assert writes == [2, 2, 2, 2]
@@ -95,7 +67,7 @@ async def test_an_app_failing_after_the_head_still_sends_it_and_the_connection_e
     async def app(scope, receive, send):
         await call_with_one_write(broken, scope, receive, send)
 
-    server, task, port = await _serve(app)
+    server, task, port = await serve_uvicorn(app)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")

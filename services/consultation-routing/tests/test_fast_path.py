@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consultation_routing.api.route import parse_query
-from shared.testing import eventually
+from shared.testing import eventually, read_http_answer, serve_uvicorn
 
 from .test_api import ready
 
@@ -103,28 +103,6 @@ async def test_a_killed_writer_is_replaced_and_what_it_held_is_counted_as_droppe
         await asyncio.gather(writer, return_exceptions=True)
 
 
-async def _serve(app):
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-                                           access_log=False, http="httptools"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return server, task, port
-
-
-async def _read_answer(reader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line[15:]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
-    return head, await reader.readexactly(length)
-
-
 async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_close(api, monkeypatch):
     """Under uvicorn the fast path writes status line, headers and body together; keep-alive,
     pipelined requests and ``Connection: close`` behave as before."""
@@ -133,29 +111,29 @@ async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_c
     writes = []
     flush = one_write._OneWrite.flush
     monkeypatch.setattr(one_write._OneWrite, "flush", lambda self: (writes.append(len(self.parts)), flush(self)))
-    server, task, port = await _serve(api.app)
+    server, task, port = await serve_uvicorn(api.app)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         route = "GET /v1/route?channel=im&entry_point=product_page HTTP/1.1\r\nHost: t\r\n"
         writer.write((route + "x-correlation-id: c1\r\n\r\n").encode())
-        head, body = await _read_answer(reader)
+        head, body = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 200") and b"x-correlation-id: c1" in head
         assert json.loads(body)["target"] == "platform"
         # pipelined: three requests in one packet, three answers in order
         writer.write(b"".join((route + f"x-correlation-id: p{i}\r\n\r\n").encode() for i in range(3)))
         for i in range(3):
-            head, body = await _read_answer(reader)
+            head, body = await read_http_answer(reader)
             assert f"x-correlation-id: p{i}".encode() in head and json.loads(body)["channel"] == "im"
         # a bad request answers 422 the same way; other paths still reach FastAPI
         writer.write(b"GET /v1/route?channel=fax&entry_point=product_page HTTP/1.1\r\nHost: t\r\n\r\n")
-        head, body = await _read_answer(reader)
+        head, body = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 422") and json.loads(body)["error"]["code"] == "unknown_channel"
         writer.write(b"GET /v1/nothing HTTP/1.1\r\nHost: t\r\n\r\n")
-        head, _ = await _read_answer(reader)
+        head, _ = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 404")
         # Connection: close: the answer, then the server closes
         writer.write((route + "connection: close\r\n\r\n").encode())
-        head, body = await _read_answer(reader)
+        head, body = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["reason"]
         assert await reader.read() == b""
         writer.close()

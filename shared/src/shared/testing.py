@@ -135,3 +135,37 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
         await asyncio.sleep(interval)
+
+
+async def serve_uvicorn(app):
+    """``app`` under a real uvicorn server (httptools) on a free loopback port, lifespan off:
+    (server, its task, port). Stop it with ``server.should_exit = True; await task``."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="critical",
+                                           access_log=False, http="httptools"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, task, port
+
+
+async def read_http_answer(reader) -> tuple[bytes, bytes]:
+    """(head, body) of one HTTP/1.1 answer from a stream: Content-Length or chunked."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    if any(line.lower() == b"transfer-encoding: chunked" for line in lines):
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                return head, body
+            body += chunk[:-2]
+    length = next(int(line[15:]) for line in lines if line.lower().startswith(b"content-length:"))
+    return head, await reader.readexactly(length)
