@@ -339,29 +339,9 @@ class OutboxRelay:
             error = TimeoutError("send timed out" if handed < sum(map(len, messages)) else "no ack in time")
         except Exception as exc:  # noqa: BLE001 - reported below, after the acked prefix is known
             error = exc
-        sent: list[int] = []
-        for row, msgs, row_futures in zip(rows, messages, futures):
-            failure = None
-            if len(row_futures) < len(msgs):
-                failure = error or RuntimeError("row not fully sent")
-            for fut in row_futures:
-                if not fut.done():
-                    failure = error or TimeoutError("no ack in time")
-                elif fut.cancelled() or fut.exception() is not None:
-                    failure = error or (RuntimeError("send cancelled") if fut.cancelled() else fut.exception())
-                if failure is not None:
-                    break
-            if failure is not None:
-                error = failure
-                break
-            sent.append(row.id)
-        for row_futures in futures[len(sent):]:
-            for fut in row_futures:
-                # retrieve late failures so they are not reported as never retrieved
-                fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-        if len(sent) < len(rows) and error is None:
-            error = RuntimeError("batch not fully sent")
-        return sent, error
+        # a message never handed over stands as None (the row is then not sent)
+        return _acked_prefix(rows, [fs + [None] * (len(msgs) - len(fs)) for fs, msgs in zip(futures, messages)],
+                             error)
 
     async def _send_batches(self, producer, rows, messages) -> tuple[list[int], Exception | None]:
         """:meth:`_send` through the client's record-batch API: the relay appends each
@@ -424,28 +404,35 @@ class OutboxRelay:
             error = TimeoutError("send timed out" if open_ else "no ack in time")
         except Exception as exc:  # noqa: BLE001 - reported below, after the acked prefix is known
             error = exc
-        sent: list[int] = []
-        for row, row_slots in zip(rows, slots):
-            failure = None
-            for slot in row_slots:
-                fut = slot[0]
-                if fut is None:
-                    failure = error or RuntimeError("row not fully sent")
-                elif not fut.done():
-                    failure = error or TimeoutError("no ack in time")
-                elif fut.cancelled() or fut.exception() is not None:
-                    failure = error or (RuntimeError("send cancelled") if fut.cancelled() else fut.exception())
-                if failure is not None:
-                    break
+        return _acked_prefix(rows, [[slot[0] for slot in row_slots] for row_slots in slots], error)
+
+
+def _acked_prefix(rows, handed: list[list], error: Exception | None) -> tuple[list[int], Exception | None]:
+    """The ids of the unbroken prefix of rows whose every future (one per message, or per
+    record batch holding a message of the row) is acked, and the first error. ``handed[i]``
+    holds row i's futures, None where one was never handed over; rows past the end of
+    ``handed`` were not reached."""
+    sent: list[int] = []
+    for row, futures in zip(rows, handed):
+        failure = None
+        for fut in futures:
+            if fut is None:
+                failure = error or RuntimeError("row not fully sent")
+            elif not fut.done():
+                failure = error or TimeoutError("no ack in time")
+            elif fut.cancelled() or fut.exception() is not None:
+                failure = error or (RuntimeError("send cancelled") if fut.cancelled() else fut.exception())
             if failure is not None:
-                error = failure
                 break
-            sent.append(row.id)
-        for row_slots in slots[len(sent):]:
-            for slot in row_slots:
-                if slot[0] is not None:
-                    # retrieve late failures so they are not reported as never retrieved
-                    slot[0].add_done_callback(lambda f: f.cancelled() or f.exception())
-        if len(sent) < len(rows) and error is None:
-            error = RuntimeError("batch not fully sent")
-        return sent, error
+        if failure is not None:
+            error = failure
+            break
+        sent.append(row.id)
+    for futures in handed[len(sent):]:
+        for fut in futures:
+            if fut is not None:
+                # retrieve late failures so they are not reported as never retrieved
+                fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+    if len(sent) < len(rows) and error is None:
+        error = RuntimeError("batch not fully sent")
+    return sent, error

@@ -66,8 +66,13 @@ def db_backend(request) -> str:
     return request.param
 
 
+# The services a test started, stopped by whichever teardown comes first: the services' own,
+# or the databases' (services must not outlive their databases, whatever the fixture order).
+_STOP_SERVICES = pytest.StashKey[Callable[[], Awaitable[Any]]]()
+
+
 @pytest.fixture
-async def database_url(db_backend, tmp_path) -> Callable[[str], Awaitable[str]]:
+async def database_url(db_backend, tmp_path, request) -> Callable[[str], Awaitable[str]]:
     """Factory: ``await database_url("orders")`` → URL of a new empty database."""
     import asyncpg
 
@@ -86,6 +91,9 @@ async def database_url(db_backend, tmp_path) -> Callable[[str], Awaitable[str]]:
         return f"postgresql+asyncpg://{PG_HOST}/{db}"
 
     yield make
+    stop_services = request.node.stash.get(_STOP_SERVICES, None)
+    if stop_services is not None:
+        await stop_services()
     if created:
         conn = await asyncpg.connect(PG_ADMIN_DSN)
         try:
@@ -103,12 +111,13 @@ class RunningService:
 
 
 @pytest.fixture
-async def start_service(broker):
+async def start_service(broker, request):
     """Factory starting real service apps in-process on the test's broker; all
-    stopped at teardown (before the broker)."""
+    stopped at teardown (before the broker and before their databases are dropped)."""
     from asgi_lifespan import LifespanManager
 
     async with AsyncExitStack() as stack:
+        request.node.stash[_STOP_SERVICES] = stack.aclose
 
         async def start(create_app: Callable[..., Any], settings_cls, **overrides) -> RunningService:
             overrides.setdefault("kafka_session_timeout_ms", 2000)

@@ -37,23 +37,42 @@ class _At:
         return self.at
 
 
-async def _write(sessions, outbox: Outbox, items: list, parent: int) -> None:
+async def _write(sessions, outbox: Outbox, items: list, stopping: asyncio.Event) -> bool:
+    """Write one batch, retrying while the database is unavailable; once the service is
+    stopping, one more attempt only (it must not hold the service's shutdown)."""
     bundles = outbox_bundles(items, registry.topic_for)
     delay = 0.1
     while True:
         try:
             await write_bundles(sessions, outbox, bundles)
-            return
+            return True
         except Exception as exc:  # noqa: BLE001 - the database may be down; keep the batch and retry
-            if os.getppid() != parent:
-                raise SystemExit("the service is gone; batch not written") from exc
+            if stopping.is_set():
+                log.error("decisions not written at stop", extra={"error": repr(exc), "count": len(items)})
+                return False
             log.warning("writing decisions failed; retrying", extra={"error": repr(exc), "count": len(items)})
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.wait_for(stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
             delay = min(delay * 2, 5.0)
 
 
+async def _read_frames(reader: asyncio.StreamReader, queue: asyncio.Queue, stopping: asyncio.Event) -> None:
+    try:
+        while True:
+            n = int.from_bytes(await reader.readexactly(FRAME_HEAD), "big")
+            if n == 0:
+                return  # stop: write what was handed over, then end
+            queue.put_nowait(pickle.loads(await reader.readexactly(n)))
+    except asyncio.IncompleteReadError:
+        return  # the service closed the pipe (or is gone)
+    finally:
+        stopping.set()
+        queue.put_nowait(None)
+
+
 async def serve(url: str) -> None:
-    parent = os.getppid()
     engine = db.create_engine(url)
     sessions = db.session_factory(engine)
     clock = _At()
@@ -61,20 +80,18 @@ async def serve(url: str) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=MAX_FRAME)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    queue: asyncio.Queue = asyncio.Queue()
+    stopping = asyncio.Event()
+    frames = asyncio.create_task(_read_frames(reader, queue, stopping))
     out = sys.stdout.buffer
     try:
-        while True:
-            try:
-                n = int.from_bytes(await reader.readexactly(FRAME_HEAD), "big")
-                if n == 0:
-                    return
-                seq, clock.at, items = pickle.loads(await reader.readexactly(n))
-            except asyncio.IncompleteReadError:
-                return  # the service closed the pipe
-            await _write(sessions, outbox, items, parent)
-            out.write(b"%d\n" % seq)
-            out.flush()
+        while (batch := await queue.get()) is not None:
+            seq, clock.at, items = batch
+            if await _write(sessions, outbox, items, stopping):
+                out.write(b"%d\n" % seq)
+                out.flush()
     finally:
+        frames.cancel()
         await engine.dispose()
 
 

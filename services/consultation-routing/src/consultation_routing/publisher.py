@@ -126,7 +126,7 @@ FRAME_HEAD = 4
 # retrying against a database that is down) decisions wait in the buffer, which is bounded.
 MAX_UNACKED_BATCHES = 8
 WRITER_START_RETRY_S = 1.0
-WRITER_STOP_TIMEOUT_S = 30.0
+WRITER_STOP_TIMEOUT_S = 20.0
 
 
 def frame(seq: int, created_at: datetime, items: list) -> bytes:
@@ -284,7 +284,14 @@ class DecisionPublisher:
             proc.stdin.close()
             await asyncio.wait_for(asyncio.gather(proc.acks, proc.wait()), WRITER_STOP_TIMEOUT_S)
         except (asyncio.TimeoutError, BrokenPipeError, ConnectionResetError) as exc:
-            log.error("decisions not written at stop", extra={"error": repr(exc), "count": self.buffered()})
+            log.error("decision writer did not finish at stop", extra={"error": repr(exc)})
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+        lost = self.buffered()  # not acknowledged: the writer could not write them (it said why)
+        if lost:
+            log.error("decisions not written at stop", extra={"count": lost})
+            self.dropped.inc(lost)
+            self.buffer.clear()
+            self._unacked.clear()
+            self._inflight = 0
