@@ -103,6 +103,35 @@ async def test_a_killed_writer_is_replaced_and_what_it_held_is_counted_as_droppe
         await asyncio.gather(writer, return_exceptions=True)
 
 
+async def test_stopping_with_the_database_down_gives_up_after_one_attempt_and_counts_the_loss(api):
+    """The writer retries while the service runs; once it stops, one more attempt only:
+    a database that is gone must not hold the shutdown. What is lost is counted."""
+    from sqlalchemy import text
+
+    await ready(api)
+    pub = api.routing.publisher
+    writer = asyncio.create_task(pub.run())
+    await api.route(sku="sku-1")
+
+    async def written():
+        return pub.buffered() == 0
+
+    await eventually(written, timeout=30)
+    async with api.app.state.runtime.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE outbox RENAME TO outbox_away"))
+    before = pub.dropped._value.get()
+    for _ in range(5):
+        await api.route(sku="sku-1")
+    await asyncio.sleep(1.0)  # handed over; the writer is retrying
+    started = asyncio.get_running_loop().time()
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+    assert asyncio.get_running_loop().time() - started < 10
+    assert pub.buffered() == 0 and pub.dropped._value.get() == before + 5
+    async with api.app.state.runtime.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE outbox_away RENAME TO outbox"))
+
+
 async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_close(api, monkeypatch):
     """Under uvicorn the fast path writes status line, headers and body together; keep-alive,
     pipelined requests and ``Connection: close`` behave as before."""
