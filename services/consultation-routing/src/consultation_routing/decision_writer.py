@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import pickle
+import signal
 import sys
 from datetime import datetime
 
@@ -96,6 +97,10 @@ async def serve(url: str) -> None:
 
 
 def main() -> None:
+    # Ctrl-C in a terminal and a stop signal to the whole group reach this process too: it
+    # ends when the service hands over its last batches and closes the pipe, not before.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging("consultation-routing", os.environ.get("ROUTING_WRITER_LOG_LEVEL", "INFO"),
                       os.environ.get("ROUTING_WRITER_LOG_JSON", "True") == "True")
     asyncio.run(serve(os.environ["ROUTING_WRITER_DATABASE_URL"]))
