@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Awaitable, Callable
 
 from fastapi import APIRouter, Request
@@ -39,25 +40,41 @@ def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, Re
     return router
 
 
-class RequestContextMiddleware:
-    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on hot endpoints)."""
+# Set in the scope by the first RequestContextMiddleware a request meets: a service that
+# serves hot routes ahead of its middleware stack wraps them in one too, and a request it
+# passes on to the stack is then not counted twice.
+CONTEXT_DONE = "aftersales.request_context"
+_LATENCY: "weakref.WeakKeyDictionary[CollectorRegistry, Histogram]" = weakref.WeakKeyDictionary()
 
-    def __init__(self, app, metrics: CollectorRegistry) -> None:
-        self.app = app
-        self.latency = Histogram(
+
+def _latency_histogram(metrics: CollectorRegistry) -> Histogram:
+    """One histogram per registry, whichever middleware instance asks first."""
+    h = _LATENCY.get(metrics)
+    if h is None:
+        h = _LATENCY[metrics] = Histogram(
             "http_request_duration_seconds",
             "HTTP request latency",
             ["method", "route", "status"],
             registry=metrics,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+    return h
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on hot endpoints)."""
+
+    def __init__(self, app, metrics: CollectorRegistry) -> None:
+        self.app = app
+        self.latency = _latency_histogram(metrics)
         # (method, route, status) → histogram child: ``labels()`` re-validates and locks per call.
         self._children: dict[tuple[str, str, int], object] = {}
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or CONTEXT_DONE in scope:
             await self.app(scope, receive, send)
             return
+        scope[CONTEXT_DONE] = True
         incoming = None
         for name, value in scope.get("headers", ()):
             if name == b"x-correlation-id":

@@ -7,7 +7,7 @@ from pathlib import Path
 import shared.contracts  # noqa: F401 - registers event types
 from orders.adapters.blobstore import LocalBlobStore
 from orders.adapters.relay_pacing import pace_relay
-from orders.api.fast import OrdersFastPath
+from orders.api.fast import OrdersApp, OrdersFastPath
 from orders.api.auth import router as auth_router
 from orders.api.back_office import merchant_router, platform_orders_router, staff_router
 from orders.api.platform import router as platform_router
@@ -16,7 +16,6 @@ from orders.handlers.deadlines import deadline_handlers
 from orders.handlers.qualification import qualification_handlers
 from orders.models import Base, messaging
 from orders.settings import OrdersSettings
-from starlette.middleware import Middleware
 
 from shared.runtime import ConsumerSpec, ServiceDefinition, create_service_app
 from shared.settings import load_settings
@@ -42,8 +41,9 @@ def create_app(settings: OrdersSettings | None = None):
     app.state.runtime.blobstore = LocalBlobStore(settings.blob_dir or os.path.join(settings.data_dir, "orders-blobs"))
     pace_relay(app.state.runtime.relay, settings.outbox_wake_window_s)
     _close_direct_pool_on_stop(app.state.runtime)
-    # Innermost of the user middleware (after the request context): see api/fast.py.
-    app.user_middleware.append(Middleware(OrdersFastPath, runtime=app.state.runtime))
+    # The hot routes ahead of the middleware stack: see api/fast.py.
+    app.__class__ = OrdersApp
+    app.state.orders_fast_path = OrdersFastPath(app.call_stack, runtime=app.state.runtime)
     return app
 
 

@@ -2,13 +2,16 @@
 
 Order actions (``POST /v1/{storefront,merchant,platform}/service-orders/{id}/{action}``)
 and applications (``POST /v1/storefront/service-orders``) are most of the service's
-traffic, and on them routing (two scans of every included router), the request
+traffic, and on them the middleware stack (Starlette's error middleware, FastAPI's
+telemetry and body limit), routing (two scans of every included router), the request
 handler's dependency solving and response validation cost as much CPU as the order's
 own rules and its one database round trip. ``OrdersFastPath`` is an ASGI layer placed
-*inside* the service's middleware stack (after the error, body-limit and request-context
-middleware: correlation ids, latency metrics, body limits and 500s stay as they are)
-and in front of the router. For these routes it does what the FastAPI endpoint does,
-with the same functions, in the same order:
+*ahead of* the service's middleware stack (``OrdersApp``). It wraps the requests it
+serves in the service's request-context middleware (correlation ids, latency metrics,
+as on every route), limits their bodies itself (larger ones go the full way, where the
+app's body limit applies) and answers an unexpected error with a 500 JSON error body.
+For these routes it does what the FastAPI endpoint does, with the same functions, in
+the same order:
 
 1. the route's own dependency (principal, ``X-Customer-Id``, If-Match): its ApiError
    is answered exactly as the app's error handler answers it;
@@ -25,6 +28,7 @@ routes stay declared on the routers (OpenAPI, and the full path for the fallback
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -34,6 +38,10 @@ from starlette.requests import Request
 
 from orders.adapters import direct
 from shared.errors import ApiError, error_body
+from shared.observability import RequestContextMiddleware
+from shared.one_write import ServiceApp
+
+log = logging.getLogger(__name__)
 
 # Bodies above this go the full way (audit attachments: the app's body limit applies).
 MAX_FAST_BODY = 64 * 1024
@@ -57,6 +65,9 @@ ACTIONS: dict[tuple[str, str], ActionRoute] = {}
 APPLY_PATH = "/v1/storefront/service-orders"
 _PREFIXES = ("/v1/storefront", "/v1/merchant", "/v1/platform")
 _MIDDLE = "/service-orders/"
+
+
+_FOUND = "orders.fast_route"  # the matched route, from __call__ to _serve
 
 
 def register(prefix: str, path: str, route: ActionRoute) -> None:
@@ -90,9 +101,10 @@ def _validated(model: type[BaseModel], obj: Any) -> BaseModel:
 
 class OrdersFastPath:
     def __init__(self, app, runtime) -> None:
-        self.app = app
+        self.app = app  # the full stack: middleware, routing, the FastAPI endpoints
         self.runtime = runtime
         self._postgres = direct.is_postgres(runtime)
+        self._in_context = RequestContextMiddleware(self._serve, metrics=runtime.metrics)
 
     def _match(self, path: str):
         """(route, order_id) for an action path, ("apply", None), or None."""
@@ -126,6 +138,11 @@ class OrdersFastPath:
         if length is None or not length.isdigit() or int(length) > MAX_FAST_BODY:
             await self.app(scope, receive, send)
             return
+        scope[_FOUND] = found
+        await self._in_context(scope, receive, send)
+
+    async def _serve(self, scope, receive, send) -> None:
+        route, order_id = scope.pop(_FOUND)
         chunks = []
         while True:
             message = await receive()
@@ -135,7 +152,6 @@ class OrdersFastPath:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        route, order_id = found
         try:
             if route == "apply":
                 response = await APPLY_HANDLER(scope, body)
@@ -148,6 +164,10 @@ class OrdersFastPath:
             return
         except ApiError as exc:
             response = JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        except Exception:  # noqa: BLE001 - what Starlette's error middleware does for the other routes
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            response = JSONResponse(error_body("internal_error", "the server failed to process the request"),
+                                    status_code=500)
         await response(scope, receive, send)
 
     async def _action(self, scope, route: ActionRoute, order_id: str, body: bytes):
@@ -192,4 +212,12 @@ def apply_handler(caller, model: type[BaseModel], run: Callable) -> None:
     APPLY_HANDLER = handle
 
 
-__all__ = ["ActionRoute", "OrdersFastPath", "apply_handler", "register"]
+class OrdersApp(ServiceApp):
+    """The service's app with the hot routes served ahead of the middleware stack."""
+
+    async def handle(self, scope, receive, send) -> None:
+        scope["app"] = self  # as Starlette sets it: the routes' dependencies read request.app
+        await self.state.orders_fast_path(scope, receive, send)
+
+
+__all__ = ["ActionRoute", "OrdersApp", "OrdersFastPath", "apply_handler", "register"]
