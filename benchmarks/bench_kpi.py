@@ -24,7 +24,9 @@
    BENCH_STREAM_SECONDS (30), orders interleaved as in real traffic (each order's
    events in order). An event's figures are updated when the transaction that applied
    it commits (its inbox row ``processed_events`` is committed with the counters); a
-   poller reads newly committed inbox rows every 50 ms. Lag = first seen committed −
+   poller reads newly committed inbox rows every 50 ms (from 1 s before the start of
+   the oldest transaction open at the previous poll, which cannot miss a row: its
+   ``processed_at`` is taken before its transaction begins). Lag = first seen committed −
    scheduled publication time (so a slow producer counts against us); ``lag_p99_s``.
 
 Last line: one JSON object. Environment: BENCH_PG_DSN (admin DSN), BENCH_MERCHANTS,
@@ -313,16 +315,22 @@ async def bench_stream(bootstrap: str) -> dict:
         stop = asyncio.Event()
 
         async def poll() -> None:
-            last = datetime.fromtimestamp(0, timezone.utc)
+            # An inbox row's processed_at is the service's clock when its transaction began
+            # (before BEGIN), so a row committed after this poll has processed_at no earlier
+            # than the start of the oldest transaction still open now (less a margin): the
+            # next poll reads from there (read before the rows, so nothing is missed).
+            since = datetime.fromtimestamp(0, timezone.utc)
             while not stop.is_set():
-                rows = await conn.fetch("SELECT event_id, processed_at FROM processed_events "
-                                        "WHERE consumer = 'kpi.facts' AND processed_at >= $1", last - timedelta(seconds=5))
+                horizon = await conn.fetchval(
+                    "SELECT LEAST(clock_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity WHERE "
+                    "datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL))")
+                rows = await conn.fetch("SELECT event_id FROM processed_events "
+                                        "WHERE consumer = 'kpi.facts' AND processed_at >= $1", since)
                 now = time.time()
-                for eid, at in rows:
+                for (eid,) in rows:
                     if eid not in seen:
                         seen[eid] = now
-                    if at > last:
-                        last = at
+                since = horizon - timedelta(seconds=1)
                 await asyncio.sleep(0.05)
 
         poller = asyncio.create_task(poll())

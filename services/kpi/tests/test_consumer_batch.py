@@ -25,6 +25,17 @@ START = datetime(2026, 10, 31, 16, tzinfo=timezone.utc)
 Record = namedtuple("Record", "topic partition offset timestamp value key headers")
 
 
+def _created(oid: str, merchant: str) -> bytes:
+    from shared.events import make_envelope
+
+    at = datetime(2026, 11, 10, 3, tzinfo=timezone.utc)
+    return make_envelope(type_="service_order.created", key=oid, producer="orders", occurred_at=at, data={
+        "order_id": oid, "number": "N", "version": 1, "state": "pending_audit", "merchant_id": merchant,
+        "customer_id": "c", "customer_phone": "138", "customer_level": "regular", "sales_order_id": "so",
+        "sku": "s-1", "category": "phones", "quantity": 1, "amount_paid": "10.50", "service_type": "return",
+        "problem_type": "quality", "delivered_at": at, "created_at": at}).to_bytes()
+
+
 def _records(raws, topic="orders.events"):
     return [Record(topic, 0, i, 0, raw, None, ()) for i, raw in enumerate(raws)]
 
@@ -59,6 +70,10 @@ async def test_batches_equal_the_validated_path_duplicates_skipped_bad_records_p
     naive["id"] = "00000000-0000-4000-8000-000000000001"
     naive["data"]["occurred_at"] = naive["data"]["occurred_at"][:19]  # no zone: parked
     bad = [b"{not json", json.dumps(naive).encode()]
+    # merchant ids with quotes and non-ASCII characters (validated path, written as JSON on PostgreSQL)
+    odd = [_created(f"00000000-0000-4000-8000-00000000010{i}", m) for i, m in enumerate(('m-"q"', "商家-1"))]
+    envelopes += [Envelope.from_bytes(r) for r in odd]
+    ordered += odd
     stream = ordered[:400] + bad + other_layout + ordered[400:] + ordered[:150]  # and late duplicates
 
     consumer, rt = await _consumer(await database_url("kpi_batch"))

@@ -245,6 +245,11 @@ class LiveEvent:
         return self._fold(row, *self._args)
 
 
+def _details(b: bytes):
+    """The JSON value of ``details`` (an empty object without parsing)."""
+    return _NO_DETAILS if b == b"{}" else json.loads(b.decode())
+
+
 def _fold_penalty(row, at, details):
     return P.fold_penalty(row, "penalty", at, details)
 
@@ -276,7 +281,7 @@ def _decode_live(raw: bytes) -> LiveEvent | None:
         i = raw.find(_DETAILS, m.end())
         if i < 0:
             return None
-        details = json.loads(raw[i + 12:-2])  # checked for every action (most are "{}")
+        details = _details(raw[i + 12:-2])  # checked for every action (most are "{}")
         if not isinstance(details, dict):
             return None
         sm = SNAPSHOT.match(raw, m.end())
@@ -297,7 +302,7 @@ def _decode_live(raw: bytes) -> LiveEvent | None:
         if m is None:
             return None
         oid_b, action_b, fired_b = m.groups()
-        details = json.loads(raw[m.end():-2])
+        details = _details(raw[m.end():-2])
         if not isinstance(details, dict):
             return None
         eid = raw[7:_ID_END].decode()

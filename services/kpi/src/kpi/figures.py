@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from fractions import Fraction
+from typing import NamedTuple
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +19,6 @@ from kpi.domain.service_express import after_sales_score, scores_from_counters
 from kpi.domain.staffing import Capacities, staffing
 from kpi.domain.statistics import months_of, period_bounds, statistics
 from kpi.models import ConsultationFact, Counter, OrderFact, PaidTransactions
-from kpi.store import fact_from_db
 
 FLAG_WEEKS = 3
 C = Counter.__table__.c
@@ -55,8 +55,21 @@ async def figures_for_week(session: AsyncSession, week: date) -> dict:
     }
 
 
+class _PenaltyFacts(NamedTuple):
+    """The columns of an order fact the penalties ledger reads."""
+
+    order_id: str
+    merchant_id: str | None
+    audited_at: object
+    audit_late: bool
+    penalty_at: object
+    penalty_cents: int | None
+    advance_at: object
+    advance_cents: int | None
+
+
 async def penalties(session: AsyncSession, merchant_id: str | None = None, week: date | None = None) -> list[dict]:
-    q = select(*[F[c] for c in P.FIELDS])
+    q = select(*[F[c] for c in _PenaltyFacts._fields])
     if week is None:
         q = q.where(or_(F.audit_late.is_(True), F.penalty_at.isnot(None), F.advance_at.isnot(None)))
     else:
@@ -66,7 +79,7 @@ async def penalties(session: AsyncSession, merchant_id: str | None = None, week:
                         and_(F.penalty_at >= lo, F.penalty_at < hi), and_(F.advance_at >= lo, F.advance_at < hi)))
     if merchant_id is not None:
         q = q.where(F.merchant_id == merchant_id)
-    lines = penalty_lines(fact_from_db(r) for r in (await session.execute(q)).all())
+    lines = penalty_lines(_PenaltyFacts._make(r) for r in (await session.execute(q)).all())
     if week is not None:
         lines = [x for x in lines if x["week"] == week.isoformat()]
     return lines

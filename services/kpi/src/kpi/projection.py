@@ -537,6 +537,24 @@ def add_contributions(acc: dict, contrib: tuple[list, list], sign: int = 1) -> N
         v[k[4]] += sign * n
 
 
+def add_difference(acc: dict, old: tuple[list, list], new: tuple[list, list]) -> None:
+    """``add_contributions(acc, new)`` minus ``add_contributions(acc, old)``: the change
+    of one order's contributions (the live consumer). The units both lists hold cancel
+    out, so only those that differ are added (set differences when no unit repeats)."""
+    (ou, oa), (nu, na) = old, new
+    if ou != nu:
+        so, sn = set(ou), set(nu)
+        if len(so) == len(ou) and len(sn) == len(nu):
+            add_contributions(acc, (list(so - sn), ()), -1)
+            add_contributions(acc, (list(sn - so), ()), 1)
+        else:
+            add_contributions(acc, (ou, ()), -1)
+            add_contributions(acc, (nu, ()), 1)
+    if oa != na:
+        add_contributions(acc, ((), oa), -1)
+        add_contributions(acc, ((), na), 1)
+
+
 class Tally:
     """Counters summed from scratch, fast (the rebuild): unit increments are
     counted in C (``collections.Counter.update``) a batch at a time."""

@@ -2,6 +2,7 @@
 counters): per batch for the live consumer, in bulk for the rebuild."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Iterable
 
@@ -58,12 +59,19 @@ def _unnest(columns, table) -> str:
 # are missing or stale, e.g. after a start on an empty database).
 _PG_LOCK_ROWS = ("INSERT INTO order_facts (order_id) SELECT unnest($1::text[]) ON CONFLICT (order_id) "
                  "DO UPDATE SET order_id = EXCLUDED.order_id RETURNING " + ", ".join(P.FIELDS))
-_PG_SAVE = ("INSERT INTO order_facts (" + ", ".join(ROW_COLUMNS) + ") SELECT * FROM " + _unnest(ROW_COLUMNS, FACTS)
-            + " ON CONFLICT (order_id) DO UPDATE SET "
+def _from_json(columns, table) -> str:
+    """The columns of one row of a JSON array of rows (``r``), cast to their types."""
+    return ", ".join(f"(r->>{i})::{_pg_type(table.c[c])}" for i, c in enumerate(columns))
+
+
+# Rows and counter deltas go as ONE JSON parameter (an array of rows, encoded by the C
+# encoder): binding 33 arrays costs asyncpg a Python-level check per element.
+_PG_SAVE = ("INSERT INTO order_facts (" + ", ".join(ROW_COLUMNS) + ") SELECT " + _from_json(ROW_COLUMNS, FACTS)
+            + " FROM jsonb_array_elements($1::jsonb) AS r ON CONFLICT (order_id) DO UPDATE SET "
             + ", ".join(f"{c} = EXCLUDED.{c}" for c in ROW_COLUMNS if c != "order_id"))
-_PG_ADD = ("INSERT INTO kpi_counters (family, merchant_id, period, dim, a, b, c, d) SELECT * FROM "
-           + _unnest(COUNTER_COLUMNS, COUNTERS)
-           + " ON CONFLICT (family, period, merchant_id, dim) DO UPDATE SET "
+_PG_ADD = ("INSERT INTO kpi_counters (family, merchant_id, period, dim, a, b, c, d) SELECT "
+           + _from_json(COUNTER_COLUMNS, COUNTERS) + " FROM jsonb_array_elements($1::jsonb) AS r "
+           "ON CONFLICT (family, period, merchant_id, dim) DO UPDATE SET "
            "a = kpi_counters.a + EXCLUDED.a, b = kpi_counters.b + EXCLUDED.b, "
            "c = kpi_counters.c + EXCLUDED.c, d = kpi_counters.d + EXCLUDED.d")
 _PG_DROP_ZEROS = ("DELETE FROM kpi_counters k USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
@@ -74,6 +82,15 @@ _PG_CONSULT = ("INSERT INTO consultation_facts (" + ", ".join(CONSULT_COLUMNS) +
 PG_INBOX = ("INSERT INTO processed_events (consumer, event_id, event_type, processed_at) "
             "SELECT $1, e, t, $4 FROM unnest($2::text[], $3::text[]) AS x(e, t) "
             "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id")
+
+
+def _json_default(v):
+    if isinstance(v, datetime):
+        return v.isoformat()
+    raise TypeError(f"{type(v).__name__} in a projected row")
+
+
+_dumps = json.JSONEncoder(default=_json_default, separators=(",", ":")).encode
 
 
 def _columns(records: list[tuple], width: int) -> list[list]:
@@ -128,7 +145,7 @@ async def save_rows(session: AsyncSession, rows: list[P.OrderFact]) -> None:
         return
     if _is_pg(session):
         await (await pg_connection(session)).execute(
-            _PG_SAVE, *_columns([row_tuple(r) for r in sorted(rows, key=lambda r: r.order_id)], len(ROW_COLUMNS)))
+            _PG_SAVE, _dumps([row_tuple(r) for r in sorted(rows, key=lambda r: r.order_id)]))
         return
     stmt = _insert(session, FACTS)
     stmt = stmt.on_conflict_do_update(index_elements=["order_id"],
@@ -146,7 +163,7 @@ async def apply_deltas(session: AsyncSession, deltas: dict) -> None:
         return
     if _is_pg(session):
         raw = await pg_connection(session)
-        await raw.execute(_PG_ADD, *_columns([(*k, *v) for k, v in items], 8))
+        await raw.execute(_PG_ADD, _dumps([(*k, *v) for k, v in items]))
         shrinking = [k for k, v in items if min(v) < 0]
         if shrinking:
             await raw.execute(_PG_DROP_ZEROS, *_columns(shrinking, 4))
@@ -206,6 +223,9 @@ async def project(session: AsyncSession, events: Iterable[tuple[str, object]]) -
     return await project_folds(session, order_events, facts)
 
 
+_NONE: tuple[list, list] = ([], [])
+
+
 def model_fold(type_: str, data):
     """The fold of one validated order event (``fold(row) -> changed``)."""
     return lambda row: P.fold_model(row, type_, data)
@@ -230,9 +250,7 @@ async def project_folds(session: AsyncSession, order_events: list[tuple[str, obj
             if fold(row):
                 touched[oid] = row
         for oid, row in touched.items():
-            if oid in before:
-                P.add_contributions(deltas, before[oid], -1)
-            P.add_contributions(deltas, P.contributions(row), 1)
+            P.add_difference(deltas, before.get(oid, _NONE), P.contributions(row))
             changed.append(row)
         await save_rows(session, changed)
     if facts:

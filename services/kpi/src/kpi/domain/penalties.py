@@ -20,7 +20,9 @@ LATE_AUDIT_BLOCK = 10
 LATE_AUDIT_FEE_CENTS = 200000
 
 
-def penalty_lines(orders: Iterable[OrderFact]) -> list[dict]:
+def penalty_lines(orders: Iterable) -> list[dict]:
+    """``orders``: order facts (``OrderFact`` or anything with its attributes order_id,
+    merchant_id, audited_at, audit_late, penalty_at, penalty_cents, advance_at, advance_cents)."""
     late: dict[tuple[str, str], list[str]] = defaultdict(list)
     lines: list[dict] = []
     for o in orders:
