@@ -216,3 +216,21 @@ def test_the_difference_of_contributions_is_new_minus_old():
     got = {}
     P.add_difference(got, ([("x", "m", "p", "d", 0)] * 2, []), ([("x", "m", "p", "d", 0)], [(("x", "m", "p", "d", 2), 5)]))
     assert got == {("x", "m", "p", "d"): [-1, 0, 5, 0]}
+
+
+def test_beijing_period_keys_of_utc_times():
+    from datetime import timedelta
+
+    from shared.clock import BEIJING
+
+    t = datetime(2026, 10, 25, 0, 0, tzinfo=timezone.utc)
+    for h in range(0, 24 * 16, 1):
+        at = t + timedelta(hours=h, minutes=59, seconds=59, microseconds=999999) if h % 2 else t + timedelta(hours=h)
+        bj = at.astimezone(BEIJING).date()
+        monday = bj - timedelta(days=bj.weekday())
+        assert (P.day_key(at), P.week_key(at), P.month_key(at)) == (
+            bj.isoformat(), monday.isoformat(), bj.isoformat()[:7]), at
+        # any other representation of the same instant gives the same keys
+        assert P.week_key(at.astimezone(BEIJING).astimezone(timezone.utc)) == monday.isoformat()
+    assert P.day_key(datetime(2026, 10, 31, 15, 59, 59, 999999, tzinfo=timezone.utc)) == "2026-10-31"
+    assert P.day_key(datetime(2026, 10, 31, 16, tzinfo=timezone.utc)) == "2026-11-01"

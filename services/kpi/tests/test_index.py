@@ -144,3 +144,21 @@ def test_platinum_benchmark_is_the_best_decile_value():
     assert platinum("completion_hours", hours[:11], IndexPolicy()) == 2  # rank ceil(1.1) = 2
     assert platinum("completion_hours", hours[:10], IndexPolicy()) == 1  # rank ceil(1.0) = 1
     assert platinum("completion_hours", hours[:9], IndexPolicy()) is None  # fewer than 10 peers with a value
+
+
+def test_lead_among_all_values_equals_lead_among_the_peers():
+    """The lead is computed on the category's sorted values with the merchant's own value
+    in it (no copy per merchant); it is the share of the OTHER merchants strictly worse."""
+    import random
+    from fractions import Fraction
+
+    from kpi.domain.index import METRICS, _lead, _lead_among, _peer_values
+
+    rnd = random.Random(4)
+    for _ in range(300):
+        vals = sorted(Fraction(rnd.randint(0, 6), rnd.choice((1, 2, 3))) for _ in range(rnd.randint(1, 12)))
+        for metric in (*METRICS, None):
+            for mine in vals + [None]:
+                assert _lead_among(metric, mine, vals) == _lead(metric, mine, _peer_values(vals, mine))
+    assert _lead_among(None, Fraction(1), [Fraction(0), Fraction(1), Fraction(1), Fraction(2)]) == Fraction(1, 3)
+    assert _lead_among("completion_hours", Fraction(1), [Fraction(0), Fraction(1), Fraction(2)]) == Fraction(1, 2)

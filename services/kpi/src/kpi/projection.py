@@ -131,18 +131,36 @@ def day_iso(n: int) -> str:
     return s
 
 
+_UTC = timezone.utc
+_day_cache: dict[int, str] = {}
+_week_cache: dict[int, str] = {}
+_month_cache: dict[int, str] = {}
+
+
 def day_key(at: datetime) -> str:
-    return day_iso((at + _H8).toordinal())
+    # the Beijing date of a UTC time is its UTC date, or the next day from 16:00 UTC
+    d = at.toordinal() + (at.hour >= 16) if at.tzinfo is _UTC else (at + _H8).toordinal()
+    s = _day_cache.get(d)
+    if s is None:
+        s = _day_cache[d] = day_iso(d)
+    return s
 
 
 def week_key(at: datetime) -> str:
     """The Monday (Beijing date, ISO) of the Monday–Sunday week holding ``at``."""
-    d = (at + _H8).toordinal()
-    return day_iso(d - (d - 1) % 7)  # ordinal 1 (0001-01-01) was a Monday
+    d = at.toordinal() + (at.hour >= 16) if at.tzinfo is _UTC else (at + _H8).toordinal()
+    s = _week_cache.get(d)
+    if s is None:
+        s = _week_cache[d] = day_iso(d - (d - 1) % 7)  # ordinal 1 (0001-01-01) was a Monday
+    return s
 
 
 def month_key(at: datetime) -> str:
-    return day_iso((at + _H8).toordinal())[:7]
+    d = at.toordinal() + (at.hour >= 16) if at.tzinfo is _UTC else (at + _H8).toordinal()
+    s = _month_cache.get(d)
+    if s is None:
+        s = _month_cache[d] = day_iso(d)[:7]
+    return s
 
 
 def day_start_utc(d: date) -> datetime:

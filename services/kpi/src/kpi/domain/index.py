@@ -141,6 +141,24 @@ def _lead(metric: str | None, mine: Fraction | None, others: list[Fraction]) -> 
     return Fraction(worse, len(others))
 
 
+def _lead_among(metric: str | None, mine: Fraction | None, sorted_all: list[Fraction]) -> Fraction | None:
+    """``_lead(metric, mine, _peer_values(sorted_all, mine))`` without copying the list:
+    ``sorted_all`` holds ``mine`` once for the merchant itself, which is neither strictly
+    better nor strictly worse than itself, so it only leaves the count of peers."""
+    if mine is None:
+        return _lead(metric, mine, sorted_all)
+    n = len(sorted_all) - 1
+    if n <= 0:
+        return None
+    import bisect
+
+    if metric is None or not LOWER_IS_BETTER[metric]:
+        worse = bisect.bisect_left(sorted_all, mine)
+    else:
+        worse = len(sorted_all) - bisect.bisect_right(sorted_all, mine)
+    return Fraction(worse, n)
+
+
 def _peer_values(sorted_all: list[Fraction], mine: Fraction | None) -> list[Fraction]:
     """All values but one occurrence of ``mine`` (the merchant itself)."""
     if mine is None:
@@ -182,7 +200,7 @@ def composite_index(merchants: dict[str, MerchantWindow], end: date, policy: Ind
         leads = {}
         for mw in group:
             mine = vals[mw.merchant_id]
-            leads[mw.merchant_id] = {m: _lead(m, mine[m], _peer_values(sorted_vals[m], mine[m])) for m in METRICS}
+            leads[mw.merchant_id] = {m: _lead_among(m, mine[m], sorted_vals[m]) for m in METRICS}
         index_score = {}
         for mid, ld in leads.items():
             present = [v for v in ld.values() if v is not None]
@@ -204,7 +222,7 @@ def composite_index(merchants: dict[str, MerchantWindow], end: date, policy: Ind
             mid = mw.merchant_id
             mine, ld = vals[mid], leads[mid]
             idx = index_score[mid]
-            idx_lead = _lead(None, idx, _peer_values(sorted_index, idx))
+            idx_lead = _lead_among(None, idx, sorted_index)
             warnings = [m for m in METRICS if ld[m] is not None and ld[m] < policy.lead_warning]
             if idx_lead is not None and idx_lead < policy.lead_warning:
                 warnings.append("index")

@@ -66,8 +66,7 @@ class Scorecard:
     def score(self) -> Decimal | None:
         """Weighted sum of the indicator rates (0–1), weights of empty indicators
         redistributed over the others."""
-        parts = [(ind.weight, self.indicators[ind.id].value) for ind in INDICATORS
-                 if self.indicators[ind.id].value is not None]
+        parts = [(ind.weight, v) for ind in INDICATORS if (v := self.indicators[ind.id].value) is not None]
         if not parts:
             return None
         total_w = sum(w for w, _ in parts)
@@ -124,7 +123,7 @@ class RankEntry:
 
 
 def rank(cards: dict[str, Scorecard], bottom: int = 10) -> list[RankEntry]:
-    scored = sorted(((c.score, m) for m, c in cards.items() if c.score is not None), key=lambda t: (-t[0], t[1]))
+    scored = sorted(((s, m) for m, c in cards.items() if (s := c.score) is not None), key=lambda t: (-t[0], t[1]))
     asc = sorted(s for s, _ in scored)
     out = []
     for s, m in scored:
