@@ -8,7 +8,6 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 import shared.contracts  # noqa: F401
 from notifier.app import create_app
@@ -115,14 +114,6 @@ class Api:
                      if all(m[k] == v for k, v in filters.items())]
             return items if len(items) >= n else None
         return await eventually(check)
-
-
-@pytest.fixture
-async def producer(broker):
-    p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False)
-    await p.start()
-    yield p
-    await p.stop()
 
 
 @pytest.fixture

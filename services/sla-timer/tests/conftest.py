@@ -95,14 +95,6 @@ async def sla(start_service, database_url):
 
 
 @pytest.fixture
-async def producer(broker):
-    p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False)
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
 async def sla_feed(broker, sla):
     feed = SlaFeed(broker.bootstrap)
     await feed.consumer.start()

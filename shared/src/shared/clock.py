@@ -103,42 +103,29 @@ class ClockListener:
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        backoff = 0.2
-        while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                metadata_max_age_ms=3000,
-            )
-            try:
-                await consumer.start()
-                tp = TopicPartition(CLOCK_TOPIC, 0)
-                consumer.assign([tp])
-                await consumer.seek_to_beginning(tp)
-                backoff = 0.2
-                while True:
-                    batch = await consumer.getmany(tp, timeout_ms=1000)
-                    for msg in batch.get(tp, []):
-                        try:
-                            body = json.loads(msg.value)
-                            if self.clock.apply(float(body["offset_seconds"]), int(body["seq"])):
-                                log.info("virtual clock moved", extra={"offset_seconds": body["offset_seconds"]})
-                        except Exception as exc:  # noqa: BLE001 - a bad announcement is skipped
-                            log.warning("bad clock announcement skipped", extra={"error": repr(exc)})
-                    end = (await consumer.end_offsets([tp]))[tp]
-                    if await consumer.position(tp) > end:
-                        # The in-memory broker restarted: its log is shorter than where we were.
-                        await consumer.seek_to_beginning(tp)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                log.warning("clock listener reconnecting", extra={"error": repr(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
-            finally:
-                try:
-                    await asyncio.wait_for(consumer.stop(), timeout=5)
-                except Exception:  # noqa: BLE001
-                    pass
+        from shared.kafka import consume_reconnecting
+
+        tp = TopicPartition(CLOCK_TOPIC, 0)
+
+        def make():
+            return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", metadata_max_age_ms=3000)
+
+        async def follow(consumer) -> None:
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                for msg in batch.get(tp, []):
+                    try:
+                        body = json.loads(msg.value)
+                        if self.clock.apply(float(body["offset_seconds"]), int(body["seq"])):
+                            log.info("virtual clock moved", extra={"offset_seconds": body["offset_seconds"]})
+                    except Exception as exc:  # noqa: BLE001 - a bad announcement is skipped
+                        log.warning("bad clock announcement skipped", extra={"error": repr(exc)})
+                end = (await consumer.end_offsets([tp]))[tp]
+                if await consumer.position(tp) > end:
+                    # The in-memory broker restarted: its log is shorter than where we were.
+                    await consumer.seek_to_beginning(tp)
+
+        await consume_reconnecting(make, follow, "clock listener")

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import Clock
 from shared.events import Envelope, EventRegistry, UnknownEventType
+from shared.kafka import consume_reconnecting
 from shared.logging import reset_correlation_id, set_correlation_id
 from shared.messaging_tables import MessagingTables
 
@@ -131,24 +132,8 @@ class EventConsumer:
         )
 
     async def run(self) -> None:
-        backoff = 0.2
-        while True:
-            consumer = AIOKafkaConsumer(*self.config.topics, **self.client_options())
-            try:
-                await consumer.start()
-                backoff = 0.2
-                await self._loop(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reconnect on any broker failure
-                log.warning("consumer %s reconnecting: %r", self.config.name, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
-            finally:
-                try:
-                    await asyncio.wait_for(consumer.stop(), timeout=5)
-                except Exception:  # noqa: BLE001
-                    pass
+        await consume_reconnecting(lambda: AIOKafkaConsumer(*self.config.topics, **self.client_options()),
+                                   self._loop, f"consumer {self.config.name}")
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         idle_rounds = 0

@@ -142,3 +142,27 @@ class ProducerHandle:
 
     async def close(self) -> None:
         await self.reset()
+
+
+async def consume_reconnecting(make_consumer, body, what: str) -> None:
+    """Start a consumer from ``make_consumer()`` and run ``body(consumer)`` with it; on any
+    failure (the broker gone, a restarted in-memory broker) stop it, wait (0.2 s doubling to
+    5 s) and start a new one. Ends only when cancelled."""
+    backoff = 0.2
+    while True:
+        consumer = make_consumer()
+        try:
+            await consumer.start()
+            backoff = 0.2
+            await body(consumer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reconnect on any broker failure
+            log.warning("%s reconnecting: %r", what, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(5.0, backoff * 2)
+        finally:
+            try:
+                await asyncio.wait_for(consumer.stop(), timeout=5)
+            except Exception:  # noqa: BLE001 - stopping a broken client may fail too
+                pass

@@ -1,6 +1,7 @@
 """Pytest fixtures shared by every test suite (loaded from the root conftest.py).
 
-- ``broker``: a fresh embedded broker per test (it starts in milliseconds).
+- ``broker``: a fresh embedded broker per test (it starts in milliseconds); ``producer``
+  publishes to it.
 - ``db_backend``: every DB test runs on SQLite and on PostgreSQL
   (127.0.0.1:5432, trust auth). Without a reachable PostgreSQL the postgres
   variant is skipped locally and FAILS in CI (CI=true), so it cannot vanish silently.
@@ -55,6 +56,17 @@ def broker():
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+async def producer(broker):
+    """A plain producer on the test's broker (no idempotence: the embedded broker has none)."""
+    from aiokafka import AIOKafkaProducer
+
+    p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False)
+    await p.start()
+    yield p
+    await p.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
