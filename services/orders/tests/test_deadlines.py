@@ -37,6 +37,15 @@ async def test_advance_compensation_refunds_goods_and_is_charged_to_merchant(api
     assert (await view(api, world, o["id"]))["version"] == 2
 
 
+async def _shipped_back(api, w) -> tuple[str, dict]:
+    """An order approved for return whose customer has shipped it back: (id, view after shipping)."""
+    o = await api.apply(w["sf"])
+    oid = o["id"]
+    await api.post(f"{M}/{oid}/claim", w["staff"])
+    await api.post(f"{M}/{oid}/audit", w["staff"], {"decision": "approve_return"})
+    return oid, await api.post(f"{S}/{oid}/shipment", api.cust(w["sf"]), {"carrier": "SF", "tracking_number": "1"})
+
+
 async def test_advance_compensation_ignored_after_audit(api, world):
     w = world
     o = await api.apply(w["sf"])
@@ -48,11 +57,7 @@ async def test_advance_compensation_ignored_after_audit(api, world):
 
 async def test_auto_refund_survives_receipt_but_not_a_decision(api, world):
     w = world
-    o = await api.apply(w["sf"])
-    oid = o["id"]
-    await api.post(f"{M}/{oid}/claim", w["staff"])
-    await api.post(f"{M}/{oid}/audit", w["staff"], {"decision": "approve_return"})
-    v = await api.post(f"{S}/{oid}/shipment", api.cust(w["sf"]), {"carrier": "SF", "tracking_number": "1"})
+    oid, v = await _shipped_back(api, w)
     armed = v["version"]
     await api.post(f"{M}/{oid}/receipt", w["staff"], {"condition": "ok"})
     await fire(api, oid, "auto_refund", armed, "awaiting_receipt")
@@ -62,11 +67,7 @@ async def test_auto_refund_survives_receipt_but_not_a_decision(api, world):
 
 async def test_merchant_decision_wins_over_a_later_auto_refund(api, world):
     w = world
-    o = await api.apply(w["sf"])
-    oid = o["id"]
-    await api.post(f"{M}/{oid}/claim", w["staff"])
-    await api.post(f"{M}/{oid}/audit", w["staff"], {"decision": "approve_return"})
-    v = await api.post(f"{S}/{oid}/shipment", api.cust(w["sf"]), {"carrier": "SF", "tracking_number": "1"})
+    oid, v = await _shipped_back(api, w)
     await api.post(f"{M}/{oid}/receipt", w["staff"], {"condition": "ok"})
     await api.post(f"{M}/{oid}/process", w["staff"], {"decision": "refund", "amount": "199.00", "reason": "q"})
     await fire(api, oid, "auto_refund", v["version"], "awaiting_receipt")
@@ -103,11 +104,7 @@ async def test_ship_back_timeout_closes_and_auto_confirm_completes(api, world):
 
 async def test_deadlines_never_touch_a_locked_order(api, world):
     w = world
-    o = await api.apply(w["sf"])
-    oid = o["id"]
-    await api.post(f"{M}/{oid}/claim", w["staff"])
-    await api.post(f"{M}/{oid}/audit", w["staff"], {"decision": "approve_return"})
-    v = await api.post(f"{S}/{oid}/shipment", api.cust(w["sf"]), {"carrier": "SF", "tracking_number": "1"})
+    oid, v = await _shipped_back(api, w)
     await api.post(f"{S}/{oid}/arbitration", api.cust(w["sf"]), {"reason": "merchant silent"})
     await fire(api, oid, "auto_refund", v["version"], "awaiting_receipt")
     assert (await view(api, w, oid))["state"] == "arbitration"
@@ -119,11 +116,7 @@ async def test_merchant_refund_racing_auto_refund_ends_with_exactly_one_outcome(
     from shared.errors import ApiError
 
     w = world
-    o = await api.apply(w["sf"])
-    oid = o["id"]
-    await api.post(f"{M}/{oid}/claim", w["staff"])
-    await api.post(f"{M}/{oid}/audit", w["staff"], {"decision": "approve_return"})
-    v = await api.post(f"{S}/{oid}/shipment", api.cust(w["sf"]), {"carrier": "SF", "tracking_number": "1"})
+    oid, v = await _shipped_back(api, w)
     await api.post(f"{M}/{oid}/receipt", w["staff"], {"condition": "ok"})
 
     async def timer():
