@@ -38,7 +38,7 @@ import shared.contracts  # noqa: F401 - registers the event types
 from shared.events import Envelope, UnknownEventType, registry
 
 _UUID = rb'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
-_S = rb'"[^"\\]*(?:\\.[^"\\]*)*"'  # any JSON string (not read)
+_S = rb'"[^"\\]*"'  # a JSON string not read (one with an escape takes the full path)
 _OPT_S = rb'(?:null|' + _S + rb')'
 _C = rb'"([^"\\]*)"'  # a string we read: without escapes (else the full path)
 _C1 = rb'"([^"\\]+)"'
