@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
+import random
 import sys
-import uuid
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
@@ -15,8 +15,14 @@ def current_correlation_id() -> str | None:
     return _correlation_id.get()
 
 
+def new_correlation_id() -> str:
+    """128 random bits as 32 hex digits (as the routing fast path makes them). Not a uuid4():
+    ten times the cost on every request; a correlation id needs to be unique, nothing more."""
+    return "%032x" % random.getrandbits(128)
+
+
 def set_correlation_id(value: str | None) -> object:
-    return _correlation_id.set(value or str(uuid.uuid4()))
+    return _correlation_id.set(value or new_correlation_id())
 
 
 def reset_correlation_id(token: object) -> None:
