@@ -171,3 +171,55 @@ async def test_batch_mode_one_transaction_dedupes_and_parks_a_poison_message_alo
         await asyncio.gather(task, return_exceptions=True)
         await producer.stop()
         await engine.dispose()
+
+
+class _FakeClient:
+    """What ``EventConsumer._commit`` uses of the Kafka client: the broker's committed
+    offsets (here: what the test says the broker holds), seeks and commits."""
+
+    def __init__(self, held: dict) -> None:
+        self.held = held
+        self.commits: list[dict] = []
+        self.seeks: list[tuple] = []
+        outer = self
+
+        class _Coordinator:
+            async def fetch_committed_offsets(self, partitions):
+                from aiokafka.structs import OffsetAndMetadata
+
+                return {tp: OffsetAndMetadata(outer.held[tp], "") for tp in partitions if tp in outer.held}
+
+        self._coordinator = _Coordinator()
+
+    async def commit(self, offsets):
+        self.commits.append(dict(offsets))
+        self.held.update(offsets)
+
+    async def seek_to_beginning(self, tp):
+        self.seeks.append((tp, "beginning"))
+
+    def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+
+async def test_a_partition_whose_committed_offset_the_broker_lost_is_read_again_not_skipped():
+    """After the in-memory broker restarts empty, the client still holds its old positions;
+    its new log may already reach past them. Before committing, the consumer sees that the
+    broker lost (or moved back) what it committed, and reads that partition again instead."""
+    from aiokafka.structs import TopicPartition
+
+    a, b, c = (TopicPartition(TOPIC, p) for p in range(3))
+    consumer = EventConsumer(ConsumerConfig(name="t", topics=[TOPIC], bootstrap="unused"), sessions=None,
+                             tables=None, registry=EventRegistry(), handlers={}, clock=SystemClock())
+    consumer._committed = {}
+    client = _FakeClient(held={})
+    await consumer._commit(client, {a: 5, b: 7})  # nothing committed before: committed as is
+    assert client.commits == [{a: 5, b: 7}] and client.seeks == []
+    # the broker restarts: a's offset is gone, b's is older than ours (lost, then re-set lower)
+    client.held = {b: 2, c: 1}
+    await consumer._commit(client, {a: 6, b: 9, c: 4})
+    assert client.seeks == [(a, "beginning"), (b, 2)]
+    assert client.commits[-1] == {c: 4}  # only the partition the broker still agrees on
+    # from there on, a and b are committed again as they are read
+    await consumer._commit(client, {a: 1, b: 3})
+    assert client.commits[-1] == {a: 1, b: 3} and len(client.seeks) == 2

@@ -133,7 +133,38 @@ class EventConsumer:
 
     async def run(self) -> None:
         await consume_reconnecting(lambda: AIOKafkaConsumer(*self.config.topics, **self.client_options()),
-                                   self._loop, f"consumer {self.config.name}")
+                                   self._session, f"consumer {self.config.name}")
+
+    async def _session(self, consumer: AIOKafkaConsumer) -> None:
+        self._committed: dict[TopicPartition, int] = {}  # what this client committed, per partition
+        await self._loop(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit ``offsets``, unless the broker no longer holds what this client committed
+        before on a partition. That happens when the in-memory broker restarts empty: the
+        client keeps its positions, and if the new log already reaches past them, reading on
+        would silently skip its first events. Such a partition is read again from the
+        broker's committed offset (the start, if it has none); the inbox drops what was
+        already applied, so nothing is applied twice and nothing is skipped."""
+        known = [tp for tp in offsets if tp in self._committed]
+        if known:
+            theirs = await consumer._coordinator.fetch_committed_offsets(known)
+            for tp in known:
+                meta = theirs.get(tp)
+                held = meta.offset if meta is not None and meta.offset >= 0 else None
+                if held is not None and held >= self._committed[tp]:
+                    continue
+                log.warning("the broker lost this group's committed offset (restarted?); reading the partition "
+                            "again", extra={"consumer": self.config.name, "partition": str(tp), "committed": held})
+                if held is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, held)
+                del offsets[tp]
+                del self._committed[tp]
+        if offsets:
+            await consumer.commit(offsets)
+            self._committed.update(offsets)
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         idle_rounds = 0
@@ -148,12 +179,12 @@ class EventConsumer:
             # Batch mode: everything fetched (all partitions) in one transaction, then the offsets.
             everything = [m for messages in batches.values() for m in messages]
             if self._batchable and len(everything) > 1 and await self.handle_batch(everything):
-                await consumer.commit({tp: messages[-1].offset + 1 for tp, messages in batches.items()})
+                await self._commit(consumer, {tp: messages[-1].offset + 1 for tp, messages in batches.items()})
                 continue
             for tp, messages in batches.items():
                 for msg in messages:
                     await self.handle_record(msg)
-                await consumer.commit({tp: messages[-1].offset + 1})
+                await self._commit(consumer, {tp: messages[-1].offset + 1})
 
     @property
     def _batchable(self) -> bool:

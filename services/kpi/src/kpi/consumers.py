@@ -134,7 +134,7 @@ class FactsConsumer(EventConsumer):
             idle_rounds = 0
             records = [m for msgs in batches.values() for m in msgs]
             await self.handle_batch(records)
-            await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batches.items() if msgs})
+            await self._commit(consumer, {tp: msgs[-1].offset + 1 for tp, msgs in batches.items() if msgs})
 
     async def handle_batch(self, records: list[ConsumerRecord]) -> None:
         started = time.perf_counter()
