@@ -199,7 +199,6 @@ async def test_prometheus_platform_figures(kpi, feed):
         'kpi_service_orders{month="current"} 3.0',
         'kpi_nps{month="current"} 100.0',
         'kpi_flags_published 0.0',
-        'kpi_platinum_merchants 0.0',  # from the index worker process: one merchant has no 10 peers
     ]
     lines = set(text.splitlines())
     assert [e for e in expected if e not in lines] == []
@@ -208,4 +207,3 @@ async def test_prometheus_platform_figures(kpi, feed):
     assert not [x for x in samples if x.startswith(('kpi_indicator_ratio{indicator="F4"', "kpi_return_rate",
                                                     "kpi_refund_dispute_rate"))]
     assert "kpi_event_lag_seconds_count" in text and "kpi_projection_batch_seconds_count" in text
-    assert [x for x in samples if x.startswith("kpi_index_warned_merchants ")]

@@ -27,11 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
 from decimal import Decimal
 
@@ -133,7 +129,8 @@ async def compute(rt) -> dict:
         disq = await session.scalar(select(func.count()).select_from(Disqualification).where(
             Disqualification.disqualified.is_(True)))
     policy = IndexPolicy(platinum_min_peers=s.platinum_min_peers)
-    platinum, warned = await _index_counts(rt, merchants, date.fromisoformat(today), policy)
+    # the index of every merchant is pure CPU work: off the event loop
+    index = await asyncio.to_thread(composite_index, merchants, date.fromisoformat(today), policy)
     totals = platform_totals(merchants)
     put("kpi_refund_dispute_rate", "Refunds with platform intervention / paid transactions, last 28 days", [],
         [([], _f(totals["dispute_rate"]))])
@@ -142,46 +139,13 @@ async def compute(rt) -> dict:
     put("kpi_refund_self_completion_rate", "Refunds completed by the merchant itself / completed, last 28 days", [],
         [([], _f(totals["self_completion_rate"]))])
     put("kpi_platinum_merchants", "Merchants with the platinum after-sales label (last 28 days)", [],
-        [([], platinum)])
+        [([], sum(1 for x in index["merchants"] if x["platinum"]))])
     put("kpi_index_warned_merchants", "Merchants leading fewer than 30% of their peers on an indicator", [],
-        [([], warned)])
+        [([], sum(1 for x in index["merchants"] if x["warnings"]))])
     put("kpi_flags_published", "Bottom-10 flags published to quality control", [], [([], flags or 0)])
     put("kpi_manufacturers_disqualified", "Service-express manufacturers currently disqualified", [],
         [([], disq or 0)])
     return out
-
-
-def index_counts(merchants, end, policy) -> tuple[int, int]:
-    """(platinum merchants, merchants with a lead warning) of the composite index."""
-    index = composite_index(merchants, end, policy)
-    return (sum(1 for x in index["merchants"] if x["platinum"]),
-            sum(1 for x in index["merchants"] if x["warnings"]))
-
-
-def _worker_start() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the service, which stops the pool
-
-
-async def _index_counts(rt, merchants, end, policy) -> tuple[int, int]:
-    """The index of every merchant is seconds of pure CPU work at 10,000 merchants. In a
-    thread it would hold this process's interpreter lock the whole time and stall the event
-    consumer (a lag spike every refresh); it runs in a worker process instead."""
-    pool = getattr(rt, "kpi_index_pool", None)
-    if pool is None:
-        pool = rt.kpi_index_pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start)
-    try:
-        return await asyncio.get_running_loop().run_in_executor(pool, index_counts, merchants, end, policy)
-    except BrokenProcessPool:
-        rt.kpi_index_pool = None  # the worker died: a new one next time
-        raise
-
-
-def _stop_pool(rt) -> None:
-    pool = getattr(rt, "kpi_index_pool", None)
-    if pool is not None:
-        rt.kpi_index_pool = None
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def refresh(rt, collector: FiguresCollector) -> None:
@@ -196,17 +160,14 @@ async def refresh(rt, collector: FiguresCollector) -> None:
 
 
 async def refresher(rt, collector: FiguresCollector) -> None:
-    try:
-        while True:
-            try:
-                await refresh(rt, collector)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep the last values, try again later
-                log.exception("platform figures for /metrics could not be recomputed")
-            await asyncio.sleep(rt.settings.metrics_refresh_s)
-    finally:
-        _stop_pool(rt)
+    while True:
+        try:
+            await refresh(rt, collector)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - keep the last values, try again later
+            log.exception("platform figures for /metrics could not be recomputed")
+        await asyncio.sleep(rt.settings.metrics_refresh_s)
 
 
 def install(rt) -> FiguresCollector:
