@@ -266,6 +266,8 @@ class DecisionPublisher:
         await asyncio.gather(proc.acks, return_exceptions=True)
 
     def _writer_lost(self, proc) -> None:
+        if proc.returncode is None:
+            proc.kill()  # its acknowledgements stopped making sense: never leave two writers
         lost = self._inflight
         self._unacked.clear()
         self._inflight = 0
