@@ -16,7 +16,7 @@ def current_correlation_id() -> str | None:
 
 
 def new_correlation_id() -> str:
-    """128 random bits as 32 hex digits (as the routing fast path makes them). Not a uuid4():
+    """128 random bits as 32 hex digits (also the routing fast path's ids). Not a uuid4():
     ten times the cost on every request; a correlation id needs to be unique, nothing more."""
     return "%032x" % random.getrandbits(128)
 

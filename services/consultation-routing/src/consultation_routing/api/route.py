@@ -12,7 +12,6 @@ every page render."""
 from __future__ import annotations
 
 import json
-import random
 import time
 from datetime import datetime
 from urllib.parse import unquote_plus
@@ -24,6 +23,7 @@ from prometheus_client import Histogram
 from consultation_routing.domain.model import Consultation
 from shared.contracts.routing import CHANNELS, ENTRY_POINTS, PHASES
 from shared.errors import ApiError
+from shared.logging import new_correlation_id
 from shared.one_write import ServiceApp
 
 router = APIRouter(prefix="/v1", tags=["routing"])
@@ -124,7 +124,7 @@ class RouteFastPath:
                 cid = value[:100]
                 break
         if cid is None:
-            cid = b"%032x" % random.getrandbits(128)
+            cid = new_correlation_id().encode()
         try:
             status, body = 200, answer_query(self.state, parse_query(scope["query_string"].decode("latin-1")))
         except ApiError as exc:
