@@ -31,7 +31,9 @@ import asyncio
 import multiprocessing
 import os
 import re
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -40,6 +42,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import shared.contracts  # noqa: F401 - registers event types
+from kpi import columnar
 from kpi import projection as P
 from kpi.fastdecode import Folder
 from kpi.store import CONSULT_COLUMNS, COUNTER_COLUMNS, ROW_COLUMNS, bulk_insert, clear_projection, row_tuple
@@ -203,9 +206,167 @@ def default_workers() -> int:
 
 
 def rebuild(database_url: str, sources: list[Source], workers: int | None = None, log=print) -> dict:
-    """Empty the projection and rebuild it from ``sources``. Runs outside any event
-    loop (it forks worker processes)."""
+    """Empty the projection and rebuild it from ``sources``: with the columnar engine
+    (``kpi.columnar``), or with the per-event Python engine when some order or SLA
+    event is outside the canonical form. Runs outside any event loop."""
     t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kpi_replay_") as tmp:
+        files = _as_files(sources, Path(tmp))
+        if files is None:
+            log("kpi replay: a message holds a line break (not one JSON line); rebuilding with the per-event engine")
+            return _rebuild_python(database_url, sources, workers, log, t0)
+        with ThreadPoolExecutor(1) as pool:  # routing events in Python while DuckDB's threads fold the rest
+            routing = pool.submit(_consultations, [f for t, f in files if t == ROUTING_EVENTS])
+            folded = columnar.fold([f for t, f in files if t != ROUTING_EVENTS], threads=workers or default_workers())
+            consultations, stats = routing.result()
+        if folded.odd:
+            folded.con.close()
+            log(f"kpi replay: {folded.odd} order or SLA events are not in the canonical form; "
+                "rebuilding with the per-event engine, which validates them with the contracts")
+            return _rebuild_python(database_url, sources, workers, log, t0)
+        phases = {"fold_s": round(time.perf_counter() - t0, 2)}
+        try:
+            phases.update(asyncio.run(_write_columnar(database_url, folded, list(consultations.values()), Path(tmp))))
+        finally:
+            folded.con.close()
+    total = {"fast": folded.fast, "slow": stats.slow, "invalid": stats.invalid,
+             "ignored": folded.ignored + stats.ignored, "orders": folded.orders,
+             "consultation_facts": len(consultations), "counters": phases.pop("counters")}
+    return {**total, "events": total["fast"] + total["slow"] + total["invalid"] + total["ignored"],
+            "engine": "columnar", "workers": workers or default_workers(),
+            "seconds": round(time.perf_counter() - t0, 2), "phases": phases, "per_worker": []}
+
+
+def _as_files(sources: list[Source], tmp: Path) -> list[tuple[str, str]] | None:
+    """(topic, path) of every source; a broker partition is read into a file first
+    (None if a message cannot be one line of such a file)."""
+    out = []
+    for src in sources:
+        if src.path:
+            out.append((src.topic, src.path))
+            continue
+        path = tmp / f"{src.topic}.{src.partition}.jsonl"
+        with open(path, "wb") as f:
+            for raw in asyncio.run(read_partition(src)):
+                if b"\n" in raw:
+                    return None
+                f.write(raw)
+                f.write(b"\n")
+        out.append((src.topic, str(path)))
+    return out
+
+
+def _is_routing(raw: bytes) -> bool:
+    return b'"type":"routing.' in raw[:120]
+
+
+def _consultations_of(raws: Iterable[bytes]) -> tuple[dict, Folder]:
+    """Routing events (a few per thousand) through the validated path."""
+    folder = Folder()
+    for raw in raws:
+        folder.feed(raw)
+    return folder.consultations, folder
+
+
+def _consultations(paths: list[str]) -> tuple[dict, Folder]:
+    return _consultations_of(raw for path in paths for raw in read_file(path))
+
+
+async def _write_consultations(conn, consultations: list[tuple]) -> None:
+    """Consultation facts and their counters (families of their own: cons, bill packages)."""
+    await bulk_insert(conn, "consultation_facts", CONSULT_COLUMNS, consultations)
+    await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS,
+                      [(*k, *v) for k, v in P.counters_of((), consultations).items()])
+
+
+FACTS_KEY = ("order_id",)
+COUNTERS_KEY = ("family", "period", "merchant_id", "dim")
+
+
+async def _write_columnar(database_url: str, folded, consultations: list[tuple], tmp: Path) -> dict:
+    """Write the facts, counters and consultation facts; returns how long each step
+    took (and ``counters``: how many). On PostgreSQL the facts and the counters load
+    at once on two connections (COPY of CSV files DuckDB writes, counting the
+    counters while the facts load); both transactions commit only once both loads
+    succeeded, so a failure leaves the previous projection as it was."""
+    took: dict = {}
+    engine = create_engine(database_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            took["counters"] = columnar.count(folded)
+            async with engine.begin() as conn:
+                await clear_projection(conn)
+                await bulk_insert(conn, "order_facts", ROW_COLUMNS, columnar.rows(folded, "facts", ROW_COLUMNS))
+                await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS,
+                                  columnar.rows(folded, "counters", COUNTER_COLUMNS))
+                await _write_consultations(conn, consultations)
+            return took
+        t = time.perf_counter()
+        facts_csv = tmp / "order_facts.csv"
+        columnar.export_csv(folded, "facts", ROW_COLUMNS, facts_csv, order_by=FACTS_KEY)
+        took["facts_csv_s"] = round(time.perf_counter() - t, 2)
+
+        def count_and_export() -> Path:
+            t = time.perf_counter()
+            took["counters"] = columnar.count(folded)
+            path = tmp / "kpi_counters.csv"
+            columnar.export_csv(folded, "counters", COUNTER_COLUMNS, path, order_by=COUNTERS_KEY)
+            took["count_s"] = round(time.perf_counter() - t, 2)
+            return path
+
+        counting = asyncio.ensure_future(asyncio.to_thread(count_and_export))
+
+        async def load_facts(conn) -> None:
+            t = time.perf_counter()
+            await conn.execute(text("TRUNCATE order_facts"))
+            await _copy_csv(conn, "order_facts", ROW_COLUMNS, facts_csv)
+            await conn.execute(text("ANALYZE order_facts"))
+            took["facts_load_s"] = round(time.perf_counter() - t, 2)
+
+        async def load_counters(conn) -> None:
+            path = await counting
+            t = time.perf_counter()
+            await conn.execute(text("TRUNCATE kpi_counters, consultation_facts"))
+            await _copy_csv(conn, "kpi_counters", COUNTER_COLUMNS, path)
+            await _write_consultations(conn, consultations)
+            await conn.execute(text("ANALYZE kpi_counters"))
+            await conn.execute(text("ANALYZE consultation_facts"))
+            took["counters_load_s"] = round(time.perf_counter() - t, 2)
+
+        async with engine.connect() as facts_conn, engine.connect() as counters_conn:
+            facts_tx, counters_tx = await facts_conn.begin(), await counters_conn.begin()
+            try:
+                await asyncio.gather(load_facts(facts_conn), load_counters(counters_conn))
+            except BaseException:
+                await asyncio.gather(facts_tx.rollback(), counters_tx.rollback(), return_exceptions=True)
+                counting.cancel()
+                raise
+            await facts_tx.commit()
+            await counters_tx.commit()
+    finally:
+        await engine.dispose()
+    return took
+
+
+async def _copy_csv(conn, table: str, columns: tuple[str, ...], path: Path) -> None:
+    """COPY a CSV file in; the table's secondary indexes are dropped first and built
+    again after the load (in bulk, from sorted data), which is several times cheaper
+    than maintaining them row by row."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    indexes = await raw.fetch(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema() "
+        "AND i.tablename = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", table)
+    for ix in indexes:
+        await raw.execute(f'DROP INDEX "{ix["indexname"]}"')
+    await raw.copy_to_table(table, source=str(path), columns=list(columns), format="csv")
+    for ix in indexes:
+        await raw.execute(ix["indexdef"])
+
+
+def _rebuild_python(database_url: str, sources: list[Source], workers: int | None, log, t0: float) -> dict:
+    """The per-event engine: worker processes fold whole partitions with
+    ``kpi.fastdecode.Folder`` (events outside the canonical form validated by the
+    contracts), sum counters in memory and write them in bulk."""
     workers = max(1, min(workers or default_workers(), len({s.partition for s in sources}) or 1))
     shards: list[list[Source]] = [[] for _ in range(workers)]
     for s in sources:
@@ -224,14 +385,15 @@ def rebuild(database_url: str, sources: list[Source], workers: int | None = None
         if workers > 1 and "order_facts" in repr(exc) and ("duplicate" in repr(exc).lower()
                                                              or "unique" in repr(exc).lower()):
             log("kpi replay: an order's events span partitions of different workers; again with one worker")
-            return rebuild(database_url, sources, 1, log)
+            return _rebuild_python(database_url, sources, 1, log, t0)
         raise
     if staged:
         asyncio.run(_merge(database_url))
     total = {k: sum(r[k] for r in results) for k in ("fast", "slow", "invalid", "ignored", "orders",
                                                        "consultation_facts", "counters")}
     return {**total, "events": total["fast"] + total["slow"] + total["invalid"] + total["ignored"],
-            "workers": workers, "seconds": round(time.perf_counter() - t0, 2), "per_worker": results}
+            "engine": "python", "workers": workers, "seconds": round(time.perf_counter() - t0, 2),
+            "per_worker": results}
 
 
 # ---------------------------------------------------------------- in-process helpers (tests)
@@ -246,8 +408,29 @@ async def apply(session: AsyncSession, envelopes) -> int:
     return len(events)
 
 
-async def rebuild_in_process(conn, raws: Iterable[bytes]) -> dict:
-    """Rebuild on one connection from envelope bytes (the fast path, one worker)."""
+async def rebuild_in_process(conn, raws: Iterable[bytes], engine: str = "columnar") -> dict:
+    """Rebuild on one connection from envelope bytes, with the columnar engine (the
+    per-event engine if ``engine="python"`` or an event is not in the canonical form)."""
+    raws = list(raws)
+    if engine == "columnar" and not any(b"\n" in r for r in raws):
+        with tempfile.TemporaryDirectory(prefix="kpi_replay_") as tmp:
+            orders = Path(tmp) / "events.jsonl"
+            orders.write_bytes(b"".join(r + b"\n" for r in raws if not _is_routing(r)))
+            folded = columnar.fold([orders], threads=2)
+            try:
+                if not folded.odd:
+                    consultations, stats = _consultations_of(r for r in raws if _is_routing(r))
+                    columnar.count(folded)
+                    await clear_projection(conn)
+                    await bulk_insert(conn, "order_facts", ROW_COLUMNS, columnar.rows(folded, "facts", ROW_COLUMNS))
+                    await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS,
+                                      columnar.rows(folded, "counters", COUNTER_COLUMNS))
+                    await _write_consultations(conn, list(consultations.values()))
+                    return {"fast": folded.fast, "slow": stats.slow, "invalid": stats.invalid,
+                            "ignored": folded.ignored + stats.ignored, "orders": folded.orders,
+                            "consultation_facts": len(consultations), "engine": "columnar"}
+            finally:
+                folded.con.close()
     folder = Folder()
     for raw in raws:
         folder.feed(raw)
@@ -256,7 +439,7 @@ async def rebuild_in_process(conn, raws: Iterable[bytes]) -> dict:
     await bulk_insert(conn, "order_facts", ROW_COLUMNS, [row_tuple(r) for r in folder.rows.values()])
     await bulk_insert(conn, "consultation_facts", CONSULT_COLUMNS, list(folder.consultations.values()))
     await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS, [(*k, *v) for k, v in counters.items()])
-    return folder.stats()
+    return {**folder.stats(), "engine": "python"}
 
 
 # ---------------------------------------------------------------- snapshot of every figure
