@@ -70,3 +70,112 @@ def test_on_envelopes_made_by_the_producers_code(tmp_path):
     folded, cfacts, ccounters = _columnar(tmp_path, raws)
     assert folded.odd == 0
     assert cfacts == facts and ccounters == counters
+
+
+def _transition(oid, merchant, action, at, created, version=2, to_state="b", role="merchant_main",
+                snap_amount="10.50", **details):
+    snap = {"merchant_id": merchant, "customer_id": "c", "customer_phone": "138", "customer_level": "regular",
+            "sales_order_id": "so", "sku": "s-1", "category": "phones", "quantity": 1, "amount_paid": snap_amount,
+            "service_type": "return", "problem_type": "quality", "created_at": created}
+    return make_envelope(type_="service_order.transitioned", key=oid, producer="orders", occurred_at=at,
+                         data={"order_id": oid, "number": "N", "version": version, "action": action,
+                               "from_state": "a", "to_state": to_state, "actor_role": role, "actor_id": "u",
+                               "occurred_at": at, "order": snap, "details": details}).to_bytes()
+
+
+def test_offsets_microseconds_unicode_and_tie_breaks(tmp_path):
+    created = datetime(2026, 11, 17, 8, tzinfo=BEIJING)  # written with +08:00
+    at = datetime(2026, 11, 17, 20, 0, 0, 1, tzinfo=BEIJING)
+    oid, other = str(uuid.uuid4()), str(uuid.uuid4())
+    raws = [
+        _transition(oid, "商家-1", "audit.approve_return", at, created),
+        _transition(oid, "商家-1", "audit.approve_exchange", at, created),  # same time: the smaller action wins
+        _transition(oid, "商家-1", "process.refund", at + timedelta(hours=13), created, version=3, amount=12,
+                    to_state="completed", role="platform_operator", completed_by="platform"),
+        _transition(oid, "商家-1", "rate", at + timedelta(days=1), created, version=4, stars="5", recommend=7),
+        # same version, two snapshots: the smaller by the values' str wins (amount "100.00" < "99.00" as text)
+        _transition(other, "m-2", "audit.approve_return", at, created, snap_amount="99.00"),
+        _transition(other, "m-2", "audit.approve_return", at, created, snap_amount="100.00"),
+        _transition(other, "m-2", "rate", at + timedelta(hours=1), created, version=3, stars=4.5, recommend=True),
+        _transition(other, "m-2", "system.advance_compensation", at + timedelta(days=7), created, version=4,
+                    to_state="refunded_by_system", role="system", amount=19),
+    ]
+    f, facts, counters = _python(raws)
+    assert f.invalid == 0
+    folded, cfacts, ccounters = _columnar(tmp_path, raws)
+    assert folded.odd == 0
+    assert cfacts == facts and ccounters == counters
+    row = cfacts[oid]
+    assert row[2] == "商家-1" and row[P.FIELDS.index("audit_action")] == "audit.approve_exchange"
+    assert row[P.FIELDS.index("audited_at")] == datetime(2026, 11, 17, 12, 0, 0, 1, tzinfo=timezone.utc)
+    assert (row[P.FIELDS.index("refund_cents")], row[P.FIELDS.index("refund_by")]) == (1200, "platform")
+    assert (row[P.FIELDS.index("stars")], row[P.FIELDS.index("recommend")]) == (5, 7)
+    assert cfacts[other][P.FIELDS.index("amount_cents")] == 10000
+    assert cfacts[other][P.FIELDS.index("stars")] is None and cfacts[other][P.FIELDS.index("recommend_at")] is None
+    assert cfacts[other][P.FIELDS.index("advance_cents")] == 1900
+
+
+def test_events_outside_the_canonical_form_are_reported(tmp_path):
+    """Each of these is left to the Python engine (the contracts decide)."""
+    created = datetime(2026, 11, 17, 8, tzinfo=timezone.utc)
+    at = created + timedelta(hours=1)
+    good = _transition(str(uuid.uuid4()), "m-1", "audit.approve_return", at, created)
+    env = json.loads(good)
+    odd = {
+        "escaped": _transition(str(uuid.uuid4()), 'm-"q"', "audit.approve_return", at, created),
+        "not json": b"{not json",
+        "naive time": json.dumps({**env, "data": {**env["data"], "occurred_at": "2026-11-17T09:00:00"}}).encode(),
+        "number for a string": json.dumps({**env, "data": {**env["data"], "order": {
+            **env["data"]["order"], "merchant_id": 7}}}).encode(),
+        "version as text": json.dumps({**env, "data": {**env["data"], "version": "2"}}).encode(),
+        "schema 2": json.dumps({**env, "schema_version": 2}).encode(),
+        "amount not a number": _transition(str(uuid.uuid4()), "m-1", "process.refund", at, created, amount="abc"),
+        "amount of 3 decimals": _transition(str(uuid.uuid4()), "m-1", "process.refund", at, created, amount="1.005"),
+        "snapshot amount of 3 decimals": json.dumps({**env, "data": {**env["data"], "order": {
+            **env["data"]["order"], "amount_paid": "1.005"}}}).encode(),
+        "unknown service type": json.dumps({**env, "data": {**env["data"], "order": {
+            **env["data"]["order"], "service_type": "swap"}}}).encode(),
+    }
+    for name, raw in odd.items():
+        folded, _facts, _counters = _columnar(tmp_path, [good, raw], name=f"{len(name)}.jsonl")
+        assert folded.odd == 1, name
+    folded, *_ = _columnar(tmp_path, [good], name="good.jsonl")
+    assert (folded.odd, folded.fast, folded.orders) == (0, 1, 1)
+
+
+async def test_rebuild_falls_back_to_the_python_engine_on_an_odd_event(tmp_path, database_url):
+    import asyncio
+
+    from sqlalchemy import text
+
+    from kpi.app import MIGRATIONS
+    from kpi.replay import dir_sources, rebuild
+    from shared.db import create_engine
+    from shared.migrations import upgrade
+
+    raws = [raw for _t, _k, raw in Generator(10, 50, START, seed=3).events()]
+    orders = [r for r in raws if b'"type":"routing.' not in r[:120]]
+    routing = [r for r in raws if b'"type":"routing.' in r[:120]]
+    (tmp_path / "orders.events.0.jsonl").write_bytes(b"\n".join(orders) + b"\n")
+    (tmp_path / "routing.events.0.jsonl").write_bytes(b"\n".join(routing) + b"\n")
+    url = await database_url("kpi_columnar")
+    await upgrade(MIGRATIONS, url)
+    clean = await asyncio.to_thread(rebuild, url, dir_sources(tmp_path), 2, lambda *_: None)
+    assert (clean["engine"], clean["orders"], clean["invalid"]) == ("columnar", 50, 0)
+    assert clean["events"] == len(raws)
+    engine = create_engine(url)
+    async with engine.connect() as c:
+        tables = {t: sorted(tuple(r) for r in (await c.execute(text(f"SELECT * FROM {t}"))).all())
+                  for t in ("order_facts", "kpi_counters", "consultation_facts")}
+
+    with open(tmp_path / "orders.events.0.jsonl", "ab") as f:
+        f.write(b"{not json\n")
+    said = []
+    odd = await asyncio.to_thread(rebuild, url, dir_sources(tmp_path), 2, said.append)
+    assert (odd["engine"], odd["orders"], odd["invalid"], odd["events"]) == ("python", 50, 1, len(raws) + 1)
+    assert odd["counters"] == clean["counters"] and "not in the canonical form" in said[0]
+    async with engine.connect() as c:  # the same projection
+        assert tables == {t: sorted(tuple(r) for r in (await c.execute(text(f"SELECT * FROM {t}"))).all())
+                          for t in tables}
+    assert len(tables["kpi_counters"]) == clean["counters"]
+    await engine.dispose()

@@ -80,151 +80,8 @@ MACROS = [
     "CREATE OR REPLACE TEMP MACRO monthk(t) AS strftime(bjd(t), '%Y-%m')",
 ]
 
-_SERVICE = _q(("return", "exchange", "repair", "compensation"))
-_PROBLEM = _q(("quality", "logistics", "not_as_described", "no_reason", "other"))
-_TERMINAL = _q(P.TERMINAL_STATES)
-_MROLES = _q(P.MERCHANT_ROLES)
 _PROLES = _q(P.PLATFORM_ROLES)
-_DETAIL = _q(P.DETAIL_ACTIONS)
-_XC = _q(P.EXCHANGE_CREATING)
-_SYSREF = _q(P.SYSTEM_REFUNDS)
 _ORDER_TYPES = _q(("service_order.transitioned", "service_order.created", "sla.deadline_fired"))
-
-
-def _snap_cols(src: str) -> str:
-    """The snapshot fields of ``src`` (``data."order"`` or ``data``) as checked values."""
-    return (f"jstr1({src}.merchant_id) AS merchant_id, jstr({src}.sku) AS sku, jstr({src}.category) AS category, "
-            f"CASE WHEN regexp_full_match(jstr({src}.amount_paid), '[0-9]{{1,12}}(\\.[0-9]{{1,2}})?') "
-            f"THEN cents_of(jstr({src}.amount_paid)) END AS amount_cents, "
-            f"CASE WHEN jstr({src}.service_type) IN ({_SERVICE}) THEN jstr({src}.service_type) END AS service_type, "
-            f"CASE WHEN jstr({src}.problem_type) IN ({_PROBLEM}) THEN jstr({src}.problem_type) END AS problem_type, "
-            f"jts({src}.created_at) AS created_at, "
-            f"CASE WHEN {src}.on_behalf IS NULL OR {src}.on_behalf = 'false' THEN false "
-            f"WHEN {src}.on_behalf = 'true' THEN true END AS on_behalf, "
-            f"{src}.on_behalf IS NOT NULL AND {src}.on_behalf NOT IN ('true', 'false') AS behalf_bad")
-
-
-def _events_sql(files: list[str]) -> str:
-    """One row per order or SLA event: its checked fields and whether it is canonical."""
-    paths = "[" + _q(files) + "]" if files else "[]"
-    tr = f"'{'service_order.transitioned'}'"
-    return f"""
-WITH raw AS (
-  SELECT type, schema_version AS sv, jstr1(data.order_id) AS oid, jver(data.version) AS ver,
-         jstr1(data.action) AS action, jstr(data.to_state) AS to_state, jstr(data.actor_role) AS role,
-         jts(data.occurred_at) AS ts, jts(data.fired_at) AS fired_at, data.details AS details,
-         CASE WHEN type = {tr} THEN data."order" ELSE
-           struct_pack(merchant_id := data.merchant_id, sku := data.sku, category := data.category,
-                       amount_paid := data.amount_paid, service_type := data.service_type,
-                       problem_type := data.problem_type, created_at := data.created_at,
-                       on_behalf := data.on_behalf) END AS o
-  FROM read_ndjson({paths}, columns = {COLUMNS}, ignore_errors = true, format = 'newline_delimited')
-), s AS (
-  SELECT *, {_snap_cols('o')},
-         left(details, 1) = '{{' AS details_obj,
-         -- most details are empty: parsed only where there is something to read
-         CASE WHEN details <> '{{}}' THEN json_extract(details, '$.amount') END AS d_amount,
-         CASE WHEN details <> '{{}}' THEN json_extract(details, '$.amount_cny') END AS d_amount_cny,
-         CASE WHEN details <> '{{}}' THEN json_extract(details, '$.stars') END AS d_stars,
-         CASE WHEN details <> '{{}}' THEN json_extract(details, '$.recommend') END AS d_recommend,
-         CASE WHEN details <> '{{}}' THEN json_extract_string(details, '$.completed_by') END AS d_by,
-         CASE WHEN details <> '{{}}' THEN json_extract_string(details, '$.outcome') END AS d_outcome
-  FROM raw
-)
-SELECT type, oid, ver, action, to_state, role, ts, fired_at, merchant_id, sku, category, amount_cents,
-       service_type, problem_type, created_at, on_behalf,
-       CASE WHEN type = {tr} AND action IN ({_DETAIL}) THEN jmoney(d_amount)
-            WHEN type = 'sla.deadline_fired' AND action = 'penalty' THEN jmoney(d_amount_cny) END AS amount,
-       CASE WHEN action = 'rate' THEN jstars(d_stars) END AS stars,
-       CASE WHEN action = 'rate' AND regexp_full_match(d_recommend, '-?[0-9]{{1,9}}')
-            AND TRY_CAST(d_recommend AS INT) BETWEEN 0 AND 10 THEN TRY_CAST(d_recommend AS INT) END AS recommend,
-       d_by, d_outcome,
-       CASE
-         WHEN type = {tr} THEN sv = '1' AND oid IS NOT NULL AND ver IS NOT NULL AND action IS NOT NULL
-              AND to_state IS NOT NULL AND role IS NOT NULL AND ts IS NOT NULL AND details_obj
-              AND merchant_id IS NOT NULL AND sku IS NOT NULL AND category IS NOT NULL AND amount_cents IS NOT NULL
-              AND service_type IS NOT NULL AND problem_type IS NOT NULL AND created_at IS NOT NULL AND NOT behalf_bad
-              AND (action NOT IN ({_DETAIL}) OR (jmoney_ok(d_amount) AND jstars_ok(d_stars)))
-         WHEN type = 'service_order.created' THEN sv = '1' AND oid IS NOT NULL AND ver IS NOT NULL
-              AND merchant_id IS NOT NULL AND sku IS NOT NULL AND category IS NOT NULL AND amount_cents IS NOT NULL
-              AND service_type IS NOT NULL AND problem_type IS NOT NULL AND created_at IS NOT NULL AND NOT behalf_bad
-         WHEN type = 'sla.deadline_fired' THEN sv = '1' AND oid IS NOT NULL AND action IS NOT NULL
-              AND fired_at IS NOT NULL AND details_obj AND (action <> 'penalty' OR jmoney_ok(d_amount_cny))
-         WHEN type IS NULL OR type LIKE 'routing.%' THEN false
-         ELSE true
-       END AS ok
-FROM s
-"""
-
-
-def _ms(name: str, cond: str, *values: tuple[str, str]) -> str:
-    """One milestone: the earliest occurrence wins, ties broken by the values' str
-    (``kpi.projection.fold_milestone``); ``values``: (str expression, value expression)."""
-    keys = "".join(f", k{i} := coalesce({s}, '')" for i, (s, _v) in enumerate(values))
-    vals = "".join(f", v{i} := {v}" for i, (_s, v) in enumerate(values))
-    return f"min(struct_pack(t := ts{keys}{vals})) FILTER (WHERE {cond}) AS {name}"
-
-
-def _refund_by() -> str:
-    return (f"CASE WHEN d_by IN ('merchant', 'platform', 'system') THEN d_by WHEN role IN ({_MROLES}) "
-            f"THEN 'merchant' WHEN role IN ({_PROLES}) THEN 'platform' ELSE 'system' END")
-
-
-def _facts_sql() -> str:
-    tr = "ok AND type = 'service_order.transitioned'"  # odd events fold nowhere (the whole result is dropped)
-    cents_s = "CAST(amount AS VARCHAR)"
-    refund_val = (f"CASE WHEN action = 'process.refund' THEN {_refund_by()} "
-                  f"WHEN action = 'arbitration.decide' THEN 'platform' ELSE 'system' END")
-    refund_cond = (f"{tr} AND (action = 'process.refund' OR (action = 'arbitration.decide' AND d_outcome = 'refund') "
-                   f"OR action IN ({_SYSREF}))")
-    return f"""
-CREATE TABLE folded AS
-SELECT oid,
-  min(struct_pack(ver := ver, m := merchant_id, cat := category, sku := sku, st := service_type,
-                  pt := problem_type, cs := CAST(amount_cents AS VARCHAR), ts := pystr(created_at),
-                  bs := CASE WHEN on_behalf THEN 'True' ELSE 'False' END,
-                  cents := amount_cents, created := created_at, behalf := on_behalf))
-      FILTER (WHERE ok AND type IN ('service_order.transitioned', 'service_order.created')) AS snap,
-  {_ms('audited', f"{tr} AND action LIKE 'audit.%'", ('action', 'action'))},
-  {_ms('xc', f"{tr} AND (action IN ({_XC}) OR (action = 'arbitration.decide' AND d_outcome = 'exchange'))")},
-  {_ms('processed', f"{tr} AND action LIKE 'process.%'", ('action', 'action'))},
-  {_ms('refund', refund_cond, (cents_s, 'amount'), (refund_val, refund_val))},
-  {_ms('received', f"{tr} AND action = 'register_receipt'")},
-  {_ms('shipped_back', f"{tr} AND action = 'fill_shipment'")},
-  {_ms('xs', f"{tr} AND action = 'exchange.shipped'")},
-  {_ms('rated', f"{tr} AND action = 'rate'", ('CAST(stars AS VARCHAR)', 'stars'))},
-  {_ms('recommended', f"{tr} AND action = 'rate' AND recommend IS NOT NULL",
-       ('CAST(recommend AS VARCHAR)', 'recommend'))},
-  {_ms('arbitration', f"{tr} AND action = 'arbitration.request'")},
-  {_ms('closed', f"{tr} AND to_state IN ({_TERMINAL})", ('role', 'role'))},
-  {_ms('advance', f"{tr} AND action = 'system.advance_compensation'",
-       ('CAST(coalesce(amount, 0) AS VARCHAR)', 'coalesce(amount, 0)'))},
-  min(struct_pack(t := fired_at, k0 := CAST(coalesce(amount, {P.DEFAULT_PENALTY_CENTS}) AS VARCHAR),
-                  v0 := coalesce(amount, {P.DEFAULT_PENALTY_CENTS})))
-      FILTER (WHERE ok AND type = 'sla.deadline_fired' AND action = 'penalty') AS penalty,
-  count(*) FILTER (WHERE ok AND type IN ({_ORDER_TYPES})) AS fast,
-  count(*) FILTER (WHERE NOT ok) AS odd,
-  count(*) FILTER (WHERE ok AND type NOT IN ({_ORDER_TYPES})) AS ignored
-FROM ev
-GROUP BY oid;
-
-CREATE TABLE fold_stats AS SELECT sum(fast) AS fast, sum(odd) AS odd, sum(ignored) AS ignored FROM folded;
-
-CREATE TABLE facts AS
-SELECT oid AS order_id, snap.ver AS snap_version, snap.m AS merchant_id, snap.cat AS category, snap.sku AS sku,
-  snap.st AS service_type, snap.pt AS problem_type, snap.cents AS amount_cents, snap.created AS created_at,
-  snap.behalf AS on_behalf,
-  audited.t AS audited_at, audited.v0 AS audit_action, received.t AS received_at,
-  processed.t AS processed_at, processed.v0 AS process_action, xc.t AS exchange_created_at,
-  xs.t AS exchange_shipped_at, shipped_back.t AS shipped_back_at, rated.t AS rated_at, rated.v0 AS stars,
-  recommended.t AS recommend_at, recommended.v0 AS recommend, arbitration.t AS arbitration_at,
-  refund.t AS refund_at, refund.v0 AS refund_cents, refund.v1 AS refund_by, closed.t AS closed_at,
-  closed.v0 AS closed_role, advance.t AS advance_at, advance.v0 AS advance_cents,
-  penalty.t AS penalty_at, penalty.v0 AS penalty_cents,
-  coalesce(audited.t - snap.created > INTERVAL 12 HOUR, false) AS audit_late
-FROM folded
-WHERE oid IS NOT NULL AND (snap IS NOT NULL OR penalty IS NOT NULL)
-"""
 
 
 def _counters_sql() -> str:
@@ -333,14 +190,12 @@ def fold(files: list[str | Path], threads: int | None = None) -> Folded:
     When ``odd`` > 0 some event is outside the canonical form: the caller must not
     use the result (it rebuilds with the Python engine)."""
     con = connect(threads)
-    # the checked events are materialised: folded straight from the reader, the
-    # checks would be evaluated again for each aggregate's filter
-    con.execute("CREATE TABLE ev AS " + _events_sql([str(f) for f in files]))
-    con.execute(_facts_sql())
+    con.execute(_fold_sql([str(f) for f in files]))
     fast, odd, ignored = (int(v or 0) for v in con.execute("SELECT * FROM fold_stats").fetchone())
     if odd:
         return Folded(con, fast, ignored, odd, 0)
-    con.execute("DROP TABLE ev; DROP TABLE folded")
+    con.execute(_FACTS_SQL)
+    con.execute("DROP TABLE folded")
     (orders,) = con.execute("SELECT count(*) FROM facts").fetchone()
     return Folded(con, fast, ignored, 0, orders)
 
@@ -366,3 +221,133 @@ def export_csv(folded: Folded, table: str, columns: tuple[str, ...], path: str |
 
 def rows(folded: Folded, table: str, columns: tuple[str, ...]) -> list[tuple]:
     return folded.con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+
+
+# ---------------------------------------------------------------- the fold, in one pass
+
+def _fold_sql(files: list[str]) -> str:
+    """Read, check and fold in one pass: one row per order id (as read, JSON text)
+    with each milestone's earliest occurrence (``kpi.projection.fold_milestone``:
+    ties broken by the values' str), the lowest-version snapshot, and how many of
+    its events were folded / outside the canonical form / of other types. Fields
+    are compared as the JSON text they were read as; values are unquoted after
+    checking (``jstr``)."""
+    paths = "[" + _q(files) + "]" if files else "[]"
+    TR, CR, FI = "'\"service_order.transitioned\"'", "'service_order.created'", "'sla.deadline_fired'"
+    tr = "type = 'service_order.transitioned'"
+    snapcents = ("CASE WHEN regexp_full_match(jstr(amount_j), '[0-9]{1,12}(\\.[0-9]{1,2})?') "
+                 "THEN cents_of(jstr(amount_j)) END")
+    amount = "jmoney(CASE WHEN details <> '{}' THEN json_extract(details, '$.amount') END)"
+    stars = "jstars(CASE WHEN details <> '{}' THEN json_extract(details, '$.stars') END)"
+    rec_j = "CASE WHEN details <> '{}' THEN json_extract(details, '$.recommend') END"
+    by = "CASE WHEN details <> '{}' THEN json_extract_string(details, '$.completed_by') END"
+    outcome = "CASE WHEN details <> '{}' THEN json_extract_string(details, '$.outcome') END"
+    refund_by = (f"CASE WHEN {by} IN ('merchant', 'platform', 'system') THEN {by} WHEN role_j IN "
+                 f"({_qj(P.MERCHANT_ROLES)}) THEN 'merchant' WHEN role_j IN ({_qj(P.PLATFORM_ROLES)}) "
+                 "THEN 'platform' ELSE 'system' END")
+    refund_val = (f"CASE WHEN action_j = '\"process.refund\"' THEN {refund_by} "
+                  "WHEN action_j = '\"arbitration.decide\"' THEN 'platform' ELSE 'system' END")
+
+    def ms(name, cond, *values):
+        keys = "".join(f", k{i} := coalesce({s}, '')" for i, (s, _v) in enumerate(values))
+        vals = "".join(f", v{i} := {v}" for i, (_s, v) in enumerate(values))
+        return f"min(struct_pack(t := jts(at_j){keys}{vals})) FILTER (WHERE {tr} AND {cond}) AS {name}"
+
+    act = "jstr(action_j)"
+    snap_ok = _snap_ok()
+    ok = f"""CASE
+         WHEN {tr} THEN sv = '1' AND jstr1(oid_j) IS NOT NULL AND jver(ver_j) IS NOT NULL AND jstr1(action_j) IS NOT NULL
+              AND jstr(to_j) IS NOT NULL AND jstr(role_j) IS NOT NULL AND jts(at_j) IS NOT NULL AND left(details, 1) = '{{'
+              AND {snap_ok}
+              AND (action_j NOT IN ({_qj(P.DETAIL_ACTIONS)}) OR (jmoney_ok(json_extract(details, '$.amount'))
+                   AND jstars_ok(json_extract(details, '$.stars'))))
+         WHEN type = {CR} THEN sv = '1' AND jstr1(oid_j) IS NOT NULL AND jver(ver_j) IS NOT NULL AND {snap_ok}
+         WHEN type = {FI} THEN sv = '1' AND jstr1(oid_j) IS NOT NULL AND jstr1(action_j) IS NOT NULL
+              AND jts(fired_j) IS NOT NULL AND left(details, 1) = '{{'
+              AND (action_j <> '"penalty"' OR jmoney_ok(json_extract(details, '$.amount_cny')))
+         WHEN type IS NULL OR type LIKE 'routing.%' THEN false
+         ELSE true
+       END"""
+    q = '"'
+    milestones = ",\n  ".join([
+        ms("audited", "action_j LIKE '" + q + "audit.%'", (act, act)),
+        ms("xc", f"(action_j IN ({_qj(P.EXCHANGE_CREATING)}) OR (action_j = '{q}arbitration.decide{q}' AND {outcome} = 'exchange'))"),
+        ms("processed", "action_j LIKE '" + q + "process.%'", (act, act)),
+        ms("refund", f"(action_j = '{q}process.refund{q}' OR (action_j = '{q}arbitration.decide{q}' AND {outcome} = 'refund') "
+           f"OR action_j IN ({_qj(P.SYSTEM_REFUNDS)}))", (f"CAST({amount} AS VARCHAR)", amount), (refund_val, refund_val)),
+        ms("received", f"action_j = '{q}register_receipt{q}'"),
+        ms("shipped_back", f"action_j = '{q}fill_shipment{q}'"),
+        ms("xs", f"action_j = '{q}exchange.shipped{q}'"),
+        ms("rated", f"action_j = '{q}rate{q}'", (f"CAST({stars} AS VARCHAR)", stars)),
+        ms("recommended", f"action_j = '{q}rate{q}' AND regexp_full_match({rec_j}, '-?[0-9]{{1,9}}') "
+           f"AND TRY_CAST({rec_j} AS INT) BETWEEN 0 AND 10",
+           (f"CAST(TRY_CAST({rec_j} AS INT) AS VARCHAR)", f"TRY_CAST({rec_j} AS INT)")),
+        ms("arbitration", f"action_j = '{q}arbitration.request{q}'"),
+        ms("closed", f"to_j IN ({_qj(P.TERMINAL_STATES)})", ("jstr(role_j)", "jstr(role_j)")),
+        ms("advance", f"action_j = '{q}system.advance_compensation{q}'",
+           (f"CAST(coalesce({amount}, 0) AS VARCHAR)", f"coalesce({amount}, 0)")),
+    ])
+    snap_ok = _snap_ok()
+    pen = f"coalesce(jmoney(json_extract(details, '$.amount_cny')), {P.DEFAULT_PENALTY_CENTS})"
+    return f"""
+CREATE TABLE folded AS
+SELECT oid_j,
+  min(struct_pack(ver := jver(ver_j), m := jstr(m_j), cat := jstr(cat_j), sku := jstr(sku_j), st := jstr(st_j),
+                  pt := jstr(pt_j), cs := CAST({snapcents} AS VARCHAR), created := jts(created_j),
+                  behalf := behalf_j = 'true', cents := {snapcents}))
+      FILTER (WHERE type IN ('service_order.transitioned', {CR})) AS snap,
+  {milestones},
+  min(struct_pack(t := jts(fired_j), k0 := CAST({pen} AS VARCHAR), v0 := {pen}))
+      FILTER (WHERE type = {FI} AND action_j = '"penalty"') AS penalty,
+  count(*) FILTER (WHERE type IN ('service_order.transitioned', {CR}, {FI})) AS fast,
+  count(*) FILTER (WHERE NOT ({ok})) AS odd,
+  count(*) FILTER (WHERE type NOT IN ('service_order.transitioned', {CR}, {FI})) AS ignored
+FROM (
+  SELECT type, schema_version::VARCHAR AS sv, data.order_id::VARCHAR AS oid_j, data.version::VARCHAR AS ver_j, data.action::VARCHAR AS action_j,
+         data.to_state::VARCHAR AS to_j, data.actor_role::VARCHAR AS role_j, data.occurred_at::VARCHAR AS at_j, data.fired_at::VARCHAR AS fired_j,
+         data.details AS details,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".merchant_id::VARCHAR ELSE data.merchant_id::VARCHAR END AS m_j,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".sku::VARCHAR ELSE data.sku::VARCHAR END AS sku_j,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".category::VARCHAR ELSE data.category::VARCHAR END AS cat_j,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".amount_paid::VARCHAR ELSE data.amount_paid::VARCHAR END AS amount_j,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".service_type::VARCHAR ELSE data.service_type::VARCHAR END AS st_j,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".problem_type::VARCHAR ELSE data.problem_type::VARCHAR END AS pt_j,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".created_at::VARCHAR ELSE data.created_at::VARCHAR END AS created_j,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".on_behalf::VARCHAR ELSE data.on_behalf::VARCHAR END AS behalf_j
+  FROM read_ndjson({paths}, columns = {COLUMNS}, ignore_errors = true, format = 'newline_delimited')
+) e
+GROUP BY oid_j;
+
+CREATE TABLE fold_stats AS SELECT sum(fast) AS fast, sum(odd) AS odd, sum(ignored) AS ignored FROM folded;
+"""
+
+
+_FACTS_SQL = """
+CREATE TABLE facts AS
+SELECT jstr(oid_j) AS order_id, snap.ver AS snap_version, snap.m AS merchant_id, snap.cat AS category, snap.sku AS sku,
+  snap.st AS service_type, snap.pt AS problem_type, snap.cents AS amount_cents, snap.created AS created_at,
+  snap.behalf AS on_behalf,
+  audited.t AS audited_at, audited.v0 AS audit_action, received.t AS received_at,
+  processed.t AS processed_at, processed.v0 AS process_action, xc.t AS exchange_created_at,
+  xs.t AS exchange_shipped_at, shipped_back.t AS shipped_back_at, rated.t AS rated_at, rated.v0 AS stars,
+  recommended.t AS recommend_at, recommended.v0 AS recommend, arbitration.t AS arbitration_at,
+  refund.t AS refund_at, refund.v0 AS refund_cents, refund.v1 AS refund_by, closed.t AS closed_at,
+  closed.v0 AS closed_role, advance.t AS advance_at, advance.v0 AS advance_cents,
+  penalty.t AS penalty_at, penalty.v0 AS penalty_cents,
+  coalesce(audited.t - snap.created > INTERVAL 12 HOUR, false) AS audit_late
+FROM folded
+WHERE oid_j IS NOT NULL AND (snap IS NOT NULL OR penalty IS NOT NULL)
+"""
+
+
+def _qj(values) -> str:
+    """SQL literals of JSON strings (compared with fields read as JSON text)."""
+    return ", ".join("'\"" + v.replace("'", "''") + "\"'" for v in sorted(values))
+
+
+def _snap_ok() -> str:
+    return (f"jstr1(m_j) IS NOT NULL AND jstr(sku_j) IS NOT NULL AND jstr(cat_j) IS NOT NULL "
+            f"AND regexp_full_match(jstr(amount_j), '[0-9]{{1,12}}(\\.[0-9]{{1,2}})?') "
+            f"AND st_j IN ({_qj(('return', 'exchange', 'repair', 'compensation'))}) "
+            f"AND pt_j IN ({_qj(('quality', 'logistics', 'not_as_described', 'no_reason', 'other'))}) "
+            f"AND jts(created_j) IS NOT NULL AND (behalf_j IS NULL OR behalf_j IN ('true', 'false'))")

@@ -272,11 +272,13 @@ def _consultations(paths: list[str]) -> tuple[dict, Folder]:
     return _consultations_of(raw for path in paths for raw in read_file(path))
 
 
-async def _write_consultations(conn, consultations: list[tuple]) -> None:
-    """Consultation facts and their counters (families of their own: cons, bill packages)."""
+async def _write_consultations(conn, consultations: list[tuple]) -> int:
+    """Consultation facts and their counters (families of their own: cons, bill
+    packages); returns how many counters."""
+    counters = [(*k, *v) for k, v in P.counters_of((), consultations).items()]
     await bulk_insert(conn, "consultation_facts", CONSULT_COLUMNS, consultations)
-    await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS,
-                      [(*k, *v) for k, v in P.counters_of((), consultations).items()])
+    await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS, counters)
+    return len(counters)
 
 
 FACTS_KEY = ("order_id",)
@@ -299,7 +301,7 @@ async def _write_columnar(database_url: str, folded, consultations: list[tuple],
                 await bulk_insert(conn, "order_facts", ROW_COLUMNS, columnar.rows(folded, "facts", ROW_COLUMNS))
                 await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS,
                                   columnar.rows(folded, "counters", COUNTER_COLUMNS))
-                await _write_consultations(conn, consultations)
+                took["counters"] += await _write_consultations(conn, consultations)
             return took
         t = time.perf_counter()
         facts_csv = tmp / "order_facts.csv"
@@ -328,7 +330,7 @@ async def _write_columnar(database_url: str, folded, consultations: list[tuple],
             t = time.perf_counter()
             await conn.execute(text("TRUNCATE kpi_counters, consultation_facts"))
             await _copy_csv(conn, "kpi_counters", COUNTER_COLUMNS, path)
-            await _write_consultations(conn, consultations)
+            took["counters"] += await _write_consultations(conn, consultations)
             await conn.execute(text("ANALYZE kpi_counters"))
             await conn.execute(text("ANALYZE consultation_facts"))
             took["counters_load_s"] = round(time.perf_counter() - t, 2)
