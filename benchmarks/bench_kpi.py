@@ -168,7 +168,7 @@ def bench_rebuild(directory: Path) -> dict:
         replay_s = time.perf_counter() - t0
         log(f"replay: {result['events']:,} events → {result['orders']:,} order facts, "
             f"{result['counters']:,} counters with {result['workers']} workers in {replay_s:.1f}s "
-            f"(per worker: {[{k: w[k] for k in ('fold_s', 'counters_s', 'write_s')} for w in result['per_worker']]})")
+            f"({result['engine']} engine; {result.get('phases') or [{k: w[k] for k in ('fold_s', 'counters_s', 'write_s')} for w in result['per_worker']]})")
         t1 = time.perf_counter()
         figs = asyncio.run(all_figures(url))
         figures_s = time.perf_counter() - t1
@@ -182,6 +182,7 @@ def bench_rebuild(directory: Path) -> dict:
     return {"rebuild_s": round(replay_s + figures_s, 2), "replay_s": round(replay_s, 2),
             "figures_s": round(figures_s, 2), "events": result["events"], "orders": result["orders"],
             "merchants": merchants_db, "rebuild_events_per_s": round(result["events"] / replay_s),
+            "rebuild_engine": result["engine"],
             "invalid_events": result["invalid"], "figures": figs}
 
 

@@ -6,8 +6,9 @@ events — on SQLite and PostgreSQL.
   live consumer's path (``kpi.store.project``) in small transactions, in
   publication order;
 - replayed: the documented command ``kpi replay --from-dir DIR --workers 2`` (the
-  fast decoder, worker processes, bulk writes) on the topic exports, and the
-  in-process rebuild on the same events shuffled with 10 % delivered twice.
+  columnar engine, bulk writes) on the topic exports, and the in-process rebuild on
+  the same events shuffled with 10 % delivered twice, with the columnar and with the
+  per-event engine (used when an event is outside the canonical form).
 """
 from __future__ import annotations
 
@@ -126,8 +127,14 @@ async def test_incremental_equals_replayed_month_for_1000_merchants(database_url
     async with rep.begin() as conn:
         stats = await rebuild_in_process(conn, shuffled)
     routing = sum(1 for r in shuffled if b'"type":"routing.' in r[:120])
-    # every order and SLA event took the fast decoder (routing events the validated path)
+    # every order and SLA event was folded by DuckDB (routing events took the validated path)
     assert (stats["invalid"], stats["fast"], stats["slow"]) == (0, len(shuffled) - routing, routing)
+    assert stats["engine"] == "columnar"
+    assert await _snap(rep) == incremental
+    async with rep.begin() as conn:
+        stats = await rebuild_in_process(conn, shuffled, engine="python")
+    assert (stats["engine"], stats["invalid"], stats["fast"], stats["slow"]) == (
+        "python", 0, len(shuffled) - routing, routing)  # order and SLA events took the fast decoder
     assert await _snap(rep) == incremental
     await rep.dispose()
 

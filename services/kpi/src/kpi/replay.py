@@ -2,28 +2,34 @@
 
     kpi replay                      # from the broker: orders.events, sla.events, routing.events, offset 0
     kpi replay --from-dir DIR       # from topic exports: DIR/<topic>.<partition>.jsonl (one envelope a line)
-    kpi replay --workers 4          # processes (default: the CPU count, at most 8)
+    kpi replay --workers 4          # threads / processes (default: the CPU count, at most 8)
 
 Stop the KPI service first (or accept that it catches up afterwards: applying an
 event twice changes nothing). The command empties ``order_facts``,
 ``consultation_facts`` and ``kpi_counters`` and rebuilds them; paid transactions
 (ingest API), published flags and disqualification decisions are kept.
 
-How it is fast: each worker process takes whole partitions (partition p goes to
-worker p mod N), folds their envelopes into order facts in memory
-(``kpi.fastdecode.Folder``: reads only the fields it needs), sums the orders'
-contributions to the counters in memory, and writes rows in bulk (COPY on
-PostgreSQL). Kafka partitions by key and every order event is keyed by its order
-id, so one order's events are all in one partition of ``orders.events`` and of
-``sla.events`` (same partition count, same key); should an order's events still
-span two workers, writing its row twice fails on the primary key and the rebuild
-runs again with one worker. Counters summed per worker are merged with one
-``INSERT … SELECT … GROUP BY``.
+Two engines, one result:
+
+- **columnar** (``kpi.columnar``, the default): DuckDB reads the order and SLA
+  topics' JSON lines, checks that every event is in the canonical form and folds
+  them into order facts with one GROUP BY, then sums the counters in SQL; the facts
+  and counters are written with COPY (PostgreSQL: two connections at once, sorted
+  by primary key, secondary indexes built after the load) or executemany (SQLite).
+  A broker partition is first read into a file. Routing events (consultation facts)
+  go through the validated Python path.
+- **per-event** (``kpi.fastdecode.Folder`` in worker processes): used when some order
+  or SLA event is not in the canonical form (or a message holds a line break), since
+  those are decided by the pydantic contracts, exactly as the live consumer does.
+  Partition p goes to worker p mod N; orders are keyed by id on both topics, so an
+  order's events are in one worker (should they not be, the rebuild notices — a
+  duplicate key — and runs again with one worker); the workers' counters are
+  merged with one ``INSERT … SELECT … GROUP BY``.
 
 The facts are an order-insensitive fold (earliest-wins milestones, lowest-version
 snapshot) and the figures are sums over them, so the live consumer's incremental
-result and this rebuild are identical, whatever the arrival order and with
-duplicates (``tests/test_replay.py``).
+result and either rebuild are identical, whatever the arrival order and with
+duplicates (``tests/test_replay.py``, ``tests/test_columnar.py``).
 """
 from __future__ import annotations
 
@@ -490,7 +496,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--from-dir", help="rebuild from topic exports in this directory "
                                            "(<topic>.<partition>.jsonl, one envelope a line) instead of the broker")
     parser.add_argument("--workers", type=int, default=None,
-                        help=f"worker processes (default {default_workers()}: the CPU count, at most 8)")
+                        help=f"DuckDB threads, or worker processes of the per-event engine "
+                             f"(default {default_workers()}: the CPU count, at most 8)")
 
 
 def run(settings, args) -> None:
@@ -504,4 +511,5 @@ def run(settings, args) -> None:
         sources = asyncio.run(kafka_sources(settings.kafka_bootstrap))
     result = rebuild(settings.database_url, sources, args.workers)
     print(f"kpi: replayed {result['events']} events ({result['orders']} orders, {result['invalid']} rejected) "
-          f"with {result['workers']} workers in {result['seconds']} s into {settings.database_url.split('@')[-1]}")
+          f"with the {result['engine']} engine ({result['workers']} workers) in {result['seconds']} s "
+          f"into {settings.database_url.split('@')[-1]}")
