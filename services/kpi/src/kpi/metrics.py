@@ -35,10 +35,10 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
 from kpi import projection as P
-from kpi.domain.index import IndexPolicy, composite_index, platform_totals
+from kpi.domain.index import IndexPolicy, MerchantWindow, index_counts, platform_totals
 from kpi.domain.penalties import penalty_totals
-from kpi.domain.scorecard import INDICATORS, rank
-from kpi.figures import C, index_inputs, published_statistics, weekly_cards
+from kpi.domain.scorecard import INDICATORS
+from kpi.figures import C, index_inputs, indicator_sums, published_statistics, weekly_score_sums
 from kpi.models import Disqualification, FlagRecord
 
 log = logging.getLogger(__name__)
@@ -81,17 +81,16 @@ async def compute(rt) -> dict:
         out[name] = (doc, labels, [(lv, float(v)) for lv, v in samples if v is not None])
 
     async with rt.sessions() as session:
-        cards = await weekly_cards(session, list(weeks.values()))
+        sums = await indicator_sums(session, list(weeks.values()))
+        scores = await weekly_score_sums(session, list(weeks.values()))
         ratio, means, ranked = [], [], []
         for label, wk in weeks.items():
-            wc = cards.get(wk, {})
             for ind in INDICATORS:
-                num = sum(c.indicators[ind.id].numerator for c in wc.values())
-                den = sum(c.indicators[ind.id].denominator for c in wc.values())
+                num, den = sums.get((wk, ind.id), (0, 0))
                 ratio.append(([ind.id, label], num / den if den else None))
-            ranking = rank(wc)
-            ranked.append(([label], len(ranking)))
-            means.append(([label], sum(float(e.score) for e in ranking) / len(ranking) if ranking else None))
+            n, total = scores.get(wk, (0, Decimal(0)))
+            ranked.append(([label], n))
+            means.append(([label], float(total) / n if n else None))
         put("kpi_indicator_ratio", "Platform-wide scorecard indicator (met / counted, all merchants)",
             ["indicator", "week"], ratio)
         put("kpi_weekly_score_mean", "Mean weekly score of the ranked merchants (0-1)", ["week"], means)
@@ -124,14 +123,16 @@ async def compute(rt) -> dict:
                                ("kpi_satisfied_share", "satisfied_share", "Ratings of 4-5 stars / ratings")):
             put(name, doc, ["month"], [([label], _f(st[key])) for label, st in stats.items()])
 
-        merchants = await index_inputs(session, date.fromisoformat(today), s.category_parents)
+        # each merchant's totals only: the counts below do not look at the refund paths
+        merchants = await index_inputs(session, date.fromisoformat(today), s.category_parents, by_path=False)
         flags = await session.scalar(select(func.count()).select_from(FlagRecord))
         disq = await session.scalar(select(func.count()).select_from(Disqualification).where(
             Disqualification.disqualified.is_(True)))
     policy = IndexPolicy(platinum_min_peers=s.platinum_min_peers)
-    # the index of every merchant is pure CPU work: off the event loop
-    index = await asyncio.to_thread(composite_index, merchants, date.fromisoformat(today), policy)
-    totals = platform_totals(merchants)
+    # Counts, not the index of every merchant (composite_index with its display values
+    # took ~3 s at 10,000 merchants, the interpreter lock mostly held, and the event
+    # consumer sharing it fell behind); a few hundredths of a second, still off the loop.
+    counts, totals = await asyncio.to_thread(_index_figures, merchants, policy)
     put("kpi_refund_dispute_rate", "Refunds with platform intervention / paid transactions, last 28 days", [],
         [([], _f(totals["dispute_rate"]))])
     put("kpi_refund_completion_hours", "Mean hours from application to refund done or closed, last 28 days", [],
@@ -139,13 +140,17 @@ async def compute(rt) -> dict:
     put("kpi_refund_self_completion_rate", "Refunds completed by the merchant itself / completed, last 28 days", [],
         [([], _f(totals["self_completion_rate"]))])
     put("kpi_platinum_merchants", "Merchants with the platinum after-sales label (last 28 days)", [],
-        [([], sum(1 for x in index["merchants"] if x["platinum"]))])
+        [([], counts["platinum"])])
     put("kpi_index_warned_merchants", "Merchants leading fewer than 30% of their peers on an indicator", [],
-        [([], sum(1 for x in index["merchants"] if x["warnings"]))])
+        [([], counts["warned"])])
     put("kpi_flags_published", "Bottom-10 flags published to quality control", [], [([], flags or 0)])
     put("kpi_manufacturers_disqualified", "Service-express manufacturers currently disqualified", [],
         [([], disq or 0)])
     return out
+
+
+def _index_figures(merchants: dict[str, MerchantWindow], policy: IndexPolicy) -> tuple[dict, dict]:
+    return index_counts(merchants, policy), platform_totals(merchants)
 
 
 async def refresh(rt, collector: FiguresCollector) -> None:

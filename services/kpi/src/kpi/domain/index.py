@@ -104,12 +104,17 @@ def window(end: date) -> tuple[date, date]:
     return end - timedelta(days=WINDOW_DAYS - 1), end
 
 
-def values(s: Sums, paid: int) -> dict[str, Fraction | None]:
+def ratios(s: Sums, paid: int) -> dict[str, tuple[int, int] | None]:
+    """The three indicators as (numerator, denominator), ``None`` where undefined."""
     return {
-        "dispute_rate": Fraction(s.disputes, paid) if paid > 0 else None,
-        "completion_hours": Fraction(s.seconds, 3600 * s.completed) if s.completed else None,
-        "self_completion_rate": Fraction(s.self_completed, s.completed) if s.completed else None,
+        "dispute_rate": (s.disputes, paid) if paid > 0 else None,
+        "completion_hours": (s.seconds, 3600 * s.completed) if s.completed else None,
+        "self_completion_rate": (s.self_completed, s.completed) if s.completed else None,
     }
+
+
+def values(s: Sums, paid: int) -> dict[str, Fraction | None]:
+    return {m: None if r is None else Fraction(*r) for m, r in ratios(s, paid).items()}
 
 
 def _show(metric: str, v: Fraction | None) -> str | None:
@@ -150,13 +155,17 @@ def _lead_among(metric: str | None, mine: Fraction | None, sorted_all: list[Frac
     n = len(sorted_all) - 1
     if n <= 0:
         return None
+    return Fraction(_worse(metric, mine, sorted_all), n)
+
+
+def _worse(metric: str | None, mine, sorted_all: list) -> int:
+    """How many of ``sorted_all`` (ascending) are strictly worse than ``mine``
+    (``metric`` None: the index score, higher is better)."""
     import bisect
 
     if metric is None or not LOWER_IS_BETTER[metric]:
-        worse = bisect.bisect_left(sorted_all, mine)
-    else:
-        worse = len(sorted_all) - bisect.bisect_right(sorted_all, mine)
-    return Fraction(worse, n)
+        return bisect.bisect_left(sorted_all, mine)
+    return len(sorted_all) - bisect.bisect_right(sorted_all, mine)
 
 
 def _peer_values(sorted_all: list[Fraction], mine: Fraction | None) -> list[Fraction]:
@@ -296,3 +305,90 @@ def _pooled(group) -> tuple[dict[str, Fraction | None], int]:
 def platform_totals(merchants: dict[str, MerchantWindow]) -> dict[str, Fraction | None]:
     """Platform-wide pooled values (for the metrics)."""
     return _pooled(merchants.values())[0]
+
+
+def index_counts(merchants: dict[str, MerchantWindow], policy: IndexPolicy = IndexPolicy()) -> dict[str, int]:
+    """How many merchants ``composite_index`` would list, label platinum and warn —
+    all that /metrics needs — by the same rules (``platinum``, ``_meets``, ``_worse``),
+    without its display values. Every comparison is between exact integer ranks rather
+    than Fractions (``_exact_ranks``, ``_index_keys``): at 10,000 merchants the full
+    index takes seconds of interpreter time, this a few hundredths."""
+    by_cat: dict[str, list[MerchantWindow]] = {}
+    for mw in merchants.values():
+        by_cat.setdefault(mw.category, []).append(mw)
+    out = {"merchants": len(merchants), "platinum": 0, "warned": 0}
+    for group in by_cat.values():
+        platinum_n, warned_n = _category_counts(group, policy)
+        out["platinum"] += platinum_n
+        out["warned"] += warned_n
+    return out
+
+
+def _category_counts(group: list[MerchantWindow], policy: IndexPolicy) -> tuple[int, int]:
+    """(platinum, warned) merchants of one category."""
+    rs = [ratios(mw.total(), mw.paid) for mw in group]
+    ranks = {m: _exact_ranks([r[m] for r in rs]) for m in METRICS}
+    sorted_ranks = {m: sorted(x for x in ranks[m] if x is not None) for m in METRICS}
+    bench = {m: platinum(m, sorted_ranks[m], policy) for m in METRICS}
+    worse = {m: [None if x is None else _worse(m, x, sorted_ranks[m]) for x in ranks[m]] for m in METRICS}
+    peers = {m: len(sorted_ranks[m]) - 1 for m in METRICS}  # a merchant's peers with a value
+    keys = _index_keys(worse, peers, len(group))
+    sorted_keys = sorted(k for k in keys if k is not None)
+    platinum_n = warned_n = 0
+    for i in range(len(group)):
+        if all(_meets(m, ranks[m][i], bench[m]) for m in METRICS):
+            platinum_n += 1
+        warned = any(worse[m][i] is not None and _below(worse[m][i], peers[m], policy.lead_warning)
+                     for m in METRICS)
+        if not warned and keys[i] is not None:
+            warned = _below(_worse(None, keys[i], sorted_keys), len(sorted_keys) - 1, policy.lead_warning)
+        warned_n += warned
+    return platinum_n, warned_n
+
+
+def _below(worse: int, peers: int, limit: Fraction) -> bool:
+    """``_lead_among(...) < limit`` in integers: a lead of ``worse`` / ``peers``; none without peers."""
+    return peers > 0 and worse * limit.denominator < limit.numerator * peers
+
+
+def _index_keys(worse: dict[str, list[int | None]], peers: dict[str, int], n: int) -> list[int | None]:
+    """Each merchant's index score (the mean of its leads worse_m / peers_m over the
+    metrics where it has one) times 6 × lcm(peers): an integer, as 6 is divisible by the
+    number of leads averaged (1–3); the factor is the same for the whole category, so
+    the keys order exactly like the scores."""
+    live = [m for m in METRICS if peers[m] > 0]  # no peers: no lead for anyone
+    lcm = math.lcm(*(peers[m] for m in live)) if live else 1
+    keys: list[int | None] = []
+    for i in range(n):
+        present = [worse[m][i] * (lcm // peers[m]) for m in live if worse[m][i] is not None]
+        keys.append(sum(present) * (6 // len(present)) if present else None)
+    return keys
+
+
+def _exact_ranks(pairs: list[tuple[int, int] | None]) -> list[int | None]:
+    """Dense ranks (0, 1, …) of the rationals num / den (den > 0), ascending; equal values
+    share a rank, so ranks compare exactly as the values do. Sorted by the float num / den:
+    Python divides integers with correct rounding, so the floats never order two values
+    the wrong way round; only values whose floats coincide are compared exactly (as
+    Fractions, where they are not all equal)."""
+    present = sorted((p[0] / p[1], i) for i, p in enumerate(pairs) if p is not None)
+    ranks: list[int | None] = [None] * len(pairs)
+    rank, j = -1, 0
+    while j < len(present):
+        k = j + 1
+        while k < len(present) and present[k][0] == present[j][0]:
+            k += 1
+        run = [i for _f, i in present[j:k]]
+        a, b = pairs[run[0]]
+        if all(pairs[i][0] * b == a * pairs[i][1] for i in run):  # the usual case: one value
+            rank += 1
+            for i in run:
+                ranks[i] = rank
+        else:
+            last = None
+            for v, i in sorted((Fraction(*pairs[i]), i) for i in run):
+                if v != last:
+                    rank, last = rank + 1, v
+                ranks[i] = rank
+        j = k
+    return ranks

@@ -86,9 +86,11 @@ class Scorecard:
         return out
 
 
-def scorecards_from_counters(rows: Iterable[tuple]) -> dict[date, dict[str, Scorecard]]:
-    """Scorecards from ``sc`` counters: rows of (merchant_id, week, indicator, met, counted)."""
-    weeks: dict[date, dict[str, Scorecard]] = {}
+def scorecards_from_counters(rows: Iterable[tuple],
+                             weeks: dict[date, dict[str, Scorecard]] | None = None) -> dict[date, dict[str, Scorecard]]:
+    """Scorecards from ``sc`` counters: rows of (merchant_id, week, indicator, met, counted),
+    added to ``weeks`` if given (rows read in chunks, a merchant's rows in any of them)."""
+    weeks = {} if weeks is None else weeks
     days: dict[str, date] = {}
     for m, wk, ind, met, counted in rows:
         if not counted:
