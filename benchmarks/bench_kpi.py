@@ -31,6 +31,8 @@
 
 Last line: one JSON object. Environment: BENCH_PG_DSN (admin DSN), BENCH_MERCHANTS,
 BENCH_ORDERS, BENCH_WORKERS (2), BENCH_BROKER_ORDERS, BENCH_RATE, BENCH_STREAM_SECONDS,
+BENCH_STREAM_HISTORY (0: merchants whose earlier counters and paid transactions are in the
+streaming part's database before it starts, ``load_history``),
 BENCH_PARTS (rebuild,broker,stream),
 BENCH_DIR (where the exports go; default a temporary directory, removed afterwards).
 """
@@ -61,6 +63,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 BROKER_ORDERS = int(os.environ.get("BENCH_BROKER_ORDERS", "50000"))
 RATE = int(os.environ.get("BENCH_RATE", "2000"))
 STREAM_SECONDS = float(os.environ.get("BENCH_STREAM_SECONDS", "30"))
+STREAM_HISTORY = int(os.environ.get("BENCH_STREAM_HISTORY", "0"))
 PARTS = set(os.environ.get("BENCH_PARTS", "rebuild,broker,stream").split(","))
 START = datetime(2026, 10, 31, 16, tzinfo=timezone.utc)  # 2026-11-01 00:00 Beijing
 PARTITIONS = 6
@@ -247,6 +250,46 @@ def bench_broker_replay(bootstrap: str) -> dict:
     return {"broker_replay_events": n, "broker_replay_s": round(s, 2), "broker_replay_events_per_s": round(n / s)}
 
 
+async def load_history(dsn: str, merchants: int) -> int:
+    """What a service in production has besides the streamed events: counters of
+    ``merchants`` merchants for this and last week's scorecards and the composite
+    index's 28 days, their categories, and their paid transactions — the figures the
+    service's /metrics refresher recomputes every 30 s then cover all of them."""
+    from kpi import projection as P
+
+    rnd = random.Random(3)
+    now = datetime.now(timezone.utc)
+    week = date.fromisoformat(P.week_key(now))
+    today = date.fromordinal(P.bj_day(now))
+    counters, paid = [], []
+    for i in range(merchants):
+        m = f"m{i:05d}"
+        for wk in (week, week - timedelta(weeks=1)):
+            for ind in ("F1", "F2", "F3", "F4"):
+                if rnd.random() < 0.8:
+                    n = rnd.randint(1, 40)
+                    counters.append(("sc", wk.isoformat(), m, ind, rnd.randint(0, n), n, 0, 0))
+        for d in range(28):
+            day = today - timedelta(days=d)
+            for path in P.PATHS:
+                if rnd.random() < 0.15:
+                    done = rnd.randint(0, 3)
+                    counters.append(("ix", day.isoformat(), m, path, rnd.randint(0, 1), done,
+                                     done * rnd.randint(3600, 360000), rnd.randint(0, done)))
+            paid.append((m, day, rnd.randint(50, 450), now))
+        counters.append(("mcat", "all", m, f"cat{i % 8}", rnd.randint(1, 50), 0, 0, 0))
+    c = await asyncpg.connect(dsn)
+    try:
+        await c.copy_records_to_table("kpi_counters", records=counters,
+                                      columns=["family", "period", "merchant_id", "dim", "a", "b", "c", "d"])
+        await c.copy_records_to_table("paid_transactions", records=paid,
+                                      columns=["merchant_id", "day", "count", "updated_at"])
+        await c.execute("ANALYZE")
+    finally:
+        await c.close()
+    return len(counters) + len(paid)
+
+
 def stream_schedule(n_events: int, seconds: float) -> list[tuple[str, str, bytes]]:
     """About ``n_events`` events of whole orders, interleaved: each order starts at a
     random moment and its events follow 0.4 s apart (kept in order per order)."""
@@ -281,6 +324,8 @@ async def bench_stream(bootstrap: str) -> dict:
                             capture_output=True)
     # for the benchmark's poller only (this throwaway database): newly committed inbox rows by time
     await _scalar(dsn, "CREATE INDEX bench_processed_at ON processed_events (processed_at)")
+    if STREAM_HISTORY:
+        log(f"history of {STREAM_HISTORY:,} merchants loaded: {await load_history(dsn, STREAM_HISTORY):,} rows")
     total = int(RATE * STREAM_SECONDS)
     warm = stream_schedule(400, 1.0)
     events = stream_schedule(total, STREAM_SECONDS)
@@ -355,7 +400,9 @@ async def bench_stream(bootstrap: str) -> dict:
         missing = len(scheduled) - len(lags)
         rss = _rss_mb(proc.pid)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            own = _histogram_p99((await http.get("/metrics")).text, "kpi_event_lag_seconds")
+            scrape = (await http.get("/metrics")).text
+            own = _histogram_p99(scrape, "kpi_event_lag_seconds")
+            refresh_s = _gauge(scrape, "kpi_metrics_refresh_seconds")
     finally:
         await producer.stop()
         proc.terminate()
@@ -377,9 +424,19 @@ async def bench_stream(bootstrap: str) -> dict:
     achieved = len(scheduled) / sent_s
     log(f"streamed {len(scheduled):,} events at {achieved:,.0f}/s (target {RATE:,}/s): lag p50 {q(0.5)}s, "
         f"p99 {q(0.99)}s, max {q(1.0)}s; kpi serve RSS {rss:.0f} MB")
-    log(f"the service's own histogram (broker timestamp → figures committed, incl. warm-up): p99 ≤ {own}s")
+    log(f"the service's own histogram (broker timestamp → figures committed, incl. warm-up): p99 ≤ {own}s; "
+        f"its last /metrics refresh took {refresh_s}s")
     return {"lag_p50_s": q(0.5), "lag_p99_s": q(0.99), "lag_max_s": q(1.0), "lag_p99_service_s": own,
-            "stream_events": len(scheduled), "stream_unapplied": missing, "stream_rate": round(achieved), "serve_rss_mb": round(rss)}
+            "stream_events": len(scheduled), "stream_unapplied": missing, "stream_rate": round(achieved),
+            "serve_rss_mb": round(rss), "stream_history_merchants": STREAM_HISTORY,
+            "metrics_refresh_s": refresh_s}
+
+
+def _gauge(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return round(float(line.split()[1]), 3)
+    return None
 
 
 def _histogram_p99(text: str, name: str) -> float | None:
