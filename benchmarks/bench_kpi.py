@@ -31,7 +31,7 @@
 
 Last line: one JSON object. Environment: BENCH_PG_DSN (admin DSN), BENCH_MERCHANTS,
 BENCH_ORDERS, BENCH_WORKERS (2), BENCH_BROKER_ORDERS, BENCH_RATE, BENCH_STREAM_SECONDS,
-BENCH_STREAM_HISTORY (0: merchants whose earlier counters and paid transactions are in the
+BENCH_STREAM_HISTORY (BENCH_MERCHANTS: merchants whose earlier counters and paid transactions are in the
 streaming part's database before it starts, ``load_history``),
 BENCH_PARTS (rebuild,broker,stream),
 BENCH_DIR (where the exports go; default a temporary directory, removed afterwards).
@@ -63,7 +63,8 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 BROKER_ORDERS = int(os.environ.get("BENCH_BROKER_ORDERS", "50000"))
 RATE = int(os.environ.get("BENCH_RATE", "2000"))
 STREAM_SECONDS = float(os.environ.get("BENCH_STREAM_SECONDS", "30"))
-STREAM_HISTORY = int(os.environ.get("BENCH_STREAM_HISTORY", "0"))
+# default: every merchant has a history, as in production (the /metrics refresher then works at full size)
+STREAM_HISTORY = int(os.environ.get("BENCH_STREAM_HISTORY", str(MERCHANTS)))
 PARTS = set(os.environ.get("BENCH_PARTS", "rebuild,broker,stream").split(","))
 START = datetime(2026, 10, 31, 16, tzinfo=timezone.utc)  # 2026-11-01 00:00 Beijing
 PARTITIONS = 6
