@@ -27,6 +27,7 @@ Routing events (consultation facts, a few per thousand) are validated in Python.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +70,6 @@ MACROS = [
     "OR NOT regexp_full_match(x, '[\\x20-\\x7e]*'))) AND NOT regexp_full_match(x, '-?[0-9]{10,}|\"[0-9]{10,}\"')",
     "CREATE OR REPLACE TEMP MACRO jstars(x) AS CASE WHEN regexp_full_match(x, '-?[0-9]{1,9}') THEN TRY_CAST(x AS INT) "
     "WHEN regexp_full_match(x, '\"[0-9]{1,9}\"') THEN TRY_CAST(jstr(x) AS INT) END",
-    # Python's str of a UTC datetime (tie-breaks compare the values' str)
-    "CREATE OR REPLACE TEMP MACRO pystr(t) AS strftime(t, '%Y-%m-%d %H:%M:%S') || CASE WHEN "
-    "epoch_us(t) % 1000000 = 0 THEN '' ELSE '.' || lpad(CAST(epoch_us(t) % 1000000 AS VARCHAR), 6, '0') END "
-    "|| '+00:00'",
     # Beijing calendar keys of a UTC instant (UTC+8 all year)
     "CREATE OR REPLACE TEMP MACRO bjd(t) AS CAST(CAST(t AS TIMESTAMP) + INTERVAL 8 HOUR AS DATE)",
     "CREATE OR REPLACE TEMP MACRO dayk(t) AS CAST(bjd(t) AS VARCHAR)",
@@ -81,7 +78,6 @@ MACROS = [
 ]
 
 _PROLES = _q(P.PLATFORM_ROLES)
-_ORDER_TYPES = _q(("service_order.transitioned", "service_order.created", "sla.deadline_fired"))
 
 
 def _counters_sql() -> str:
@@ -175,7 +171,9 @@ class Folded:
 def connect(threads: int | None = None):
     import duckdb
 
-    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1, "preserve_insertion_order": False})
+    # spills (beyond memory) go to the system's temporary directory, not ./.tmp where the command runs
+    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1, "preserve_insertion_order": False,
+                                 "temp_directory": os.path.join(tempfile.gettempdir(), f"kpi_replay_{os.getpid()}")})
     try:
         con.execute("SET TimeZone = 'UTC'")  # only with the ICU extension; without it times are UTC anyway
     except Exception:  # noqa: BLE001
@@ -233,7 +231,7 @@ def _fold_sql(files: list[str]) -> str:
     are compared as the JSON text they were read as; values are unquoted after
     checking (``jstr``)."""
     paths = "[" + _q(files) + "]" if files else "[]"
-    TR, CR, FI = "'\"service_order.transitioned\"'", "'service_order.created'", "'sla.deadline_fired'"
+    CR, FI = "'service_order.created'", "'sla.deadline_fired'"
     tr = "type = 'service_order.transitioned'"
     snapcents = ("CASE WHEN regexp_full_match(jstr(amount_j), '[0-9]{1,12}(\\.[0-9]{1,2})?') "
                  "THEN cents_of(jstr(amount_j)) END")
@@ -287,8 +285,9 @@ def _fold_sql(files: list[str]) -> str:
         ms("advance", f"action_j = '{q}system.advance_compensation{q}'",
            (f"CAST(coalesce({amount}, 0) AS VARCHAR)", f"coalesce({amount}, 0)")),
     ])
-    snap_ok = _snap_ok()
     pen = f"coalesce(jmoney(json_extract(details, '$.amount_cny')), {P.DEFAULT_PENALTY_CENTS})"
+    # the snapshot key as kpi.projection.fold_static compares it: version, then the values' str
+    # (str of a UTC time sorts as the time does, str of a bool as the bool)
     return f"""
 CREATE TABLE folded AS
 SELECT oid_j,
