@@ -47,16 +47,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
 import httpx
 
+from benchdb import drop_db, log, make_db, rss_mb, scalar
+
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_HOST = ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
 MERCHANTS = int(os.environ.get("BENCH_MERCHANTS", "10000"))
 ORDERS = int(os.environ.get("BENCH_ORDERS", "1000000"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
@@ -68,29 +67,6 @@ STREAM_HISTORY = int(os.environ.get("BENCH_STREAM_HISTORY", str(MERCHANTS)))
 PARTS = set(os.environ.get("BENCH_PARTS", "rebuild,broker,stream").split(","))
 START = datetime(2026, 10, 31, 16, tzinfo=timezone.utc)  # 2026-11-01 00:00 Beijing
 PARTITIONS = 6
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-async def make_db(name: str) -> tuple[str, str, str]:
-    """(database, asyncpg DSN, SQLAlchemy URL) of a new empty database."""
-    db = f"bench_{name}_{uuid.uuid4().hex[:8]}"
-    c = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await c.execute(f'CREATE DATABASE "{db}"')
-    finally:
-        await c.close()
-    return db, f"postgresql://{PG_HOST}/{db}", f"postgresql+asyncpg://{PG_HOST}/{db}"
-
-
-async def drop_db(db: str) -> None:
-    c = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    finally:
-        await c.close()
 
 
 async def load_paid(dsn: str, merchants: int) -> int:
@@ -177,8 +153,8 @@ def bench_rebuild(directory: Path) -> dict:
         figs = asyncio.run(all_figures(url))
         figures_s = time.perf_counter() - t1
         log(f"every figure computed once in {figures_s:.1f}s: {figs}")
-        orders_db = asyncio.run(_scalar(dsn, "SELECT count(*) FROM order_facts"))
-        merchants_db = asyncio.run(_scalar(dsn, "SELECT count(DISTINCT merchant_id) FROM order_facts"))
+        orders_db = asyncio.run(scalar(dsn, "SELECT count(*) FROM order_facts"))
+        merchants_db = asyncio.run(scalar(dsn, "SELECT count(DISTINCT merchant_id) FROM order_facts"))
         assert orders_db == ORDERS == result["orders"], (orders_db, result["orders"])
         assert figs["orders_in_statistics"] == ORDERS
     finally:
@@ -188,14 +164,6 @@ def bench_rebuild(directory: Path) -> dict:
             "merchants": merchants_db, "rebuild_events_per_s": round(result["events"] / replay_s),
             "rebuild_engine": result["engine"],
             "invalid_events": result["invalid"], "figures": figs}
-
-
-async def _scalar(dsn: str, sql: str):
-    c = await asyncpg.connect(dsn)
-    try:
-        return await c.fetchval(sql)
-    finally:
-        await c.close()
 
 
 async def ensure(bootstrap: str) -> None:
@@ -324,7 +292,7 @@ async def bench_stream(bootstrap: str) -> dict:
     await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "kpi", "migrate"], env=env, check=True,
                             capture_output=True)
     # for the benchmark's poller only (this throwaway database): newly committed inbox rows by time
-    await _scalar(dsn, "CREATE INDEX bench_processed_at ON processed_events (processed_at)")
+    await scalar(dsn, "CREATE INDEX bench_processed_at ON processed_events (processed_at)")
     if STREAM_HISTORY:
         log(f"history of {STREAM_HISTORY:,} merchants loaded: {await load_history(dsn, STREAM_HISTORY):,} rows")
     total = int(RATE * STREAM_SECONDS)
@@ -399,7 +367,7 @@ async def bench_stream(bootstrap: str) -> dict:
         await poller
         lags = sorted(seen[e] - scheduled[e] for e in scheduled if e in seen)
         missing = len(scheduled) - len(lags)
-        rss = _rss_mb(proc.pid)
+        rss = rss_mb(proc.pid)[0]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             scrape = (await http.get("/metrics")).text
             own = _histogram_p99(scrape, "kpi_event_lag_seconds")
@@ -452,16 +420,6 @@ def _histogram_p99(text: str, name: str) -> float | None:
     total = buckets[-1][1]
     le = next(le for le, n in sorted(buckets) if n >= 0.99 * total)
     return None if le == float("inf") else le  # beyond the last bucket: unbounded (JSON null)
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def main() -> None:

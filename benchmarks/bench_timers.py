@@ -46,9 +46,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from benchdb import PG_HOST, drop_db, log, make_db, rss_mb, scalar
+
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_HOST = ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
 PENDING = int(os.environ.get("BENCH_PENDING", "1000000"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "20000"))
 FIRE = int(os.environ.get("BENCH_FIRE", "100000"))
@@ -61,28 +61,6 @@ PROFILE = os.environ.get("BENCH_PROFILE")
 PROFILE_DIR = Path(os.environ.get("BENCH_PROFILE_DIR", "/tmp"))
 TIMER_COLS = ["id", "order_id", "rule", "action", "details", "state", "due_at", "order_version", "order_state",
               "created_at"]
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-async def make_db(name: str) -> tuple[str, str]:
-    db = f"bench_{name}_{uuid.uuid4().hex[:8]}"
-    c = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await c.execute(f'CREATE DATABASE "{db}"')
-    finally:
-        await c.close()
-    return db, f"postgresql://{PG_HOST}/{db}"
-
-
-async def drop_db(db: str) -> None:
-    c = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    finally:
-        await c.close()
 
 
 # Events the outbox holds: one per plain row, one per line of a bundle row.
@@ -103,22 +81,6 @@ async def copy_timers(dsn: str, rows: list[tuple]) -> None:
             await c.copy_records_to_table("timers", records=rows[k:k + 200_000], columns=TIMER_COLS)
     finally:
         await c.close()
-
-
-async def scalar(dsn: str, sql: str, *args):
-    c = await asyncpg.connect(dsn)
-    try:
-        return await c.fetchval(sql, *args)
-    finally:
-        await c.close()
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        k, _, v = line.partition(":")
-        fields[k] = v.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 async def wait_for(check, timeout: float, interval: float = 0.05):
@@ -425,10 +387,10 @@ async def main() -> None:
 
     broker = EmbeddedBroker()
     broker.start()
-    db, dsn = await make_db("sla")
-    aps_db, _ = await make_db("aps")
+    db, dsn, url = await make_db("sla")
+    aps_db, _, _ = await make_db("aps")
     try:
-        ours = await bench_ours(broker.bootstrap, dsn, f"postgresql+asyncpg://{PG_HOST}/{db}")
+        ours = await bench_ours(broker.bootstrap, dsn, url)
         log(f"APScheduler 3.x baseline: {BASELINE:,} date jobs in SQLAlchemyJobStore on PostgreSQL ...")
         aps = await asyncio.to_thread(bench_apscheduler, aps_db)
         log(f"APScheduler: schedule {aps['apscheduler_schedule_per_s']:,.0f} jobs/s, "
