@@ -235,9 +235,7 @@ def rebuild(database_url: str, sources: list[Source], workers: int | None = None
             phases.update(asyncio.run(_write_columnar(database_url, folded, list(consultations.values()), Path(tmp))))
         finally:
             folded.con.close()
-    total = {"fast": folded.fast, "slow": stats.slow, "invalid": stats.invalid,
-             "ignored": folded.ignored + stats.ignored, "orders": folded.orders,
-             "consultation_facts": len(consultations), "counters": phases.pop("counters")}
+    total = {**_columnar_stats(folded, stats, consultations), "counters": phases.pop("counters")}
     return {**total, "events": total["fast"] + total["slow"] + total["invalid"] + total["ignored"],
             "engine": "columnar", "workers": workers or default_workers(),
             "seconds": round(time.perf_counter() - t0, 2), "phases": phases, "per_worker": []}
@@ -260,6 +258,13 @@ def _as_files(sources: list[Source], tmp: Path) -> list[tuple[str, str]] | None:
                 f.write(b"\n")
         out.append((src.topic, str(path)))
     return out
+
+
+def _columnar_stats(folded, routing: Folder, consultations: dict) -> dict:
+    """What the columnar engine folded (order and SLA events) and the routing events' path did."""
+    return {"fast": folded.fast, "slow": routing.slow, "invalid": routing.invalid,
+            "ignored": folded.ignored + routing.ignored, "orders": folded.orders,
+            "consultation_facts": len(consultations)}
 
 
 def _is_routing(raw: bytes) -> bool:
@@ -301,13 +306,8 @@ async def _write_columnar(database_url: str, folded, consultations: list[tuple],
     engine = create_engine(database_url)
     try:
         if engine.dialect.name != "postgresql":
-            took["counters"] = columnar.count(folded)
             async with engine.begin() as conn:
-                await clear_projection(conn)
-                await bulk_insert(conn, "order_facts", ROW_COLUMNS, columnar.rows(folded, "facts", ROW_COLUMNS))
-                await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS,
-                                  columnar.rows(folded, "counters", COUNTER_COLUMNS))
-                took["counters"] += await _write_consultations(conn, consultations)
+                took["counters"] = await _write_rows(conn, folded, consultations)
             return took
         t = time.perf_counter()
         facts_csv = tmp / "order_facts.csv"
@@ -347,13 +347,25 @@ async def _write_columnar(database_url: str, folded, consultations: list[tuple],
                 await asyncio.gather(load_facts(facts_conn), load_counters(counters_conn))
             except BaseException:
                 await asyncio.gather(facts_tx.rollback(), counters_tx.rollback(), return_exceptions=True)
-                counting.cancel()
+                # a thread cannot be cancelled: let it finish before the caller closes DuckDB
+                await asyncio.gather(counting, return_exceptions=True)
                 raise
             await facts_tx.commit()
             await counters_tx.commit()
     finally:
         await engine.dispose()
     return took
+
+
+async def _write_rows(conn, folded, consultations: list[tuple]) -> int:
+    """The columnar result written row by row on one connection (SQLite; the in-process
+    rebuild); returns how many counters."""
+    columnar.count(folded)
+    counters = columnar.rows(folded, "counters", COUNTER_COLUMNS)
+    await clear_projection(conn)
+    await bulk_insert(conn, "order_facts", ROW_COLUMNS, columnar.rows(folded, "facts", ROW_COLUMNS))
+    await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS, counters)
+    return len(counters) + await _write_consultations(conn, consultations)
 
 
 async def _copy_csv(conn, table: str, columns: tuple[str, ...], path: Path) -> None:
@@ -428,15 +440,8 @@ async def rebuild_in_process(conn, raws: Iterable[bytes], engine: str = "columna
             try:
                 if not folded.odd:
                     consultations, stats = _consultations_of(r for r in raws if _is_routing(r))
-                    columnar.count(folded)
-                    await clear_projection(conn)
-                    await bulk_insert(conn, "order_facts", ROW_COLUMNS, columnar.rows(folded, "facts", ROW_COLUMNS))
-                    await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS,
-                                      columnar.rows(folded, "counters", COUNTER_COLUMNS))
-                    await _write_consultations(conn, list(consultations.values()))
-                    return {"fast": folded.fast, "slow": stats.slow, "invalid": stats.invalid,
-                            "ignored": folded.ignored + stats.ignored, "orders": folded.orders,
-                            "consultation_facts": len(consultations), "engine": "columnar"}
+                    await _write_rows(conn, folded, list(consultations.values()))
+                    return {**_columnar_stats(folded, stats, consultations), "engine": "columnar"}
             finally:
                 folded.con.close()
     folder = Folder()
