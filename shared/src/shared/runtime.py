@@ -30,9 +30,15 @@ from shared.observability import RequestContextMiddleware, health_router
 from shared.one_write import ServiceApp
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceSettings
+from shared.stopping import cancel_and_wait
 from shared.topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
+# Stopping: background tasks are warned about after STOP_WARN_S and abandoned after
+# STOP_GIVE_UP_S (the routing decision writer may legitimately take up to 15 s to hand over).
+STOP_WARN_S = 5.0
+STOP_GIVE_UP_S = 20.0
+STOP_DISPOSE_S = 5.0
 
 
 @dataclass
@@ -146,12 +152,16 @@ class Runtime:
             log.error("background task died", extra={"task": task.get_name(), "error": repr(task.exception())})
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Bounded: a background task that does not end within STOP_GIVE_UP_S of its
+        cancellation is logged with what it waits on and left behind (see shared.stopping)."""
+        await cancel_and_wait(self._tasks, what=f"{self.name} stop", warn_after_s=STOP_WARN_S,
+                              give_up_after_s=STOP_GIVE_UP_S)
         self._tasks.clear()
         await self.producer.close()
-        await self.engine.dispose()
+        try:
+            await asyncio.wait_for(self.engine.dispose(), timeout=STOP_DISPOSE_S)
+        except asyncio.TimeoutError:
+            log.error("database connections not closed within %g s at stop", STOP_DISPOSE_S)
 
     async def db_ready(self) -> bool:
         try:

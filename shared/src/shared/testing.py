@@ -136,7 +136,7 @@ async def start_service(broker, request):
             overrides.setdefault("kafka_bootstrap", broker.bootstrap)
             settings = settings_cls(environment="test", log_json=False, outbox_poll_interval_s=0.1, **overrides)
             app = create_app(settings)
-            await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=30))
+            await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=60))
             client = await stack.enter_async_context(
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
             )

@@ -126,7 +126,7 @@ FRAME_HEAD = 4
 # retrying against a database that is down) decisions wait in the buffer, which is bounded.
 MAX_UNACKED_BATCHES = 8
 WRITER_START_RETRY_S = 1.0
-WRITER_STOP_TIMEOUT_S = 20.0
+WRITER_STOP_TIMEOUT_S = 15.0
 
 
 def frame(seq: int, created_at: datetime, items: list) -> bytes:

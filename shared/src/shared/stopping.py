@@ -1,0 +1,74 @@
+"""Stopping a service's background tasks in bounded time, and saying what held it.
+
+A task that ignores its cancellation (or waits on something that never answers) must not
+hold a service's shutdown forever: orchestrators kill it anyway, and a developer's Ctrl-C
+should not hang. What a stuck task was waiting on is logged, down the whole chain of
+awaits (asyncio's own ``Task.get_stack`` shows only the outermost frame of a suspended
+coroutine).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Iterable
+
+log = logging.getLogger(__name__)
+
+
+def await_chain(task: asyncio.Task, limit: int = 40) -> list[str]:
+    """Where ``task`` is suspended: one "file:line in function" per awaiting frame, then what
+    the innermost frame waits on: another task (``-> task <name>``, followed into), the
+    tasks of a gather, or a plain future."""
+    out: list[str] = []
+    seen: set[int] = set()
+    todo: list[asyncio.Future] = [task]
+    while todo and len(out) < limit:
+        fut = todo.pop(0)
+        if id(fut) in seen:
+            continue
+        seen.add(id(fut))
+        if not isinstance(fut, asyncio.Task):
+            children = getattr(fut, "_children", None)  # what asyncio.gather waits for
+            if children:
+                out.append(f"-> gather of {len(children)}")
+                todo.extend(c for c in children if not c.done())
+            else:
+                out.append(f"-> {fut!r}"[:300])
+            continue
+        if fut is not task:
+            out.append(f"-> task {fut.get_name()}")
+        obj = fut.get_coro()
+        while obj is not None and len(out) < limit:
+            frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None) or getattr(obj, "ag_frame", None)
+            if frame is not None:
+                out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+            obj = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None) or getattr(obj, "ag_await", None)
+        waiter = getattr(fut, "_fut_waiter", None)  # the future the task is blocked on
+        if waiter is not None:
+            todo.insert(0, waiter)
+    return out
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task], *, what: str, warn_after_s: float,
+                          give_up_after_s: float) -> list[asyncio.Task]:
+    """Cancel ``tasks`` and wait for them. Past ``warn_after_s`` the ones still running are
+    logged with their await chains; past ``give_up_after_s`` they are left behind (logged
+    again) and returned."""
+    tasks = [t for t in tasks if not t.done()]
+    for t in tasks:
+        t.cancel()
+    if not tasks:
+        return []
+    _, pending = await asyncio.wait(tasks, timeout=warn_after_s)
+    if pending:
+        _report(pending, what, f"still stopping after {warn_after_s:g} s", logging.WARNING)
+        _, pending = await asyncio.wait(pending, timeout=max(0.0, give_up_after_s - warn_after_s))
+    if pending:
+        _report(pending, what, f"did not stop within {give_up_after_s:g} s; left behind", logging.ERROR)
+    return sorted(pending, key=lambda t: t.get_name())
+
+
+def _report(pending: set[asyncio.Task], what: str, how: str, level: int) -> None:
+    for t in sorted(pending, key=lambda t: t.get_name()):
+        log.log(level, "%s: task %s %s; waiting at:\n  %s", what, t.get_name(), how, "\n  ".join(await_chain(t)),
+                extra={"task": t.get_name()})

@@ -1,0 +1,79 @@
+"""Stopping background tasks in bounded time (shared.stopping)."""
+import asyncio
+import logging
+
+from shared.stopping import await_chain, cancel_and_wait
+
+
+async def _deep_wait(ev: asyncio.Event) -> None:
+    await ev.wait()
+
+
+async def _stubborn(ev: asyncio.Event) -> None:
+    """Swallows its cancellation and goes on waiting: what a buggy client library might do."""
+    while True:
+        try:
+            await _deep_wait(ev)
+            return
+        except asyncio.CancelledError:
+            continue
+
+
+async def test_the_await_chain_names_the_innermost_function_and_awaited_tasks():
+    ev = asyncio.Event()
+    inner = asyncio.create_task(_deep_wait(ev), name="inner")
+
+    async def outer():
+        await inner
+
+    task = asyncio.create_task(outer(), name="outer")
+    await asyncio.sleep(0)
+    chain = await_chain(task)
+    assert chain[0].endswith("in outer")
+    assert "-> task inner" in chain
+    after = chain[chain.index("-> task inner") + 1:]
+    assert after[0].endswith("in _deep_wait") and after[1].endswith("in wait")  # asyncio.Event.wait
+    assert after[-1].startswith("-> <Future pending")
+    ev.set()
+    await task
+
+
+async def test_cooperative_tasks_stop_and_nothing_is_reported(caplog):
+    tasks = [asyncio.create_task(asyncio.sleep(3600), name=f"t{i}") for i in range(3)]
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="shared.stopping"):
+        left = await cancel_and_wait(tasks, what="svc stop", warn_after_s=1, give_up_after_s=2)
+    assert left == []
+    assert all(t.cancelled() for t in tasks)
+    assert caplog.records == []
+
+
+async def test_a_task_ignoring_cancellation_is_reported_with_where_it_waits_and_left_behind(caplog):
+    ev = asyncio.Event()
+    ok = asyncio.create_task(asyncio.sleep(3600), name="ok")
+    stuck = asyncio.create_task(_stubborn(ev), name="stuck")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="shared.stopping"):
+        left = await cancel_and_wait([ok, stuck], what="svc stop", warn_after_s=0.05, give_up_after_s=0.1)
+    assert left == [stuck] and ok.cancelled() and not stuck.done()
+    levels = [r.levelno for r in caplog.records]
+    assert levels == [logging.WARNING, logging.ERROR]
+    assert all("task stuck" in r.getMessage() and "_deep_wait" in r.getMessage() for r in caplog.records)
+    ev.set()
+    await stuck
+
+
+async def test_a_task_that_ends_late_is_warned_about_but_not_left_behind(caplog):
+    async def slow_cleanup():
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.1)
+            raise
+
+    task = asyncio.create_task(slow_cleanup(), name="slow")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="shared.stopping"):
+        left = await cancel_and_wait([task], what="svc stop", warn_after_s=0.02, give_up_after_s=5)
+    assert left == [] and task.cancelled()
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
