@@ -2,7 +2,7 @@
 import asyncio
 import logging
 
-from shared.stopping import await_chain, cancel_and_wait
+from shared.stopping import await_chain, bounded, cancel_and_wait
 
 
 async def _deep_wait(ev: asyncio.Event) -> None:
@@ -77,3 +77,56 @@ async def test_a_task_that_ends_late_is_warned_about_but_not_left_behind(caplog)
         left = await cancel_and_wait([task], what="svc stop", warn_after_s=0.02, give_up_after_s=5)
     assert left == [] and task.cancelled()
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
+async def test_bounded_returns_on_time_even_if_the_operation_ignores_its_cancellation():
+    ev = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await bounded(_stubborn(ev), what="client stop", timeout_s=0.05) is False
+    assert loop.time() - t0 < 3  # 0.05 s, then at most a second for the cancellation
+    ev.set()
+    await asyncio.sleep(0.01)  # let the abandoned operation end before the loop closes
+
+
+async def test_bounded_reports_completion_and_swallows_failure():
+    async def fine():
+        return 1
+
+    async def broken():
+        raise ConnectionResetError
+
+    assert await bounded(fine(), what="x", timeout_s=1) is True
+    assert await bounded(broken(), what="x", timeout_s=1) is False
+
+
+async def test_a_service_stop_is_bounded_and_names_the_task_that_held_it(tmp_path, monkeypatch, caplog):
+    from pathlib import Path
+
+    from sqlalchemy import MetaData
+
+    from shared import runtime as runtime_mod
+    from shared.messaging_tables import MessagingTables
+    from shared.runtime import Runtime, ServiceDefinition
+    from shared.settings import ServiceSettings
+
+    monkeypatch.setattr(runtime_mod, "STOP_WARN_S", 0.05)
+    monkeypatch.setattr(runtime_mod, "STOP_GIVE_UP_S", 0.2)
+    md = MetaData()
+    definition = ServiceDefinition(name="demo", title="demo", metadata=md, tables=MessagingTables(md),
+                                   migrations_dir=Path(tmp_path))
+    rt = Runtime(definition, ServiceSettings(environment="test", log_json=False,
+                                             database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db"))
+    ev = asyncio.Event()
+    rt.spawn(_stubborn(ev), "stubborn-loop")
+    rt.spawn(asyncio.sleep(3600), "polite-loop")
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    with caplog.at_level(logging.WARNING, logger="shared.stopping"):
+        await rt.stop()
+    assert loop.time() - t0 < 3
+    held = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(held) == 1 and "demo:stubborn-loop" in held[0] and "_deep_wait" in held[0]
+    ev.set()
+    await asyncio.sleep(0.01)

@@ -12,6 +12,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.stopping import bounded
+
 log = logging.getLogger(__name__)
 
 
@@ -127,10 +129,7 @@ class ProducerHandle:
         async with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                await asyncio.wait_for(producer.stop(), timeout=5)
-            except Exception:  # noqa: BLE001 - best effort on a broken connection
-                pass
+            await bounded(producer.stop(), what="producer stop", timeout_s=5)  # best effort
 
     async def healthy(self) -> bool:
         try:
@@ -162,7 +161,4 @@ async def consume_reconnecting(make_consumer, body, what: str) -> None:
             await asyncio.sleep(backoff)
             backoff = min(5.0, backoff * 2)
         finally:
-            try:
-                await asyncio.wait_for(consumer.stop(), timeout=5)
-            except Exception:  # noqa: BLE001 - stopping a broken client may fail too
-                pass
+            await bounded(consumer.stop(), what=f"{what} stop", timeout_s=5)  # a broken client may fail

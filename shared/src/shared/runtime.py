@@ -30,7 +30,7 @@ from shared.observability import RequestContextMiddleware, health_router
 from shared.one_write import ServiceApp
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceSettings
-from shared.stopping import cancel_and_wait
+from shared.stopping import bounded, cancel_and_wait
 from shared.topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
@@ -158,10 +158,7 @@ class Runtime:
                               give_up_after_s=STOP_GIVE_UP_S)
         self._tasks.clear()
         await self.producer.close()
-        try:
-            await asyncio.wait_for(self.engine.dispose(), timeout=STOP_DISPOSE_S)
-        except asyncio.TimeoutError:
-            log.error("database connections not closed within %g s at stop", STOP_DISPOSE_S)
+        await bounded(self.engine.dispose(), what=f"{self.name} database connections close", timeout_s=STOP_DISPOSE_S)
 
     async def db_ready(self) -> bool:
         try:

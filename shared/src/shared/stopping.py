@@ -72,3 +72,25 @@ def _report(pending: set[asyncio.Task], what: str, how: str, level: int) -> None
     for t in sorted(pending, key=lambda t: t.get_name()):
         log.log(level, "%s: task %s %s; waiting at:\n  %s", what, t.get_name(), how, "\n  ".join(await_chain(t)),
                 extra={"task": t.get_name()})
+
+
+async def bounded(aw, *, what: str, timeout_s: float) -> bool:
+    """Await ``aw`` for at most ``timeout_s``; past that it is cancelled and, if it still does
+    not end within a second, left behind. Unlike ``asyncio.wait_for`` (which waits for the
+    cancelled operation to finish), this cannot be held by an operation that ignores its
+    cancellation. Returns whether it completed; its failure is not raised."""
+    task = asyncio.ensure_future(aw)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        left = await cancel_and_wait([task], what=what, warn_after_s=1.0, give_up_after_s=1.0)
+        if not left:
+            log.warning("%s: did not finish within %g s; cancelled", what, timeout_s)
+        return False
+    if task.cancelled():
+        return False
+    exc = task.exception()
+    if exc is not None:
+        # expected when closing a client whose connection is already broken
+        log.debug("%s failed: %r", what, exc)
+        return False
+    return True

@@ -35,6 +35,7 @@ from sqlalchemy import JSON
 from sqlalchemy.dialects import postgresql
 
 from orders.models import Rating, ServiceOrder, TimelineEntry
+from shared.stopping import bounded
 
 _PG = postgresql.dialect()
 _ORDERS = ServiceOrder.__table__
@@ -145,11 +146,10 @@ class DirectPool:
         self._sem.release()
 
     async def close(self) -> None:
-        conns, self._all, self._free = self._all, set(), []
-        for conn in conns:
-            try:
-                await asyncio.wait_for(conn.close(), timeout=5)
-            except Exception:  # noqa: BLE001
+        conns, self._all, self._free = list(self._all), set(), []
+        closed = await asyncio.gather(*(bounded(c.close(), what="direct pool close", timeout_s=5) for c in conns))
+        for conn, ok in zip(conns, closed):
+            if not ok:
                 conn.terminate()
 
 
