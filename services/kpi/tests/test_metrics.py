@@ -5,6 +5,7 @@ lean index counts on generated inputs with ties and missing values, and the whol
 refresh on a database of counters (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
+import math
 import random
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
@@ -15,6 +16,8 @@ from kpi import figures, metrics
 from kpi import projection as P
 from kpi.app import DEFINITION
 from kpi.domain.index import (
+    LOWER_IS_BETTER,
+    METRICS,
     IndexPolicy,
     MerchantWindow,
     Sums,
@@ -22,6 +25,7 @@ from kpi.domain.index import (
     composite_index,
     index_counts,
     platform_totals,
+    values,
 )
 from kpi.domain.scorecard import INDICATORS, rank
 from kpi.models import Base, Counter, PaidTransactions
@@ -33,10 +37,50 @@ END = date(2026, 11, 25)
 NOW = datetime(2026, 11, 25, 4, tzinfo=timezone.utc)  # Wednesday, Beijing noon
 
 
-def _full_counts(merchants, policy) -> dict[str, int]:
-    idx = composite_index(merchants, END, policy)["merchants"]
-    return {"merchants": len(idx), "platinum": sum(1 for x in idx if x["platinum"]),
-            "warned": sum(1 for x in idx if x["warnings"])}
+def _reference(merchants, policy) -> dict[str, tuple[bool, list[str]]]:
+    """Per merchant (platinum, warnings) by the rules as ``kpi.domain.index`` documents them,
+    computed the plain way on Fractions, peer by peer: the oracle for the exact-rank
+    shortcuts ``_category_flags`` takes."""
+    def better(m, a, b):
+        return a < b if LOWER_IS_BETTER[m] else a > b
+
+    def lead(mine, others, m):
+        if mine is None or not others:
+            return None
+        return Fraction(sum(1 for o in others if (better(m, mine, o) if m else mine > o)), len(others))
+
+    by_cat: dict[str, list] = {}
+    for mw in merchants.values():
+        by_cat.setdefault(mw.category, []).append(mw)
+    out = {}
+    for group in by_cat.values():
+        vals = [values(mw.total(), mw.paid) for mw in group]
+        leads = [{m: lead(v[m], [w[m] for j, w in enumerate(vals) if j != i and w[m] is not None], m)
+                  for m in METRICS} for i, v in enumerate(vals)]
+        scores = []
+        for ld in leads:
+            present = [x for x in ld.values() if x is not None]
+            scores.append(sum(present) / len(present) if present else None)
+        bench = {}
+        for m in METRICS:
+            have = sorted((v[m] for v in vals if v[m] is not None), reverse=not LOWER_IS_BETTER[m])
+            k = math.ceil(len(have) * policy.platinum_share)
+            bench[m] = have[max(1, k) - 1] if have and len(have) >= max(1, policy.platinum_min_peers) else None
+        for i, mw in enumerate(group):
+            plat = all(vals[i][m] is not None and bench[m] is not None and not better(m, bench[m], vals[i][m])
+                       for m in METRICS)
+            warnings = [m for m in METRICS if leads[i][m] is not None and leads[i][m] < policy.lead_warning]
+            idx_lead = lead(scores[i], [x for j, x in enumerate(scores) if j != i and x is not None], None)
+            if idx_lead is not None and idx_lead < policy.lead_warning:
+                warnings.append("index")
+            out[mw.merchant_id] = (plat, warnings)
+    return out
+
+
+def _reference_counts(merchants, policy) -> dict[str, int]:
+    ref = _reference(merchants, policy)
+    return {"merchants": len(ref), "platinum": sum(p for p, _w in ref.values()),
+            "warned": sum(1 for _p, w in ref.values() if w)}
 
 
 def _merchants(rnd: random.Random, n: int, narrow: bool) -> dict[str, MerchantWindow]:
@@ -57,19 +101,24 @@ def _merchants(rnd: random.Random, n: int, narrow: bool) -> dict[str, MerchantWi
 
 
 @pytest.mark.parametrize("seed", range(200))
-def test_index_counts_are_those_of_the_composite_index(seed):
+def test_platinum_and_warnings_on_exact_ranks_are_those_of_the_rules(seed):
+    """Both the full index and the /metrics counts (one code path, on integer ranks)
+    against the rules computed plainly on Fractions."""
     rnd = random.Random(seed)
     merchants = _merchants(rnd, rnd.randint(0, 70), narrow=seed % 2 == 0)
     policy = IndexPolicy(platinum_min_peers=rnd.randint(1, 12),
                          platinum_share=rnd.choice([Fraction(1, 10), Fraction(1, 4)]),
                          lead_warning=rnd.choice([Fraction(3, 10), Fraction(1, 2)]))
-    assert index_counts(merchants, policy) == _full_counts(merchants, policy)
+    ref = _reference(merchants, policy)
+    full = composite_index(merchants, END, policy)["merchants"]
+    assert {x["merchant_id"]: (x["platinum"], x["warnings"]) for x in full} == ref
+    assert index_counts(merchants, policy) == _reference_counts(merchants, policy)
 
 
 def test_index_counts_single_merchants_and_empty():
     policy = IndexPolicy(platinum_min_peers=1)
     alone = {"a": MerchantWindow("a", 10, "phones", {"exchange": Sums(1, 2, 7200, 1)})}
-    assert index_counts(alone, policy) == _full_counts(alone, policy) == {"merchants": 1, "platinum": 1, "warned": 0}
+    assert index_counts(alone, policy) == _reference_counts(alone, policy) == {"merchants": 1, "platinum": 1, "warned": 0}
     assert index_counts({}, policy) == {"merchants": 0, "platinum": 0, "warned": 0}
 
 
@@ -139,7 +188,7 @@ async def test_platform_figures_are_those_of_the_full_figures(database_url, monk
                 num = sum(c.indicators[ind.id].numerator for c in cards[wk].values())
                 den = sum(c.indicators[ind.id].denominator for c in cards[wk].values())
                 assert got["kpi_indicator_ratio"][(ind.id, label)] == num / den
-        full = _full_counts(merchants, policy)
+        full = _reference_counts(merchants, policy)
         assert full["platinum"] > 0 and full["warned"] > 0
         assert got["kpi_platinum_merchants"][()] == full["platinum"]
         assert got["kpi_index_warned_merchants"][()] == full["warned"]

@@ -215,6 +215,8 @@ def composite_index(merchants: dict[str, MerchantWindow], end: date, policy: Ind
             present = [v for v in ld.values() if v is not None]
             index_score[mid] = sum(present, Fraction(0)) / len(present) if present else None
         sorted_index = sorted(v for v in index_score.values() if v is not None)
+        # the rules (benchmark met, lead under the warning line) on exact ranks, as /metrics counts them
+        flags = dict(zip((mw.merchant_id for mw in group), _category_flags(group, policy)))
         avg, pooled_paid = _pooled(group)
         path_pooled = {p: Sums() for p in PATHS}
         for mw in group:
@@ -232,10 +234,7 @@ def composite_index(merchants: dict[str, MerchantWindow], end: date, policy: Ind
             mine, ld = vals[mid], leads[mid]
             idx = index_score[mid]
             idx_lead = _lead_among(None, idx, sorted_index)
-            warnings = [m for m in METRICS if ld[m] is not None and ld[m] < policy.lead_warning]
-            if idx_lead is not None and idx_lead < policy.lead_warning:
-                warnings.append("index")
-            meets = {m: _meets(m, mine[m], bench[m]) for m in METRICS}
+            meets, warnings = flags[mid]
             t = mw.total()
             merchants_out[mid] = {
                 "merchant_id": mid, "category": cat, "paid_transactions": mw.paid,
@@ -308,24 +307,27 @@ def platform_totals(merchants: dict[str, MerchantWindow]) -> dict[str, Fraction 
 
 
 def index_counts(merchants: dict[str, MerchantWindow], policy: IndexPolicy = IndexPolicy()) -> dict[str, int]:
-    """How many merchants ``composite_index`` would list, label platinum and warn —
-    all that /metrics needs — by the same rules (``platinum``, ``_meets``, ``_worse``),
-    without its display values. Every comparison is between exact integer ranks rather
-    than Fractions (``_exact_ranks``, ``_index_keys``): at 10,000 merchants the full
-    index takes seconds of interpreter time, this a few hundredths."""
+    """How many merchants ``composite_index`` lists, labels platinum and warns — all that
+    /metrics needs — from the same rules (``_category_flags``) without the display values
+    (the leads and scores as Fractions: seconds of interpreter time at 10,000 merchants,
+    where this takes a few hundredths)."""
     by_cat: dict[str, list[MerchantWindow]] = {}
     for mw in merchants.values():
         by_cat.setdefault(mw.category, []).append(mw)
     out = {"merchants": len(merchants), "platinum": 0, "warned": 0}
     for group in by_cat.values():
-        platinum_n, warned_n = _category_counts(group, policy)
-        out["platinum"] += platinum_n
-        out["warned"] += warned_n
+        for meets, warnings in _category_flags(group, policy):
+            out["platinum"] += all(meets.values())
+            out["warned"] += bool(warnings)
     return out
 
 
-def _category_counts(group: list[MerchantWindow], policy: IndexPolicy) -> tuple[int, int]:
-    """(platinum, warned) merchants of one category."""
+def _category_flags(group: list[MerchantWindow], policy: IndexPolicy) -> list[tuple[dict[str, bool], list[str]]]:
+    """Per merchant of one category (in ``group`` order): which indicators meet the
+    platinum benchmark, and the warnings (indicators, then "index", whose lead over peers
+    is under the line). Every comparison is between exact integer ranks rather than
+    Fractions (``_exact_ranks``, ``_index_keys``); ranks order exactly as the values do,
+    so benchmarks and leads are those of the values."""
     rs = [ratios(mw.total(), mw.paid) for mw in group]
     ranks = {m: _exact_ranks([r[m] for r in rs]) for m in METRICS}
     sorted_ranks = {m: sorted(x for x in ranks[m] if x is not None) for m in METRICS}
@@ -334,16 +336,16 @@ def _category_counts(group: list[MerchantWindow], policy: IndexPolicy) -> tuple[
     peers = {m: len(sorted_ranks[m]) - 1 for m in METRICS}  # a merchant's peers with a value
     keys = _index_keys(worse, peers, len(group))
     sorted_keys = sorted(k for k in keys if k is not None)
-    platinum_n = warned_n = 0
+    out = []
     for i in range(len(group)):
-        if all(_meets(m, ranks[m][i], bench[m]) for m in METRICS):
-            platinum_n += 1
-        warned = any(worse[m][i] is not None and _below(worse[m][i], peers[m], policy.lead_warning)
-                     for m in METRICS)
-        if not warned and keys[i] is not None:
-            warned = _below(_worse(None, keys[i], sorted_keys), len(sorted_keys) - 1, policy.lead_warning)
-        warned_n += warned
-    return platinum_n, warned_n
+        meets = {m: _meets(m, ranks[m][i], bench[m]) for m in METRICS}
+        warnings = [m for m in METRICS
+                    if worse[m][i] is not None and _below(worse[m][i], peers[m], policy.lead_warning)]
+        if keys[i] is not None and _below(_worse(None, keys[i], sorted_keys), len(sorted_keys) - 1,
+                                          policy.lead_warning):
+            warnings.append("index")
+        out.append((meets, warnings))
+    return out
 
 
 def _below(worse: int, peers: int, limit: Fraction) -> bool:
