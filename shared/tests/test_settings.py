@@ -37,7 +37,7 @@ def test_production_refuses_unsafe_defaults(monkeypatch):
 def test_production_with_safe_settings_starts_and_does_not_migrate_on_start(monkeypatch):
     monkeypatch.setenv("DEMO_ENVIRONMENT", "production")
     monkeypatch.setenv("DEMO_DATABASE_URL", "postgresql+asyncpg://app@db/demo")
-    monkeypatch.setenv("DEMO_TOKEN_SECRET", "s" * 48)
+    monkeypatch.setenv("DEMO_TOKEN_SECRET", "k3J9x-Qw7pL2mZ8vR4tY6uN1bC5dE0fG")
     monkeypatch.setenv("DEMO_KAFKA_IDEMPOTENT_PRODUCER", "true")
     s = load_settings(DemoSettings)
     assert s.run_migrations_on_start is False and s.kafka_idempotent_producer is True

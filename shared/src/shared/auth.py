@@ -1,13 +1,15 @@
-"""Bearer tokens every service can issue and check (HS256 JWT, ``settings.token_secret``).
+"""Bearer tokens every service can issue and check (HS256 JWT, ``settings.token_secret``),
+and the access policy every route declares (default-deny, see ``shared.access``).
 
 The orders service runs the OAuth2 client-credentials endpoint that issues them;
-any service verifies them with ``require_principal(*roles)``::
+any service declares who may call a route with a ``Policy``::
 
     @router.get("/x")
-    async def x(p: Principal = Depends(require_principal("platform_operator"))): ...
+    async def x(p: Principal = Depends(Policy("platform_operator"))): ...
 
-401 ``unauthorized`` when the token is missing, malformed, forged or expired;
-403 ``forbidden`` when the role is not among those allowed.
+401 ``unauthorized`` when the token is missing, malformed, forged, expired or revoked;
+403 ``forbidden`` when the role (or the staff permission) is not among those allowed.
+A route without a policy is refused at start-up (``shared.access.enforce``).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class Principal:
     customer_id: str | None = None  # storefront: set per request from X-Customer-Id
     permissions: frozenset[str] = field(default_factory=frozenset)  # staff: audit / process
     categories: frozenset[str] = field(default_factory=frozenset)  # staff: after-sales categories
+    version: int | None = None  # the account's version when the token was issued (revocation)
 
     @property
     def is_merchant(self) -> bool:
@@ -58,6 +61,8 @@ def issue_token(principal: Principal, secret: str, *, now: datetime | None = Non
         "perm": sorted(principal.permissions),
         "cat": sorted(principal.categories),
     }
+    if principal.version is not None:
+        claims["ver"] = principal.version
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -104,6 +109,7 @@ def _verify_uncached(token: str, secret: str, current: float) -> tuple[Principal
         merchant_id=claims.get("mid"),
         permissions=frozenset(claims.get("perm") or ()),
         categories=frozenset(claims.get("cat") or ()),
+        version=claims.get("ver") if isinstance(claims.get("ver"), int) else None,
     ), float(claims["exp"])
 
 
@@ -117,21 +123,106 @@ def principal_from_request(request: Request, secret: str, now: datetime | None =
         # The storefront back end acts for one customer per request.
         customer = request.headers.get("x-customer-id", "").strip()
         if customer:
+            if len(customer) > 100 or not customer.isprintable():
+                raise ApiError(422, "validation_error", "X-Customer-Id must be 1-100 printable characters",
+                               {"field": "X-Customer-Id"})
             p = Principal(p.role, p.subject, customer_id=customer)
     return p
 
 
-def require_principal(*roles: str):
-    """FastAPI dependency factory: the caller's principal, restricted to ``roles`` (all when empty).
+class Policy:
+    """Who may call a route: a FastAPI dependency that answers the caller's principal.
 
-    The secret is read from ``request.app.state.runtime.settings.token_secret`` and the
-    time from the runtime's clock."""
+    ``roles``: the principal kinds allowed (empty: any authenticated caller).
+    ``permission``: staff sub-accounts also need this permission (``audit`` / ``process``);
+    main accounts and platform roles are not restricted by it.
+    ``customer``: the storefront must name the customer (``X-Customer-Id``).
+    ``scope``: a short note on the ownership check the handler makes (documented in
+    OpenAPI as ``x-policy.scope``: e.g. "the order's merchant").
 
-    async def dependency(request: Request) -> Principal:
+    ``Policy.public(reason)`` marks one of the few anonymous routes (health, readiness,
+    the token endpoint); it answers ``None``.
+
+    Every token check also asks the runtime's account guard (``runtime.account_guard``,
+    when present) whether the account behind the token was deactivated or changed since
+    the token was issued: revocation takes effect on the next request."""
+
+    def __init__(self, *roles: str, permission: str | None = None, customer: bool = False,
+                 scope: str | None = None, public: str | None = None, webhook: str | None = None) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles in policy: {sorted(unknown)}")
+        self.roles = frozenset(roles)
+        self.permission = permission
+        self.customer = customer
+        self.scope = scope
+        self.public_reason = public
+        self.webhook = webhook
+
+    @classmethod
+    def public(cls, reason: str) -> "Policy":
+        """One of the anonymous routes: health, readiness, the token endpoint."""
+        return cls(public=reason)
+
+    @classmethod
+    def signed_webhook(cls, sender: str) -> "Policy":
+        """A callback from an outside system that cannot hold a bearer token: the route
+        itself verifies the request's signature and answers 401 without a valid one."""
+        return cls(webhook=sender)
+
+    @property
+    def is_public(self) -> bool:
+        return self.public_reason is not None
+
+    def describe(self) -> dict:
+        """The policy as documented in OpenAPI (``x-policy``) and read by the access-matrix test."""
+        if self.is_public:
+            return {"public": True, "reason": self.public_reason}
+        if self.webhook:
+            return {"public": False, "webhook": self.webhook, "auth": "signature"}
+        out: dict = {"public": False, "roles": sorted(self.roles or ROLES)}
+        if self.permission:
+            out["permission"] = self.permission
+        if self.customer:
+            out["customer"] = True
+        if self.scope:
+            out["scope"] = self.scope
+        return out
+
+    def check(self, request: Request) -> Principal | None:
+        """The principal for this request, or ApiError 401/403/422."""
+        if self.is_public or self.webhook:
+            return None
         rt = request.app.state.runtime
         p = principal_from_request(request, rt.settings.token_secret, rt.clock.now())
-        if roles and p.role not in roles:
+        guard = getattr(rt, "account_guard", None)
+        if guard is not None and p.role != "storefront":
+            guard.check(p)
+        if self.roles and p.role not in self.roles:
             raise ApiError(403, "forbidden", f"role {p.role} may not call this endpoint")
+        if p.is_merchant and not p.merchant_id:
+            # fail closed: a merchant token that names no merchant sees nothing
+            raise ApiError(401, "unauthorized", "the token names no merchant")
+        if self.permission and p.role == "merchant_staff" and self.permission not in p.permissions:
+            raise ApiError(403, "forbidden", f"this staff account lacks the {self.permission!r} permission")
+        if self.customer and p.role == "storefront" and not p.customer_id:
+            raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
         return p
 
+    async def __call__(self, request: Request) -> Principal | None:
+        return self.check(request)
+
+    def __repr__(self) -> str:
+        return f"Policy({self.describe()})"
+
+
+def require_principal(*roles: str, **kw) -> Policy:
+    """Shorthand kept for the routers: ``Policy(*roles)``."""
+    return Policy(*roles, **kw)
+
+
+def with_policy(dependency, policy: Policy):
+    """Mark a dependency that checks ``policy`` itself (by calling it), so the start-up
+    check and the OpenAPI document see the policy without FastAPI solving it twice."""
+    dependency.__policy__ = policy
     return dependency

@@ -28,6 +28,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.masking import mask_payload, mask_text
 from shared.clock import Clock
 from shared.events import Envelope, EventRegistry, UnknownEventType
 from shared.kafka import consume_reconnecting
@@ -355,7 +356,8 @@ class EventConsumer:
             "message parked",
             extra={"consumer": self.config.name, "topic": msg.topic, "partition": msg.partition, "offset": msg.offset, "error": error[:500]},
         )
-        payload = msg.value.decode("utf-8", errors="replace") if msg.value is not None else ""
+        # parked payloads are masked: operators read dead letters, customers' phones stay hidden
+        payload = mask_payload(msg.value.decode("utf-8", errors="replace")) if msg.value is not None else ""
         async with self.sessions() as s, s.begin():
             await s.execute(
                 insert(self.tables.dead_letters).values(
@@ -365,7 +367,7 @@ class EventConsumer:
                     offset=msg.offset,
                     key=msg.key.decode("utf-8", errors="replace") if msg.key else None,
                     payload=payload,
-                    error=error[:4000],
+                    error=mask_text(error[:4000]),
                     created_at=self.clock.now(),
                 )
             )

@@ -6,10 +6,11 @@ import time
 import weakref
 from typing import Awaitable, Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 
+from shared.auth import Policy
 from shared.logging import current_correlation_id, reset_correlation_id, set_correlation_id
 
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -18,11 +19,13 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, ReadyCheck]) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/health", summary="Liveness: the process answers")
+    @router.get("/health", summary="Liveness: the process answers",
+                dependencies=[Depends(Policy.public("liveness probe"))])
     async def health() -> dict:
         return {"status": "ok", "service": service}
 
-    @router.get("/ready", summary="Readiness: database and broker reachable")
+    @router.get("/ready", summary="Readiness: database and broker reachable",
+                dependencies=[Depends(Policy.public("readiness probe"))])
     async def ready() -> JSONResponse:
         names = list(checks)
         results = await asyncio.gather(*(asyncio.wait_for(checks[n](), timeout=4) for n in names), return_exceptions=True)
@@ -33,7 +36,10 @@ def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, Re
             status_code=200 if ok else 503,
         )
 
-    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    # Operators only on the service port; Prometheus scrapes the operations port
+    # (METRICS_PORT, see shared.runtime) where one is configured.
+    @router.get("/metrics", summary="Prometheus metrics (platform operators)", include_in_schema=False,
+                dependencies=[Depends(Policy("platform_operator"))])
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 

@@ -11,13 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import db
+from shared.access import document, enforce
+from shared.auth import Policy
 from shared.clock import CLOCK_TOPIC, Clock, ClockListener, SystemClock, VirtualClock, announcement
 from shared.consumer import ConsumerConfig, EventConsumer, Handler
 from shared.errors import ApiError, install_error_handlers
@@ -113,6 +115,7 @@ class Runtime:
             for spec in definition.consumers
         ]
         self._tasks: list[asyncio.Task] = []
+        self._metrics_server = None
 
     @asynccontextmanager
     async def uow(self) -> AsyncIterator[AsyncSession]:
@@ -126,6 +129,13 @@ class Runtime:
     async def start(self) -> None:
         if self.settings.run_migrations_on_start:
             await upgrade(self.definition.migrations_dir, self.settings.database_url)
+        if self.settings.metrics_port:
+            # prometheus_client's own operations listener (a thread): scraped without a token,
+            # bound to METRICS_HOST (a private interface), never the public service port.
+            from prometheus_client import start_http_server
+
+            self._metrics_server, _ = start_http_server(self.settings.metrics_port, addr=self.settings.metrics_host,
+                                                        registry=self.metrics)
         self._spawn(self.relay.run(), "outbox-relay")
         for c in self.consumers:
             self._spawn(c.run(), f"consumer-{c.config.name}")
@@ -157,6 +167,10 @@ class Runtime:
         await cancel_and_wait(self._tasks, what=f"{self.name} stop", warn_after_s=STOP_WARN_S,
                               give_up_after_s=STOP_GIVE_UP_S)
         self._tasks.clear()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
         await self.producer.close()
         await bounded(self.engine.dispose(), what=f"{self.name} database connections close", timeout_s=STOP_DISPOSE_S)
 
@@ -172,8 +186,14 @@ class ClockAdvance(BaseModel):
     seconds: float = Field(gt=0, le=10 * 365 * 86400, description="How far to move the virtual clock forward")
 
 
+OPERATOR = Policy("platform_operator")
+MAX_OFFSET = 1_000_000  # list offsets beyond this are refused (422), not passed to the database
+
+
 def admin_router() -> APIRouter:
-    router = APIRouter(prefix="/admin", tags=["operations"])
+    # Operations endpoints are for platform operators only (dead letters hold customer data;
+    # the virtual clock would fire every deadline).
+    router = APIRouter(prefix="/admin", tags=["operations"], dependencies=[Depends(OPERATOR)])
 
     @router.get("/clock", summary="This service's clock")
     async def get_clock(request: Request) -> dict:
@@ -206,9 +226,8 @@ def admin_router() -> APIRouter:
         return {"now": clock.now().isoformat(), "offset_seconds": offset, "seq": seq}
 
     @router.get("/dead-letters", summary="Parked messages this service could not apply")
-    async def dead_letters(request: Request, limit: int = 50, offset: int = 0) -> dict:
-        if not (1 <= limit <= 500) or offset < 0:
-            raise ApiError(422, "bad_pagination", "limit must be 1..500 and offset >= 0")
+    async def dead_letters(request: Request, limit: int = Query(50, ge=1, le=500),
+                           offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
         rt: Runtime = request.app.state.runtime
         dl = rt.tables.dead_letters
         async with rt.sessions() as s:
@@ -233,6 +252,7 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        enforce(app)  # default-deny: a route without an access policy is never served
         await runtime.start()
         try:
             yield
@@ -249,6 +269,8 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
     app.include_router(admin_router())
     for r in definition.routers:
         app.include_router(r)
+    enforce(app)
+    document(app, settings.token_url)
     return app
 
 

@@ -35,6 +35,12 @@ class ServiceSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10000, ge=1000, le=300000)
     clock: Literal["system", "virtual"] = "system"
     token_secret: str = DEV_TOKEN_SECRET
+    # Where clients get tokens (the orders service's OAuth2 endpoint); shown in OpenAPI.
+    token_url: str = "http://127.0.0.1:8101/v1/oauth/token"
+    # Operations listener for Prometheus (GET /metrics without a token); 0 = none, and
+    # /metrics is then served on the service port to platform operators only.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     run_migrations_on_start: bool | None = None
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -58,8 +64,9 @@ class ServiceSettings(BaseSettings):
             problems = []
             if self.database_url.startswith("sqlite"):
                 problems.append("DATABASE_URL is a SQLite file; production needs PostgreSQL")
-            if self.token_secret == DEV_TOKEN_SECRET or len(self.token_secret) < 32:
-                problems.append("TOKEN_SECRET is the development default or shorter than 32 characters")
+            if self.token_secret == DEV_TOKEN_SECRET or len(self.token_secret) < 32 or len(set(self.token_secret)) < 8:
+                problems.append("TOKEN_SECRET is the development default, shorter than 32 characters "
+                                "or not random (fewer than 8 distinct characters)")
             if self.clock == "virtual":
                 problems.append("CLOCK=virtual is for tests and demos only")
             if problems:

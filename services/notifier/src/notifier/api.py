@@ -12,7 +12,7 @@ from notifier.models import Message, OrderContact, TemplateVersion
 from notifier.providers import sign
 from notifier.template_store import latest, save
 from notifier.templates import render
-from shared.auth import Principal, require_principal
+from shared.auth import Policy, Principal, require_principal
 from shared.errors import ApiError
 from shared.runtime import Runtime, get_runtime
 
@@ -189,7 +189,8 @@ class ReceiptIn(BaseModel):
     detail: str | None = Field(default=None, max_length=500)
 
 
-@router.post("/sms/receipts", summary="Delivery receipt from the SMS gateway (signed like requests)")
+@router.post("/sms/receipts", summary="Delivery receipt from the SMS gateway (signed like requests)",
+             dependencies=[Depends(Policy.signed_webhook("SMS gateway delivery receipts"))])
 async def receipt(request: Request, rt: Runtime = Depends(get_runtime)) -> dict:
     raw = await request.body()
     ts, nonce = request.headers.get("x-timestamp", ""), request.headers.get("x-nonce", "")

@@ -16,17 +16,20 @@ import time
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import Histogram
 
 from consultation_routing.domain.model import Consultation
 from shared.contracts.routing import CHANNELS, ENTRY_POINTS, PHASES
+from shared.auth import Policy
 from shared.errors import ApiError
 from shared.logging import new_correlation_id
 from shared.one_write import ServiceApp
 
 router = APIRouter(prefix="/v1", tags=["routing"])
+# The storefront authenticates; operators may ask too (what-if checks with a time).
+STOREFRONT = Policy("storefront", "platform_operator")
 PATH = "/v1/route"
 
 _CHANNELS = frozenset(CHANNELS)
@@ -158,6 +161,6 @@ class RoutingApp(ServiceApp):
                 "(product page, phone), decision_id and the fallback. Unknown channel, entry point or "
                 "phase: 422. Served by RouteFastPath; this route documents it and behaves the same.",
 )
-async def route(request: Request) -> Response:
+async def route(request: Request, _p=Depends(STOREFRONT)) -> Response:
     body = answer_query(request.app.state, dict(request.query_params))
     return Response(body, media_type="application/json")

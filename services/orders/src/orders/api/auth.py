@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 
 from orders.handlers.accounts import issue_for_client
+from shared.auth import Policy
 from shared.errors import ApiError
 from orders.api.common import get_runtime
 from shared.runtime import Runtime
@@ -15,7 +16,8 @@ from shared.runtime import Runtime
 router = APIRouter(prefix="/v1/oauth", tags=["auth"])
 
 
-@router.post("/token", summary="Exchange client credentials for a short-lived bearer token")
+@router.post("/token", summary="Exchange client credentials for a short-lived bearer token",
+             dependencies=[Depends(Policy.public("OAuth2 client-credentials token endpoint"))])
 async def token(request: Request, rt: Runtime = Depends(get_runtime)) -> dict:
     raw = await request.body()
     ctype = request.headers.get("content-type", "")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import Header, Request
 
-from shared.auth import Principal, require_principal
+from shared.auth import Principal, require_principal, with_policy
 from shared.errors import ApiError
 from shared.runtime import Runtime
 
@@ -41,7 +41,7 @@ def action_context(principal, *, customer: bool = False):
             raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
         return request.app.state.runtime, p, _version(if_match)
 
-    return dependency
+    return with_policy(dependency, principal)
 
 
 def caller_context(principal, *, customer: bool = False):
@@ -53,7 +53,7 @@ def caller_context(principal, *, customer: bool = False):
             raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
         return request.app.state.runtime, p
 
-    return dependency
+    return with_policy(dependency, principal)
 
 
 def page(limit: int, offset: int) -> None:

@@ -7,11 +7,13 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from shared.errors import ApiError
+from shared.auth import Policy, Principal
 from shared.runtime import Runtime, get_runtime
 from sla_timer.domain.rules import RULES, RULES_BY_NAME
 from sla_timer.models import RuleOverride
 
 router = APIRouter(prefix="/v1", tags=["rules"])
+OPERATOR = Policy("platform_operator")
 
 
 def _starts(rule) -> list[str]:
@@ -19,7 +21,7 @@ def _starts(rule) -> list[str]:
 
 
 @router.get("/rules", summary="The deadline rule table (SPEC §3 defaults)")
-async def rule_table() -> dict:
+async def rule_table(_p=Depends(Policy())) -> dict:
     return {"items": [
         {"name": r.name, "starts": _starts(r), "calendar": r.calendar,
          "after_seconds": int(r.after.total_seconds()) if r.after is not None else None,
@@ -50,7 +52,7 @@ def _out(o: RuleOverride) -> dict:
 @router.put("/rules/{rule}/overrides/{scope}/{scope_id}",
             summary="Set a rule's policy for one merchant or category (used for timers started afterwards)")
 async def set_override(rule: str, scope: Literal["merchant", "category"], scope_id: str, body: OverrideBody,
-                       rt: Runtime = Depends(get_runtime)) -> dict:
+                       rt: Runtime = Depends(get_runtime), p: Principal = Depends(OPERATOR)) -> dict:
     if rule not in RULES_BY_NAME:
         raise ApiError(404, "unknown_rule", f"no rule named {rule!r}")
     if not scope_id or len(scope_id) > 60:
@@ -69,7 +71,7 @@ async def set_override(rule: str, scope: Literal["merchant", "category"], scope_
 
 
 @router.get("/rule-overrides", summary="Every per-merchant / per-category policy override")
-async def list_overrides(rt: Runtime = Depends(get_runtime)) -> dict:
+async def list_overrides(rt: Runtime = Depends(get_runtime), p: Principal = Depends(OPERATOR)) -> dict:
     async with rt.sessions() as s:
         rows = (await s.scalars(select(RuleOverride).order_by(RuleOverride.rule, RuleOverride.scope,
                                                               RuleOverride.scope_id))).all()

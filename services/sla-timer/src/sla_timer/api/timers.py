@@ -3,10 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
+from shared.auth import Policy, Principal
 from shared.runtime import Runtime, get_runtime
 from sla_timer.models import Timer
 
 router = APIRouter(prefix="/v1", tags=["timers"])
+TIMER_READERS = Policy("platform_operator", "merchant_main", "merchant_staff", scope="the order's merchant")
 
 
 def _iso(v):
@@ -14,7 +16,8 @@ def _iso(v):
 
 
 @router.get("/service-orders/{order_id}/timers", summary="The timers of one service order (pending, fired, cancelled)")
-async def timers_of_order(order_id: str, rt: Runtime = Depends(get_runtime)) -> dict:
+async def timers_of_order(order_id: str, rt: Runtime = Depends(get_runtime),
+                          p: Principal = Depends(TIMER_READERS)) -> dict:
     async with rt.sessions() as s:
         rows = (await s.scalars(select(Timer).where(Timer.order_id == order_id)
                                 .order_by(Timer.due_at, Timer.rule))).all()
