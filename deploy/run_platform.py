@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -44,8 +45,22 @@ def say(msg: str) -> None:
     print(f"[platform] {msg}", flush=True)
 
 
+def signing_secret(data_dir: str) -> str:
+    """This data directory's token signing secret: random, made on first start and kept
+    (mode 0600) so tokens survive restarts; never the public development default, so
+    nobody can mint tokens for a demo instance from the source code."""
+    path = Path(data_dir) / "token-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
 def service_env(prefix: str, port: int, bootstrap: str, data_dir: str, clock: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault(f"{prefix}TOKEN_SECRET", signing_secret(data_dir))
     env.setdefault(f"{prefix}PORT", str(port))
     env.setdefault(f"{prefix}KAFKA_BOOTSTRAP", bootstrap)
     env.setdefault(f"{prefix}DATA_DIR", data_dir)

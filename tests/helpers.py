@@ -62,6 +62,15 @@ def bearer(role: str, subject: str, secret: str = DEV_TOKEN_SECRET, **kw) -> dic
     return {"Authorization": "Bearer " + issue_token(Principal(role, subject, **kw), secret)}
 
 
+def operator_headers(subject: str = "test-operator") -> dict:
+    """A platform operator's token, long-lived (virtual-clock tests move days ahead):
+    /admin/* and /metrics are for operators only."""
+    from datetime import timedelta
+
+    return {"Authorization": "Bearer " + issue_token(Principal("platform_operator", subject), DEV_TOKEN_SECRET,
+                                                     ttl=timedelta(days=3650))}
+
+
 def storefront_headers(customer_id: str) -> dict:
     """The storefront back end acting for one customer (orders API auth, issue 3)."""
     return {**bearer("storefront", "test-storefront"), "X-Customer-Id": customer_id}

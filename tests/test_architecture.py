@@ -36,3 +36,31 @@ def test_no_cross_service_imports(package):
     forbidden = {p for p in PACKAGES if p not in (package, "shared")}
     offenders = {name: sorted(files) for name, files in imports.items() if name in forbidden}
     assert not offenders, f"{package} imports other services: {offenders}"
+
+
+def test_every_service_declares_a_policy_on_every_route_and_refuses_one_added_later():
+    """Default-deny is a property of the shared runtime: each real app passes the check at
+    construction, and a route slipped in afterwards stops the service from starting."""
+    import asyncio
+
+    from asgi_lifespan import LifespanManager
+
+    from shared.access import UndeclaredAccess, enforce
+    from tests.helpers import SERVICES
+
+    for name, (create_app, _settings) in SERVICES.items():
+        app = create_app()
+        assert enforce(app), name
+
+    app = SERVICES["kpi"][0]()
+
+    @app.get("/v1/sneaky")
+    async def sneaky() -> dict:
+        return {}
+
+    async def start() -> None:
+        async with LifespanManager(app):
+            pass
+
+    with pytest.raises(UndeclaredAccess, match="GET /v1/sneaky"):
+        asyncio.run(start())

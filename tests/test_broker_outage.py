@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from kpi.models import OrderFact
 from shared.testing import eventually
-from tests.helpers import bearer, start_services, submit_application
+from tests.helpers import bearer, start_services, submit_application, operator_headers
 
 
 async def test_requests_succeed_while_broker_down_and_events_arrive_after(start_service, database_url, broker):
@@ -28,7 +28,7 @@ async def test_requests_succeed_while_broker_down_and_events_arrive_after(start_
         r = await submit_application(svc["orders"].client, n)
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
-    pending = (await svc["orders"].client.get("/admin/outbox")).json()["pending"]
+    pending = (await svc["orders"].client.get("/admin/outbox", headers=operator_headers())).json()["pending"]
     assert pending == 20
     ready = await svc["orders"].client.get("/ready")
     assert ready.status_code == 503 and ready.json()["checks"] == {"database": True, "broker": False}
@@ -41,5 +41,5 @@ async def test_requests_succeed_while_broker_down_and_events_arrive_after(start_
         return n == 20
 
     await eventually(all_delivered, timeout=60)
-    assert (await svc["orders"].client.get("/admin/outbox")).json()["pending"] == 0
+    assert (await svc["orders"].client.get("/admin/outbox", headers=operator_headers())).json()["pending"] == 0
     assert (await svc["orders"].client.get("/ready")).status_code == 200

@@ -1,6 +1,6 @@
 """An event written with a state change in one service arrives at consumers in the others."""
 from shared.testing import eventually
-from tests.helpers import bearer, start_services, submit_application
+from tests.helpers import bearer, start_services, submit_application, operator_headers
 
 
 async def test_created_order_reaches_timer_kpi_and_notifier(start_service, database_url, broker):
@@ -18,7 +18,8 @@ async def test_created_order_reaches_timer_kpi_and_notifier(start_service, datab
     assert got["merchant_id"] == "m-1" and got["amount_paid"] == "199.00"
 
     async def timers():
-        resp = await svc["sla-timer"].client.get(f"/v1/service-orders/{order_id}/timers")
+        resp = await svc["sla-timer"].client.get(f"/v1/service-orders/{order_id}/timers",
+                                                 headers=operator_headers())
         return resp.json()["items"]
 
     rules = {t["rule"] for t in await eventually(timers)}

@@ -6,7 +6,7 @@ import httpx
 
 from shared.broker import free_port
 from shared.testing import eventually
-from tests.helpers import bearer, start_services, submit_application
+from tests.helpers import bearer, start_services, submit_application, operator_headers
 from tests.procs import ServiceProcess
 
 
@@ -21,7 +21,7 @@ async def test_event_survives_sigkill_before_publish(start_service, database_url
             r = await submit_application(c, 5, key="kill-1")
             assert r.status_code == 201, r.text
             order_id = r.json()["id"]
-            assert (await c.get("/admin/outbox")).json()["pending"] == 1
+            assert (await c.get("/admin/outbox", headers=operator_headers())).json()["pending"] == 1
     finally:
         dead.kill()
 
@@ -35,6 +35,6 @@ async def test_event_survives_sigkill_before_publish(start_service, database_url
 
         await eventually(fact, timeout=60)
         async with httpx.AsyncClient(base_url=alive.url, timeout=10) as c:
-            assert (await c.get("/admin/outbox")).json()["pending"] == 0
+            assert (await c.get("/admin/outbox", headers=operator_headers())).json()["pending"] == 0
     finally:
         await asyncio.to_thread(alive.stop)

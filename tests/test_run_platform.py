@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from shared.auth import Principal, issue_token
 from shared.broker import free_port, port_open
+from shared.settings import DEV_TOKEN_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +39,18 @@ def test_run_platform_starts_five_ready_services_and_stops_on_ctrl_c(tmp_path):
         for url in urls:
             assert httpx.get(url + "/ready", timeout=5).status_code == 200
         assert port_open(kafka_port)
+        # The signing secret is random per data directory, never the public development one:
+        # an operator token minted from the source code's default is refused everywhere.
+        secret_file = tmp_path / "token-secret"
+        assert secret_file.exists() and (secret_file.stat().st_mode & 0o077) == 0
+        secret = secret_file.read_text().strip()
+        assert secret != DEV_TOKEN_SECRET and len(secret) >= 32
+        forged = {"Authorization": "Bearer " + issue_token(Principal("platform_operator", "x"), DEV_TOKEN_SECRET)}
+        real = {"Authorization": "Bearer " + issue_token(Principal("platform_operator", "x"), secret)}
+        for url in urls:
+            assert httpx.get(url + "/admin/outbox", headers=forged, timeout=5).status_code == 401
+            assert httpx.get(url + "/admin/outbox", timeout=5).status_code == 401
+            assert httpx.get(url + "/admin/outbox", headers=real, timeout=5).status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)

@@ -10,7 +10,7 @@ from shared.outbox import row_messages
 from shared.testing import eventually
 from shared.auth import Principal, issue_token
 from shared.settings import DEV_TOKEN_SECRET
-from tests.helpers import start_services, storefront_headers, submit_application
+from tests.helpers import start_services, storefront_headers, submit_application, operator_headers
 
 M = "/v1/merchant/service-orders"
 S = "/v1/storefront/service-orders"
@@ -49,7 +49,7 @@ async def test_approve_ship_advance_15_days_refunds_by_system_once(start_service
                     for k, p in row_messages(*r) if k == oid]
         return [json.loads(p)["data"] for p in rows]
 
-    r = await sla.client.post("/admin/clock/advance", json={"seconds": 10 * DAY + 60})
+    r = await sla.client.post("/admin/clock/advance", json={"seconds": 10 * DAY + 60}, headers=operator_headers())
     assert r.status_code == 200, r.text
 
     async def reminded():
@@ -59,7 +59,7 @@ async def test_approve_ship_advance_15_days_refunds_by_system_once(start_service
     r = await orders.client.get(f"{M}/{oid}", headers=merchant)
     assert r.json()["state"] == "awaiting_receipt", r.text
 
-    r = await sla.client.post("/admin/clock/advance", json={"seconds": 5 * DAY})
+    r = await sla.client.post("/admin/clock/advance", json={"seconds": 5 * DAY}, headers=operator_headers())
     assert r.status_code == 200, r.text
 
     async def refunded():

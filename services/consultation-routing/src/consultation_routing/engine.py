@@ -16,6 +16,16 @@ from shared.calendar import BusinessCalendar
 from shared.clock import BEIJING
 
 log = logging.getLogger(__name__)
+# Decision ids of named consultations: uuid5 of the qualified consultation id in this namespace,
+# the same on every replica and after a restart (KPI keeps one fact per decision id).
+CONSULTATION_NAMESPACE = uuid.UUID("6f1d2c3e-9b7a-5e44-8c1f-2a9d0b7e5c31")
+
+
+def decision_id_of(c: Consultation) -> str:
+    if c.consultation_id is not None:
+        return str(uuid.uuid5(CONSULTATION_NAMESPACE, c.consultation_id))
+    # random (version 4) without a system call per request; ids need not be secret
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 class RoutingEngine:
@@ -80,8 +90,7 @@ class RoutingEngine:
         s = self.settings
         phone = c.channel == "phone"
         return {
-            # random (version 4) without a system call per request; ids need not be secret
-            "decision_id": str(uuid.UUID(int=random.getrandbits(128), version=4)),
+            "decision_id": decision_id_of(c),
             "target": target,
             "reason": reason,
             "channel": c.channel,

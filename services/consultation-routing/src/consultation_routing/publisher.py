@@ -65,20 +65,28 @@ def _envelope_json(type_: str, key: str, occurred_at: str, data: dict) -> str:
     })
 
 
-def decision_record(c: Consultation, d: dict) -> tuple:
-    """What the events of one decision need, as one flat tuple of strings, None and a
-    datetime: the garbage collector stops tracking it at its first pass, so thousands
+def is_billable(d: dict) -> bool:
+    """The platform serves an enrolled manufacturer's customer (SPEC §5.5)."""
+    return d["reason"] in BILLABLE_REASONS and d["manufacturer_id"] is not None
+
+
+def decision_record(c: Consultation, d: dict, billable: bool | None = None) -> tuple:
+    """What the events of one decision need, as one flat tuple of strings, None, a bool and
+    a datetime: the garbage collector stops tracking it at its first pass, so thousands
     of buffered decisions add nothing to the collector's work (a buffered Consultation
-    and answer dict would be tracked, promoted and traversed until written)."""
+    and answer dict would be tracked, promoted and traversed until written).
+    ``billable``: whether to publish a billable event (default: ``is_billable``)."""
     return (c.at, c.channel, c.entry_point, c.phase, c.sku, c.customer_id, c.sales_order_id, c.service_order_id,
-            d["decision_id"], d["target"], d["reason"], d["manufacturer_id"], d["category"], d["queue_id"])
+            d["decision_id"], d["target"], d["reason"], d["manufacturer_id"], d["category"], d["queue_id"],
+            is_billable(d) if billable is None else billable)
 
 
 def decision_events(record: tuple, manufacturer_package: int | None) -> list[tuple[str, str, str]]:
-    """(type, key, envelope JSON) of ``routing.decided`` plus, when the platform serves an
-    enrolled manufacturer's customer, a billable event."""
+    """(type, key, envelope JSON) of ``routing.decided`` plus, when the record is billable
+    (the platform serves an enrolled manufacturer's customer), a billable event whose
+    ``consultation_id`` is the decision id (one per consultation, see engine.decision_id_of)."""
     (at, channel, entry_point, phase, sku, customer_id, sales_order_id, service_order_id,
-     decision_id, target, reason, manufacturer_id, category, queue_id) = record
+     decision_id, target, reason, manufacturer_id, category, queue_id, billable) = record
     when = at.isoformat()
     occurred = _iso(at)
     key = manufacturer_id or "platform"
@@ -88,7 +96,7 @@ def decision_events(record: tuple, manufacturer_package: int | None) -> list[tup
         "manufacturer_id": manufacturer_id, "category": category, "queue_id": queue_id,
         "customer_id": customer_id, "sales_order_id": sales_order_id, "service_order_id": service_order_id,
     }))]
-    if reason in BILLABLE_REASONS and manufacturer_id:
+    if billable:
         out.append((BILLABLE, key, _envelope_json(BILLABLE, key, occurred, {
             "consultation_id": decision_id, "manufacturer_id": manufacturer_id,
             "package": package_for(category, manufacturer_package or 1), "cause": reason,
@@ -135,13 +143,19 @@ def frame(seq: int, created_at: datetime, items: list) -> bytes:
 
 
 class DecisionPublisher:
-    def __init__(self, rt, state, *, capacity: int, batch: int, interval_s: float = 0.2) -> None:
+    def __init__(self, rt, state, *, capacity: int, batch: int, interval_s: float = 0.2,
+                 remember_billed: int = 100_000) -> None:
         self.rt = rt
         self.state = state
         self.capacity = capacity
         self.batch = batch
         self.interval_s = interval_s
         self.buffer: deque[tuple] = deque()  # decision_record()s
+        # Decision ids of named consultations already billed here, oldest first (bounded): a
+        # repeat is not billed again. Only an economy of events — KPI keeps one billable fact
+        # per consultation id whatever the replicas publish.
+        self._billed: dict[str, None] = {}
+        self.remember_billed = remember_billed
         self._unacked: dict[int, int] = {}  # seq -> decisions in that batch, handed to the writer
         self._inflight = 0  # decisions taken from the buffer, not yet committed
         self._seq = 0
@@ -156,10 +170,22 @@ class DecisionPublisher:
         self._running = False
 
     def offer(self, consultation: Consultation, decision: dict) -> None:
+        """Buffer a billable-or-not decision for publication (never a what-if: the route
+        does not offer those)."""
         if len(self.buffer) >= self.capacity:
             self.dropped.inc()
             return
-        self.buffer.append(decision_record(consultation, decision))
+        billable = is_billable(decision)
+        if billable and consultation.consultation_id is not None:
+            did = decision["decision_id"]
+            billed = self._billed
+            if did in billed:
+                billable = False
+            else:
+                if len(billed) >= self.remember_billed:
+                    del billed[next(iter(billed))]
+                billed[did] = None
+        self.buffer.append(decision_record(consultation, decision, billable))
 
     def buffered(self) -> int:
         """Decisions not yet committed to the outbox."""

@@ -68,6 +68,10 @@ class Consultation:
     customer_id: str | None = None
     sales_order_id: str | None = None
     service_order_id: str | None = None
+    # The consultation's identity as the caller named it, qualified by the calling client
+    # ("<client>/<id>"): every decision of one consultation gets the same decision id, so
+    # it is billed and scored once. None: each call is a consultation of its own.
+    consultation_id: str | None = None
 
 
 @dataclass
