@@ -28,6 +28,8 @@
    the oldest transaction open at the previous poll, which cannot miss a row: its
    ``processed_at`` is taken before its transaction begins). Lag = first seen committed −
    scheduled publication time (so a slow producer counts against us); ``lag_p99_s``.
+   The service signs tokens with a key generated for the run; the final ``/metrics``
+   scrape (its own lag histogram, its last refresh time) sends a platform operator's token.
 
 Last line: one JSON object. Environment: BENCH_PG_DSN (admin DSN), BENCH_MERCHANTS,
 BENCH_ORDERS, BENCH_WORKERS (2), BENCH_BROKER_ORDERS, BENCH_RATE, BENCH_STREAM_SECONDS,
@@ -42,6 +44,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -287,8 +290,9 @@ async def bench_stream(bootstrap: str) -> dict:
     await ensure(bootstrap)
     db, dsn, url = await make_db("kpi_stream")
     port = free_port()
+    secret = secrets.token_urlsafe(32)  # this run's signing key: /metrics needs an operator token
     env = {**os.environ, "KPI_DATABASE_URL": url, "KPI_KAFKA_BOOTSTRAP": bootstrap, "KPI_PORT": str(port),
-           "KPI_ENVIRONMENT": "test", "KPI_LOG_LEVEL": "WARNING"}
+           "KPI_ENVIRONMENT": "test", "KPI_LOG_LEVEL": "WARNING", "KPI_TOKEN_SECRET": secret}
     await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "kpi", "migrate"], env=env, check=True,
                             capture_output=True)
     # for the benchmark's poller only (this throwaway database): newly committed inbox rows by time
@@ -369,7 +373,9 @@ async def bench_stream(bootstrap: str) -> dict:
         missing = len(scheduled) - len(lags)
         rss = rss_mb(proc.pid)[0]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            scrape = (await http.get("/metrics")).text
+            r = await http.get("/metrics", headers=_operator(secret))
+            r.raise_for_status()
+            scrape = r.text
             own = _histogram_p99(scrape, "kpi_event_lag_seconds")
             refresh_s = _gauge(scrape, "kpi_metrics_refresh_seconds")
     finally:
@@ -399,6 +405,14 @@ async def bench_stream(bootstrap: str) -> dict:
             "stream_events": len(scheduled), "stream_unapplied": missing, "stream_rate": round(achieved),
             "serve_rss_mb": round(rss), "stream_history_merchants": STREAM_HISTORY,
             "metrics_refresh_s": refresh_s}
+
+
+def _operator(secret: str) -> dict:
+    """A platform operator's bearer token for the service under test (/metrics is operators' only)."""
+    from shared.auth import Principal, issue_token
+
+    token = issue_token(Principal("platform_operator", "bench-kpi"), secret)
+    return {"authorization": f"Bearer {token}"}
 
 
 def _gauge(text: str, name: str) -> float | None:

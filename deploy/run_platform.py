@@ -61,6 +61,8 @@ def signing_secret(data_dir: str) -> str:
 def service_env(prefix: str, port: int, bootstrap: str, data_dir: str, clock: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault(f"{prefix}TOKEN_SECRET", signing_secret(data_dir))
+    # the virtual clock's offset survives restarts of the service (and of the broker)
+    env.setdefault(f"{prefix}CLOCK_STATE_FILE", str(Path(data_dir) / f"clock-{prefix.rstrip('_').lower()}.json"))
     env.setdefault(f"{prefix}PORT", str(port))
     env.setdefault(f"{prefix}KAFKA_BOOTSTRAP", bootstrap)
     env.setdefault(f"{prefix}DATA_DIR", data_dir)
@@ -86,6 +88,42 @@ def wait_ready(urls: dict[str, str], procs: dict[str, subprocess.Popen], timeout
             time.sleep(0.3)
     if pending:
         raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+
+
+class Supervisor:
+    """When to restart crashed services: backoff 1 s doubling to 30 s per service, reset
+    after a run that lasted STABLE_S."""
+
+    FIRST_S, MAX_S, STABLE_S = 1.0, 30.0, 60.0
+
+    def __init__(self, now) -> None:
+        self.now = now
+        self.started_at: dict[str, float] = {}
+        self.backoff: dict[str, float] = {}
+        self.restart_at: dict[str, float] = {}
+        self.restarts: dict[str, int] = {}
+
+    def started(self, name: str) -> None:
+        self.started_at[name] = self.now()
+        self.restart_at.pop(name, None)
+
+    def crashed(self, name: str, code) -> bool:
+        """Record a crash; False when it is already waiting for its restart."""
+        if name in self.restart_at:
+            return False
+        ran = self.now() - self.started_at.get(name, self.now())
+        delay = self.FIRST_S if ran >= self.STABLE_S else min(self.MAX_S, self.backoff.get(name, self.FIRST_S / 2) * 2)
+        self.backoff[name] = delay
+        self.restart_at[name] = self.now() + delay
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        return True
+
+    def delay(self, name: str) -> float:
+        return self.backoff[name]
+
+    def due(self) -> list[str]:
+        t = self.now()
+        return [n for n, at in list(self.restart_at.items()) if at <= t]
 
 
 def main() -> int:
@@ -124,20 +162,33 @@ def main() -> int:
         subprocess.run([str(BIN / "orders"), "seed-demo", "--out", str(Path(data_dir) / "demo-credentials.json")],
                        env=orders_env, check=True, stdout=subprocess.DEVNULL)
         say(f"demo data seeded; client credentials in {Path(data_dir) / 'demo-credentials.json'}")
-        for name, prefix, offset in SERVICES:
+        def start_service(name: str) -> subprocess.Popen:
+            prefix, offset = next((p, o) for n, p, o in SERVICES if n == name)
             env = service_env(prefix, base_port + offset, broker.bootstrap, data_dir, clock)
-            procs[name] = subprocess.Popen([str(BIN / name), "serve"], env=env, start_new_session=True)
+            return subprocess.Popen([str(BIN / name), "serve"], env=env, start_new_session=True)
+
+        for name, _prefix, _offset in SERVICES:
+            procs[name] = start_service(name)
         wait_ready(urls, procs, ready_timeout)
         say("all five services are ready:")
         for name, url in urls.items():
             print(f"  {name:<22} {url}   (docs: {url}/docs)", flush=True)
         say("a bearer token for the demo storefront: .venv/bin/python deploy/demo_token.py demo-storefront")
         say(f"clock: {clock}; press Ctrl-C to stop everything")
+        # Supervise: a crashed service is restarted with backoff (1 s doubling to 30 s; the
+        # backoff resets once a run lasted a minute); the others keep serving meanwhile.
+        supervisor = Supervisor(now=time.monotonic)
+        for name in procs:
+            supervisor.started(name)
         while not stopping:
-            for name, p in procs.items():
-                if p.poll() is not None:
-                    say(f"{name} exited with code {p.returncode}; stopping the platform")
-                    stopping = True
+            for name, p in list(procs.items()):
+                if p.poll() is not None and supervisor.crashed(name, p.returncode):
+                    say(f"{name} exited with code {p.returncode}; restarting it in "
+                        f"{supervisor.delay(name):.0f} s")
+            for name in supervisor.due():
+                procs[name] = start_service(name)
+                supervisor.started(name)
+                say(f"{name} restarted (restart #{supervisor.restarts[name]})")
             time.sleep(0.5)
         return 0
     except (RuntimeError, subprocess.CalledProcessError) as exc:

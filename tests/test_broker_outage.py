@@ -43,3 +43,24 @@ async def test_requests_succeed_while_broker_down_and_events_arrive_after(start_
     await eventually(all_delivered, timeout=60)
     assert (await svc["orders"].client.get("/admin/outbox", headers=operator_headers())).json()["pending"] == 0
     assert (await svc["orders"].client.get("/ready")).status_code == 200
+
+
+async def test_ready_answers_503_within_a_second_while_the_broker_is_frozen(start_service, database_url, broker):
+    """A frozen broker (SIGSTOP: connections accepted, nothing answered) must not hang /ready."""
+    import os
+    import signal
+    import time
+
+    svc = await start_services(start_service, database_url, broker, ["consultation-routing", "sla-timer", "notifier"])
+    for s in svc.values():
+        assert (await s.client.get("/ready")).status_code == 200
+    os.kill(broker.process.pid, signal.SIGSTOP)
+    try:
+        for name, s in svc.items():
+            started = time.monotonic()
+            r = await s.client.get("/ready")
+            took = time.monotonic() - started
+            assert took < 1.0 and r.status_code == 503, (name, took, r.text)
+            assert r.json()["checks"] == {"database": True, "broker": False}, name
+    finally:
+        os.kill(broker.process.pid, signal.SIGCONT)

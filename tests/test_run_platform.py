@@ -17,6 +17,21 @@ from shared.settings import DEV_TOKEN_SECRET
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _pid_listening_as(var: str, port: str) -> int | None:
+    """The service process started with ``var=port`` (its environment names its port)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"{var}={port}".encode() in env and b"serve" in cmd:
+            return int(entry.name)
+    return None
+
+
 def test_run_platform_starts_five_ready_services_and_stops_on_ctrl_c(tmp_path):
     kafka_port, base = free_port(), 20000 + (os.getpid() % 5000) * 2
     env = dict(os.environ, PLATFORM_KAFKA_PORT=str(kafka_port), PLATFORM_BASE_PORT=str(base),
@@ -51,11 +66,27 @@ def test_run_platform_starts_five_ready_services_and_stops_on_ctrl_c(tmp_path):
             assert httpx.get(url + "/admin/outbox", headers=forged, timeout=5).status_code == 401
             assert httpx.get(url + "/admin/outbox", timeout=5).status_code == 401
             assert httpx.get(url + "/admin/outbox", headers=real, timeout=5).status_code == 200
+        # The run script supervises: a SIGKILLed service is restarted, the others keep serving.
+        sla_url = urls[2]
+        victim = _pid_listening_as("SLA_TIMER_PORT", sla_url.rsplit(":", 1)[1])
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(sla_url + "/ready", timeout=2).status_code == 200 and \
+                        _pid_listening_as("SLA_TIMER_PORT", sla_url.rsplit(":", 1)[1]) != victim:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "sla-timer was not restarted"
+            time.sleep(0.3)
+        assert httpx.get(urls[0] + "/ready", timeout=5).status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert "stopped (broker included)" in rest
+    assert "sla-timer exited with code -9; restarting it" in rest and "sla-timer restarted" in rest
     assert not port_open(kafka_port)
     for url in urls:
         assert not port_open(int(url.rsplit(":", 1)[1]))

@@ -52,12 +52,23 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()
 
-    async def route(self, status: int = 200, **params) -> dict:
+    @property
+    def storefront(self) -> dict:
+        return self.token("storefront")
+
+    async def route(self, status: int = 200, headers: dict | None = None, **params) -> dict:
+        """GET /v1/route as the storefront (or with ``headers``), on the server's clock."""
         params.setdefault("channel", "im")
         params.setdefault("entry_point", "product_page")
-        r = await self.client.get("/v1/route", params=params)
+        r = await self.client.get("/v1/route", params=params, headers=self.storefront if headers is None else headers)
         assert r.status_code == status, r.text
         return r.json()
+
+    async def what_if(self, at: str, **params) -> dict:
+        """An operator's what-if at ``at``: answered, never recorded."""
+        a = await self.route(headers=self.op, at=at, **params)
+        assert a["what_if"] is True
+        return a
 
     async def events(self, type_: str | None = None) -> list[dict]:
         await self.routing.publisher.flush()

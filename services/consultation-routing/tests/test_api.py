@@ -1,7 +1,7 @@
 """The routing service through its HTTP API, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -56,21 +56,27 @@ async def test_route_enrolled_then_fallbacks_through_the_api(api):
     assert (await api.route(sku="sku-2"))["reason"] == "not_enrolled"
     assert (await api.route(sku="sku-3"))["reason"] == "not_enrolled"
     assert (await api.route(sku="nope"))["reason"] == "unknown_sku"
-    assert (await api.route(sku="sku-1", at="2026-03-03T21:00:00+08:00"))["reason"] == "out_of_hours"
-    assert (await api.route(sku="sku-1", at="2026-10-01T10:00:00+08:00"))["reason"] == "out_of_hours"
-    assert (await api.route(sku="sku-1", at="2026-02-28T10:00:00+08:00"))["reason"] == "enrolled"
+    # the server's clock decides; an operator may ask what-ifs at other times
+    assert (await api.what_if("2026-03-03T21:00:00+08:00", sku="sku-1"))["reason"] == "out_of_hours"
+    assert (await api.what_if("2026-10-01T10:00:00+08:00", sku="sku-1"))["reason"] == "out_of_hours"
+    assert (await api.what_if("2026-02-28T10:00:00+08:00", sku="sku-1"))["reason"] == "enrolled"
+    api.clock.set(datetime.fromisoformat("2026-03-03T21:00:00+08:00"))
+    assert (await api.route(sku="sku-1"))["reason"] == "out_of_hours"
 
 
 async def test_unknown_channel_entry_point_or_phase_is_422(api):
-    r = await api.client.get("/v1/route", params={"channel": "fax", "entry_point": "product_page"})
+    sf = api.storefront
+    r = await api.client.get("/v1/route", params={"channel": "fax", "entry_point": "product_page"}, headers=sf)
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_channel"
-    r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "billboard"})
+    r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "billboard"}, headers=sf)
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_entry_point"
-    r = await api.client.get("/v1/route", params={"entry_point": "product_page"})
+    r = await api.client.get("/v1/route", params={"entry_point": "product_page"}, headers=sf)
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_channel"
-    r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "shop_page", "phase": "later"})
+    r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "shop_page", "phase": "later"},
+                             headers=sf)
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_phase"
-    r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "shop_page", "at": "2026-03-03T10:00"})
+    r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "shop_page", "at": "2026-03-03T10:00"},
+                             headers=api.op)
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
     assert await api.events() == []
 
@@ -139,10 +145,10 @@ async def test_decisions_are_published_off_the_request_path(api):
 async def test_platform_serving_an_enrolled_manufacturer_is_billable_with_its_package(api):
     await ready(api, categories=["phones", "gadgets"], package=2)
     await api.skus("sku,manufacturer_id,category\nsku-g,m-1,gadgets\n")
-    night = "2026-03-03T22:00:00+08:00"
-    a = await api.route(sku="sku-1", at=night)
-    g = await api.route(sku="sku-g", at=night)
-    await api.route(sku="sku-2", at=night)  # not enrolled for appliances: not billable
+    api.clock.set(datetime.fromisoformat("2026-03-03T22:00:00+08:00"))
+    a = await api.route(sku="sku-1")
+    g = await api.route(sku="sku-g")
+    await api.route(sku="sku-2")  # not enrolled for appliances: not billable
     await api.route(sku="nope")
     bills = [e["data"] for e in await api.events("routing.billable_consultation")]
     assert [(b["consultation_id"], b["package"], b["cause"]) for b in bills] == [
@@ -229,8 +235,10 @@ async def test_every_published_event_matches_its_contract(api):
 
     await ready(api, categories=["phones"])
     for at in ("2026-03-03T10:00:00+08:00", "2026-03-03T23:00:00+08:00"):
+        api.clock.set(datetime.fromisoformat(at))
         for sku in ("sku-1", "sku-2", "nope", None):
-            await api.route(channel="phone", sku=sku, at=at, customer_id="c", service_order_id="so")
+            await api.route(channel="phone", sku=sku, customer_id="c", service_order_id="so",
+                            consultation_id=f"{at}/{sku}")
     events = await api.events()
     assert {e["type"] for e in events} == {"routing.decided", "routing.billable_consultation"}
     for e in events:

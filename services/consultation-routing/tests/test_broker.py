@@ -27,8 +27,10 @@ async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_se
         "serve_non_working_days": True, "im_hours": {"start": "00:00", "end": "23:59"}})
     assert r.status_code == 200, r.text
     await svc.client.put("/v1/queues/m-1/state", headers=op, json={"agents_online": 1, "queue_length": 0})
-    params = {"channel": "im", "entry_point": "product_page", "sku": "sku-ev", "at": "2026-03-03T10:00:00+08:00"}
-    first = (await svc.client.get("/v1/route", params=params)).json()
+    sf = {"Authorization": "Bearer " + issue_token(Principal("storefront", "shop"), rt.settings.token_secret,
+                                                   now=rt.clock.now())}
+    params = {"channel": "im", "entry_point": "product_page", "sku": "sku-ev"}
+    first = (await svc.client.get("/v1/route", params=params, headers=sf)).json()
     assert first["reason"] == "unknown_sku"
 
     # a catalogue owner publishes the SKU (through this service's outbox onto routing.events)
@@ -38,14 +40,14 @@ async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_se
                                              data=SkuUpserted(sku="sku-ev", manufacturer_id="m-1", category="Phones")))
 
     async def routed():
-        a = (await svc.client.get("/v1/route", params=params)).json()
+        a = (await svc.client.get("/v1/route", params=params, headers=sf)).json()
         return a if a["reason"] == "enrolled" else None
 
     a = await eventually(routed)
     assert a["queue_id"] == "q-1"
 
     async def all_published():
-        return (await svc.client.get("/admin/outbox")).json()["pending"] == 0 and \
+        return (await svc.client.get("/admin/outbox", headers=op)).json()["pending"] == 0 and \
             rt.routing.publisher.buffered() == 0
 
     await eventually(all_published)

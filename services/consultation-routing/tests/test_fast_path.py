@@ -24,10 +24,11 @@ def test_parse_query_is_dict_of_parse_qsl(raw):
 
 async def test_route_answers_ahead_of_the_stack_and_everything_else_goes_through_it(api):
     r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "product_page"},
-                             headers={"x-correlation-id": "cid-1"})
+                             headers={"x-correlation-id": "cid-1", **api.storefront})
     assert r.status_code == 200 and r.headers["x-correlation-id"] == "cid-1"
     assert r.json()["reason"] == "unknown_sku"
-    r = await api.client.get("/v1/route", params={"channel": "fax", "entry_point": "product_page"})
+    r = await api.client.get("/v1/route", params={"channel": "fax", "entry_point": "product_page"},
+                             headers=api.storefront)
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_channel"
     # other paths and methods reach FastAPI (its 404/405 handling, the request middleware)
     assert (await api.client.post("/v1/route")).status_code == 405
@@ -143,7 +144,8 @@ async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_c
     server, task, port = await serve_uvicorn(api.app)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        route = "GET /v1/route?channel=im&entry_point=product_page HTTP/1.1\r\nHost: t\r\n"
+        auth = api.storefront["Authorization"]
+        route = f"GET /v1/route?channel=im&entry_point=product_page HTTP/1.1\r\nHost: t\r\nAuthorization: {auth}\r\n"
         writer.write((route + "x-correlation-id: c1\r\n\r\n").encode())
         head, body = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 200") and b"x-correlation-id: c1" in head
@@ -154,9 +156,13 @@ async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_c
             head, body = await read_http_answer(reader)
             assert f"x-correlation-id: p{i}".encode() in head and json.loads(body)["channel"] == "im"
         # a bad request answers 422 the same way; other paths still reach FastAPI
-        writer.write(b"GET /v1/route?channel=fax&entry_point=product_page HTTP/1.1\r\nHost: t\r\n\r\n")
+        writer.write(route.replace("channel=im", "channel=fax").encode() + b"\r\n")
         head, body = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 422") and json.loads(body)["error"]["code"] == "unknown_channel"
+        # no token: 401 in the error shape, answered by the fast path in one write too
+        writer.write(b"GET /v1/route?channel=im&entry_point=product_page HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, body = await read_http_answer(reader)
+        assert head.startswith(b"HTTP/1.1 401") and json.loads(body)["error"]["code"] == "unauthorized"
         writer.write(b"GET /v1/nothing HTTP/1.1\r\nHost: t\r\n\r\n")
         head, _ = await read_http_answer(reader)
         assert head.startswith(b"HTTP/1.1 404")
@@ -166,7 +172,7 @@ async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_c
         assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["reason"]
         assert await reader.read() == b""
         writer.close()
-        assert writes == [2] * 7  # status line and headers, body: one write each time (the 404 too)
+        assert writes == [2] * 8  # status line and headers, body: one write each time (the 404 too)
     finally:
         server.should_exit = True
         await task

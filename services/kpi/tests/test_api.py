@@ -185,7 +185,10 @@ async def test_prometheus_platform_figures(kpi, feed):
 
     await eventually(applied)
     await metrics.refresh(kpi.runtime, kpi.runtime.kpi_figures)
-    text = (await kpi.client.get("/metrics")).text
+    assert (await kpi.client.get("/metrics")).status_code == 401  # operators only
+    r = await kpi.client.get("/metrics", headers=_auth(kpi, "merchant_main", "m-a"))
+    assert r.status_code == 403
+    text = (await kpi.client.get("/metrics", headers=op)).text
     expected = [
         'kpi_indicator_ratio{indicator="F2",week="current"} 0.5',  # one of two audits within 12 h
         'kpi_indicator_ratio{indicator="F2",week="previous"} 0.0',

@@ -69,7 +69,7 @@ async def test_events_become_scorecards_rankings_and_penalties(kpi, feed):
 
     st = await eventually(stats)
     assert st["nps"] == "100.00" and st["service_orders"] == 2 and st["complaint_rate"] == "0.0000"
-    assert (await kpi.client.get("/v1/statistics/2026-13", headers=op)).json()["error"]["code"] == "invalid_period"
+    assert (await kpi.client.get("/v1/statistics/2026-13", headers=op)).json()["error"]["code"] == "validation_error"
 
     r = await kpi.client.get("/v1/staffing/m-a", params={"from": "2026-11-17", "to": "2026-11-18"}, headers=op)
     assert (r.json()["daily_audits"], r.json()["auditors"], r.json()["monthly_refunds"]) == ("0.50", 1, "15.00")

@@ -8,10 +8,12 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 import shared.contracts  # noqa: F401
+from shared.auth import Principal, issue_token
 from shared.events import make_envelope
 from shared.topics import ORDER_EVENTS, SLA_EVENTS
 from sla_timer.app import create_app
@@ -88,10 +90,38 @@ class SlaFeed:
         return [e for e in self.events if e["key"] == order_id]
 
 
+OPERATOR = Principal("platform_operator", "op-test")
+
+
+def token(rt, principal: Principal, **kw) -> str:
+    """A token signed with the service's secret on the service's (virtual) clock."""
+    return issue_token(principal, rt.settings.token_secret, now=kw.pop("now", None) or rt.clock.now(), **kw)
+
+
+def headers(rt, role: str, subject: str = "u-1", **kw) -> dict:
+    return {"Authorization": "Bearer " + token(rt, Principal(role, subject, **kw))}
+
+
+class ClockTokenAuth(httpx.Auth):
+    """A fresh operator token per request, issued on the service's clock (tests move the
+    virtual clock by days, past any token's lifetime). A request that brings its own
+    Authorization header keeps it; ``auth=None`` on a request sends none."""
+
+    def __init__(self, rt, principal: Principal = OPERATOR) -> None:
+        self.rt, self.principal = rt, principal
+
+    def auth_flow(self, request):
+        if "authorization" not in request.headers:
+            request.headers["Authorization"] = "Bearer " + token(self.rt, self.principal)
+        yield request
+
+
 @pytest.fixture
 async def sla(start_service, database_url):
-    return await start_service(create_app, SlaTimerSettings, database_url=await database_url("sla-timer"),
-                               clock="virtual", fire_poll_interval_s=0.05)
+    svc = await start_service(create_app, SlaTimerSettings, database_url=await database_url("sla-timer"),
+                              clock="virtual", fire_poll_interval_s=0.05)
+    svc.client.auth = ClockTokenAuth(svc.runtime)
+    return svc
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
 def row(order_id: str, rule: str, due: datetime) -> dict:
     return {"id": str(uuid.uuid4()), "order_id": order_id, "rule": rule, "action": "escalate", "details": {"k": 1},
             "state": "pending", "due_at": due, "order_version": 1, "order_state": "pending_audit", "created_at": T0,
-            "cancelled_at": None, "cancelled_by": None}
+            "cancelled_at": None, "cancelled_by": None, "merchant_id": "m-1", "category": "phones"}
 
 
 def plans(a: str, b: str) -> list[Plan]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -18,9 +18,11 @@ from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import db
+from shared.accounts import AccountGuard, AccountListener
 from shared.access import document, enforce
 from shared.auth import Policy
-from shared.clock import CLOCK_TOPIC, Clock, ClockListener, SystemClock, VirtualClock, announcement
+from shared.clock import (CLOCK_TOPIC, Clock, ClockListener, ClockStateFile, SystemClock, VirtualClock,
+                          advance_announcement)
 from shared.consumer import ConsumerConfig, EventConsumer, Handler
 from shared.errors import ApiError, install_error_handlers
 from shared.events import EventRegistry, registry as default_registry
@@ -114,6 +116,9 @@ class Runtime:
             )
             for spec in definition.consumers
         ]
+        # Revocation (shared.accounts): Policy asks it on every request; the orders service
+        # installs its own, fed from its database too.
+        self.account_guard: AccountGuard = AccountGuard()
         self._tasks: list[asyncio.Task] = []
         self._metrics_server = None
 
@@ -139,8 +144,12 @@ class Runtime:
         self._spawn(self.relay.run(), "outbox-relay")
         for c in self.consumers:
             self._spawn(c.run(), f"consumer-{c.config.name}")
+        self._spawn(AccountListener(self.account_guard, self.settings.kafka_bootstrap).run(), "account-listener")
         if isinstance(self.clock, VirtualClock):
-            self._spawn(ClockListener(self.clock, self.settings.kafka_bootstrap).run(), "clock-listener")
+            state = ClockStateFile(self.settings.clock_state_file) if self.settings.clock_state_file else None
+            listener = ClockListener(self.clock, self.settings.kafka_bootstrap, announce=self.announce_clock,
+                                     state=state, name=self.name)
+            self._spawn(listener.run(), "clock-listener")
         if self.definition.on_start:
             result = self.definition.on_start(self)
             if asyncio.iscoroutine(result):
@@ -173,6 +182,14 @@ class Runtime:
             self._metrics_server = None
         await self.producer.close()
         await bounded(self.engine.dispose(), what=f"{self.name} database connections close", timeout_s=STOP_DISPOSE_S)
+
+    async def announce_clock(self, payload: bytes) -> None:
+        producer = await self.producer.get()
+        try:
+            await self.producer.ensure_present({CLOCK_TOPIC})
+        except Exception:  # noqa: BLE001 - re-created just now; send below
+            pass
+        await producer.send_and_wait(CLOCK_TOPIC, payload, key=b"clock", partition=0)
 
     async def db_ready(self) -> bool:
         try:
@@ -213,16 +230,17 @@ def admin_router() -> APIRouter:
         clock = rt.clock
         if not isinstance(clock, VirtualClock):
             raise ApiError(409, "clock_not_virtual", "this service runs on the system clock; set CLOCK=virtual")
-        offset, seq = clock.advance(timedelta(seconds=body.seconds))
+        # Announced, not applied here: every service (this one included) applies advances in
+        # the topic's order, so two advances made at once on two services both count.
+        advance_id = uuid.uuid4().hex
         try:
-            producer = await rt.producer.get()
-            try:
-                await rt.producer.ensure_present({CLOCK_TOPIC})
-            except Exception:  # noqa: BLE001 - re-created just now; send below
-                pass
-            await producer.send_and_wait(CLOCK_TOPIC, announcement(offset, seq, rt.name), key=b"clock", partition=0)
+            await rt.announce_clock(advance_announcement(body.seconds, advance_id, rt.name))
         except Exception as exc:  # noqa: BLE001
-            raise ApiError(503, "broker_unavailable", f"the clock moved here but could not be announced: {exc!r}")
+            raise ApiError(503, "broker_unavailable", f"the clock advance could not be announced: {exc!r}")
+        if not await clock.wait_applied(advance_id, timeout=10):
+            raise ApiError(503, "clock_not_applied", "the advance was announced but not read back within 10 s; "
+                                                     "it will apply when the clock listener catches up")
+        offset, seq = clock.offset.total_seconds(), clock.seq
         return {"now": clock.now().isoformat(), "offset_seconds": offset, "seq": seq}
 
     @router.get("/dead-letters", summary="Parked messages this service could not apply")

@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     # tests and the demo use a short one; Apache Kafka's minimum is usually 6 s.
     kafka_session_timeout_ms: int = Field(default=10000, ge=1000, le=300000)
     clock: Literal["system", "virtual"] = "system"
+    # Virtual clock only: a file where the service keeps its offset across restarts.
+    clock_state_file: str = ""
     token_secret: str = DEV_TOKEN_SECRET
     # Where clients get tokens (the orders service's OAuth2 endpoint); shown in OpenAPI.
     token_url: str = "http://127.0.0.1:8101/v1/oauth/token"

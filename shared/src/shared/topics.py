@@ -9,6 +9,7 @@ ROUTING_EVENTS = "routing.events"
 KPI_EVENTS = "kpi.events"
 NOTIFIER_EVENTS = "notifier.events"
 CATALOGUE_EVENTS = "catalogue.events"
+ACCOUNT_EVENTS = "accounts.events"
 
 ALL_TOPICS: list[TopicSpec] = [
     TopicSpec(ORDER_EVENTS),
@@ -17,6 +18,8 @@ ALL_TOPICS: list[TopicSpec] = [
     TopicSpec(KPI_EVENTS),
     TopicSpec(NOTIFIER_EVENTS),
     TopicSpec(CATALOGUE_EVENTS),
+    # One partition: every replica of every service reads all account changes (rare) in order.
+    TopicSpec(ACCOUNT_EVENTS, partitions=1),
     # One partition: every service reads all announcements in order.
     TopicSpec(CLOCK_TOPIC, partitions=1),
 ]

@@ -69,12 +69,13 @@ def create_app(settings: ConsultationRoutingSettings | None = None):
     routing = Routing(
         state=state,
         engine=RoutingEngine(state, settings, DEFAULT_CALENDAR),
-        publisher=DecisionPublisher(rt, state, capacity=settings.decision_buffer, batch=settings.decision_batch),
+        publisher=DecisionPublisher(rt, state, capacity=settings.decision_buffer, batch=settings.decision_batch,
+                                    remember_billed=settings.remember_billed),
     )
     rt.routing = routing
     app.state.routing = routing
     # The shared factory builds a plain FastAPI app; as a RoutingApp it sends every request
     # through the fast path first, which passes everything but GET /v1/route to the stack.
     app.__class__ = RoutingApp
-    app.state.route_fast_path = RouteFastPath(app.call_stack, state=app.state)
+    app.state.route_fast_path = RouteFastPath(app.call_stack, owner=app)
     return app

@@ -21,3 +21,6 @@ class ConsultationRoutingSettings(ServiceSettings):
     # Decisions wait here for the outbox writer; when it is full new ones are dropped (counted).
     decision_buffer: int = Field(default=100_000, ge=100)
     decision_batch: int = Field(default=500, ge=1, le=5000)
+    # Decision ids of named consultations this process already billed (a repeat is not billed
+    # again); KPI's one fact per consultation id holds across replicas and restarts.
+    remember_billed: int = Field(default=100_000, ge=1, le=10_000_000)

@@ -4,12 +4,15 @@ exports, and the paid-transactions ingest.
 
 Operators (platform_operator, arbitrator) see every merchant; a merchant
 principal sees only its own figures and its own rank (and, for the composite
-index, its category's aggregates: industry average and platinum benchmark)."""
+index, its category's aggregates: industry average and platinum benchmark).
+
+Every query and path parameter is bounded by FastAPI before a handler runs (see
+"Parameter bounds" below): a value out of range is a 422 ``validation_error``."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from prometheus_client import Counter as PromCounter
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -19,26 +22,64 @@ from sqlalchemy.dialects import postgresql, sqlite
 from kpi import projection as P
 from kpi.domain.index import IndexPolicy
 from kpi.domain.staffing import Capacities
-from kpi.domain.statistics import PERIOD
 from kpi.export import index_csv, scorecards_csv
 from kpi.figures import billing, composite, figures_for_week, penalties, published_statistics, service_express, \
     staffing_for
 from kpi.handlers import close_period, requalify
 from kpi.models import Disqualification, OrderFact, PaidTransactions
-from shared.auth import Principal, require_principal
+from shared.auth import Policy, Principal
 from shared.errors import ApiError
 from shared.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/v1", tags=["kpi"])
-reader = require_principal("platform_operator", "arbitrator", "merchant_main", "merchant_staff")
-operator = require_principal("platform_operator")
+reader = Policy("platform_operator", "arbitrator", "merchant_main", "merchant_staff",
+                scope="a merchant reads only its own figures (and its category's aggregates)")
+operator = Policy("platform_operator")
+platform = Policy("platform_operator", "arbitrator")
+
+# ---------------------------------------------------------------- parameter bounds
+# Every date the API takes lies in FIRST_DAY..LAST_DAY: far wider than any business
+# need, and narrow enough that the figures' date arithmetic (weeks back for the flags,
+# the 28-day window, the day after a window, the month after a month) never leaves
+# Python's date range. FastAPI checks these (and the id and period formats) before
+# the handler runs, so a bad value is a 422 validation_error, never a 500.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+YEAR = r"(?:20\d\d|2100)"  # the years of FIRST_DAY..LAST_DAY
+MONTH_PATTERN = rf"^{YEAR}-(?:0[1-9]|1[0-2])$"
+PERIOD_PATTERN = rf"^{YEAR}-(?:0[1-9]|1[0-2]|Q[1-4])$"
+ID_MAX = 200  # merchant / manufacturer ids, categories: what the projection stores (models.ID)
+ORDER_ID_MAX = 64  # order_facts.order_id
+# no control characters: PostgreSQL refuses NUL in text (a 500), and none is ever in an id
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+MAX_WINDOW_DAYS = 366  # from/to windows (staffing, paid transactions)
+
+
+def day_query(description: str, **kw):
+    return Query(ge=FIRST_DAY, le=LAST_DAY, description=f"{description}; {FIRST_DAY}..{LAST_DAY}", **kw)
+
+
+def id_query(description: str | None = None):
+    return Query(None, min_length=1, max_length=ID_MAX, pattern=ID_PATTERN, description=description)
+
+
+def id_path(description: str | None = None, max_length: int = ID_MAX):
+    return Path(min_length=1, max_length=max_length, pattern=ID_PATTERN, description=description)
+
+
+def _window(date_from: date, date_to: date) -> None:
+    if date_to < date_from:
+        raise ApiError(422, "invalid_window", "'to' must not be before 'from'")
+    if (date_to - date_from).days + 1 > MAX_WINDOW_DAYS:
+        raise ApiError(422, "window_too_long", f"at most {MAX_WINDOW_DAYS} days per request")
 
 
 @router.get("/facts/service-orders/{order_id}", summary="The KPI facts recorded for one service order")
-async def order_fact(order_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
+async def order_fact(order_id: str = id_path("service order id", ORDER_ID_MAX), rt: Runtime = Depends(get_runtime),
+                     p: Principal = Depends(reader)) -> dict:
     async with rt.sessions() as s:
         fact = await s.get(OrderFact, order_id)
-    if fact is None or fact.merchant_id is None or (p.is_merchant and fact.merchant_id != p.merchant_id):
+    only = _visible(p, None)
+    if fact is None or fact.merchant_id is None or (only is not None and fact.merchant_id != only):
         raise ApiError(404, "fact_not_found", f"no facts for service order {order_id}")
     out = {}
     for c in P.FIELDS:
@@ -57,7 +98,12 @@ def _monday(week: date) -> date:
 
 
 def _visible(p: Principal, merchant_id: str | None) -> str | None:
+    """The one merchant whose rows the caller may read (None: every merchant). A merchant
+    principal reads only its own: asking for another is a 403. Every reader endpoint
+    filters through this, so isolation is decided in one place."""
     if p.is_merchant:
+        if not p.merchant_id:  # fail closed (the policy already refuses such tokens)
+            raise ApiError(401, "unauthorized", "the token names no merchant")
         if merchant_id is not None and merchant_id != p.merchant_id:
             raise ApiError(403, "forbidden", "a merchant sees only its own figures")
         return p.merchant_id
@@ -69,8 +115,8 @@ def _today(rt: Runtime) -> date:
 
 
 @router.get("/scorecards/weekly", summary="POP weekly scorecards (F1–F4, score, rank) for one week")
-async def weekly(week: date = Query(description="the Monday of the week (Beijing)"),
-                 merchant_id: str | None = None, rt: Runtime = Depends(get_runtime),
+async def weekly(week: date = day_query("the Monday of the week (Beijing)"),
+                 merchant_id: str | None = id_query(), rt: Runtime = Depends(get_runtime),
                  p: Principal = Depends(reader)) -> dict:
     wk = _monday(week)
     only = _visible(p, merchant_id)
@@ -82,7 +128,8 @@ async def weekly(week: date = Query(description="the Monday of the week (Beijing
 
 
 @router.get("/scorecards/weekly.csv", summary="CSV export of the weekly scorecards (empty value = not applicable)")
-async def weekly_csv(week: date, merchant_id: str | None = None, rt: Runtime = Depends(get_runtime),
+async def weekly_csv(week: date = day_query("the Monday of the week (Beijing)"),
+                     merchant_id: str | None = id_query(), rt: Runtime = Depends(get_runtime),
                      p: Principal = Depends(reader)) -> Response:
     body = await weekly(week, merchant_id, rt, p)
     return Response(scorecards_csv(body["scorecards"]), media_type="text/csv",
@@ -90,27 +137,30 @@ async def weekly_csv(week: date, merchant_id: str | None = None, rt: Runtime = D
 
 
 @router.get("/rankings/weekly", summary="Weekly ranking of all merchants (a merchant sees only its own rank)")
-async def ranking(week: date, rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
+async def ranking(week: date = day_query("the Monday of the week (Beijing)"), rt: Runtime = Depends(get_runtime),
+                  p: Principal = Depends(reader)) -> dict:
     wk = _monday(week)
+    only = _visible(p, None)
     async with rt.sessions() as s:
         fig = await figures_for_week(s, wk)
-    entries = fig["ranking"]
-    if p.is_merchant:
-        entries = [e for e in entries if e["merchant_id"] == p.merchant_id]
+    entries = [e for e in fig["ranking"] if only is None or e["merchant_id"] == only]
     return {"week": wk.isoformat(), "ranked": fig["ranked"], "ranking": entries}
 
 
 @router.get("/flags", summary="Merchants in the bottom 10 for 3 consecutive weeks")
-async def list_flags(week: date, rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
+async def list_flags(week: date = day_query("the Monday of the week (Beijing)"), rt: Runtime = Depends(get_runtime),
+                     p: Principal = Depends(reader)) -> dict:
     wk = _monday(week)
+    only = _visible(p, None)
     async with rt.sessions() as s:
         fig = await figures_for_week(s, wk)
-    items = [f for f in fig["flags"] if not p.is_merchant or f["merchant_id"] == p.merchant_id]
+    items = [f for f in fig["flags"] if only is None or f["merchant_id"] == only]
     return {"week": wk.isoformat(), "flags": items}
 
 
 @router.get("/penalties", summary="Penalties ledger lines (each with its orders)")
-async def list_penalties(merchant_id: str | None = None, week: date | None = None,
+async def list_penalties(merchant_id: str | None = id_query(),
+                         week: date | None = day_query("the Monday of the week (Beijing)", default=None),
                          rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
     only = _visible(p, merchant_id)
     wk = _monday(week) if week is not None else None
@@ -124,7 +174,8 @@ def _num(v):
 
 
 @router.get("/service-express/scores", summary="Service-express after-sales and consultation scores for a period")
-async def se_scores(week: date, manufacturer_id: str | None = None, rt: Runtime = Depends(get_runtime),
+async def se_scores(week: date = day_query("the Monday of the period (Beijing)"),
+                    manufacturer_id: str | None = id_query(), rt: Runtime = Depends(get_runtime),
                     p: Principal = Depends(reader)) -> dict:
     wk = _monday(week)
     only = _visible(p, manufacturer_id)
@@ -138,7 +189,9 @@ async def se_scores(week: date, manufacturer_id: str | None = None, rt: Runtime 
 
 
 @router.post("/periods/{week}/close", summary="Close a week: publish bottom-10 flags and disqualifications")
-async def close(week: date, rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
+async def close(week: date = Path(ge=FIRST_DAY, le=LAST_DAY,
+                                  description=f"the Monday of the week (Beijing); {FIRST_DAY}..{LAST_DAY}"),
+                rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
     return await close_period(rt, _monday(week))
 
 
@@ -147,46 +200,48 @@ class RequalifyBody(BaseModel):
 
 
 @router.post("/service-express/{manufacturer_id}/requalify", summary="An operator re-qualifies a manufacturer")
-async def requalify_endpoint(manufacturer_id: str, body: RequalifyBody, rt: Runtime = Depends(get_runtime),
+async def requalify_endpoint(body: RequalifyBody, manufacturer_id: str = id_path(), rt: Runtime = Depends(get_runtime),
                              p: Principal = Depends(operator)) -> dict:
     return await requalify(rt, manufacturer_id, p.subject, body.note)
 
 
 @router.get("/service-express/disqualifications", summary="Manufacturers' qualification standing")
 async def disqualifications(rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
+    only = _visible(p, None)
+    q = select(Disqualification).order_by(Disqualification.manufacturer_id)
+    if only is not None:
+        q = q.where(Disqualification.manufacturer_id == only)
     async with rt.sessions() as s:
-        rows = (await s.execute(select(Disqualification).order_by(Disqualification.manufacturer_id))).scalars().all()
+        rows = (await s.execute(q)).scalars().all()
     return {"items": [{"manufacturer_id": r.manufacturer_id, "disqualified": r.disqualified,
                        "since_period": r.since_period, "changed_at": r.changed_at.isoformat(), "note": r.note}
-                      for r in rows if not p.is_merchant or r.manufacturer_id == p.merchant_id]}
+                      for r in rows]}
 
 
 @router.get("/billing", summary="Billing ledger: on-behalf service orders and consultations, per month")
-async def billing_endpoint(manufacturer_id: str | None = None, month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+async def billing_endpoint(manufacturer_id: str | None = id_query(),
+                           month: str | None = Query(None, pattern=MONTH_PATTERN, description="Beijing month, 2026-11"),
                            rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
     only = _visible(p, manufacturer_id)
-    if month is not None and not 1 <= int(month[5:]) <= 12:
-        raise ApiError(422, "invalid_month", "month must look like 2026-11")
     async with rt.sessions() as s:
         lines = await billing(s, rt.settings.package_prices, rt.settings.order_fee_cny, only, month)
     return {"lines": lines}
 
 
 @router.get("/statistics/{period}", summary="Published platform statistics for a month (2026-11) or quarter (2026-Q4)")
-async def stats(period: str, top: int = Query(5, ge=1, le=50), rt: Runtime = Depends(get_runtime),
-                p: Principal = Depends(require_principal("platform_operator", "arbitrator"))) -> dict:
-    if not PERIOD.match(period):
-        raise ApiError(422, "invalid_period", "period must look like 2026-11 (month) or 2026-Q4 (quarter)")
+async def stats(period: str = Path(pattern=PERIOD_PATTERN, description="a month (2026-11) or quarter (2026-Q4)"),
+                top: int = Query(5, ge=1, le=50), rt: Runtime = Depends(get_runtime),
+                p: Principal = Depends(platform)) -> dict:
     async with rt.sessions() as s:
         return await published_statistics(s, period, top)
 
 
 @router.get("/staffing/{merchant_id}", summary="Staffing estimate for a merchant over a window of Beijing dates")
-async def staffing_endpoint(merchant_id: str, date_from: date = Query(alias="from"), date_to: date = Query(alias="to"),
+async def staffing_endpoint(merchant_id: str = id_path(), date_from: date = day_query("first Beijing day", alias="from"),
+                            date_to: date = day_query("last Beijing day", alias="to"),
                             rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
     _visible(p, merchant_id)
-    if date_to < date_from:
-        raise ApiError(422, "invalid_window", "'to' must not be before 'from'")
+    _window(date_from, date_to)
     async with rt.sessions() as s:
         return await staffing_for(s, merchant_id, date_from, date_to, Capacities())
 
@@ -223,16 +278,18 @@ async def _index(rt: Runtime, p: Principal, on: date | None, merchant_id: str | 
 
 
 @router.get("/composite-index", summary="Composite after-sales index (rolling 28 days): merchants and categories")
-async def composite_index(on: date | None = Query(None, alias="date", description="last Beijing day of the window "
-                                                                                  "(default: today)"),
-                          merchant_id: str | None = None, category: str | None = None,
+async def composite_index(on: date | None = day_query("last Beijing day of the window (default: today)",
+                                                      default=None, alias="date"),
+                          merchant_id: str | None = id_query(), category: str | None = id_query(),
                           rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
     return await _index(rt, p, on, merchant_id, category)
 
 
 @router.get("/composite-index.csv", summary="CSV export of the composite index (one row per merchant)")
-async def composite_index_csv(on: date | None = Query(None, alias="date"), merchant_id: str | None = None,
-                              category: str | None = None, rt: Runtime = Depends(get_runtime),
+async def composite_index_csv(on: date | None = day_query("last Beijing day of the window (default: today)",
+                                                          default=None, alias="date"),
+                              merchant_id: str | None = id_query(), category: str | None = id_query(),
+                              rt: Runtime = Depends(get_runtime),
                               p: Principal = Depends(reader)) -> Response:
     body = await _index(rt, p, on, merchant_id, category)
     return Response(index_csv(body["merchants"]), media_type="text/csv",
@@ -247,8 +304,10 @@ Day = date  # (a field below is called "date")
 class PaidItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    merchant_id: str = Field(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")
-    date: Day = Field(description="Beijing calendar day")
+    # no surrounding spaces, no control characters
+    merchant_id: str = Field(min_length=1, max_length=ID_MAX,
+                             pattern=r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$")
+    date: Day = Field(ge=FIRST_DAY, le=LAST_DAY, description="Beijing calendar day (and not after today)")
     count: StrictInt = Field(ge=0, le=10**12, description="paid transactions of the merchant that day")
 
 
@@ -321,14 +380,11 @@ async def ingest_paid(body: PaidBatch, rt: Runtime = Depends(get_runtime),
 
 
 @router.get("/paid-transactions", summary="Paid-transaction counts per merchant and day")
-async def list_paid(merchant_id: str | None = None, date_from: date = Query(alias="from"),
-                    date_to: date = Query(alias="to"), rt: Runtime = Depends(get_runtime),
+async def list_paid(merchant_id: str | None = id_query(), date_from: date = day_query("first Beijing day", alias="from"),
+                    date_to: date = day_query("last Beijing day", alias="to"), rt: Runtime = Depends(get_runtime),
                     p: Principal = Depends(reader)) -> dict:
     only = _visible(p, merchant_id)
-    if date_to < date_from:
-        raise ApiError(422, "invalid_window", "'to' must not be before 'from'")
-    if date_to - date_from > timedelta(days=366):
-        raise ApiError(422, "window_too_long", "at most 366 days per request")
+    _window(date_from, date_to)
     t = PaidTransactions.__table__
     q = select(t.c.merchant_id, t.c.day, t.c.count).where(t.c.day >= date_from, t.c.day <= date_to)
     if only is not None:

@@ -53,7 +53,9 @@ class Sku(Base):
 
 
 class ApiClient(Base):
-    """OAuth2 client credentials; the secret is stored as a salted PBKDF2 hash."""
+    """OAuth2 client credentials; the secret is stored as an Argon2id hash (older rows: PBKDF2,
+    re-hashed at their next successful login). ``version`` rises with every change that must
+    revoke the account's tokens (deactivation, permissions, categories); tokens carry it."""
 
     __tablename__ = "api_clients"
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -64,6 +66,8 @@ class ApiClient(Base):
     name: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    version_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
 
 
 class ServiceOrder(Base):

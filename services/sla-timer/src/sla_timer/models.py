@@ -6,7 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import UTCDateTime, declarative_base
+from shared.db import BigIntPK, UTCDateTime, declarative_base
 from shared.messaging_tables import MessagingTables
 
 Base = declarative_base()
@@ -15,7 +15,10 @@ messaging = MessagingTables(Base.metadata)
 
 class Timer(Base):
     """One deadline of one order. ``order_state``/``order_version`` are what it was
-    set for; the effect's owner applies it only if the order is still there."""
+    set for; the effect's owner applies it only if the order is still there.
+    ``merchant_id``/``category`` are the order's, from the order event that started the
+    timer: who may read the order's timers (NULL on timers started before they were kept:
+    those are visible to platform roles only)."""
 
     __tablename__ = "timers"
     __table_args__ = (
@@ -36,6 +39,8 @@ class Timer(Base):
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cancelled_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    merchant_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RuleOverride(Base):
@@ -61,3 +66,25 @@ class CalendarOverride(Base):
     working: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """One operator change of a rule or calendar override: who (token subject and role),
+    when (service clock), what (``kind`` and its target), the values before and after
+    (``old`` is NULL when no override existed: the rule's default or the holiday library
+    applied). Written in the transaction that makes the change."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_kind", "kind", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(128))  # the token's subject (client id)
+    actor_role: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # rule_override | calendar_override
+    rule: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    scope: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    scope_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    old: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    new: Mapped[dict] = mapped_column(JSON)

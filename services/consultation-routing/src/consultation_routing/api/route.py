@@ -1,29 +1,41 @@
 """GET /v1/route — the storefront's hot path.
 
 Served by ``RouteFastPath``, a pure ASGI layer in front of the whole FastAPI
-stack (``RoutingApp`` calls it before any middleware): it parses the query by
+stack (``RoutingApp`` calls it before any middleware): it checks the caller's
+token with the route's policy (``STOREFRONT.check``, the same function FastAPI's
+dependency runs; verified tokens are cached in shared.auth), parses the query by
 hand, decides from memory, hands the decision to the publisher's buffer (no I/O)
 and writes the JSON answer itself, keeping the correlation-id header and a
-latency histogram. Everything else passes through to FastAPI. The FastAPI route below has the same behaviour (it calls the same
-code) and documents the endpoint in OpenAPI.
+latency histogram. Everything else passes through to FastAPI. The FastAPI route
+below has the same behaviour (it calls the same code) and documents the endpoint
+in OpenAPI.
 
-Open to the storefront without a token: it is read-only and must answer on
-every page render."""
+Who may ask, and what it records (README "Routing rules"):
+- the storefront (its own client-credentials token) and platform operators;
+- the consultation's time is the server's clock; only the storefront's calls are
+  consultations. An operator's call is a what-if (at ``at``, or now): answered, never
+  published (no billable consultation, no score input); a storefront sending ``at``
+  gets 403;
+- ``consultation_id`` names the consultation: every call for it gets the same
+  decision id, so it is billed (and scored) once."""
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Histogram
+from pydantic import BaseModel
+from starlette.requests import Request as StarletteRequest
 
 from consultation_routing.domain.model import Consultation
-from shared.contracts.routing import CHANNELS, ENTRY_POINTS, PHASES
-from shared.auth import Policy
-from shared.errors import ApiError
+from shared.auth import Policy, Principal
+from shared.contracts.routing import CHANNELS, ENTRY_POINTS, PHASES, REASONS
+from shared.errors import ApiError, error_body
 from shared.logging import new_correlation_id
 from shared.one_write import ServiceApp
 
@@ -35,7 +47,12 @@ PATH = "/v1/route"
 _CHANNELS = frozenset(CHANNELS)
 _ENTRY_POINTS = frozenset(ENTRY_POINTS)
 _PHASES = frozenset(PHASES)
-_MAX = 100
+_MAX = 100  # ids: sku, customer, orders, consultation
+_MAX_AT = 64  # an ISO 8601 time with offset is ~32 characters
+# How far from the server's clock an operator's what-if may look: a year either way (next
+# year's holidays, last year's incidents), and far from the ends of the calendar (year 1 or
+# 9999 with an offset overflows when converted to Beijing time).
+WHAT_IF_RANGE = timedelta(days=366)
 _JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder, not one per answer as json.dumps(ensure_ascii=False)
 
 
@@ -57,62 +74,86 @@ def _choice(q: dict, name: str, allowed: frozenset[str], default: str | None = N
     v = q.get(name, default)
     if v not in allowed:
         raise ApiError(422, f"unknown_{name}", f"{name} must be one of {', '.join(sorted(allowed))}",
-                       {"field": name, "value": v})
+                       {"field": name, "value": v if v is None or len(v) <= _MAX else v[:_MAX] + "…"})
     return v
 
 
 def _opt(q: dict, name: str) -> str | None:
-    v = q.get(name) or None
+    v = q.get(name)
     if v is not None and len(v) > _MAX:
         raise ApiError(422, "validation_error", f"{name} is longer than {_MAX} characters", {"field": name})
     return v
 
 
-def _at(q: dict, now: datetime) -> datetime:
-    raw = q.get("at")
-    if not raw:
-        return now
+def _what_if_at(raw: str, now: datetime) -> datetime:
+    if len(raw) > _MAX_AT:
+        raise ApiError(422, "validation_error", f"at is longer than {_MAX_AT} characters", {"field": "at"})
     try:
         at = datetime.fromisoformat(raw)
     except ValueError:
         raise ApiError(422, "validation_error", "at must be an ISO 8601 time", {"field": "at"}) from None
     if at.tzinfo is None:
         raise ApiError(422, "validation_error", "at must carry a UTC offset", {"field": "at"})
+    if not now - WHAT_IF_RANGE <= at <= now + WHAT_IF_RANGE:
+        raise ApiError(422, "at_out_of_range", f"at must be within {WHAT_IF_RANGE.days} days of the server's "
+                       f"time ({now.isoformat()})", {"field": "at"})
     return at
 
 
-def consultation_from_query(q: dict, now: datetime) -> Consultation:
-    return Consultation(
+def consultation_from_query(q: dict, now: datetime, principal: Principal) -> Consultation:
+    """The consultation the query describes; ``at`` only from a platform operator."""
+    raw_at = q.get("at")
+    if raw_at is not None and principal.role != "platform_operator":
+        raise ApiError(403, "what_if_operators_only",
+                       "at (a what-if time) is for platform operators; a consultation takes the server's "
+                       "clock: leave at out", {"field": "at"})
+    customer = _opt(q, "customer_id")
+    if principal.customer_id is not None:
+        if customer is not None and customer != principal.customer_id:
+            raise ApiError(422, "customer_mismatch", "customer_id differs from X-Customer-Id",
+                           {"field": "customer_id"})
+        customer = principal.customer_id
+    named = _opt(q, "consultation_id")
+    c = Consultation(
         channel=_choice(q, "channel", _CHANNELS), entry_point=_choice(q, "entry_point", _ENTRY_POINTS),
-        phase=_choice(q, "phase", _PHASES, "pre_sale"), at=_at(q, now),
-        sku=_opt(q, "sku"), customer_id=_opt(q, "customer_id"), sales_order_id=_opt(q, "sales_order_id"),
+        phase=_choice(q, "phase", _PHASES, "pre_sale"),
+        at=now if raw_at is None else _what_if_at(raw_at, now),
+        sku=_opt(q, "sku"), customer_id=customer, sales_order_id=_opt(q, "sales_order_id"),
         service_order_id=_opt(q, "service_order_id"),
+        # qualified by the calling client: one client cannot name (and bill) another's consultations
+        consultation_id=None if named is None else f"{principal.subject}/{named}",
     )
+    return c
 
 
-def answer_query(state, q: dict) -> bytes:
-    """Decide and buffer the event; raises ApiError (422) only for bad input."""
+def answer_query(state, q: dict, principal: Principal) -> bytes:
+    """Decide and, for the storefront, buffer the events; raises ApiError (422/403) only
+    for bad input. Consultations come from the storefront: an operator's call (with or
+    without ``at``) is a what-if, answered only — no event, so no billable consultation
+    and no score input."""
     routing = state.routing
-    c = consultation_from_query(q, state.runtime.clock.now())
+    c = consultation_from_query(q, state.runtime.clock.now(), principal)
     answer = routing.engine.route(c)
-    routing.publisher.offer(c, answer)
+    what_if = answer["what_if"] = principal.role != "storefront"
+    if not what_if:
+        routing.publisher.offer(c, answer)
     return _JSON.encode(answer).encode()
 
 
 def _error_body(exc: ApiError) -> bytes:
-    return json.dumps({"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
-                      ensure_ascii=False).encode()
+    return json.dumps(error_body(exc.code, exc.message, exc.details), ensure_ascii=False).encode()
 
 
 class RouteFastPath:
     """Pure ASGI: serves GET /v1/route without the FastAPI request machinery."""
 
-    def __init__(self, app, state) -> None:
-        self.app = app
-        self.state = state
+    def __init__(self, app, owner) -> None:
+        self.app = app  # the rest of the stack
+        self.owner = owner  # the FastAPI app: the policy reads its runtime (secret, clock, account guard)
+        self.state = owner.state
         self.latency = Histogram(
             "routing_route_seconds", "GET /v1/route latency inside the service",
-            registry=state.runtime.metrics,
+            registry=self.state.runtime.metrics,
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
         )
 
@@ -128,8 +169,12 @@ class RouteFastPath:
                 break
         if cid is None:
             cid = new_correlation_id().encode()
+        scope["app"] = self.owner  # what Starlette sets before its middleware: the policy reads it
         try:
-            status, body = 200, answer_query(self.state, parse_query(scope["query_string"].decode("latin-1")))
+            # the route's own policy, the same check FastAPI's dependency makes: 401 / 403
+            principal = STOREFRONT.check(StarletteRequest(scope))
+            status, body = 200, answer_query(self.state, parse_query(scope["query_string"].decode("latin-1")),
+                                             principal)
         except ApiError as exc:
             status, body = exc.status, _error_body(exc)
         start_msg = {"type": "http.response.start", "status": status, "headers": [
@@ -152,15 +197,55 @@ class RoutingApp(ServiceApp):
         await self.state.route_fast_path(scope, receive, send)
 
 
+class Fallback(BaseModel):
+    target: Literal["platform"]
+    queue_id: str | None
+    hotline: str | None
+
+
+class RouteAnswer(BaseModel):
+    decision_id: str
+    target: Literal["manufacturer", "platform"]
+    reason: Literal[REASONS]  # type: ignore[valid-type]
+    channel: Literal["phone", "im"]
+    queue_id: str | None
+    hotline: str | None
+    extension: str | None
+    hover_text: str | None
+    manufacturer_id: str | None
+    category: str | None
+    fallback: Fallback
+    what_if: bool
+
+
+_Id = dict(min_length=1, max_length=_MAX)
+
+
 @router.get(
     "/route",
     summary="Route a consultation to the manufacturer's or the platform's queue",
-    description="Query: channel (phone|im), entry_point, phase (pre_sale|after_sale, default pre_sale), "
-                "sku, sales_order_id, service_order_id, customer_id, at (ISO time, default now). "
-                "Answers target, reason, queue_id (IM), hotline + extension (phone), hover_text "
-                "(product page, phone), decision_id and the fallback. Unknown channel, entry point or "
-                "phase: 422. Served by RouteFastPath; this route documents it and behaves the same.",
+    description="For the storefront (its own token) and platform operators. The consultation's time is the "
+                "server's clock. Only the storefront's calls are recorded as consultations. Answers target, reason, queue_id (IM), hotline + extension (phone), hover_text "
+                "(product page, phone), decision_id and the fallback. `consultation_id` names the consultation: "
+                "every call for it answers the same decision_id and it is billed once. `at` is for platform "
+                "operators only (within a year of the server's time): an operator's call is a what-if, "
+                "answered and not recorded (no billable consultation, no score input; `what_if: true`); a "
+                "storefront sending `at` gets 403. Unknown channel, entry point or phase, ids over 100 characters, a bad or out-of-range "
+                "`at`: 422. Served by RouteFastPath; this route documents it and behaves the same.",
+    response_model=RouteAnswer,
 )
-async def route(request: Request, _p=Depends(STOREFRONT)) -> Response:
-    body = answer_query(request.app.state, dict(request.query_params))
+async def route(
+    request: Request,
+    channel: Literal["phone", "im"] = Query(),
+    entry_point: Literal[ENTRY_POINTS] = Query(),  # type: ignore[valid-type]
+    phase: Literal["pre_sale", "after_sale"] = Query("pre_sale"),
+    sku: str | None = Query(None, **_Id),
+    sales_order_id: str | None = Query(None, **_Id),
+    service_order_id: str | None = Query(None, **_Id),
+    customer_id: str | None = Query(None, **_Id, description="the customer (or send X-Customer-Id)"),
+    consultation_id: str | None = Query(None, **_Id, description="the storefront's id of this consultation"),
+    at: datetime | None = Query(None, description="platform operators only: a what-if time (ISO 8601 with offset)"),
+    principal: Principal = Depends(STOREFRONT),
+) -> Response:
+    body = answer_query(request.app.state, parse_query(request.scope["query_string"].decode("latin-1")), principal)
     return Response(body, media_type="application/json")

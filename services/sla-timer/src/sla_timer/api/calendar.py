@@ -1,20 +1,37 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
+from shared.auth import Policy, Principal
 from shared.calendar import SERVICE_HOURS
 from shared.clock import BEIJING
 from shared.errors import ApiError
-from shared.auth import Policy
 from shared.runtime import Runtime, get_runtime
-from sla_timer.models import CalendarOverride
+from sla_timer.api.schemas import BusinessHoursOut, DayInfo, DayOverrideOut, WorkingDaysOut
+from sla_timer.handlers.overrides import set_day_override
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
 READERS = Policy()  # any authenticated caller
 OPERATOR = Policy("platform_operator")
+
+# The years the holiday data covers; outside them date arithmetic would only guess (and
+# near year 1 or 9999 overflow), so such dates are refused (422).
+FIRST_DAY, LAST_DAY = date(1950, 1, 1), date(2100, 12, 31)
+FIRST_START = datetime(1950, 1, 1, tzinfo=timezone.utc)
+LAST_START = datetime(2100, 12, 31, tzinfo=timezone.utc)
+DAY_RANGE = f"between {FIRST_DAY} and {LAST_DAY}"
+
+
+def _day(description: str):
+    return Path(ge=FIRST_DAY, le=LAST_DAY, description=f"{description}, {DAY_RANGE}")
+
+
+def _start():
+    return Query(ge=FIRST_START, le=LAST_START,
+                 description=f"ISO 8601 with its UTC offset, {DAY_RANGE}")
 
 
 async def _calendar(rt: Runtime):
@@ -28,28 +45,35 @@ def _aware(v: datetime) -> datetime:
     return v
 
 
-@router.get("/days/{day}", summary="Is this date a working day in China (holidays, 调休, operator overrides)?")
-async def day_info(day: date, rt: Runtime = Depends(get_runtime), _p=Depends(READERS)) -> dict:
+@router.get("/days/{day}", response_model=DayInfo,
+            summary="Is this date a working day in China (holidays, 调休, operator overrides)?")
+async def day_info(day: date = _day("the date"), rt: Runtime = Depends(get_runtime),
+                   _p=Depends(READERS)) -> dict:
     cal = await _calendar(rt)
     return {"date": day.isoformat(), "working_day": cal.is_working_day(day), "holiday": cal.holiday_name(day)}
 
 
-@router.get("/add-working-days", summary="The same Beijing time N working days after start")
-async def add_working_days(start: datetime, n: int = Query(ge=0, le=3660), rt: Runtime = Depends(get_runtime),
-                           _p=Depends(READERS)) -> dict:
+@router.get("/add-working-days", response_model=WorkingDaysOut, summary="The same Beijing time N working days after start")
+async def add_working_days(start: datetime = _start(), n: int = Query(ge=0, le=3660),
+                           rt: Runtime = Depends(get_runtime), _p=Depends(READERS)) -> dict:
     cal = await _calendar(rt)
     result = cal.add_working_days(_aware(start), n)
     return {"start": start.isoformat(), "n": n, "result": result.isoformat(),
             "result_beijing": result.astimezone(BEIJING).isoformat()}
 
 
-@router.get("/add-business-hours", summary="N hours of service time (working days, channel hours) after start")
-async def add_business_hours(start: datetime, hours: float = Query(ge=0, le=10000), channel: str = "after_sales",
+@router.get("/add-business-hours", response_model=BusinessHoursOut,
+            summary="N hours of service time (working days, channel hours) after start")
+async def add_business_hours(start: datetime = _start(), hours: float = Query(ge=0, le=10000),
+                             channel: str = Query("after_sales", max_length=32),
                              rt: Runtime = Depends(get_runtime), _p=Depends(READERS)) -> dict:
     if channel not in SERVICE_HOURS:
         raise ApiError(422, "unknown_channel", f"channel must be one of {sorted(SERVICE_HOURS)}")
     cal = await _calendar(rt)
-    result = cal.add_business_hours(_aware(start), hours, channel)
+    try:
+        result = cal.add_business_hours(_aware(start), hours, channel)
+    except ValueError as e:  # more than ten years of days looked at (operator days off)
+        raise ApiError(422, "out_of_range", str(e)) from None
     return {"start": start.isoformat(), "hours": hours, "channel": channel, "result": result.isoformat(),
             "result_beijing": result.astimezone(BEIJING).isoformat()}
 
@@ -59,14 +83,8 @@ class DayOverride(BaseModel):
     note: str = Field(default="", max_length=200)
 
 
-@router.put("/overrides/{day}", summary="Operator override: force a date to working day or day off")
-async def set_day(day: date, body: DayOverride, rt: Runtime = Depends(get_runtime),
-                  _p=Depends(OPERATOR)) -> dict:
-    async with rt.uow() as s:
-        o = await s.get(CalendarOverride, day)
-        if o is None:
-            o = CalendarOverride(day=day)
-            s.add(o)
-        o.working, o.note, o.updated_at = body.working, body.note, rt.clock.now()
-    rt.sla_policies.invalidate()  # type: ignore[attr-defined]
-    return {"date": day.isoformat(), "working": body.working, "note": body.note}
+@router.put("/overrides/{day}", response_model=DayOverrideOut,
+            summary="Operator override: force a date to working day or day off (recorded in the audit log)")
+async def set_day(body: DayOverride, day: date = _day("the date to override"), rt: Runtime = Depends(get_runtime),
+                  p: Principal = Depends(OPERATOR)) -> dict:
+    return await set_day_override(rt, p, day=day, working=body.working, note=body.note)

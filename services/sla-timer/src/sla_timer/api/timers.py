@@ -1,33 +1,20 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Path
 
 from shared.auth import Policy, Principal
 from shared.runtime import Runtime, get_runtime
-from sla_timer.models import Timer
+from sla_timer.api.schemas import TimersOut
+from sla_timer.handlers.timers import timers_of_order as read_timers
 
 router = APIRouter(prefix="/v1", tags=["timers"])
-TIMER_READERS = Policy("platform_operator", "merchant_main", "merchant_staff", scope="the order's merchant")
+TIMER_READERS = Policy("platform_operator", "arbitrator", "merchant_main", "merchant_staff",
+                       scope="the order's merchant (staff: audit or process permission, the order's category)")
 
 
-def _iso(v):
-    return v.isoformat() if v is not None else None
-
-
-@router.get("/service-orders/{order_id}/timers", summary="The timers of one service order (pending, fired, cancelled)")
-async def timers_of_order(order_id: str, rt: Runtime = Depends(get_runtime),
-                          p: Principal = Depends(TIMER_READERS)) -> dict:
-    async with rt.sessions() as s:
-        rows = (await s.scalars(select(Timer).where(Timer.order_id == order_id)
-                                .order_by(Timer.due_at, Timer.rule))).all()
-    return {
-        "order_id": order_id,
-        "items": [
-            {"id": t.id, "rule": t.rule, "action": t.action, "details": t.details, "state": t.state,
-             "due_at": _iso(t.due_at), "order_version": t.order_version, "order_state": t.order_state,
-             "created_at": _iso(t.created_at), "fired_at": _iso(t.fired_at), "cancelled_at": _iso(t.cancelled_at),
-             "cancelled_by": t.cancelled_by}
-            for t in rows
-        ],
-    }
+@router.get("/service-orders/{order_id}/timers", response_model=TimersOut,
+            summary="The timers of one service order (pending, fired, cancelled)",
+            responses={404: {"description": "No timers known for this order, or another merchant's order"}})
+async def timers_of_order(order_id: str = Path(min_length=1, max_length=64),
+                          rt: Runtime = Depends(get_runtime), p: Principal = Depends(TIMER_READERS)) -> dict:
+    return await read_timers(rt, p, order_id)

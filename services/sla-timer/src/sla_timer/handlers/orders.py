@@ -60,6 +60,7 @@ def timer_rows(pol: Policies, *, facts: set[str], order_id: str, version: int, s
             "details": {**rule.details, **extra} if extra else rule.details, "state": "pending",
             "due_at": due_at(rule, at, pol.calendar, policy), "order_version": version, "order_state": state,
             "created_at": now, "cancelled_at": None, "cancelled_by": None,
+            "merchant_id": merchant_id, "category": category,
         })
     return rows
 
@@ -94,7 +95,7 @@ async def cancel_pending(session: AsyncSession, *, order_ids: Sequence[str], rul
 
 
 _COLS = ("id", "order_id", "rule", "action", "details", "state", "due_at", "order_version", "order_state",
-         "created_at", "cancelled_at", "cancelled_by")
+         "created_at", "cancelled_at", "cancelled_by", "merchant_id", "category")
 
 
 async def insert_timers(session: AsyncSession, rows: list[dict]) -> None:
@@ -118,7 +119,8 @@ async def insert_timers(session: AsyncSession, rows: list[dict]) -> None:
 
     await apg.copy_records_to_table("timers", columns=_COLS, records=[
         (r["id"], r["order_id"], r["rule"], r["action"], details(r["details"]), r["state"], r["due_at"],
-         r["order_version"], r["order_state"], r["created_at"], r["cancelled_at"], r["cancelled_by"])
+         r["order_version"], r["order_state"], r["created_at"], r["cancelled_at"], r["cancelled_by"],
+         r["merchant_id"], r["category"])
         for r in rows])
 
 
