@@ -66,6 +66,8 @@ def test_access_matrix(service, platform, operations):
                                f"({', '.join(f'{s} {o}x{len(matrix.PRINCIPALS)}' for s, (o, _c) in SIZES.items())})")
     print(f"\n{service}: {len(ops)} operations x {len(matrix.PRINCIPALS)} principals = {len(cells)} cells, "
           f"answers {dict(sorted(Counter(c.status for c in cells).items()))}")
+    foreign = Counter(c.status for c in cells if matrix.is_foreign(c.op, c.principal))
+    print(f"  ownership probes (other merchant / other customer with a valid body): {dict(sorted(foreign.items()))}")
     bad = [c for c in cells if not c.ok]
     report = "\n".join(f"  {c.op.method} {c.op.path} as {c.principal}: got {c.status}, expected {c.expected}"
                        f"  {c.detail}" for c in bad)

@@ -125,3 +125,35 @@ async def test_a_failing_batch_is_applied_one_by_one(database_url, monkeypatch):
     assert snap["facts"] == want["facts"] and snap["counters"] == want["counters"]
     await ref.dispose()
     await rt.engine.dispose()
+
+
+async def test_an_out_of_range_time_is_parked_and_the_partition_moves_on(database_url):
+    """A routing decision at 9999-12-31T23:59:59-12:00 (beyond the last UTC date) once made
+    the consumer reconnect forever (OverflowError outside the parking path). Now it is
+    parked with its reason and the next event is applied."""
+    from shared.events import make_envelope
+
+    at = datetime(2026, 11, 10, 3, tzinfo=timezone.utc)
+    good = make_envelope(type_="routing.decided", key="d-1", producer="consultation-routing", occurred_at=at, data={
+        "decision_id": "d-1", "decided_at": at, "channel": "im", "entry_point": "product_page",
+        "phase": "pre_sale", "target": "manufacturer", "reason": "enrolled", "sku": "s-1",
+        "manufacturer_id": "mfr-1"}).to_bytes()
+    body = json.loads(good)
+    body["id"] = "00000000-0000-4000-8000-000000000099"
+    body["data"]["decision_id"] = "d-2"
+    body["data"]["decided_at"] = "9999-12-31T23:59:59-12:00"
+    poison = json.dumps(body).encode()
+    order = _created("00000000-0000-4000-8000-000000000200", "m-1")
+
+    consumer, rt = await _consumer(await database_url("kpi_poison"))
+    await consumer.handle_batch(_records([poison, good], topic="routing.events"))
+    await consumer.handle_batch(_records([order]))
+    assert await _count(rt, "dead_letters") == 1
+    async with rt.sessions() as s:
+        reason = await s.scalar(select(rt.tables.dead_letters.c.error))
+    assert "decided_at" in reason or "range" in reason
+    assert await _count(rt, "processed_events") == 2
+    # the one-by-one path parks it too (no retry loop)
+    await consumer.handle_record(_records([poison], topic="routing.events")[0])
+    assert await _count(rt, "dead_letters") == 2
+    await rt.engine.dispose()

@@ -196,7 +196,7 @@ class EventConsumer:
         _NotBatchable for anything that needs the one-by-one path (parking)."""
         try:
             env = Envelope.from_bytes(msg.value)
-        except (ValidationError, ValueError, TypeError):
+        except Exception:  # noqa: BLE001 - the one-by-one path parks it
             raise _NotBatchable from None
         handler = self.handlers.get(env.type)
         if handler is None:
@@ -207,7 +207,7 @@ class EventConsumer:
             raise _NotBatchable
         try:
             data = self.registry.parse_data(env)
-        except (UnknownEventType, ValidationError):
+        except Exception:  # noqa: BLE001 - the one-by-one path parks it
             raise _NotBatchable from None
         return env, data, handler
 
@@ -282,8 +282,8 @@ class EventConsumer:
         """Apply one record; never raises for bad input (it is parked)."""
         try:
             env = Envelope.from_bytes(msg.value)
-        except (ValidationError, ValueError, TypeError) as exc:
-            await self._park(msg, f"malformed envelope: {exc}")
+        except Exception as exc:  # noqa: BLE001 - any undecodable message (out-of-range values too) is parked
+            await self._park(msg, f"malformed envelope: {exc!r}")
             return
         handler = self.handlers.get(env.type)
         if handler is None:
@@ -292,8 +292,8 @@ class EventConsumer:
             return  # a known type this consumer does not need
         try:
             data = self.registry.parse_data(env)
-        except (UnknownEventType, ValidationError) as exc:
-            await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - invalid or out-of-range data is parked
+            await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc!r}")
             return
         token = set_correlation_id(env.correlation_id)
         try:

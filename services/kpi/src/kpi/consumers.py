@@ -142,34 +142,14 @@ class FactsConsumer(EventConsumer):
         parsed: list[tuple[str, str, tuple | None, tuple | None]] = []
         replay: list[ConsumerRecord] = []  # what the one-by-one path takes if the batch fails
         for msg in records:
-            ev = decode_live(msg.value) if msg.value else None
-            if ev is not None:  # the canonical layout of an order or SLA event
-                parsed.append((ev.id, ev.type, (ev.order_id, ev.fold) if ev.order_id is not None else None, None))
+            try:
+                item = await self._decode(msg)
+            except Exception as exc:  # noqa: BLE001 - whatever a message holds, it is parked, never retried forever
+                await self._park(msg, f"cannot decode or project: {exc!r}")
+                continue
+            if item is not None:
+                parsed.append(item)
                 replay.append(msg)
-                continue
-            try:
-                env = Envelope.from_bytes(msg.value)
-            except (ValidationError, ValueError, TypeError) as exc:
-                await self._park(msg, f"malformed envelope: {exc}")
-                continue
-            if env.type not in HANDLED_TYPES:
-                if not self.registry.is_known(env.type, env.schema_version) and not self._known_type(env.type):
-                    await self._park(msg, f"unknown event type {env.type!r} v{env.schema_version}")
-                continue
-            try:
-                data = self.registry.parse_data(env)
-                wanted = relevant(env.type, data)
-            except (UnknownEventType, ValidationError, NaiveTime) as exc:
-                await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc}")
-                continue
-            order_event = fact = None
-            if wanted:
-                if env.type in CONSULT_TYPES:
-                    fact = consultation_fact(env.type, data)
-                else:
-                    order_event = (order_id_of(env.type, data), model_fold(env.type, data))
-            parsed.append((str(env.id), env.type, order_event, fact))
-            replay.append(msg)
         if parsed:
             try:
                 applied, dups = await self._apply_batch(parsed)
@@ -185,6 +165,36 @@ class FactsConsumer(EventConsumer):
             if msg.timestamp and msg.timestamp > 0:
                 self.lag.observe(max(0.0, now - msg.timestamp / 1000))
         self.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _decode(self, msg: ConsumerRecord) -> tuple | None:
+        """(event id, type, (order id, fold) or None, consultation fact or None) for a record
+        to apply; None for one that is parked here or not needed. Raises on anything
+        unexpected (out-of-range values...): the caller parks it."""
+        ev = decode_live(msg.value) if msg.value else None
+        if ev is not None:  # the canonical layout of an order or SLA event
+            return ev.id, ev.type, (ev.order_id, ev.fold) if ev.order_id is not None else None, None
+        try:
+            env = Envelope.from_bytes(msg.value)
+        except (ValidationError, ValueError, TypeError) as exc:
+            await self._park(msg, f"malformed envelope: {exc}")
+            return None
+        if env.type not in HANDLED_TYPES:
+            if not self.registry.is_known(env.type, env.schema_version) and not self._known_type(env.type):
+                await self._park(msg, f"unknown event type {env.type!r} v{env.schema_version}")
+            return None
+        try:
+            data = self.registry.parse_data(env)
+            wanted = relevant(env.type, data)
+        except (UnknownEventType, ValidationError, NaiveTime) as exc:
+            await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc}")
+            return None
+        order_event = fact = None
+        if wanted:
+            if env.type in CONSULT_TYPES:
+                fact = consultation_fact(env.type, data)
+            else:
+                order_event = (order_id_of(env.type, data), model_fold(env.type, data))
+        return str(env.id), env.type, order_event, fact
 
     async def _apply_batch(self, parsed) -> tuple[int, int]:
         """One transaction: the inbox rows of the events not seen before, their

@@ -1,71 +1,83 @@
 """Merchants, their catalogue and staff, and OAuth2 client credentials."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orders.models import ApiClient, Merchant, Sku, Staff
 from shared.auth import Principal, issue_token
+from shared.contracts.accounts import AccountChanged
 from shared.errors import ApiError
-
-_ITER = 120_000
-
-
-def hash_secret(secret: str) -> str:
-    salt = secrets.token_bytes(16)
-    dk = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, _ITER)
-    return f"pbkdf2_sha256${_ITER}${salt.hex()}${dk.hex()}"
+from shared.events import make_envelope
 
 
-def check_secret(secret: str, stored: str) -> bool:
-    try:
-        _alg, it, salt, dk = stored.split("$")
-        got = hashlib.pbkdf2_hmac("sha256", secret.encode(), bytes.fromhex(salt), int(it))
-        return hmac.compare_digest(got.hex(), dk)
-    except ValueError:
-        return False
-
-
-async def _new_client(s, *, client_id: str, role: str, name: str, now, merchant_id=None, staff_id=None) -> dict:
+async def _new_secret(rt) -> tuple[str, str]:
+    """(secret, its hash), hashed before the transaction opens (it takes tens of ms)."""
     secret = secrets.token_urlsafe(24)
+    return secret, await rt.secret_hasher.hash(secret)
+
+
+async def _new_client(s, secret: tuple[str, str], *, client_id: str, role: str, name: str, now, merchant_id=None,
+                      staff_id=None) -> dict:
     if await s.get(ApiClient, client_id) is not None:
         raise ApiError(409, "client_exists", f"client {client_id} already exists")
-    s.add(ApiClient(client_id=client_id, secret_hash=hash_secret(secret), role=role, merchant_id=merchant_id,
-                    staff_id=staff_id, name=name, active=True, created_at=now))
-    return {"client_id": client_id, "client_secret": secret, "role": role}
+    s.add(ApiClient(client_id=client_id, secret_hash=secret[1], role=role, merchant_id=merchant_id,
+                    staff_id=staff_id, name=name, active=True, created_at=now, version=1))
+    return {"client_id": client_id, "client_secret": secret[0], "role": role}
 
 
 async def create_client(rt, *, client_id: str, role: str, name: str, merchant_id=None, staff_id=None) -> dict:
+    secret = await _new_secret(rt)
     async with rt.uow() as s:
-        return await _new_client(s, client_id=client_id, role=role, name=name, now=rt.clock.now(),
+        return await _new_client(s, secret, client_id=client_id, role=role, name=name, now=rt.clock.now(),
                                  merchant_id=merchant_id, staff_id=staff_id)
 
 
-async def issue_for_client(rt, client_id: str, client_secret: str) -> dict:
+async def issue_for_client(rt, client_id: str, client_secret: str, address: str) -> dict:
+    """A token for valid client credentials.
+
+    Failed attempts are limited per client id and per source address (TooManyAttempts,
+    before the secret is looked at). Every attempt costs one hash verification, also for
+    an unknown or inactive client (against a dummy hash), so the answer time does not tell
+    which ids exist. A match on an outdated hash stores the current format."""
+    limits = rt.token_attempts
+    await limits.ensure_allowed(client_id, address)
     async with rt.sessions() as s:
         c = await s.get(ApiClient, client_id)
         staff = await s.get(Staff, c.staff_id) if c is not None and c.staff_id else None
-    if c is None or not c.active or not check_secret(client_secret, c.secret_hash):
+    ok, rehashed = await rt.secret_hasher.verify(client_secret, c.secret_hash if c is not None else None,
+                                                 before=lambda: limits.ensure_allowed(client_id, address))
+    if not ok or not c.active:
+        await limits.failed(client_id, address)
         raise ApiError(401, "invalid_client", "unknown client or wrong secret")
     perms, cats = frozenset(), frozenset()
     if c.role == "merchant_staff":
         if staff is None or not staff.active:
+            await limits.failed(client_id, address)
             raise ApiError(401, "invalid_client", "this staff account is disabled")
         perms, cats = frozenset(staff.permissions), frozenset(staff.categories)
+    if rehashed is not None:
+        await _store_rehashed(rt, client_id, c.secret_hash, rehashed)
     p = Principal(role=c.role, subject=c.staff_id or c.client_id, merchant_id=c.merchant_id,
-                  permissions=perms, categories=cats)
+                  permissions=perms, categories=cats, version=c.version)
     ttl = timedelta(seconds=rt.settings.token_ttl_s)
     token = issue_token(p, rt.settings.token_secret, now=rt.clock.now(), ttl=ttl)
     return {"access_token": token, "token_type": "Bearer", "expires_in": int(ttl.total_seconds())}
 
 
+async def _store_rehashed(rt, client_id: str, old: str, new: str) -> None:
+    # Only over the hash that was verified: a secret changed meanwhile is not overwritten.
+    async with rt.uow() as s:
+        await s.execute(update(ApiClient).where(ApiClient.client_id == client_id, ApiClient.secret_hash == old)
+                        .values(secret_hash=new))
+
+
 async def onboard_merchant(rt, body) -> dict:
     now = rt.clock.now()
+    secret = await _new_secret(rt)
     async with rt.uow() as s:
         if await s.get(Merchant, body.id) is not None:
             raise ApiError(409, "merchant_exists", f"merchant {body.id} already exists")
@@ -76,7 +88,7 @@ async def onboard_merchant(rt, body) -> dict:
         await s.flush()
         for sku in body.skus:
             s.add(Sku(merchant_id=body.id, sku=sku.sku, category=sku.category, price=sku.price))
-        creds = await _new_client(s, client_id=f"{body.id}.main", role="merchant_main", name=f"{body.name} main",
+        creds = await _new_client(s, secret, client_id=f"{body.id}.main", role="merchant_main", name=f"{body.name} main",
                                   now=now, merchant_id=body.id)
     return {"merchant": await get_merchant(rt, body.id), "main_account": creds}
 
@@ -137,7 +149,7 @@ async def create_staff(rt, merchant_id: str, body) -> dict:
                        categories=sorted(set(body.categories)), active=True, created_at=now)
             s.add(st)
             await s.flush()
-            creds = await _new_client(s, client_id=staff_id, role="merchant_staff", name=body.name, now=now,
+            creds = await _new_client(s, secret, client_id=staff_id, role="merchant_staff", name=body.name, now=now,
                                       merchant_id=merchant_id, staff_id=staff_id)
     except IntegrityError:
         raise ApiError(409, "staff_exists", f"staff {staff_id} already exists") from None
@@ -150,11 +162,35 @@ async def list_staff(rt, merchant_id: str) -> list[dict]:
     return [_staff_out(r) for r in rows]
 
 
+# Staff fields whose change revokes the account's tokens (they are written in the token).
+REVOKING = ("active", "permissions", "categories")
+
+
 async def update_staff(rt, merchant_id: str, staff_id: str, changes: dict) -> dict:
+    """Apply the changes; deactivation, reactivation or new permissions/categories raise the
+    account's version (tokens issued before are refused from the next request on) and
+    publish ``account.changed`` for the other services."""
+    now = rt.clock.now()
     async with rt.uow() as s:
         st = await s.get(Staff, staff_id)
         if st is None or st.merchant_id != merchant_id:
             raise ApiError(404, "staff_not_found", f"no staff {staff_id}")
+        changed = []
         for k, v in changes.items():
-            setattr(st, k, sorted(set(v)) if isinstance(v, list) else v)
-        return _staff_out(st)
+            new = sorted(set(v)) if isinstance(v, list) else v
+            if k in REVOKING and getattr(st, k) != new:
+                changed.append(k)
+            setattr(st, k, new)
+        client = await s.get(ApiClient, staff_id) if changed else None
+        if client is not None:
+            client.version += 1
+            client.version_changed_at = now
+            await rt.outbox.add(s, make_envelope(
+                type_="account.changed", key=client.client_id, producer=rt.name, occurred_at=now,
+                data=AccountChanged(client_id=client.client_id, role=client.role, merchant_id=client.merchant_id,
+                                    version=client.version, active=st.active, changes=changed, changed_at=now)))
+        out = _staff_out(st)
+        noted = (client.client_id, client.version) if client is not None else None
+    if noted is not None:
+        rt.account_guard.note(*noted)  # after the commit: this replica refuses old tokens at once
+    return out
