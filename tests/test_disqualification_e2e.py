@@ -38,7 +38,8 @@ async def test_disqualified_manufacturer_goes_to_the_platform_until_requalified(
     assert r.status_code == 200, r.text
 
     async def reason():
-        r = await routing.get("/v1/route", params={"sku": "sku-1", "channel": "im", "entry_point": "product_page"})
+        r = await routing.get("/v1/route", params={"sku": "sku-1", "channel": "im", "entry_point": "product_page"},
+                              headers=bearer("storefront", "test-storefront"))
         return r.json()["reason"]
 
     assert await reason() != "disqualified"

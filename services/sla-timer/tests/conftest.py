@@ -93,13 +93,22 @@ class SlaFeed:
 OPERATOR = Principal("platform_operator", "op-test")
 
 
-def token(rt, principal: Principal, **kw) -> str:
+def token(rt, principal: Principal, now: datetime | None = None) -> str:
     """A token signed with the service's secret on the service's (virtual) clock."""
-    return issue_token(principal, rt.settings.token_secret, now=kw.pop("now", None) or rt.clock.now(), **kw)
+    return issue_token(principal, rt.settings.token_secret, now=now or rt.clock.now())
 
 
-def headers(rt, role: str, subject: str = "u-1", **kw) -> dict:
-    return {"Authorization": "Bearer " + token(rt, Principal(role, subject, **kw))}
+class Tokens:
+    """Tokens and headers for one running service (fixture ``tokens``)."""
+
+    def __init__(self, rt) -> None:
+        self.rt = rt
+
+    def token(self, principal: Principal, now: datetime | None = None) -> str:
+        return token(self.rt, principal, now)
+
+    def headers(self, role: str, subject: str = "u-1", **kw) -> dict:
+        return {"Authorization": "Bearer " + token(self.rt, Principal(role, subject, **kw))}
 
 
 class ClockTokenAuth(httpx.Auth):
@@ -122,6 +131,11 @@ async def sla(start_service, database_url):
                               clock="virtual", fire_poll_interval_s=0.05)
     svc.client.auth = ClockTokenAuth(svc.runtime)
     return svc
+
+
+@pytest.fixture
+def tokens(sla) -> Tokens:
+    return Tokens(sla.runtime)
 
 
 @pytest.fixture

@@ -5,7 +5,10 @@ import os
 from pathlib import Path
 
 import shared.contracts  # noqa: F401 - registers event types
+from orders.adapters.account_versions import OrdersAccountGuard, start_account_guard
+from orders.adapters.attempt_limits import AttemptLimits
 from orders.adapters.blobstore import LocalBlobStore
+from orders.adapters.secret_hashing import SecretHasher
 from orders.adapters.relay_pacing import pace_relay
 from orders.api.fast import OrdersApp, OrdersFastPath
 from orders.api.auth import router as auth_router
@@ -32,13 +35,21 @@ DEFINITION = ServiceDefinition(
     routers=[auth_router, storefront_router, staff_router, merchant_router, platform_router, platform_orders_router],
     consumers=[ConsumerSpec("deadlines", [SLA_EVENTS], deadline_handlers),
                ConsumerSpec("qualification", [KPI_EVENTS], qualification_handlers)],
+    on_start=start_account_guard,
 )
 
 
 def create_app(settings: OrdersSettings | None = None):
     settings = settings or load_settings(OrdersSettings)
     app = create_service_app(DEFINITION, settings)
-    app.state.runtime.blobstore = LocalBlobStore(settings.blob_dir or os.path.join(settings.data_dir, "orders-blobs"))
+    rt = app.state.runtime
+    rt.blobstore = LocalBlobStore(settings.blob_dir or os.path.join(settings.data_dir, "orders-blobs"))
+    # Token endpoint: hashing off the event loop, failed-attempt limits; revocation from the
+    # accounts table (adapters/account_versions.py).
+    rt.secret_hasher = SecretHasher(settings.token_hash_concurrency)
+    rt.token_attempts = AttemptLimits(settings.token_failures_per_client, settings.token_failures_per_address,
+                                      settings.token_limit_storage)
+    rt.account_guard = OrdersAccountGuard(rt, settings.account_refresh_s)
     pace_relay(app.state.runtime.relay, settings.outbox_wake_window_s)
     _close_direct_pool_on_stop(app.state.runtime)
     # The hot routes ahead of the middleware stack: see api/fast.py.

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from orders.handlers.accounts import hash_secret
+from orders.adapters.secret_hashing import LegacyPbkdf2Hasher, hash_secret
 from orders.handlers.apply import apply_for_service
 from orders.handlers.lifecycle import perform
 from orders.models import ApiClient, Merchant, ServiceOrder, Sku, Staff
@@ -58,9 +58,13 @@ async def seed_demo(rt) -> dict:
                             active=True, created_at=now))
         await s.flush()
         for cid, role, mid, staff_id in CLIENTS:
-            if await s.get(ApiClient, cid) is None:
+            existing = await s.get(ApiClient, cid)
+            if existing is None:
                 s.add(ApiClient(client_id=cid, secret_hash=hash_secret(demo_secret(rt.settings, cid)), role=role,
-                                merchant_id=mid, staff_id=staff_id, name=cid, active=True, created_at=now))
+                                merchant_id=mid, staff_id=staff_id, name=cid, active=True, created_at=now, version=1))
+            elif LegacyPbkdf2Hasher.identify(existing.secret_hash):
+                # seeded before Argon2: the seed knows the secret, so it stores the current format
+                existing.secret_hash = hash_secret(demo_secret(rt.settings, cid))
     sf = Principal("storefront", "demo-storefront", customer_id="demo-customer-1")
     base = dict(customer_id="demo-customer-1", customer_phone="13800138000", customer_level="diamond",
                 order_line_id="1", purchased_quantity=1, quantity=1, delivered_at=now - timedelta(days=3))

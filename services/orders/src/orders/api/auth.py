@@ -6,10 +6,12 @@ import json
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
+from orders.adapters.attempt_limits import TooManyAttempts
 from orders.handlers.accounts import issue_for_client
 from shared.auth import Policy
-from shared.errors import ApiError
+from shared.errors import ApiError, error_body
 from orders.api.common import get_runtime
 from shared.runtime import Runtime
 
@@ -17,7 +19,9 @@ router = APIRouter(prefix="/v1/oauth", tags=["auth"])
 
 
 @router.post("/token", summary="Exchange client credentials for a short-lived bearer token",
-             dependencies=[Depends(Policy.public("OAuth2 client-credentials token endpoint"))])
+             dependencies=[Depends(Policy.public("OAuth2 client-credentials token endpoint"))],
+             responses={429: {"description": "too many failed attempts for this client id or source address "
+                                             "(`too_many_attempts`); retry after `Retry-After` seconds"}})
 async def token(request: Request, rt: Runtime = Depends(get_runtime)) -> dict:
     raw = await request.body()
     ctype = request.headers.get("content-type", "")
@@ -40,4 +44,11 @@ async def token(request: Request, rt: Runtime = Depends(get_runtime)) -> dict:
         raise ApiError(422, "unsupported_grant_type", "grant_type must be client_credentials")
     if not form.get("client_id") or not form.get("client_secret"):
         raise ApiError(401, "invalid_client", "client_id and client_secret are required")
-    return await issue_for_client(rt, form["client_id"], form["client_secret"])
+    # The ASGI client address: behind a proxy, the server must take it from the proxy's
+    # header (uvicorn --proxy-headers with FORWARDED_ALLOW_IPS naming the proxy).
+    address = request.client.host if request.client else "unknown"
+    try:
+        return await issue_for_client(rt, form["client_id"], form["client_secret"], address)
+    except TooManyAttempts as exc:
+        return JSONResponse(error_body("too_many_attempts", str(exc), {"retry_after_s": exc.retry_after_s}),
+                            status_code=429, headers={"Retry-After": str(exc.retry_after_s)})

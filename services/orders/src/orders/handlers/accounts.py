@@ -1,6 +1,7 @@
 """Merchants, their catalogue and staff, and OAuth2 client credentials."""
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 
@@ -12,6 +13,10 @@ from shared.auth import Principal, issue_token
 from shared.contracts.accounts import AccountChanged
 from shared.errors import ApiError
 from shared.events import make_envelope
+
+# What a client id can be (operators', merchants' "<id>.main", staff "<merchant>.<login>").
+CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_SECRET = 256  # issued secrets have 32 characters
 
 
 async def _new_secret(rt) -> tuple[str, str]:
@@ -45,6 +50,10 @@ async def issue_for_client(rt, client_id: str, client_secret: str, address: str)
     which ids exist. A match on an outdated hash stores the current format."""
     limits = rt.token_attempts
     await limits.ensure_allowed(client_id, address)
+    if not CLIENT_ID.fullmatch(client_id) or len(client_secret) > MAX_SECRET:
+        # No stored client looks like this: refused without a lookup (counted all the same).
+        await limits.failed(client_id, address)
+        raise ApiError(401, "invalid_client", "unknown client or wrong secret")
     async with rt.sessions() as s:
         c = await s.get(ApiClient, client_id)
         staff = await s.get(Staff, c.staff_id) if c is not None and c.staff_id else None
@@ -137,6 +146,7 @@ def _staff_out(st: Staff) -> dict:
 async def create_staff(rt, merchant_id: str, body) -> dict:
     now = rt.clock.now()
     staff_id = f"{merchant_id}.{body.login}"
+    secret = await _new_secret(rt)
     try:
         async with rt.uow() as s:
             count = await s.scalar(select(func.count()).select_from(Staff).where(
@@ -181,16 +191,21 @@ async def update_staff(rt, merchant_id: str, staff_id: str, changes: dict) -> di
             if k in REVOKING and getattr(st, k) != new:
                 changed.append(k)
             setattr(st, k, new)
-        client = await s.get(ApiClient, staff_id) if changed else None
-        if client is not None:
-            client.version += 1
-            client.version_changed_at = now
-            await rt.outbox.add(s, make_envelope(
-                type_="account.changed", key=client.client_id, producer=rt.name, occurred_at=now,
-                data=AccountChanged(client_id=client.client_id, role=client.role, merchant_id=client.merchant_id,
-                                    version=client.version, active=st.active, changes=changed, changed_at=now)))
+        noted = None
+        if changed:
+            # One statement: two changes at once each get their own version.
+            row = (await s.execute(
+                update(ApiClient).where(ApiClient.client_id == staff_id)
+                .values(version=ApiClient.version + 1, version_changed_at=now)
+                .returning(ApiClient.version, ApiClient.role, ApiClient.merchant_id))).one_or_none()
+            if row is not None:
+                version, role, client_merchant = row
+                await rt.outbox.add(s, make_envelope(
+                    type_="account.changed", key=staff_id, producer=rt.name, occurred_at=now,
+                    data=AccountChanged(client_id=staff_id, role=role, merchant_id=client_merchant, version=version,
+                                        active=st.active, changes=changed, changed_at=now)))
+                noted = (staff_id, version)
         out = _staff_out(st)
-        noted = (client.client_id, client.version) if client is not None else None
     if noted is not None:
         rt.account_guard.note(*noted)  # after the commit: this replica refuses old tokens at once
     return out

@@ -1,12 +1,14 @@
 """Application services of the orders service: one transaction each."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
+import weakref
 
 import asyncpg
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from orders.adapters import direct
 from orders.domain.eligibility import check_window
@@ -102,26 +104,56 @@ def _apply_timeline(order, now) -> dict:
                 customer_visible=True, details={})
 
 
+def line_lock_key(sales_order_id: str, order_line_id: str) -> int:
+    """A signed 64-bit key naming one sales-order line (PostgreSQL advisory locks)."""
+    digest = hashlib.blake2b(f"{sales_order_id}\x00{order_line_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# SQLite (one process, the embedded default): applications for one line wait for each other here.
+_LINE_LOCKS: "weakref.WeakValueDictionary[int, asyncio.Lock]" = weakref.WeakValueDictionary()
+
+
+def _sqlite_line_lock(key: int) -> asyncio.Lock:
+    lock = _LINE_LOCKS.get(key)
+    if lock is None:
+        lock = _LINE_LOCKS[key] = asyncio.Lock()
+    return lock
+
+
+class _Collided(Exception):
+    """The insert hit a unique key (same key raced in, order number taken): rolled back."""
+
+
 async def _apply_direct(rt: Runtime, body: ApplicationIn, idempotency_key: str, digest: str, now):
-    """PostgreSQL: the stored facts in one read, the order, its timeline entry and its event
-    in one atomic statement. None when the key is already stored or an insert collided
-    (same key raced in, order number taken): the session path then answers."""
+    """PostgreSQL: in one transaction holding the line's advisory lock (so concurrent
+    applications for one line are checked one after the other and the quantity in service
+    never exceeds the purchase), the stored facts in one read, then the order, its timeline
+    entry and its event in one statement. None when the key is already stored or an insert
+    collided: the session path then answers."""
     async with direct.connection(rt) as conn:
-        facts = await direct.application_facts(conn, body.customer_id, idempotency_key, body.sales_order_id,
-                                               body.order_line_id, RELEASING_STATES, body.merchant_id)
-        if facts["existing"]:
-            return None
-        _check_application(rt, body, now)
-        _check_available(body, facts["in_service"])
-        if facts["merchant"] is None:
-            raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
-        order = direct.new_order(_order_fields(body, direct.Merchant(facts), idempotency_key, digest, now))
-        event = _created_event(rt, order, now)
         try:
-            await direct.insert_rows(conn, [
-                ("service_orders", order.__dict__), ("timeline", _apply_timeline(order, now)),
-                ("outbox", direct.outbox_row(rt, event))])
-        except asyncpg.exceptions.UniqueViolationError:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", line_lock_key(body.sales_order_id,
+                                                                                     body.order_line_id))
+                facts = await direct.application_facts(conn, body.customer_id, idempotency_key,
+                                                       body.sales_order_id, body.order_line_id, RELEASING_STATES,
+                                                       body.merchant_id)
+                if facts["existing"]:
+                    return None
+                _check_application(rt, body, now)
+                _check_available(body, facts["in_service"])
+                if facts["merchant"] is None:
+                    raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
+                order = direct.new_order(_order_fields(body, direct.Merchant(facts), idempotency_key, digest, now))
+                event = _created_event(rt, order, now)
+                try:
+                    await direct.insert_rows(conn, [
+                        ("service_orders", order.__dict__), ("timeline", _apply_timeline(order, now)),
+                        ("outbox", direct.outbox_row(rt, event))])
+                except asyncpg.exceptions.UniqueViolationError:
+                    raise _Collided from None
+        except _Collided:
             return None
     direct.cache_for(rt).put(order)
     rt.relay.wake()
@@ -139,7 +171,17 @@ async def apply_for_service(rt: Runtime, p: Principal, body: ApplicationIn,
         order = await _apply_direct(rt, body, idempotency_key, digest, now)
         if order is not None:
             return order, True
+    if rt.settings.is_sqlite:
+        async with _sqlite_line_lock(line_lock_key(body.sales_order_id, body.order_line_id)):
+            return await _apply_in_session(rt, body, idempotency_key, digest, now)
+    return await _apply_in_session(rt, body, idempotency_key, digest, now)
+
+
+async def _apply_in_session(rt: Runtime, body: ApplicationIn, idempotency_key: str, digest: str, now):
     async with rt.uow() as s:
+        if not rt.settings.is_sqlite:  # the line's lock, held until commit (see _apply_direct)
+            await s.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                            {"k": line_lock_key(body.sales_order_id, body.order_line_id)})
         existing = await s.scalar(
             select(ServiceOrder).where(
                 ServiceOrder.customer_id == body.customer_id, ServiceOrder.idempotency_key == idempotency_key
