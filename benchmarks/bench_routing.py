@@ -16,6 +16,11 @@ production.
    BENCH_RATE_SECONDS seconds; each latency is measured from the request's
    scheduled time (no coordinated omission), p50/p99 reported.
 
+Every request carries a storefront bearer token (GET /v1/route requires one; the service
+verifies it once and then finds it in its cache of verified tokens, as with a storefront
+reusing its token); the ceiling's requests carry the same header, so both ends parse the
+same request.
+
 Last line: JSON with rps, ceiling_rps, ratio, p99_ms_at_2000 (and more).
 """
 from __future__ import annotations
@@ -165,6 +170,15 @@ def wait_http(port: int, path: str, timeout: float = 90.0) -> None:
     raise SystemExit(f"server on port {port} did not come up")
 
 
+def bench_token(role: str, secret: str) -> str:
+    """A token for the run (long enough for every phase)."""
+    from datetime import timedelta
+
+    from shared.auth import Principal, issue_token
+
+    return issue_token(Principal(role, f"bench-{role}"), secret, ttl=timedelta(hours=4))
+
+
 def route_path(rng: random.Random) -> str:
     return (f"/v1/route?channel={rng.choice(('im', 'phone'))}&entry_point={rng.choice(ENTRY_POINTS)}"
             f"&phase=pre_sale&sku=sku-{rng.randint(0, int(N_SKUS * 1.1))}")
@@ -207,15 +221,12 @@ async def seed_database(url: str) -> None:
     await engine.dispose()
 
 
-def load_catalogue(port: int, secret: str) -> dict:
+def load_catalogue(port: int, token: str) -> dict:
     import httpx
-
-    from shared.auth import Principal, issue_token
 
     rng = random.Random(11)
     lines = ["sku,manufacturer_id,category"]
     lines += [f"sku-{i},m-{rng.randrange(N_MAKERS)},{rng.choice(CATEGORIES)}" for i in range(N_SKUS)]
-    token = issue_token(Principal("platform_operator", "bench"), secret)
     r = httpx.post(f"http://127.0.0.1:{port}/v1/catalogue/skus", content="\n".join(lines).encode(), timeout=300,
                    headers={"Authorization": f"Bearer {token}", "content-type": "text/csv"})
     r.raise_for_status()
@@ -224,8 +235,12 @@ def load_catalogue(port: int, secret: str) -> dict:
 
 # --- load: a minimal HTTP/1.1 keep-alive client (cheap enough to drive 2,000 req/s from one Python process) ------
 
+# the storefront's token, sent with every request (to the ceiling too: the same request to parse)
+AUTH = f"Authorization: Bearer {os.environ.get('BENCH_ROUTE_TOKEN', '')}\r\n"
+
+
 async def _request(reader, writer, path: str) -> int:
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{AUTH}\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -325,7 +340,8 @@ def run_load(*args) -> dict:
 
 def throughput(port: int, kind: str, script: Path) -> dict:
     if shutil.which("wrk"):
-        cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{int(SECONDS)}s", "--latency"]
+        cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{int(SECONDS)}s", "--latency",
+               "-H", AUTH.strip()]  # wrk.format() in the script adds it too
         if kind == "route":
             cmd += ["-s", str(script)]
         out = subprocess.run(cmd + [f"http://127.0.0.1:{port}" + ("/" if kind == "route" else "/ping")],
@@ -401,13 +417,14 @@ def ensure_wrk() -> None:
         "closed-loop load process instead (a slower client: it may limit both figures)")
 
 
-def settle(port: int, limit_s: float = 90.0) -> None:
+def settle(port: int, op_token: str, limit_s: float = 90.0) -> None:
     """Wait until the previous phase's decisions are written and published (bounded)."""
     import httpx
 
     t0 = time.monotonic()
     while time.monotonic() - t0 < limit_s:
-        pending = httpx.get(f"http://127.0.0.1:{port}/admin/outbox", timeout=10).json()["pending"]
+        pending = httpx.get(f"http://127.0.0.1:{port}/admin/outbox", timeout=10,
+                            headers={"Authorization": f"Bearer {op_token}"}).json()["pending"]
         if pending == 0:
             break
         time.sleep(0.5)
@@ -451,6 +468,12 @@ def main() -> None:
            # queue state was pushed once at seeding; keep it valid for the run (no CS system here)
            "CONSULTATION_ROUTING_QUEUE_STATE_TTL_S": "3600",
            "CONSULTATION_ROUTING_KAFKA_BOOTSTRAP": broker.bootstrap, "BENCH_DIAG_CODE": DIAG_CODE}
+    secret = os.environ.get("CONSULTATION_ROUTING_TOKEN_SECRET", DEV_TOKEN_SECRET)
+    op_token = bench_token("platform_operator", secret)
+    # the load processes read it from their environment (module-level AUTH)
+    os.environ["BENCH_ROUTE_TOKEN"] = bench_token("storefront", secret)
+    global AUTH
+    AUTH = f"Authorization: Bearer {os.environ['BENCH_ROUTE_TOKEN']}\r\n"
     results: dict = {}
     cport, rport = free_port(), free_port()
     ceiling = start(CEILING_APP, cport, env)
@@ -459,18 +482,20 @@ def main() -> None:
         wait_http(cport, "/ping")
         wait_http(rport, "/health")
         t0 = time.monotonic()
-        loaded = load_catalogue(rport, os.environ.get("CONSULTATION_ROUTING_TOKEN_SECRET", DEV_TOKEN_SECRET))
+        loaded = load_catalogue(rport, op_token)
         say(f"catalogue: {loaded['accepted']} SKUs loaded through the bulk API in {time.monotonic() - t0:.1f}s "
             f"({loaded['rejected']} rejected)")
         time.sleep(6)  # past the refresh overlap window, so background refreshes are idle as in steady state
         say("warm-up")
         run_load("closed", cport, "ping", 3, CONNECTIONS)
         run_load("closed", rport, "route", 3, CONNECTIONS)
-        probe = httpx.get(f"http://127.0.0.1:{rport}/v1/route?channel=phone&entry_point=product_page"
-                                        f"&sku=sku-1").json()
+        probe = httpx.get(f"http://127.0.0.1:{rport}/v1/route?channel=phone&entry_point=product_page&sku=sku-1",
+                          headers={"Authorization": f"Bearer {os.environ['BENCH_ROUTE_TOKEN']}"}).json()
         say(f"sample answer: {json.dumps(probe, ensure_ascii=False)}")
+        if "target" not in probe:
+            raise SystemExit("GET /v1/route did not answer a decision (token?)")
 
-        settle(rport)
+        settle(rport, op_token)
         say(f"latency: GET /v1/route at a fixed {RATE} req/s for {RATE_SECONDS:.0f}s (open loop, 64 connections)")
         prof = profile_start(routing.pid, tmp / "profile.txt")
         if DIAG:
@@ -491,7 +516,7 @@ def main() -> None:
         say(f"  CPU: routing server {server_cores:.2f} cores ({server_cores / RATE * 1e6:.0f} us per request, "
             f"background publishing included); whole machine {machine_cores:.2f} of {os.cpu_count()} cores busy "
             f"(load client, broker and other work on the machine included)")
-        settle(rport)
+        settle(rport, op_token)
         say(f"throughput: ceiling GET /ping, {CONNECTIONS} connections, {SECONDS:.0f}s")
         results["ceiling"] = throughput(cport, "ping", script)
         say(f"  ceiling: {results['ceiling']['rps']:.0f} req/s")

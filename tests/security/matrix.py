@@ -132,7 +132,7 @@ def live_operations(platform: Platform) -> list[Operation]:
 def path_values(platform: Platform) -> dict[str, str]:
     today = (datetime.now(timezone.utc) + timedelta(hours=8)).date()
     return {
-        "order_id": platform.ids["order_a"], "att_id": "att-none", "staff_id": platform.ids["staff_auditor"],
+        "order_id": platform.ids["order_a"], "att_id": platform.ids["att_a"], "staff_id": platform.ids["staff_auditor"],
         "merchant_id": MERCHANT_A, "manufacturer_id": MANUFACTURER, "week": monday(), "period": today.strftime("%Y-%m"),
         "rule": "auto_refund", "scope": "merchant", "scope_id": MERCHANT_A, "day": today.isoformat(),
         "key": platform.ids.get("template_key", "order_created"), "message_id": platform.ids["message_c1"],
@@ -257,6 +257,8 @@ def is_foreign(op: Operation, principal: str) -> bool:
 def request_for(op: Operation, principal: str, headers: dict, platform: Platform,
                 pvalues: dict, qvalues: dict) -> dict:
     path = op.path
+    if "{att_id}" in path:  # merchant A's attachment is on its rejected order
+        pvalues = {**pvalues, "order_id": platform.ids["order_rejected"]}
     for p in op.params("path"):
         path = path.replace("{" + p["name"] + "}", str(pvalues.get(p["name"], "sec-unknown")))
     params = {p["name"]: qvalues.get(p["name"], "x") for p in op.params("query") if p.get("required")}

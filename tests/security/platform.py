@@ -227,6 +227,17 @@ def seed(platform: Platform) -> None:
     _issue(platform, ("staff_auditor", "staff_processor", "staff_all", "staff_revoked", "staff_demoted"))
     platform.ids["order_a"] = apply(platform, MERCHANT_A, CUSTOMER_1, 1)["id"]
     platform.ids["order_b"] = apply(platform, MERCHANT_B, CUSTOMER_2, 2)["id"]
+    # a rejected order of customer 1 with an audit attachment: the rejection sends customer 1 an
+    # SMS (a provider message id for the receipt webhook) and an in-site message
+    rejected = platform.ids["order_rejected"] = apply(platform, MERCHANT_A, CUSTOMER_1, 3)["id"]
+    base = platform.url("orders", f"/v1/merchant/service-orders/{rejected}")
+    with httpx.Client(timeout=30) as c:
+        _ok(c.post(base + "/claim", headers=platform.auth("staff_all"), json={}))
+        _ok(c.post(base + "/audit", headers=platform.auth("staff_all"), json={
+            "decision": "reject", "opinion": "not covered",
+            "attachments": [{"filename": "evidence.txt", "content_type": "text/plain", "content_base64": "aGVsbG8="}]}))
+        view = _ok(c.get(base, headers=platform.auth("staff_all")))
+        platform.ids["att_a"] = view["attachments"][0]["id"]
     # routing: the manufacturer enrolled for phones with its SKU, and no agent online, so every
     # consultation for it goes to the platform on its behalf (billable), at any hour
     r = lambda path: platform.url("consultation-routing", path)  # noqa: E731
@@ -270,10 +281,19 @@ def _wait_for_events(platform: Platform, timeout: float = 60) -> None:
         templates = c.get(platform.url("notifier", "/v1/templates"), headers=platform.auth("operator"))
         keys = [t["key"] for t in templates.json().get("items", [])] if templates.status_code == 200 else []
         platform.ids["template_key"] = keys[0] if keys else "sec-none"
-        # an in-site message for customer 1, if the notifier sends one on application
-        inbox = c.get(platform.url("notifier", "/v1/inbox"), headers=platform.auth("storefront", CUSTOMER_1))
-        items = inbox.json().get("items", []) if inbox.status_code == 200 else []
-        platform.ids["message_c1"] = str(items[0]["id"]) if items else "1"
+        # the rejection's SMS (sent by the log provider) and in-site message for customer 1
+        while True:
+            msgs = c.get(platform.url("notifier", "/v1/messages"), headers=platform.auth("operator"),
+                         params={"order_id": platform.ids["order_rejected"]}).json()["items"]
+            sms = [m for m in msgs if m["channel"] == "sms" and m["provider_message_id"]]
+            inbox = [m for m in msgs if m["channel"] == "inbox"]
+            if sms and inbox:
+                platform.ids["sms_provider_id"] = sms[0]["provider_message_id"]
+                platform.ids["message_c1"] = str(inbox[0]["id"])
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the rejection's messages did not appear within {timeout}s: {msgs}")
+            time.sleep(0.3)
 
 
 def monday(now: datetime | None = None) -> str:

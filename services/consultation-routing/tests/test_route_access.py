@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import jwt
 import pytest
 
+from consultation_routing.api.route import RouteAnswer
 from shared.auth import ALGORITHM, ISSUER, Principal, issue_token
 
 from .test_api import ready
@@ -62,6 +63,8 @@ async def test_the_consultation_time_is_the_servers_clock_and_a_storefront_canno
     await ready(api)  # Tuesday 10:00 Beijing: the manufacturer's hours
     a = await api.route(sku="sku-1")
     assert (a["target"], a["reason"], a["what_if"]) == ("manufacturer", "enrolled", False)
+    # the answer is what the OpenAPI document declares, no more
+    assert set(a) == set(RouteAnswer.model_fields) and RouteAnswer.model_validate(a)
     for at in ("2026-03-03T22:00:00+08:00", "2026-03-03T10:00:00+08:00", "garbage"):
         r = await api.client.get("/v1/route", params={**PARAMS, "at": at}, headers=api.storefront)
         assert r.status_code == 403 and r.json()["error"]["code"] == "what_if_operators_only", at

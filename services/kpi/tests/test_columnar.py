@@ -179,3 +179,37 @@ async def test_rebuild_falls_back_to_the_python_engine_on_an_odd_event(tmp_path,
                           for t in tables}
     assert len(tables["kpi_counters"]) == clean["counters"]
     await engine.dispose()
+
+
+def _penalty(oid, fired_at, version=3):
+    return make_envelope(type_="sla.deadline_fired", key=oid, producer="sla-timer", occurred_at=fired_at, data={
+        "timer_id": str(uuid.uuid4()), "order_id": oid, "rule": "processing_penalty", "action": "penalty",
+        "order_version": version, "order_state": "awaiting_processing", "due_at": fired_at, "fired_at": fired_at,
+        "details": {"amount_cny": "2000.00"}}).to_bytes()
+
+
+def test_a_stale_48h_penalty_the_facts_contradict_is_never_charged(tmp_path):
+    """Processed 47.5 h after receipt, the timer fired at 48 h before it saw the decision:
+    no penalty, in the live fold, the ledger and the columnar rebuild, whatever the order of
+    arrival; processed after 48 h: charged."""
+    from kpi.domain.penalties import penalty_lines
+
+    created = datetime(2026, 11, 17, 8, tzinfo=BEIJING)
+    received = created + timedelta(hours=2)
+    stale, due = str(uuid.uuid4()), str(uuid.uuid4())
+    raws = [
+        _transition(stale, "m-1", "register_receipt", received, created),
+        _penalty(stale, received + timedelta(hours=48, minutes=1)),
+        _transition(stale, "m-1", "process.refund", received + timedelta(hours=47, minutes=30), created, version=4,
+                    amount=10),
+        _transition(due, "m-1", "register_receipt", received, created),
+        _penalty(due, received + timedelta(hours=48)),
+        _transition(due, "m-1", "process.refund", received + timedelta(hours=50), created, version=4, amount=10),
+    ]
+    for arrival in (raws, list(reversed(raws))):
+        f, facts, counters = _python(arrival)
+        pen = {k: v for k, v in counters.items() if k[0] == "pen" and k[3] == "unprocessed_48h"}
+        assert [v[0] for v in pen.values()] == [1], pen
+        assert [x["order_ids"] for x in penalty_lines(f.rows.values()) if x["kind"] == "unprocessed_48h"] == [[due]]
+        folded, cfacts, ccounters = _columnar(tmp_path, arrival)
+        assert cfacts == facts and ccounters == counters

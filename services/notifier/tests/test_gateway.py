@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from datetime import timedelta
 
@@ -69,9 +68,10 @@ def gateway_settings(url: str, **kw) -> dict:
             "retry_base_s": 30, "retry_max_attempts": 4, **kw}
 
 
-def signed(body: dict) -> tuple[bytes, dict]:
+def signed(body: dict, clock) -> tuple[bytes, dict]:
+    """A receipt as the gateway sends it, timestamped on the service's (virtual) clock."""
     raw = json.dumps(body).encode()
-    ts, nonce = str(int(time.time())), uuid.uuid4().hex
+    ts, nonce = str(int(clock.now().timestamp())), uuid.uuid4().hex
     return raw, {"content-type": "application/json", "x-timestamp": ts, "x-nonce": nonce,
                  "x-signature": sign(SECRET, ts, nonce, raw)}
 
@@ -104,7 +104,7 @@ async def test_provider_down_then_up_sends_once_after_backoff(notifier_factory, 
     assert m["provider_message_id"] == gateway.accepted[0]["message_id"]
 
     # the gateway posts a delivery receipt to the webhook
-    raw, headers = signed({"message_id": m["provider_message_id"], "status": "delivered"})
+    raw, headers = signed({"message_id": m["provider_message_id"], "status": "delivered"}, notifier.rt.clock)
     r = await notifier.client.post("/v1/sms/receipts", content=raw, headers=headers)
     assert r.status_code == 200 and r.json()["status"] == "delivered"
     m = await sms(notifier, o.order_id)
@@ -112,7 +112,7 @@ async def test_provider_down_then_up_sends_once_after_backoff(notifier_factory, 
     headers["x-signature"] = "0" * 64
     r = await notifier.client.post("/v1/sms/receipts", content=raw, headers=headers)
     assert r.status_code == 401 and r.json()["error"]["code"] == "bad_signature"
-    raw, headers = signed({"message_id": "unknown", "status": "delivered"})
+    raw, headers = signed({"message_id": "unknown", "status": "delivered"}, notifier.rt.clock)
     assert (await notifier.client.post("/v1/sms/receipts", content=raw, headers=headers)).status_code == 404
 
 
@@ -136,7 +136,8 @@ async def test_receipt_reporting_failure_marks_the_message_failed(notifier_facto
     await o.act("audit.reject", "rejected", opinion="x")
     await eventually(lambda: _status(notifier, o.order_id, "sent"))
     m = await sms(notifier, o.order_id)
-    raw, headers = signed({"message_id": m["provider_message_id"], "status": "failed", "detail": "空号"})
+    raw, headers = signed({"message_id": m["provider_message_id"], "status": "failed", "detail": "空号"},
+                          notifier.rt.clock)
     r = await notifier.client.post("/v1/sms/receipts", content=raw, headers=headers)
     assert r.json()["status"] == "failed"
     assert (await sms(notifier, o.order_id))["last_error"] == "provider receipt: 空号"

@@ -18,8 +18,11 @@ def _count(metrics: str, route: str, status: int) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-async def _metrics(api) -> str:
-    return (await api.client.get("/metrics")).text
+async def _metrics(api, operator: dict) -> str:
+    # /metrics is operator-only on the service port
+    r = await api.client.get("/metrics", headers=operator)
+    assert r.status_code == 200, r.text
+    return r.text
 
 
 @pytest.fixture
@@ -34,13 +37,13 @@ async def test_served_ahead_of_the_stack_with_the_request_context(api, world, po
                               json={})
     assert r.status_code == 200, r.text
     assert r.headers.get_list("x-correlation-id") == ["cid-claim"]
-    metrics = await _metrics(api)
+    metrics = await _metrics(api, world["op"])
     assert _count(metrics, "/v1/merchant/service-orders/{order_id}/claim", 200) == 1
     assert _count(metrics, "/v1/storefront/service-orders", 201) == 1
     # an ApiError of the fast path: the app's error body, counted once with its status
     r = await api.client.post(f"{M}/{o['id']}/claim", headers=world["staff"], json={})
     assert r.status_code == 409 and r.json()["error"]["code"] == "action_not_allowed"
-    assert _count(await _metrics(api), "/v1/merchant/service-orders/{order_id}/claim", 409) == 1
+    assert _count(await _metrics(api, world["op"]), "/v1/merchant/service-orders/{order_id}/claim", 409) == 1
 
 
 async def test_a_fallback_to_the_full_app_has_one_context_and_the_apps_validation_error(api, world, postgres_only):
@@ -49,7 +52,7 @@ async def test_a_fallback_to_the_full_app_has_one_context_and_the_apps_validatio
                                                                 "content-type": "application/json"},
                               content=b'{"decision": ')
     assert r.status_code == 422 and r.headers.get_list("x-correlation-id") == ["cid-bad"]
-    assert _count(await _metrics(api), "/v1/merchant/service-orders/{order_id}/audit", 422) == 1
+    assert _count(await _metrics(api, world["op"]), "/v1/merchant/service-orders/{order_id}/audit", 422) == 1
 
 
 async def test_an_unexpected_error_is_a_json_500_and_changes_nothing(api, world, postgres_only, monkeypatch):

@@ -84,13 +84,15 @@ async def test_every_route_refuses_missing_and_forged_tokens(sla, tokens):
 
 
 async def test_merchant_and_staff_cannot_change_policy_or_the_calendar(sla, tokens, new_order):
+    day_before = (await sla.client.get("/v1/calendar/days/2026-03-02")).json()
+    assert day_before["working_day"] is True  # a Monday
     for role, kw in [("merchant_main", {"merchant_id": "m-1"}),
                      ("merchant_staff", {"merchant_id": "m-1", "permissions": frozenset({"audit", "process"})}),
                      ("arbitrator", {}), ("storefront", {})]:
         h = tokens.headers(role, **kw)
         r = await sla.client.put("/v1/rules/auto_refund/overrides/merchant/m-1", json={"enabled": False}, headers=h)
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (role, r.text)
-        r = await sla.client.put("/v1/calendar/overrides/2027-02-08", json={"working": False}, headers=h)
+        r = await sla.client.put("/v1/calendar/overrides/2026-03-02", json={"working": False}, headers=h)
         assert r.status_code == 403, role
         for path in ("/v1/audit-log", "/v1/rule-overrides", "/admin/dead-letters"):
             assert (await sla.client.get(path, headers=h)).status_code == 403, (role, path)
@@ -99,7 +101,7 @@ async def test_merchant_and_staff_cannot_change_policy_or_the_calendar(sla, toke
         assert (await sla.client.get("/v1/calendar/days/2027-02-08", headers=h)).status_code == 200
     assert (await sla.client.get("/v1/rule-overrides")).json()["items"] == []
     assert (await sla.client.get("/v1/audit-log")).json()["total"] == 0
-    assert (await sla.client.get("/v1/calendar/days/2027-02-08")).json()["working_day"] is True
+    assert (await sla.client.get("/v1/calendar/days/2026-03-02")).json() == day_before
     # The merchant's shipped orders still get their auto-refund timer.
     o = await new_order(merchant_id="m-1").created()
     await o.act("audit.approve_return", "awaiting_return_shipment")

@@ -105,7 +105,8 @@ def _counters_sql() -> str:
              "<= INTERVAL 18 HOUR THEN 1 ELSE 0 END", b=one,
              w="exchange_shipped_at IS NOT NULL AND exchange_created_at IS NOT NULL"),
         unit("'pen'", "weekk(penalty_at)", "'unprocessed_48h'", a=one, c="coalesce(penalty_cents, 0)",
-             w="penalty_at IS NOT NULL"),
+             w="penalty_at IS NOT NULL AND NOT coalesce(processed_at - received_at <= INTERVAL 48 HOUR "
+               "OR closed_at - received_at <= INTERVAL 48 HOUR, false)"),  # see projection.penalty_contradicted
         unit("'pen'", "weekk(advance_at)", "'advance_compensation'", a=one, c="coalesce(advance_cents, 0)",
              w="advance_at IS NOT NULL"),
         unit("'st'", "monthk(created_at)", "'orders'", a=one, m="''"),

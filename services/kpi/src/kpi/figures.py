@@ -99,6 +99,9 @@ class _PenaltyFacts(NamedTuple):
     penalty_cents: int | None
     advance_at: object
     advance_cents: int | None
+    received_at: object
+    processed_at: object
+    closed_at: object
 
 
 async def penalties(session: AsyncSession, merchant_id: str | None = None, week: date | None = None) -> list[dict]:

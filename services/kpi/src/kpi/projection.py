@@ -39,7 +39,7 @@ CONSULT_TYPES = frozenset({"routing.decided", "routing.transferred", "routing.bi
 HANDLED_TYPES = ORDER_TYPES | CONSULT_TYPES
 DEFAULT_PENALTY_CENTS = 200000  # 2000.00 CNY per order received and not processed within 48 h
 
-H12, H18 = timedelta(hours=12), timedelta(hours=18)
+H12, H18, H48 = timedelta(hours=12), timedelta(hours=18), timedelta(hours=48)
 
 # milestone name → (time column, value columns)
 MILESTONES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -306,6 +306,16 @@ def fold_transition(row: OrderFact, version: int, snap: tuple | None, action: st
     return changed
 
 
+def penalty_contradicted(row: OrderFact) -> bool:
+    """The 48 h penalty fired, yet the order was processed (or ended) within 48 h of its
+    receipt: a stale timer (fired before the timer service saw the decision), never charged."""
+    r = row.received_at
+    if r is None:
+        return False
+    p, c = row.processed_at, row.closed_at
+    return (p is not None and p - r <= H48) or (c is not None and c - r <= H48)
+
+
 def fold_penalty(row: OrderFact, action: str, fired_at: datetime, details: dict) -> bool:
     """An SLA timer fired; only the 48 h processing penalty matters here."""
     if action != "penalty":
@@ -470,8 +480,9 @@ def contributions(row: OrderFact) -> tuple[list[tuple], list[tuple]]:
         u(("sc", m, wk, "F4", 1))
         if s - xc <= H18:
             u(("sc", m, wk, "F4", 0))
-    # penalties: a = orders, c = amount in cents
-    if row.penalty_at is not None:
+    # penalties: a = orders, c = amount in cents. A penalty the facts contradict (processed,
+    # or ended, within 48 h of receipt: the timer fired before it saw the decision) is not charged.
+    if row.penalty_at is not None and not penalty_contradicted(row):
         k = ("pen", m, week_key(row.penalty_at), "unprocessed_48h")
         u(k + (0,))
         if row.penalty_cents:

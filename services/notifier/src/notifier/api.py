@@ -1,22 +1,25 @@
 """HTTP API: templates, messages (masked except to platform operators), inboxes, receipts."""
 from __future__ import annotations
 
-import hmac
-
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 
 from notifier.masking import mask_phone
 from notifier.models import Message, OrderContact, TemplateVersion
-from notifier.providers import sign
+from notifier.receipts import apply_receipt
 from notifier.template_store import latest, save
 from notifier.templates import render
+from notifier.webhook import MAX_BODY, verify
 from shared.auth import Policy, Principal, require_principal
 from shared.errors import ApiError
-from shared.runtime import Runtime, get_runtime
+from shared.runtime import MAX_OFFSET, Runtime, get_runtime
 
 router = APIRouter(prefix="/v1", tags=["notifier"])
+# Bounded parameters (422, never a database error): ids as stored, offsets as in the shared runtime.
+KEY = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="template key")
+ORDER_ID = Path(min_length=1, max_length=64)
+BIGINT_MAX = 2**63 - 1
 anyone = require_principal()
 operator = require_principal("platform_operator")
 
@@ -49,11 +52,11 @@ def _template(t: TemplateVersion) -> dict:
 class TemplateIn(BaseModel):
     title: str = Field(min_length=1, max_length=128)
     body: str = Field(min_length=1, max_length=2000)
-    variables: list[str]
+    variables: list[str] = Field(max_length=50)
 
 
 class PreviewIn(BaseModel):
-    variables: dict[str, str] = Field(default_factory=dict)
+    variables: dict[str, str] = Field(default_factory=dict, max_length=50)
 
 
 @router.get("/templates", summary="Latest version of every template")
@@ -67,7 +70,7 @@ async def list_templates(rt: Runtime = Depends(get_runtime), p: Principal = Depe
 
 
 @router.get("/templates/{key}/versions", summary="Every version of one template")
-async def template_versions(key: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
+async def template_versions(key: str = KEY, rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
     async with rt.sessions() as s:
         rows = (await s.execute(select(TemplateVersion).where(TemplateVersion.key == key)
                                 .order_by(TemplateVersion.version))).scalars().all()
@@ -77,7 +80,7 @@ async def template_versions(key: str, rt: Runtime = Depends(get_runtime), p: Pri
 
 
 @router.put("/templates/{key}", status_code=201, summary="Save a new version (checked against its variables)")
-async def save_template(key: str, body: TemplateIn, rt: Runtime = Depends(get_runtime),
+async def save_template(body: TemplateIn, key: str = KEY, rt: Runtime = Depends(get_runtime),
                         p: Principal = Depends(operator)) -> dict:
     async with rt.uow() as s:
         row = await save(s, key, body.title, body.body, body.variables, rt.clock.now())
@@ -85,7 +88,7 @@ async def save_template(key: str, body: TemplateIn, rt: Runtime = Depends(get_ru
 
 
 @router.post("/templates/{key}/preview", summary="Render the latest version with sample values")
-async def preview(key: str, body: PreviewIn, rt: Runtime = Depends(get_runtime),
+async def preview(body: PreviewIn, key: str = KEY, rt: Runtime = Depends(get_runtime),
                   p: Principal = Depends(operator)) -> dict:
     async with rt.sessions() as s:
         t = await latest(s, key)
@@ -101,8 +104,9 @@ async def preview(key: str, body: PreviewIn, rt: Runtime = Depends(get_runtime),
 # --- messages (platform view) --------------------------------------------------------------------
 @router.get("/messages", summary="Delivery log; phones unmasked for platform operators only")
 async def list_messages(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone),
-                        order_id: str | None = None, status: str | None = None,
-                        limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+                        order_id: str | None = Query(None, min_length=1, max_length=64),
+                        status: str | None = Query(None, pattern="^(queued|sent|delivered|failed)$"),
+                        limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
     q = select(Message)
     if order_id:
         q = q.where(Message.order_id == order_id)
@@ -120,7 +124,7 @@ async def list_messages(rt: Runtime = Depends(get_runtime), p: Principal = Depen
 
 
 @router.get("/order-contacts/{order_id}", summary="Who the notifier would write to for one service order")
-async def order_contact(order_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
+async def order_contact(order_id: str = ORDER_ID, rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
     async with rt.sessions() as s:
         c = await s.get(OrderContact, order_id)
     if c is None:
@@ -144,7 +148,7 @@ def _owner(p: Principal) -> tuple[str, str]:
 @router.get("/inbox", summary="The caller's in-site messages with the unread count")
 async def inbox(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone),
                 unread_only: bool = False, limit: int = Query(50, ge=1, le=200),
-                offset: int = Query(0, ge=0)) -> dict:
+                offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
     audience, owner = _owner(p)
     base = (Message.channel == "inbox", Message.audience == audience, Message.audience_id == owner,
             Message.status == "delivered")
@@ -161,7 +165,7 @@ async def inbox(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyon
 
 
 @router.post("/inbox/{message_id}/read", summary="Mark one in-site message read")
-async def mark_read(message_id: int, rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone)) -> dict:
+async def mark_read(message_id: int = Path(ge=1, le=BIGINT_MAX), rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone)) -> dict:
     audience, owner = _owner(p)
     async with rt.uow() as s:
         m = await s.get(Message, message_id)
@@ -189,25 +193,28 @@ class ReceiptIn(BaseModel):
     detail: str | None = Field(default=None, max_length=500)
 
 
-@router.post("/sms/receipts", summary="Delivery receipt from the SMS gateway (signed like requests)",
-             dependencies=[Depends(Policy.signed_webhook("SMS gateway delivery receipts"))])
+async def _bounded_body(request: Request) -> bytes:
+    """The body, refused (413) past MAX_BODY before it is all read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, "payload_too_large", f"a receipt is at most {MAX_BODY} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "payload_too_large", f"a receipt is at most {MAX_BODY} bytes")
+    return raw
+
+
+@router.post("/sms/receipts", summary="Delivery receipt from the SMS gateway (signed: HMAC-SHA256 over timestamp, "
+                                      "nonce and body; ±5 minutes; each nonce accepted once)",
+             dependencies=[Depends(Policy.signed_webhook("SMS gateway delivery receipts"))],
+             responses={401: {"description": "missing_signature, bad_signature, stale_timestamp or replayed"}})
 async def receipt(request: Request, rt: Runtime = Depends(get_runtime)) -> dict:
-    raw = await request.body()
-    ts, nonce = request.headers.get("x-timestamp", ""), request.headers.get("x-nonce", "")
-    expected = sign(rt.settings.sms_gateway_secret, ts, nonce, raw)
-    if not hmac.compare_digest(expected, request.headers.get("x-signature", "")):
-        raise ApiError(401, "bad_signature", "the receipt signature does not match")
+    raw = await _bounded_body(request)
+    signed = verify(rt.settings.sms_gateway_secret, request.headers, raw, rt.clock.now())
     try:
         body = ReceiptIn.model_validate_json(raw)
     except ValueError as e:
         raise ApiError(422, "validation_error", "malformed receipt", {"errors": str(e)[:500]}) from None
-    async with rt.uow() as s:
-        m = (await s.execute(select(Message).where(Message.provider_message_id == body.message_id))).scalar_one_or_none()
-        if m is None:
-            raise ApiError(404, "message_not_found", f"no message with provider id {body.message_id}")
-        m.receipt = body.model_dump_json()
-        if body.status == "delivered":
-            m.status, m.delivered_at = "delivered", rt.clock.now()
-        else:
-            m.status, m.last_error = "failed", f"provider receipt: {body.detail or 'failed'}"
-    return {"id": m.id, "status": m.status}
+    return await apply_receipt(rt, signed, body.message_id, body.status, body.detail, body.model_dump_json())

@@ -79,3 +79,15 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SeenNonce(Base):
+    """The replay cache of signed webhooks (SMS delivery receipts): a nonce accepted once is
+    refused until its request's timestamp leaves the acceptance window (``expires_at``);
+    shared by every replica through the database, pruned once expired."""
+
+    __tablename__ = "webhook_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

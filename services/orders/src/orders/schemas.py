@@ -5,13 +5,37 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+import unicodedata
+
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 ServiceType = Literal["return", "exchange", "repair", "compensation"]
 ProblemType = Literal["quality", "logistics", "not_as_described", "no_reason", "other"]
 
 
-class ApplicationIn(BaseModel):
+def _nul_free(v) -> bool:
+    if isinstance(v, str):
+        return "\x00" not in v
+    if isinstance(v, dict):
+        return all(_nul_free(k) and _nul_free(x) for k, x in v.items())
+    if isinstance(v, list):
+        return all(_nul_free(x) for x in v)
+    return True
+
+
+class _Body(BaseModel):
+    """A request body: no NUL character in any text (no stored value holds one, and
+    PostgreSQL refuses it with an error instead of a 422)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data):
+        if not _nul_free(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
+
+class ApplicationIn(_Body):
     merchant_id: str = Field(min_length=1, max_length=64)
     customer_id: str = Field(min_length=1, max_length=64)
     customer_phone: str = Field(pattern=r"^1\d{10}$", description="Mainland mobile number, 11 digits")
@@ -56,7 +80,7 @@ class ServiceOrderOut(BaseModel):
 Money = Decimal
 
 
-class _In(BaseModel):
+class _In(_Body):
     model_config = {"extra": "forbid"}
 
 
@@ -94,10 +118,23 @@ class ArbitrationRequestIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+# type/subtype with optional parameters, printable ASCII only (it becomes the download's Content-Type)
+MEDIA_TYPE = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9!#$&^_.+-]+(;[\x20-\x7e]*)?$"
+
+
 class AttachmentIn(_In):
-    filename: str = Field(min_length=1, max_length=200)
-    content_type: str = Field(default="application/octet-stream", max_length=100)
+    filename: str = Field(min_length=1, max_length=200, description="kept as given for display; no control characters")
+    content_type: str = Field(default="application/octet-stream", max_length=100, pattern=MEDIA_TYPE)
     content_base64: str
+
+    @field_validator("filename")
+    @classmethod
+    def _printable_name(cls, v: str) -> str:
+        # CR/LF, NUL and the other C0/C1 controls (and DEL) could break the download header or
+        # a log line; everything else (quotes, non-ASCII) is kept and sent encoded (RFC 6266).
+        if any(unicodedata.category(ch) == "Cc" for ch in v):
+            raise ValueError("the file name must not contain control characters (CR, LF, NUL, …)")
+        return v
 
 
 class AuditIn(_In):
@@ -172,7 +209,8 @@ class SkuIn(_In):
 
 
 class MerchantIn(_In):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    # ≤ 59: its main account is "<id>.main" (client ids have at most 64 characters)
+    id: str = Field(min_length=1, max_length=59, pattern=r"^[A-Za-z0-9_-]+$")
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["pop_seller", "manufacturer"]
     mode: Mode

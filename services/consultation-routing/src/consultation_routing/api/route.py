@@ -225,13 +225,14 @@ _Id = dict(min_length=1, max_length=_MAX)
     "/route",
     summary="Route a consultation to the manufacturer's or the platform's queue",
     description="For the storefront (its own token) and platform operators. The consultation's time is the "
-                "server's clock. Only the storefront's calls are recorded as consultations. Answers target, reason, queue_id (IM), hotline + extension (phone), hover_text "
-                "(product page, phone), decision_id and the fallback. `consultation_id` names the consultation: "
-                "every call for it answers the same decision_id and it is billed once. `at` is for platform "
-                "operators only (within a year of the server's time): an operator's call is a what-if, "
-                "answered and not recorded (no billable consultation, no score input; `what_if: true`); a "
-                "storefront sending `at` gets 403. Unknown channel, entry point or phase, ids over 100 characters, a bad or out-of-range "
-                "`at`: 422. Served by RouteFastPath; this route documents it and behaves the same.",
+                "server's clock; only the storefront's calls are recorded as consultations. Answers target, "
+                "reason, queue_id (IM), hotline + extension (phone), hover_text (product page, phone), "
+                "decision_id and the fallback. `consultation_id` names the consultation: every call for it "
+                "answers the same decision_id and it is billed once. `at` is for platform operators only "
+                "(within a year of the server's time): an operator's call is a what-if, answered and not "
+                "recorded (no billable consultation, no score input; `what_if: true`); a storefront sending "
+                "`at` gets 403. Unknown channel, entry point or phase, ids over 100 characters, a bad or "
+                "out-of-range `at`: 422. Served by RouteFastPath; this route documents it and behaves the same.",
     response_model=RouteAnswer,
 )
 async def route(

@@ -4,7 +4,9 @@
   late orders of a merchant in a week count once, 2000 CNY per count, the
   remainder under 10 is not charged (9 late → 0, 19 → 1 count, 20 → 2 counts);
 - ``unprocessed_48h``: 2000 CNY per order received and not processed within 48 h
-  (the SLA timer's penalty event; by the time it fired);
+  (the SLA timer's penalty event; by the time it fired). A penalty the facts contradict —
+  the order was processed or ended within 48 h of receipt, the timer having fired before
+  it saw the decision — is never charged (``penalty_contradicted``);
 - ``advance_compensation``: the amount the platform refunded when nobody acted
   for 7 days, charged to the merchant (by the time it was paid).
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from kpi.projection import OrderFact, money, week_key
+from kpi.projection import OrderFact, money, penalty_contradicted, week_key
 
 LATE_AUDIT_BLOCK = 10
 LATE_AUDIT_FEE_CENTS = 200000
@@ -22,7 +24,8 @@ LATE_AUDIT_FEE_CENTS = 200000
 
 def penalty_lines(orders: Iterable) -> list[dict]:
     """``orders``: order facts (``OrderFact`` or anything with its attributes order_id,
-    merchant_id, audited_at, audit_late, penalty_at, penalty_cents, advance_at, advance_cents)."""
+    merchant_id, audited_at, audit_late, penalty_at, penalty_cents, advance_at, advance_cents,
+    received_at, processed_at, closed_at)."""
     late: dict[tuple[str, str], list[str]] = defaultdict(list)
     lines: list[dict] = []
     for o in orders:
@@ -30,7 +33,7 @@ def penalty_lines(orders: Iterable) -> list[dict]:
             continue
         if o.audit_late:
             late[(o.merchant_id, week_key(o.audited_at))].append(o.order_id)
-        if o.penalty_at is not None:
+        if o.penalty_at is not None and not penalty_contradicted(o):
             lines.append({"merchant_id": o.merchant_id, "week": week_key(o.penalty_at), "kind": "unprocessed_48h",
                           "count": 1, "amount": money(o.penalty_cents or 0), "order_ids": [o.order_id]})
         if o.advance_at is not None:

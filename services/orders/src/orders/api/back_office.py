@@ -3,16 +3,19 @@ actions for platform staff (``platform`` mode, warehouse receipt, arbitration)."
 # No `from __future__ import annotations`: the route factories annotate with a variable.
 import base64
 import binascii
-from datetime import datetime
+import re
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from orders.api import fast
-from orders.api.common import action_context, merchant, page, platform, get_runtime
+from orders.api.common import (AttachmentId, OrderId, Page, StaffId, action_context, content_disposition,
+                               instant_filter, merchant, page, platform, get_runtime, text_filter)
+from orders.domain.states import STATES
 from orders.handlers import accounts, queries
 from orders.handlers.lifecycle import perform, perform_batch
-from orders.schemas import (AbandonIn, ArbitrationRequestIn, AssignIn, AuditIn, BatchAssignIn, BatchAuditIn,
+from orders.schemas import (MEDIA_TYPE, AbandonIn, ArbitrationRequestIn, AssignIn, AuditIn, BatchAssignIn, BatchAuditIn,
                             ExchangeShipmentIn, FreightIn, NoteIn, ProcessIn, ReceiptIn, RepairShippedIn, ShipmentIn,
                             StaffIn, StaffPatch, TextIn)
 from shared.auth import Principal
@@ -36,14 +39,19 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=[tag])
 
     @router.get("/service-orders", summary="Search: filters, pagination, counts per state")
-    async def search(state: str | None = None, category: str | None = None, sku: str | None = None,
-                     sales_order_id: str | None = None, tracking_number: str | None = None,
-                     handler_id: str | None = None, customer_phone: str | None = None,
-                     customer_responded: bool | None = None, merchant_id: str | None = None,
-                     created_from: datetime | None = None, created_to: datetime | None = None,
-                     limit: int = 20, offset: int = 0,
+    async def search(state: Literal[STATES] | None = Query(None, description="only this state (the tab)"),
+                     category: text_filter("after-sales category") = None, sku: text_filter("SKU") = None,
+                     sales_order_id: text_filter("sales order id") = None,
+                     tracking_number: text_filter("return tracking number") = None,
+                     handler_id: text_filter("staff id holding the order") = None,
+                     customer_phone: text_filter("customer phone", 20) = None,
+                     customer_responded: bool | None = Query(None, description="the customer answered a feedback request"),
+                     merchant_id: text_filter("platform staff: one merchant's orders") = None,
+                     created_from: instant_filter("created at or after") = None,
+                     created_to: instant_filter("created before") = None,
+                     pg: Page = Depends(page),
                      rt: Runtime = Depends(get_runtime), p: Principal = Depends(back_office)) -> dict:
-        page(limit, offset)
+        limit, offset = pg.limit, pg.offset
         f = dict(state=state, category=category, sku=sku, sales_order_id=sales_order_id,
                  tracking_number=tracking_number, handler_id=handler_id, customer_phone=customer_phone,
                  customer_responded=customer_responded, merchant_id=merchant_id, created_from=created_from,
@@ -51,15 +59,16 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
         return await queries.search(rt, p, f, limit, offset)
 
     @router.get("/service-orders/{order_id}", summary="Full order: timeline with internal notes, attachments")
-    async def detail(order_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(back_office)) -> dict:
+    async def detail(order_id: OrderId, rt: Runtime = Depends(get_runtime), p: Principal = Depends(back_office)) -> dict:
         return await queries.view(rt, p, order_id)
 
     @router.get("/service-orders/{order_id}/attachments/{att_id}", summary="Download an audit attachment")
-    async def download(order_id: str, att_id: str, rt: Runtime = Depends(get_runtime),
+    async def download(order_id: OrderId, att_id: AttachmentId, rt: Runtime = Depends(get_runtime),
                        p: Principal = Depends(back_office)) -> Response:
         a, content = await queries.attachment(rt, p, order_id, att_id)
-        return Response(content, media_type=a.content_type,
-                        headers={"Content-Disposition": f'attachment; filename="{a.filename}"'})
+        media_type = a.content_type if re.fullmatch(MEDIA_TYPE, a.content_type) else "application/octet-stream"
+        return Response(content, media_type=media_type,
+                        headers={"Content-Disposition": content_disposition(a.filename)})
 
     context = action_context(back_office)
 
@@ -71,7 +80,7 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
                 data.update(convert(body))
             return queries.brief(await perform(rt, p, order_id, name, data, version), p)
 
-        async def endpoint(order_id: str, body: model,  # type: ignore[valid-type]
+        async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
                            ctx: tuple = Depends(context)) -> dict:
             rt, p, version = ctx
             # Already JSON-ready (str/int/bool/None): answered as is, without FastAPI re-validating
@@ -137,7 +146,7 @@ async def staff_create(body: StaffIn, rt: Runtime = Depends(get_runtime), p: Pri
 
 
 @staff_router.patch("/{staff_id}", summary="Change permissions / categories, or deactivate")
-async def staff_patch(staff_id: str, body: StaffPatch, rt: Runtime = Depends(get_runtime),
+async def staff_patch(staff_id: StaffId, body: StaffPatch, rt: Runtime = Depends(get_runtime),
                       p: Principal = Depends(main_account)) -> dict:
     return await accounts.update_staff(rt, p.merchant_id, staff_id, body.model_dump(exclude_none=True))
 

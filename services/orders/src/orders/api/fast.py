@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from orders.adapters import direct
+from orders.api.common import ID_PATTERN
 from shared.errors import ApiError, error_body
 from shared.observability import RequestContextMiddleware
 from shared.one_write import ServiceApp
@@ -65,6 +67,7 @@ ACTIONS: dict[tuple[str, str], ActionRoute] = {}
 APPLY_PATH = "/v1/storefront/service-orders"
 _PREFIXES = ("/v1/storefront", "/v1/merchant", "/v1/platform")
 _MIDDLE = "/service-orders/"
+_ORDER_ID = re.compile(ID_PATTERN)
 
 
 _FOUND = "orders.fast_route"  # the matched route, from __call__ to _serve
@@ -116,8 +119,8 @@ class OrdersFastPath:
                 if not rest.startswith(_MIDDLE):
                     return None
                 order_id, sep, action = rest[len(_MIDDLE):].partition("/")
-                if not sep or not order_id or "/" in action:
-                    return None
+                if not sep or not _ORDER_ID.fullmatch(order_id) or "/" in action:
+                    return None  # a malformed id: the full app answers its 422
                 route = ACTIONS.get((prefix, action))
                 return (route, order_id) if route is not None else None
         return None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from orders.api.common import arbitrator, operator, page, platform, get_runtime
+from orders.api.common import MerchantId, OrderId, Page, arbitrator, operator, page, platform, get_runtime
 from orders.handlers import accounts, queries
 from orders.handlers.lifecycle import perform
 from orders.schemas import ArbitrationDecisionIn, ClientIn, MerchantIn, MerchantPatch, RefundPaidIn, SkuIn
@@ -14,20 +14,19 @@ router = APIRouter(prefix="/v1/platform", tags=["platform"])
 
 
 @router.get("/arbitration", summary="Arbitration queue: locked orders waiting for a decision")
-async def queue(limit: int = 20, offset: int = 0, rt: Runtime = Depends(get_runtime),
+async def queue(pg: Page = Depends(page), rt: Runtime = Depends(get_runtime),
                 p: Principal = Depends(platform)) -> dict:
-    page(limit, offset)
-    return await queries.search(rt, p, {"state": "arbitration"}, limit, offset)
+    return await queries.search(rt, p, {"state": "arbitration"}, pg.limit, pg.offset)
 
 
 @router.post("/service-orders/{order_id}/arbitration-decision", summary="Binding decision on a locked order")
-async def decide(order_id: str, body: ArbitrationDecisionIn, rt: Runtime = Depends(get_runtime),
+async def decide(order_id: OrderId, body: ArbitrationDecisionIn, rt: Runtime = Depends(get_runtime),
                  p: Principal = Depends(arbitrator)) -> dict:
     return queries.brief(await perform(rt, p, order_id, "arbitration.decide", body.model_dump(mode="json")), p)
 
 
 @router.post("/service-orders/{order_id}/refund-paid", summary="Finance confirms the refund was paid out")
-async def refund_paid(order_id: str, body: RefundPaidIn, rt: Runtime = Depends(get_runtime),
+async def refund_paid(order_id: OrderId, body: RefundPaidIn, rt: Runtime = Depends(get_runtime),
                       p: Principal = Depends(operator)) -> dict:
     return queries.brief(await perform(rt, p, order_id, "refund.paid", body.model_dump(mode="json")), p)
 
@@ -38,18 +37,18 @@ async def onboard(body: MerchantIn, rt: Runtime = Depends(get_runtime), p: Princ
 
 
 @router.get("/merchants/{merchant_id}", summary="A merchant's profile, mode and catalogue")
-async def merchant(merchant_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(platform)) -> dict:
+async def merchant(merchant_id: MerchantId, rt: Runtime = Depends(get_runtime), p: Principal = Depends(platform)) -> dict:
     return await accounts.get_merchant(rt, merchant_id)
 
 
 @router.patch("/merchants/{merchant_id}", summary="Change mode (per merchant / per category), contact, served-by-platform")
-async def configure(merchant_id: str, body: MerchantPatch, rt: Runtime = Depends(get_runtime),
+async def configure(merchant_id: MerchantId, body: MerchantPatch, rt: Runtime = Depends(get_runtime),
                     p: Principal = Depends(operator)) -> dict:
     return await accounts.configure_merchant(rt, merchant_id, body.model_dump(exclude_none=True))
 
 
 @router.put("/merchants/{merchant_id}/skus", summary="Add or update catalogue SKUs")
-async def skus(merchant_id: str, body: list[SkuIn], rt: Runtime = Depends(get_runtime),
+async def skus(merchant_id: MerchantId, body: list[SkuIn], rt: Runtime = Depends(get_runtime),
                p: Principal = Depends(operator)) -> dict:
     return await accounts.upsert_skus(rt, merchant_id, body)
 

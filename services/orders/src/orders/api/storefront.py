@@ -1,12 +1,15 @@
 """Storefront API: the customer's side, called by the storefront back end for one
 customer at a time (bearer token of role ``storefront`` + header ``X-Customer-Id``)."""
 # No `from __future__ import annotations`: the route factories annotate with a variable.
-from fastapi import APIRouter, Depends, Header, Response
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from orders.api import fast
-from orders.api.common import action_context, caller_context, page, storefront, get_runtime
+from orders.api.common import OrderId, Page, action_context, caller_context, page, storefront, get_runtime
+from orders.domain.states import STATES
 from orders.handlers import queries
 from orders.handlers.apply import apply_for_service
 from orders.handlers.lifecycle import perform
@@ -57,9 +60,9 @@ fast.apply_handler(_caller, ApplicationIn, _apply_fast)
 
 
 @router.get("/service-orders", summary="The customer's service orders")
-async def mine(limit: int = 20, offset: int = 0, state: str | None = None,
+async def mine(pg: Page = Depends(page), state: Literal[STATES] | None = Query(None, description="only this state"),
                rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
-    page(limit, offset)
+    limit, offset = pg.limit, pg.offset
     from orders.models import ServiceOrder
     from sqlalchemy import select
 
@@ -72,7 +75,7 @@ async def mine(limit: int = 20, offset: int = 0, state: str | None = None,
 
 
 @router.get("/service-orders/{order_id}", summary="Progress view: state, handler, expected completion, timeline")
-async def progress(order_id: str, rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
+async def progress(order_id: OrderId, rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
     return await queries.view(rt, p, order_id)
 
 
@@ -83,7 +86,7 @@ def _action(path: str, action: str, model, summary: str):
     async def run(rt, p, order_id: str, body, version: int | None) -> dict:
         return queries.brief(await perform(rt, p, order_id, action, body.model_dump(mode="json"), version), p)
 
-    async def endpoint(order_id: str, body: model,  # type: ignore[valid-type]
+    async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
                        ctx: tuple = Depends(_context)) -> dict:
         rt, p, version = ctx
         # JSON-ready already: answered as is (see back_office.action).

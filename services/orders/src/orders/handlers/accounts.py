@@ -146,6 +146,9 @@ def _staff_out(st: Staff) -> dict:
 async def create_staff(rt, merchant_id: str, body) -> dict:
     now = rt.clock.now()
     staff_id = f"{merchant_id}.{body.login}"
+    if len(staff_id) > 64:
+        raise ApiError(422, "login_too_long", "the staff id <merchant id>.<login> has at most 64 characters",
+                       {"staff_id_length": len(staff_id)})
     secret = await _new_secret(rt)
     try:
         async with rt.uow() as s:
