@@ -140,7 +140,10 @@ def test_openapi_documents_security_customer_header_and_policy():
     ops = doc["paths"]["/v1/ops"]["get"]
     assert ops["security"] == [{"OAuth2ClientCredentials": []}]
     assert ops["x-policy"] == {"public": False, "roles": ["platform_operator"]}
-    assert {"401", "403"} <= set(ops["responses"])
+    assert {"401", "403", "default"} <= set(ops["responses"])
+    assert all(r["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+               for code, r in ops["responses"].items() if code in ("401", "403", "422", "default"))
+    assert "HTTPValidationError" not in json.dumps(doc)
     orders = doc["paths"]["/v1/orders"]["get"]["x-policy"]
     assert orders["permission"] == "audit" and orders["scope"] == "the merchant's orders"
     mine = doc["paths"]["/v1/mine"]["get"]

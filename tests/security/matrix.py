@@ -255,7 +255,8 @@ def is_foreign(op: Operation, principal: str) -> bool:
 
 
 def request_for(op: Operation, principal: str, headers: dict, platform: Platform,
-                pvalues: dict, qvalues: dict) -> dict:
+                pvalues: dict, qvalues: dict, valid_body: bool | None = None) -> dict:
+    """The request of one cell; the body is valid for the ownership probes (or ``valid_body``)."""
     path = op.path
     if "{att_id}" in path:  # merchant A's attachment is on its rejected order
         pvalues = {**pvalues, "order_id": platform.ids["order_rejected"]}
@@ -273,7 +274,8 @@ def request_for(op: Operation, principal: str, headers: dict, platform: Platform
         return kw  # no credentials at all: a failed attempt would count against this source's limit
     schema = body_schema(op)
     if schema is not None:
-        kw["json"] = minimal(schema, op.components) if is_foreign(op, principal) else "x"
+        valid = is_foreign(op, principal) if valid_body is None else valid_body
+        kw["json"] = minimal(schema, op.components) if valid else "x"
     elif op.method in ("POST", "PUT", "PATCH"):
         kw["content"] = b"x"
         h.setdefault("content-type", "text/plain")

@@ -54,6 +54,7 @@ class Platform:
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)  # principal name -> (client_id, secret)
     ids: dict[str, str] = field(default_factory=dict)  # seeded object ids: order_a, order_b, staff ...
     orders_backend: str = "sqlite"
+    bootstrap: str = ""  # the broker
 
     def url(self, service: str, path: str) -> str:
         return self.urls[service] + path
@@ -156,7 +157,8 @@ class PlatformRunner:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _wait_ready(self.procs)
         platform = Platform(urls={n: p.url for n, p in self.procs.items()}, secret=self.secret,
-                            sms_secret=SMS_SECRET, orders_backend=backend)
+                            sms_secret=SMS_SECRET, orders_backend=backend,
+                            bootstrap=self.broker.bootstrap)
         seed(platform)
         return platform
 

@@ -127,14 +127,21 @@ def document(app: FastAPI, token_url: str) -> None:
                 if op is None:
                     continue
                 op["x-policy"] = policy.describe()
+                responses = op.setdefault("responses", {})
+                # Every error has the one shape of shared.errors (422 included, not FastAPI's
+                # default validation schema); "default" covers the statuses an operation does
+                # not list one by one (404, 409, 429, 503...).
+                if "422" in responses:
+                    responses["422"] = {"description": "Invalid request (the fields are named in details)",
+                                        "content": error_ref}
+                responses.setdefault("default", {"description": "Error", "content": error_ref})
                 if policy.is_public or policy.webhook:
                     op["security"] = []
                     if policy.webhook:
-                        op.setdefault("responses", {}).setdefault(
+                        responses.setdefault(
                             "401", {"description": "Missing, invalid, stale or replayed signature", "content": error_ref})
                     continue
                 op["security"] = [{SCHEME: []}]
-                responses = op.setdefault("responses", {})
                 responses.setdefault("401", {"description": "No, or an invalid, expired or revoked token",
                                              "content": error_ref})
                 responses.setdefault("403", {"description": "The caller's role or permission does not allow this",
@@ -148,6 +155,9 @@ def document(app: FastAPI, token_url: str) -> None:
                                            "trusted client: the platform takes its word for the customer id.",
                             "schema": {"type": "string", "minLength": 1, "maxLength": 100},
                         })
+        # FastAPI's validation-error schemas are no longer referenced: our 422 is ErrorBody
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.get("schemas", {}).pop(name, None)
         schema["x-access-documented"] = True
         app.openapi_schema = schema
         return schema

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from kpi import api_schemas as S
 from kpi import projection as P
 from kpi.domain.index import IndexPolicy
 from kpi.domain.staffing import Capacities
@@ -58,6 +59,12 @@ def day_query(description: str, **kw):
     return Query(ge=FIRST_DAY, le=LAST_DAY, description=f"{description}; {FIRST_DAY}..{LAST_DAY}", **kw)
 
 
+class CsvResponse(Response):
+    """A CSV export: documented as ``text/csv`` (a string) in the OpenAPI document."""
+
+    media_type = "text/csv"
+
+
 def id_query(description: str | None = None):
     return Query(None, min_length=1, max_length=ID_MAX, pattern=ID_PATTERN, description=description)
 
@@ -73,7 +80,8 @@ def _window(date_from: date, date_to: date) -> None:
         raise ApiError(422, "window_too_long", f"at most {MAX_WINDOW_DAYS} days per request")
 
 
-@router.get("/facts/service-orders/{order_id}", summary="The KPI facts recorded for one service order")
+@router.get("/facts/service-orders/{order_id}", response_model=S.OrderFactOut,
+            summary="The KPI facts recorded for one service order")
 async def order_fact(order_id: str = id_path("service order id", ORDER_ID_MAX), rt: Runtime = Depends(get_runtime),
                      p: Principal = Depends(reader)) -> dict:
     async with rt.sessions() as s:
@@ -114,7 +122,8 @@ def _today(rt: Runtime) -> date:
     return date.fromisoformat(P.day_key(rt.clock.now()))
 
 
-@router.get("/scorecards/weekly", summary="POP weekly scorecards (F1–F4, score, rank) for one week")
+@router.get("/scorecards/weekly", response_model=S.WeeklyScorecards,
+            summary="POP weekly scorecards (F1–F4, score, rank) for one week")
 async def weekly(week: date = day_query("the Monday of the week (Beijing)"),
                  merchant_id: str | None = id_query(), rt: Runtime = Depends(get_runtime),
                  p: Principal = Depends(reader)) -> dict:
@@ -127,16 +136,18 @@ async def weekly(week: date = day_query("the Monday of the week (Beijing)"),
             "scorecards": cards}
 
 
-@router.get("/scorecards/weekly.csv", summary="CSV export of the weekly scorecards (empty value = not applicable)")
+@router.get("/scorecards/weekly.csv", response_class=CsvResponse,
+            summary="CSV export of the weekly scorecards (empty value = not applicable)")
 async def weekly_csv(week: date = day_query("the Monday of the week (Beijing)"),
                      merchant_id: str | None = id_query(), rt: Runtime = Depends(get_runtime),
                      p: Principal = Depends(reader)) -> Response:
     body = await weekly(week, merchant_id, rt, p)
-    return Response(scorecards_csv(body["scorecards"]), media_type="text/csv",
-                    headers={"content-disposition": f'attachment; filename="scorecards-{body["week"]}.csv"'})
+    return CsvResponse(scorecards_csv(body["scorecards"]),
+                       headers={"content-disposition": f'attachment; filename="scorecards-{body["week"]}.csv"'})
 
 
-@router.get("/rankings/weekly", summary="Weekly ranking of all merchants (a merchant sees only its own rank)")
+@router.get("/rankings/weekly", response_model=S.WeeklyRanking,
+            summary="Weekly ranking of all merchants (a merchant sees only its own rank)")
 async def ranking(week: date = day_query("the Monday of the week (Beijing)"), rt: Runtime = Depends(get_runtime),
                   p: Principal = Depends(reader)) -> dict:
     wk = _monday(week)
@@ -147,7 +158,7 @@ async def ranking(week: date = day_query("the Monday of the week (Beijing)"), rt
     return {"week": wk.isoformat(), "ranked": fig["ranked"], "ranking": entries}
 
 
-@router.get("/flags", summary="Merchants in the bottom 10 for 3 consecutive weeks")
+@router.get("/flags", response_model=S.Flags, summary="Merchants in the bottom 10 for 3 consecutive weeks")
 async def list_flags(week: date = day_query("the Monday of the week (Beijing)"), rt: Runtime = Depends(get_runtime),
                      p: Principal = Depends(reader)) -> dict:
     wk = _monday(week)
@@ -158,7 +169,7 @@ async def list_flags(week: date = day_query("the Monday of the week (Beijing)"),
     return {"week": wk.isoformat(), "flags": items}
 
 
-@router.get("/penalties", summary="Penalties ledger lines (each with its orders)")
+@router.get("/penalties", response_model=S.Penalties, summary="Penalties ledger lines (each with its orders)")
 async def list_penalties(merchant_id: str | None = id_query(),
                          week: date | None = day_query("the Monday of the week (Beijing)", default=None),
                          rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
@@ -173,7 +184,8 @@ def _num(v):
     return None if v is None else str(v)
 
 
-@router.get("/service-express/scores", summary="Service-express after-sales and consultation scores for a period")
+@router.get("/service-express/scores", response_model=S.ServiceExpressScores,
+            summary="Service-express after-sales and consultation scores for a period")
 async def se_scores(week: date = day_query("the Monday of the period (Beijing)"),
                     manufacturer_id: str | None = id_query(), rt: Runtime = Depends(get_runtime),
                     p: Principal = Depends(reader)) -> dict:
@@ -188,7 +200,8 @@ async def se_scores(week: date = day_query("the Monday of the period (Beijing)")
     return {"period": wk.isoformat(), "threshold": str(rt.settings.disqualify_below), "scores": items}
 
 
-@router.post("/periods/{week}/close", summary="Close a week: publish bottom-10 flags and disqualifications")
+@router.post("/periods/{week}/close", response_model=S.PeriodClosed,
+             summary="Close a week: publish bottom-10 flags and disqualifications")
 async def close(week: date = Path(ge=FIRST_DAY, le=LAST_DAY,
                                   description=f"the Monday of the week (Beijing); {FIRST_DAY}..{LAST_DAY}"),
                 rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
@@ -199,13 +212,15 @@ class RequalifyBody(BaseModel):
     note: str = Field(min_length=1, max_length=500)
 
 
-@router.post("/service-express/{manufacturer_id}/requalify", summary="An operator re-qualifies a manufacturer")
+@router.post("/service-express/{manufacturer_id}/requalify", response_model=S.Requalified,
+             summary="An operator re-qualifies a manufacturer")
 async def requalify_endpoint(body: RequalifyBody, manufacturer_id: str = id_path(), rt: Runtime = Depends(get_runtime),
                              p: Principal = Depends(operator)) -> dict:
     return await requalify(rt, manufacturer_id, p.subject, body.note)
 
 
-@router.get("/service-express/disqualifications", summary="Manufacturers' qualification standing")
+@router.get("/service-express/disqualifications", response_model=S.Disqualifications,
+            summary="Manufacturers' qualification standing")
 async def disqualifications(rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
     only = _visible(p, None)
     q = select(Disqualification).order_by(Disqualification.manufacturer_id)
@@ -218,7 +233,8 @@ async def disqualifications(rt: Runtime = Depends(get_runtime), p: Principal = D
                       for r in rows]}
 
 
-@router.get("/billing", summary="Billing ledger: on-behalf service orders and consultations, per month")
+@router.get("/billing", response_model=S.Billing,
+            summary="Billing ledger: on-behalf service orders and consultations, per month")
 async def billing_endpoint(manufacturer_id: str | None = id_query(),
                            month: str | None = Query(None, pattern=MONTH_PATTERN, description="Beijing month, 2026-11"),
                            rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
@@ -228,7 +244,8 @@ async def billing_endpoint(manufacturer_id: str | None = id_query(),
     return {"lines": lines}
 
 
-@router.get("/statistics/{period}", summary="Published platform statistics for a month (2026-11) or quarter (2026-Q4)")
+@router.get("/statistics/{period}", response_model=S.Statistics,
+            summary="Published platform statistics for a month (2026-11) or quarter (2026-Q4)")
 async def stats(period: str = Path(pattern=PERIOD_PATTERN, description="a month (2026-11) or quarter (2026-Q4)"),
                 top: int = Query(5, ge=1, le=50), rt: Runtime = Depends(get_runtime),
                 p: Principal = Depends(platform)) -> dict:
@@ -236,7 +253,8 @@ async def stats(period: str = Path(pattern=PERIOD_PATTERN, description="a month 
         return await published_statistics(s, period, top)
 
 
-@router.get("/staffing/{merchant_id}", summary="Staffing estimate for a merchant over a window of Beijing dates")
+@router.get("/staffing/{merchant_id}", response_model=S.Staffing,
+            summary="Staffing estimate for a merchant over a window of Beijing dates")
 async def staffing_endpoint(merchant_id: str = id_path(), date_from: date = day_query("first Beijing day", alias="from"),
                             date_to: date = day_query("last Beijing day", alias="to"),
                             rt: Runtime = Depends(get_runtime), p: Principal = Depends(reader)) -> dict:
@@ -277,7 +295,8 @@ async def _index(rt: Runtime, p: Principal, on: date | None, merchant_id: str | 
         "merchants": merchants}
 
 
-@router.get("/composite-index", summary="Composite after-sales index (rolling 28 days): merchants and categories")
+@router.get("/composite-index", response_model=S.CompositeIndex,
+            summary="Composite after-sales index (rolling 28 days): merchants and categories")
 async def composite_index(on: date | None = day_query("last Beijing day of the window (default: today)",
                                                       default=None, alias="date"),
                           merchant_id: str | None = id_query(), category: str | None = id_query(),
@@ -285,15 +304,16 @@ async def composite_index(on: date | None = day_query("last Beijing day of the w
     return await _index(rt, p, on, merchant_id, category)
 
 
-@router.get("/composite-index.csv", summary="CSV export of the composite index (one row per merchant)")
+@router.get("/composite-index.csv", response_class=CsvResponse,
+            summary="CSV export of the composite index (one row per merchant)")
 async def composite_index_csv(on: date | None = day_query("last Beijing day of the window (default: today)",
                                                           default=None, alias="date"),
                               merchant_id: str | None = id_query(), category: str | None = id_query(),
                               rt: Runtime = Depends(get_runtime),
                               p: Principal = Depends(reader)) -> Response:
     body = await _index(rt, p, on, merchant_id, category)
-    return Response(index_csv(body["merchants"]), media_type="text/csv",
-                    headers={"content-disposition": f'attachment; filename="composite-index-{body["date"]}.csv"'})
+    return CsvResponse(index_csv(body["merchants"]),
+                       headers={"content-disposition": f'attachment; filename="composite-index-{body["date"]}.csv"'})
 
 
 # ---------------------------------------------------------------- paid transactions ingest
@@ -325,8 +345,9 @@ def _ingest_counter(rt: Runtime) -> PromCounter:
     return c
 
 
-@router.post("/paid-transactions", summary="Ingest paid-transaction counts per merchant and Beijing day "
-                                           "(idempotent upsert; the marketplace's order system)")
+@router.post("/paid-transactions", response_model=S.PaidIngested,
+             summary="Ingest paid-transaction counts per merchant and Beijing day "
+                     "(idempotent upsert; the marketplace's order system)")
 async def ingest_paid(body: PaidBatch, rt: Runtime = Depends(get_runtime),
                       p: Principal = Depends(operator)) -> dict:
     """Each item sets the count of paid transactions of one merchant on one Beijing
@@ -379,7 +400,8 @@ async def ingest_paid(body: PaidBatch, rt: Runtime = Depends(get_runtime),
     return result
 
 
-@router.get("/paid-transactions", summary="Paid-transaction counts per merchant and day")
+@router.get("/paid-transactions", response_model=S.PaidTransactionsOut,
+            summary="Paid-transaction counts per merchant and day")
 async def list_paid(merchant_id: str | None = id_query(), date_from: date = day_query("first Beijing day", alias="from"),
                     date_to: date = day_query("last Beijing day", alias="to"), rt: Runtime = Depends(get_runtime),
                     p: Principal = Depends(reader)) -> dict:
