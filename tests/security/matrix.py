@@ -6,6 +6,7 @@ Rules (a violation names the cell):
 - a public operation never answers 5xx;
 - no token and every forged token (``alg=none``, wrong key, tampered payload, expired) → 401;
 - a role outside ``x-policy.roles`` → 403; a staff account lacking ``x-policy.permission`` → 403;
+- a merchant token naming no merchant → 401 where merchants may call (fail closed);
 - the other merchant / the other customer on merchant A's / customer 1's objects → 403 or 404;
 - every allowed caller → neither 401 nor 403 (a 4xx from validation or a 404 is fine);
 - never a 5xx.
@@ -33,13 +34,14 @@ from tests.security.platform import CUSTOMER_1, CUSTOMER_2, MANUFACTURER, MERCHA
 PRINCIPALS = (
     "anonymous", "forged_alg_none", "forged_wrong_key", "forged_tampered", "expired",
     "storefront_no_customer", "storefront_customer_1", "storefront_customer_2",
-    "merchant_a", "merchant_b", "staff_without_permission", "staff_with_permission",
+    "merchant_a", "merchant_b", "merchant_without_id", "staff_without_permission", "staff_with_permission",
     "arbitrator", "operator",
 )
 UNAUTHENTICATED = {"anonymous", "forged_alg_none", "forged_wrong_key", "forged_tampered", "expired"}
 ROLE_OF = {
     "storefront_no_customer": "storefront", "storefront_customer_1": "storefront",
     "storefront_customer_2": "storefront", "merchant_a": "merchant_main", "merchant_b": "merchant_main",
+    "merchant_without_id": "merchant_main",
     "staff_without_permission": "merchant_staff", "staff_with_permission": "merchant_staff",
     "arbitrator": "arbitrator", "operator": "platform_operator",
 }
@@ -88,6 +90,8 @@ def principal_headers(platform: Platform, permission: str | None) -> dict[str, d
         "storefront_customer_2": platform.auth("storefront", CUSTOMER_2),
         "merchant_a": platform.auth("merchant_a"),
         "merchant_b": platform.auth("merchant_b"),
+        # a main-account token naming no merchant (no client has one: signed with the secret)
+        "merchant_without_id": platform.sign(Principal("merchant_main", "sec-no-merchant")),
         "staff_without_permission": platform.auth(without),
         "staff_with_permission": platform.auth("staff_all"),
         "arbitrator": platform.auth("arbitrator"),
@@ -231,6 +235,8 @@ def expected_for(op: Operation, principal: str) -> tuple[str, Any]:
     role = ROLE_OF[principal]
     if role not in policy.get("roles", ()):
         return "403 (role not in x-policy.roles)", lambda s, _t: s == 403
+    if principal == "merchant_without_id":
+        return "401 (a merchant token must name its merchant: fail closed)", lambda s, _t: s == 401
     if principal == "staff_without_permission" and policy.get("permission"):
         return f"403 (lacks {policy['permission']!r})", lambda s, _t: s == 403
     if is_foreign(op, principal):

@@ -233,7 +233,7 @@ def test_finding_5_hashing_leaves_the_loop_free_and_unknown_ids_take_as_long(tok
             httpx.get(proc.url + "/health", timeout=10)
             health.append(time.perf_counter() - t)
         [f.result() for f in futures]
-    assert statistics.median(health) < 0.1, health  # was 585 ms with the hash on the event loop
+    assert statistics.median(health) < 0.2, health  # was 585 ms with the hash on the event loop
 
 
 def test_finding_5_token_endpoint_limits_failed_attempts_per_source_address(token_service):

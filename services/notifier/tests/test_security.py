@@ -232,3 +232,17 @@ async def test_edge_values_are_refused_with_422(notifier, method, url):
     r = await notifier.client.request(method, url, json=body, headers=headers)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "validation_error"
+
+
+async def test_delivery_log_and_inbox_roles(notifier):
+    arbitrator = notifier.headers("arbitrator")
+    assert (await notifier.client.get("/v1/messages", headers=arbitrator)).status_code == 403
+    for who in (arbitrator, notifier.operator):
+        assert (await notifier.client.get("/v1/inbox", headers=who)).status_code == 403
+        assert (await notifier.client.post("/v1/inbox/read-all", headers=who)).status_code == 403
+    storefront = notifier.headers("storefront")  # no X-Customer-Id: acts for nobody
+    r = await notifier.client.get("/v1/inbox", headers=storefront)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "customer_required"
+    assert (await notifier.client.get("/v1/messages", headers=notifier.operator)).status_code == 200
+    assert (await notifier.client.get("/v1/inbox", headers=notifier.headers("storefront", customer_id="c-1"))
+            ).status_code == 200

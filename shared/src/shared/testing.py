@@ -123,9 +123,10 @@ class RunningService:
 
 
 @pytest.fixture
-async def start_service(broker, request):
+async def start_service(broker, request, tmp_path_factory):
     """Factory starting real service apps in-process on the test's broker; all
-    stopped at teardown (before the broker and before their databases are dropped)."""
+    stopped at teardown (before the broker and before their databases are dropped).
+    Each gets a data directory of its own (journals, clock state, blobs)."""
     from asgi_lifespan import LifespanManager
 
     async with AsyncExitStack() as stack:
@@ -134,6 +135,7 @@ async def start_service(broker, request):
         async def start(create_app: Callable[..., Any], settings_cls, **overrides) -> RunningService:
             overrides.setdefault("kafka_session_timeout_ms", 2000)
             overrides.setdefault("kafka_bootstrap", broker.bootstrap)
+            overrides.setdefault("data_dir", str(tmp_path_factory.mktemp("service-data")))
             settings = settings_cls(environment="test", log_json=False, outbox_poll_interval_s=0.1, **overrides)
             app = create_app(settings)
             await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=60))

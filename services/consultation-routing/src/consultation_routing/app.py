@@ -70,7 +70,8 @@ def create_app(settings: ConsultationRoutingSettings | None = None):
         state=state,
         engine=RoutingEngine(state, settings, DEFAULT_CALENDAR),
         publisher=DecisionPublisher(rt, state, capacity=settings.decision_buffer, batch=settings.decision_batch,
-                                    remember_billed=settings.remember_billed),
+                                    remember_billed=settings.remember_billed, journal_dir=settings.journal_path,
+                                    interval_s=settings.journal_interval_s),
     )
     rt.routing = routing
     app.state.routing = routing

@@ -1,109 +1,114 @@
 """The decision writer process (started by ``DecisionPublisher.run``, see publisher.py).
 
-Reads batches of decisions from stdin (``publisher.frame``), writes each to the outbox
-in one transaction (retrying while the database is unavailable), and acknowledges it
-with a line "<seq>" on stdout, in order. Ends on a stop frame or when stdin closes
-(the service is gone). Logs go to stderr, as the service's do.
+Drains the decision journal (``journal.Drainer``: one writer per journal directory, by
+lock) into the outbox, batch by batch, each in one transaction (retrying while the
+database is unavailable), recording the journal position after each commit and telling
+the service how many decisions it wrote with a line "<n>" on stdout. A line on stdin
+means "more was journaled"; without one it still looks every 0.2 s. EOF on stdin (the
+service stops, or is gone) makes it drain everything left, then end. Logs go to stderr,
+as the service's do.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import pickle
 import signal
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 
 import shared.contracts  # noqa: F401 - registers the event types (topics)
+from consultation_routing.journal import Drainer
 from consultation_routing.models import messaging
-from consultation_routing.publisher import FRAME_HEAD, outbox_bundles, write_bundles
+from consultation_routing.publisher import drain_once
 from shared import db
 from shared.events import registry
 from shared.logging import configure_logging
 from shared.outbox import Outbox
 
 log = logging.getLogger("consultation_routing.decision_writer")
-MAX_FRAME = 1 << 28
+POLL_S = 0.2
+STOP_ATTEMPTS = 2
 
 
 class _At:
-    """The clock of one batch: the outbox rows carry the service's time when it handed the
-    batch over (the service may run on a virtual clock this process does not share)."""
+    """The outbox rows carry the time of the decisions they hold (the service may run on
+    a virtual clock this process does not share); the system time only if none is known."""
 
     def __init__(self) -> None:
         self.at: datetime | None = None
 
     def now(self) -> datetime:
-        return self.at
+        return self.at or datetime.now(timezone.utc)
 
 
-async def _write(sessions, outbox: Outbox, items: list, stopping: asyncio.Event) -> bool:
-    """Write one batch, retrying while the database is unavailable; once the service is
-    stopping, one more attempt only (it must not hold the service's shutdown)."""
-    bundles = outbox_bundles(items, registry.topic_for)
-    delay = 0.1
-    while True:
-        try:
-            await write_bundles(sessions, outbox, bundles)
-            return True
-        except Exception as exc:  # noqa: BLE001 - the database may be down; keep the batch and retry
-            if stopping.is_set():
-                log.error("decisions not written at stop", extra={"error": repr(exc), "count": len(items)})
-                return False
-            log.warning("writing decisions failed; retrying", extra={"error": repr(exc), "count": len(items)})
-            try:
-                await asyncio.wait_for(stopping.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
-            delay = min(delay * 2, 5.0)
-
-
-async def _read_frames(reader: asyncio.StreamReader, queue: asyncio.Queue, stopping: asyncio.Event) -> None:
+async def _wakeups(reader: asyncio.StreamReader, wake: asyncio.Event, eof: asyncio.Event) -> None:
     try:
-        while True:
-            n = int.from_bytes(await reader.readexactly(FRAME_HEAD), "big")
-            if n == 0:
-                return  # stop: write what was handed over, then end
-            queue.put_nowait(pickle.loads(await reader.readexactly(n)))
-    except asyncio.IncompleteReadError:
-        return  # the service closed the pipe (or is gone)
+        while await reader.readline():
+            wake.set()
     finally:
-        stopping.set()
-        queue.put_nowait(None)
+        eof.set()
+        wake.set()
 
 
-async def serve(url: str) -> None:
+async def serve(url: str, journal_dir: str, batch: int) -> None:
+    drainer = await asyncio.to_thread(Drainer, journal_dir)  # waits while an older writer still drains
     engine = db.create_engine(url)
     sessions = db.session_factory(engine)
     clock = _At()
     outbox = Outbox(messaging, registry, clock)
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_FRAME)
+    reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    queue: asyncio.Queue = asyncio.Queue()
-    stopping = asyncio.Event()
-    frames = asyncio.create_task(_read_frames(reader, queue, stopping))
+    wake, eof = asyncio.Event(), asyncio.Event()
+    wakeups = asyncio.create_task(_wakeups(reader, wake, eof))
     out = sys.stdout.buffer
+    delay, failed_at_stop = 0.1, 0
     try:
-        while (batch := await queue.get()) is not None:
-            seq, clock.at, items = batch
-            if await _write(sessions, outbox, items, stopping):
-                out.write(b"%d\n" % seq)
+        while True:
+            try:
+                n = await drain_once(drainer, sessions, outbox, registry.topic_for, batch,
+                                     before_write=lambda items: setattr(clock, "at", items[-1][0][0]))
+            except Exception as exc:  # noqa: BLE001 - the database may be down: the journal keeps them
+                log.warning("writing decisions failed; retrying", extra={"error": repr(exc)})
+                if eof.is_set():
+                    # the service is stopping: a database that is gone must not hold it; the
+                    # decisions stay in the journal and are drained at the next start
+                    failed_at_stop += 1
+                    if failed_at_stop >= STOP_ATTEMPTS:
+                        log.error("decisions left in the journal at stop (drained at the next start)",
+                                  extra={"error": repr(exc)})
+                        return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            if n:
+                out.write(b"%d\n" % n)
                 out.flush()
+                continue
+            if eof.is_set():
+                return  # everything drained and the service is gone or stopping
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), POLL_S)
+            except asyncio.TimeoutError:
+                pass
     finally:
-        frames.cancel()
+        wakeups.cancel()
+        drainer.close()
         await engine.dispose()
 
 
 def main() -> None:
     # Ctrl-C in a terminal and a stop signal to the whole group reach this process too: it
-    # ends when the service hands over its last batches and closes the pipe, not before.
+    # ends when the service closes the pipe (after its last journal append), not before.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging("consultation-routing", os.environ.get("ROUTING_WRITER_LOG_LEVEL", "INFO"),
                       os.environ.get("ROUTING_WRITER_LOG_JSON", "True") == "True")
-    asyncio.run(serve(os.environ["ROUTING_WRITER_DATABASE_URL"]))
+    asyncio.run(serve(os.environ["ROUTING_WRITER_DATABASE_URL"], os.environ["ROUTING_WRITER_JOURNAL_DIR"],
+                      int(os.environ.get("ROUTING_WRITER_BATCH", "500"))))
 
 
 if __name__ == "__main__":

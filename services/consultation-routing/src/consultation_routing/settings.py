@@ -18,9 +18,19 @@ class ConsultationRoutingSettings(ServiceSettings):
     max_state_age_s: float = Field(default=30.0, gt=0, le=3600)
     # A queue whose last report is older than this counts as having no agents.
     queue_state_ttl_s: float = Field(default=60.0, gt=0, le=3600)
-    # Decisions wait here for the outbox writer; when it is full new ones are dropped (counted).
+    # Decisions wait here for the journal (a few ms); when it is full new ones are dropped (counted).
     decision_buffer: int = Field(default=100_000, ge=100)
+    # The decision journal (durable, drained into the outbox); default <DATA_DIR>/routing-journal-<PORT>.
+    # One service instance per directory (locked).
+    journal_dir: str = ""
+    journal_interval_s: float = Field(default=0.05, gt=0, le=5)
     decision_batch: int = Field(default=500, ge=1, le=5000)
     # Decision ids of named consultations this process already billed (a repeat is not billed
     # again); KPI's one fact per consultation id holds across replicas and restarts.
     remember_billed: int = Field(default=100_000, ge=1, le=10_000_000)
+
+    @property
+    def journal_path(self) -> str:
+        import os
+
+        return self.journal_dir or os.path.join(self.data_dir, f"routing-journal-{self.port}")

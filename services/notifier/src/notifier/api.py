@@ -20,8 +20,12 @@ router = APIRouter(prefix="/v1", tags=["notifier"])
 KEY = Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="template key")
 ORDER_ID = Path(min_length=1, max_length=64)
 BIGINT_MAX = 2**63 - 1
-anyone = require_principal()
 operator = require_principal("platform_operator")
+# Exactly the roles the handlers serve (an arbitrator has no delivery log or inbox here).
+message_readers = Policy("storefront", "merchant_main", "merchant_staff", "platform_operator", customer=True,
+                         scope="the caller's own messages (customer or merchant); operators all")
+inbox_owners = Policy("storefront", "merchant_main", "merchant_staff", customer=True,
+                      scope="the caller's own inbox (customer or merchant)")
 
 
 def _phone(p: str | None, principal: Principal) -> str | None:
@@ -103,7 +107,7 @@ async def preview(body: PreviewIn, key: str = KEY, rt: Runtime = Depends(get_run
 
 # --- messages (platform view) --------------------------------------------------------------------
 @router.get("/messages", summary="Delivery log; phones unmasked for platform operators only")
-async def list_messages(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone),
+async def list_messages(rt: Runtime = Depends(get_runtime), p: Principal = Depends(message_readers),
                         order_id: str | None = Query(None, min_length=1, max_length=64),
                         status: str | None = Query(None, pattern="^(queued|sent|delivered|failed)$"),
                         limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
@@ -124,7 +128,8 @@ async def list_messages(rt: Runtime = Depends(get_runtime), p: Principal = Depen
 
 
 @router.get("/order-contacts/{order_id}", summary="Who the notifier would write to for one service order")
-async def order_contact(order_id: str = ORDER_ID, rt: Runtime = Depends(get_runtime), p: Principal = Depends(operator)) -> dict:
+async def order_contact(order_id: str = ORDER_ID, rt: Runtime = Depends(get_runtime),
+                        p: Principal = Depends(operator)) -> dict:
     async with rt.sessions() as s:
         c = await s.get(OrderContact, order_id)
     if c is None:
@@ -146,7 +151,7 @@ def _owner(p: Principal) -> tuple[str, str]:
 
 
 @router.get("/inbox", summary="The caller's in-site messages with the unread count")
-async def inbox(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone),
+async def inbox(rt: Runtime = Depends(get_runtime), p: Principal = Depends(inbox_owners),
                 unread_only: bool = False, limit: int = Query(50, ge=1, le=200),
                 offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
     audience, owner = _owner(p)
@@ -165,7 +170,8 @@ async def inbox(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyon
 
 
 @router.post("/inbox/{message_id}/read", summary="Mark one in-site message read")
-async def mark_read(message_id: int = Path(ge=1, le=BIGINT_MAX), rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone)) -> dict:
+async def mark_read(message_id: int = Path(ge=1, le=BIGINT_MAX), rt: Runtime = Depends(get_runtime),
+                    p: Principal = Depends(inbox_owners)) -> dict:
     audience, owner = _owner(p)
     async with rt.uow() as s:
         m = await s.get(Message, message_id)
@@ -177,7 +183,7 @@ async def mark_read(message_id: int = Path(ge=1, le=BIGINT_MAX), rt: Runtime = D
 
 
 @router.post("/inbox/read-all", summary="Mark every in-site message read")
-async def mark_all_read(rt: Runtime = Depends(get_runtime), p: Principal = Depends(anyone)) -> dict:
+async def mark_all_read(rt: Runtime = Depends(get_runtime), p: Principal = Depends(inbox_owners)) -> dict:
     audience, owner = _owner(p)
     async with rt.uow() as s:
         r = await s.execute(update(Message).where(

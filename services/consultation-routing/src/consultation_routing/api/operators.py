@@ -9,6 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from consultation_routing.api.schemas import CatalogueLoadOut, EnrollmentOut, QueueStateOut, TransferOut
 from consultation_routing.domain.model import DEFAULT_HOURS
 from consultation_routing.handlers.catalogue import load_catalogue
 from consultation_routing.handlers.enrollment import get_enrollment, save_enrollment, set_disqualified
@@ -86,7 +87,8 @@ def enrollment_view(r: ManufacturerRow) -> dict:
     }
 
 
-@router.put("/manufacturers/{manufacturer_id}/enrollment", summary="Enroll or update a manufacturer (service express)")
+@router.put("/manufacturers/{manufacturer_id}/enrollment", summary="Enroll or update a manufacturer (service express)",
+            response_model=EnrollmentOut)
 async def put_enrollment(manufacturer_id: str, body: Enrollment, request: Request,
                          rt: Runtime = Depends(get_runtime), _: Principal = Depends(operator)) -> dict:
     if not re.fullmatch(r"[A-Za-z0-9._:-]{1,100}", manufacturer_id):
@@ -103,7 +105,8 @@ async def put_enrollment(manufacturer_id: str, body: Enrollment, request: Reques
     return enrollment_view(row)
 
 
-@router.get("/manufacturers/{manufacturer_id}/enrollment", summary="A manufacturer's enrollment")
+@router.get("/manufacturers/{manufacturer_id}/enrollment", summary="A manufacturer's enrollment",
+            response_model=EnrollmentOut)
 async def read_enrollment(manufacturer_id: str, rt: Runtime = Depends(get_runtime),
                           _: Principal = Depends(operator)) -> dict:
     return enrollment_view(await get_enrollment(rt, manufacturer_id))
@@ -113,13 +116,15 @@ class Disqualification(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.post("/manufacturers/{manufacturer_id}/disqualification", summary="Disqualify: route to the platform")
+@router.post("/manufacturers/{manufacturer_id}/disqualification", summary="Disqualify: route to the platform",
+             response_model=EnrollmentOut)
 async def disqualify(manufacturer_id: str, body: Disqualification, request: Request,
                      rt: Runtime = Depends(get_runtime), _: Principal = Depends(operator)) -> dict:
     return enrollment_view(await set_disqualified(rt, request.app.state.routing, manufacturer_id, True, body.reason))
 
 
-@router.delete("/manufacturers/{manufacturer_id}/disqualification", summary="Reinstate a disqualified manufacturer")
+@router.delete("/manufacturers/{manufacturer_id}/disqualification", summary="Reinstate a disqualified manufacturer",
+               response_model=EnrollmentOut)
 async def reinstate(manufacturer_id: str, request: Request, rt: Runtime = Depends(get_runtime),
                     _: Principal = Depends(operator)) -> dict:
     return enrollment_view(await set_disqualified(rt, request.app.state.routing, manufacturer_id, False, None))
@@ -129,6 +134,7 @@ async def reinstate(manufacturer_id: str, request: Request, rt: Runtime = Depend
     "/catalogue/skus",
     summary="Bulk load SKUs (CSV with header sku,manufacturer_id,category, or JSON lines)",
     description="Content-Type text/csv or application/x-ndjson. Good rows are kept; bad rows are reported by line.",
+    response_model=CatalogueLoadOut,
 )
 async def bulk_skus(request: Request, rt: Runtime = Depends(get_runtime), _: Principal = Depends(operator)) -> dict:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -154,7 +160,8 @@ class QueueReport(BaseModel):
     expected_wait_s: int | None = Field(default=None, ge=0, le=86400)
 
 
-@router.put("/queues/{manufacturer_id}/state", summary="Live queue state pushed by the CS system")
+@router.put("/queues/{manufacturer_id}/state", summary="Live queue state pushed by the CS system",
+            response_model=QueueStateOut)
 async def put_queue(manufacturer_id: str, body: QueueReport, request: Request, rt: Runtime = Depends(get_runtime),
                     _: Principal = Depends(operator)) -> dict:
     routing = request.app.state.routing
@@ -174,7 +181,8 @@ class Transfer(BaseModel):
     sku: str | None = Field(default=None, max_length=100)
 
 
-@router.post("/transfers", status_code=201, summary="队列转接: a manufacturer agent hands the consultation to the platform")
+@router.post("/transfers", status_code=201, summary="队列转接: a manufacturer agent hands the consultation to the platform",
+             response_model=TransferOut)
 async def transfer(body: Transfer, request: Request, rt: Runtime = Depends(get_runtime),
                    p: Principal = Depends(require_principal("platform_operator", "merchant_main", "merchant_staff"))
                    ) -> dict:

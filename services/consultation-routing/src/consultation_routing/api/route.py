@@ -29,12 +29,12 @@ from urllib.parse import unquote_plus
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Histogram
-from pydantic import BaseModel
 from starlette.requests import Request as StarletteRequest
 
+from consultation_routing.api.schemas import RouteAnswer
 from consultation_routing.domain.model import Consultation
 from shared.auth import Policy, Principal
-from shared.contracts.routing import CHANNELS, ENTRY_POINTS, PHASES, REASONS
+from shared.contracts.routing import CHANNELS, ENTRY_POINTS, PHASES
 from shared.errors import ApiError, error_body
 from shared.logging import new_correlation_id
 from shared.one_write import ServiceApp
@@ -126,17 +126,20 @@ def consultation_from_query(q: dict, now: datetime, principal: Principal) -> Con
     return c
 
 
-def answer_query(state, q: dict, principal: Principal) -> bytes:
+async def answer_query(state, q: dict, principal: Principal) -> bytes:
     """Decide and, for the storefront, buffer the events; raises ApiError (422/403) only
     for bad input. Consultations come from the storefront: an operator's call (with or
     without ``at``) is a what-if, answered only — no event, so no billable consultation
-    and no score input."""
+    and no score input. A billable decision is answered once it is durable (journaled
+    and fsynced, see publisher.py)."""
     routing = state.routing
     c = consultation_from_query(q, state.runtime.clock.now(), principal)
     answer = routing.engine.route(c)
     what_if = answer["what_if"] = principal.role != "storefront"
     if not what_if:
-        routing.publisher.offer(c, answer)
+        durable = routing.publisher.offer(c, answer)
+        if durable is not None:
+            await durable
     return _JSON.encode(answer).encode()
 
 
@@ -173,7 +176,7 @@ class RouteFastPath:
         try:
             # the route's own policy, the same check FastAPI's dependency makes: 401 / 403
             principal = STOREFRONT.check(StarletteRequest(scope))
-            status, body = 200, answer_query(self.state, parse_query(scope["query_string"].decode("latin-1")),
+            status, body = 200, await answer_query(self.state, parse_query(scope["query_string"].decode("latin-1")),
                                              principal)
         except ApiError as exc:
             status, body = exc.status, _error_body(exc)
@@ -197,27 +200,6 @@ class RoutingApp(ServiceApp):
         await self.state.route_fast_path(scope, receive, send)
 
 
-class Fallback(BaseModel):
-    target: Literal["platform"]
-    queue_id: str | None
-    hotline: str | None
-
-
-class RouteAnswer(BaseModel):
-    decision_id: str
-    target: Literal["manufacturer", "platform"]
-    reason: Literal[REASONS]  # type: ignore[valid-type]
-    channel: Literal["phone", "im"]
-    queue_id: str | None
-    hotline: str | None
-    extension: str | None
-    hover_text: str | None
-    manufacturer_id: str | None
-    category: str | None
-    fallback: Fallback
-    what_if: bool
-
-
 _Id = dict(min_length=1, max_length=_MAX)
 
 
@@ -233,7 +215,7 @@ _Id = dict(min_length=1, max_length=_MAX)
                 "recorded (no billable consultation, no score input; `what_if: true`); a storefront sending "
                 "`at` gets 403. Unknown channel, entry point or phase, ids over 100 characters, a bad or "
                 "out-of-range `at`: 422. Served by RouteFastPath; this route documents it and behaves the same.",
-    response_model=RouteAnswer,
+    response_model=RouteAnswer,  # documents the answer; the Response below is sent as is
 )
 async def route(
     request: Request,
@@ -248,5 +230,5 @@ async def route(
     at: datetime | None = Query(None, description="platform operators only: a what-if time (ISO 8601 with offset)"),
     principal: Principal = Depends(STOREFRONT),
 ) -> Response:
-    body = answer_query(request.app.state, parse_query(request.scope["query_string"].decode("latin-1")), principal)
+    body = await answer_query(request.app.state, parse_query(request.scope["query_string"].decode("latin-1")), principal)
     return Response(body, media_type="application/json")

@@ -53,7 +53,8 @@ async def day_info(day: date = _day("the date"), rt: Runtime = Depends(get_runti
     return {"date": day.isoformat(), "working_day": cal.is_working_day(day), "holiday": cal.holiday_name(day)}
 
 
-@router.get("/add-working-days", response_model=WorkingDaysOut, summary="The same Beijing time N working days after start")
+@router.get("/add-working-days", response_model=WorkingDaysOut,
+            summary="The same Beijing time N working days after start")
 async def add_working_days(start: datetime = _start(), n: int = Query(ge=0, le=3660),
                            rt: Runtime = Depends(get_runtime), _p=Depends(READERS)) -> dict:
     cal = await _calendar(rt)
