@@ -99,30 +99,26 @@ async def test_unknown_client_ids_take_as_long_as_known_ones(api):
     assert 0.6 <= u / k <= 1.6, (k, u)
 
 
-def _probe_health(port: int, done: threading.Event, latencies: list[float]) -> None:
+def _probe_health(port: int, done: threading.Event, latencies: list[float], statuses: set) -> None:
     """GET /health back to back from another thread (its own connection), timing each."""
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
         while not done.is_set():
             t = time.perf_counter()
-            assert c.get("/health").status_code == 200
+            statuses.add(c.get("/health").status_code)
             latencies.append(time.perf_counter() - t)
 
 
 async def test_health_answers_promptly_while_secrets_are_hashed(api):
-    """Through a real server: hashed on the event loop, every /health waits behind the hashes
-    in progress (the finding: 3 ms → 585 ms); in worker threads it does not."""
+    """Through a real server, probed from another thread: hashed on the event loop, /health
+    waits behind the hashes in progress (the finding: 3 ms → 585 ms); in worker threads it
+    does not."""
     api.rt.token_attempts = AttemptLimits("1000/5minutes", "1000/5minutes")
     await create_client(api.rt, client_id="target", role="platform_operator", name="t")
     server, task, port = await serve_uvicorn(api.app)
-    done, latencies = threading.Event(), []
+    done, latencies, statuses = threading.Event(), [], set()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
-            idle = []
-            for _ in range(5):
-                t = time.perf_counter()
-                await c.get("/health")
-                idle.append(time.perf_counter() - t)
-            probe = threading.Thread(target=_probe_health, args=(port, done, latencies))
+            probe = threading.Thread(target=_probe_health, args=(port, done, latencies, statuses))
             started = time.perf_counter()
             probe.start()
             try:
@@ -136,10 +132,10 @@ async def test_health_answers_promptly_while_secrets_are_hashed(api):
         server.should_exit = True
         await task
     assert all(r.status_code == 401 for r in results)
-    assert len(latencies) >= 5, latencies  # answered all along
-    # One hash takes ~20 ms here; 40 of them at two at a time, ≥ 0.4 s.
-    assert statistics.median(latencies) < 0.05, (statistics.median(latencies), busy)
-    assert max(latencies) < busy / 3, (max(latencies), busy, max(idle))
+    assert len(latencies) >= 5 and statuses == {200}, (latencies, statuses)  # answered all along
+    # Measured: ~1 ms median off the loop (on a loaded 2-core machine); 19-53 ms with the
+    # hashes on the loop (one Argon2 verification takes ~20 ms).
+    assert statistics.median(latencies) < 0.010, (statistics.median(latencies), len(latencies), busy)
 
 
 async def test_new_secrets_are_argon2id(api):

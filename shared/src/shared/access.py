@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from shared.auth import Policy
+from shared.auth import ROLES, Policy
 
 SCHEME = "OAuth2ClientCredentials"
 # FastAPI's own documentation routes: static, and public so operators can read the API
@@ -135,6 +135,9 @@ def document(app: FastAPI, token_url: str) -> None:
                     responses["422"] = {"description": "Invalid request (the fields are named in details)",
                                         "content": error_ref}
                 responses.setdefault("default", {"description": "Error", "content": error_ref})
+                if "{" in path:
+                    responses.setdefault("404", {"description": "Not found, or not visible to the caller",
+                                                 "content": error_ref})
                 if policy.is_public or policy.webhook:
                     op["security"] = []
                     if policy.webhook:
@@ -146,7 +149,7 @@ def document(app: FastAPI, token_url: str) -> None:
                                              "content": error_ref})
                 responses.setdefault("403", {"description": "The caller's role or permission does not allow this",
                                              "content": error_ref})
-                if policy.customer or "storefront" in policy.roles:
+                if policy.customer or "storefront" in (policy.roles or ROLES):
                     params = op.setdefault("parameters", [])
                     if not any(p.get("name", "").lower() == "x-customer-id" for p in params):
                         params.append({

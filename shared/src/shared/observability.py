@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 
 from shared.auth import Policy
+from shared.operations import Health, Readiness
 from shared.logging import current_correlation_id, reset_correlation_id, set_correlation_id
 
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -25,12 +26,13 @@ def _quiet(task: asyncio.Task) -> None:
 def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, ReadyCheck]) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/health", summary="Liveness: the process answers",
+    @router.get("/health", summary="Liveness: the process answers", response_model=Health,
                 dependencies=[Depends(Policy.public("liveness probe"))])
     async def health() -> dict:
         return {"status": "ok", "service": service}
 
-    @router.get("/ready", summary="Readiness: database and broker reachable",
+    @router.get("/ready", summary="Readiness: database and broker reachable", response_model=Readiness,
+                responses={503: {"model": Readiness, "description": "not ready: a check failed or took too long"}},
                 dependencies=[Depends(Policy.public("readiness probe"))])
     async def ready() -> JSONResponse:
         names = list(checks)

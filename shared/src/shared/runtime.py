@@ -30,6 +30,7 @@ from shared.kafka import ProducerHandle, TopicSpec
 from shared.logging import configure_logging
 from shared.messaging_tables import MessagingTables
 from shared.migrations import upgrade
+from shared.operations import ClockAdvanced, ClockState, DeadLetters, OutboxState
 from shared.observability import RequestContextMiddleware, health_router
 from shared.one_write import ServiceApp
 from shared.outbox import Outbox, OutboxRelay
@@ -212,7 +213,7 @@ def admin_router() -> APIRouter:
     # the virtual clock would fire every deadline).
     router = APIRouter(prefix="/admin", tags=["operations"], dependencies=[Depends(OPERATOR)])
 
-    @router.get("/clock", summary="This service's clock")
+    @router.get("/clock", summary="This service's clock", response_model=ClockState)
     async def get_clock(request: Request) -> dict:
         rt: Runtime = request.app.state.runtime
         clock = rt.clock
@@ -224,7 +225,8 @@ def admin_router() -> APIRouter:
             "seq": clock.seq if virtual else 0,
         }
 
-    @router.post("/clock/advance", summary="Move the shared virtual clock forward (virtual clock only)")
+    @router.post("/clock/advance", summary="Move the shared virtual clock forward (virtual clock only)",
+                 response_model=ClockAdvanced)
     async def advance_clock(body: ClockAdvance, request: Request) -> dict:
         rt: Runtime = request.app.state.runtime
         clock = rt.clock
@@ -243,7 +245,7 @@ def admin_router() -> APIRouter:
         offset, seq = clock.offset.total_seconds(), clock.seq
         return {"now": clock.now().isoformat(), "offset_seconds": offset, "seq": seq}
 
-    @router.get("/dead-letters", summary="Parked messages this service could not apply")
+    @router.get("/dead-letters", summary="Parked messages this service could not apply", response_model=DeadLetters)
     async def dead_letters(request: Request, limit: int = Query(50, ge=1, le=500),
                            offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
         rt: Runtime = request.app.state.runtime
@@ -256,7 +258,7 @@ def admin_router() -> APIRouter:
             "items": [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows],
         }
 
-    @router.get("/outbox", summary="Outbox backlog")
+    @router.get("/outbox", summary="Outbox backlog", response_model=OutboxState)
     async def outbox_state(request: Request) -> dict:
         rt: Runtime = request.app.state.runtime
         return {"pending": await rt.relay.pending()}

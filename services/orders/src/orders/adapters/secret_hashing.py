@@ -102,7 +102,7 @@ class SecretHasher:
         async with self.slots:
             if before is not None:
                 await before()
-            return fn(*args)
+            return await asyncio.to_thread(fn, *args)
 
     async def hash(self, secret: str) -> str:
         return await self.run(hash_secret, secret)
