@@ -113,6 +113,17 @@ async def test_replayed_receipt_is_refused_on_every_replica(api, notifier_factor
     assert await status_of(api, mid) == "delivered"
 
 
+async def test_concurrent_copies_of_a_receipt_apply_once(api):
+    import asyncio
+
+    mid = await sent_message(api)
+    copy = receipt(SECRET, api.rt.clock.now(), "failed")
+    rs = await asyncio.gather(*(post(api, *copy) for _ in range(6)))
+    assert sorted(r.status_code for r in rs) == [200] + [401] * 5
+    assert {r.json()["error"]["code"] for r in rs if r.status_code == 401} == {"replayed"}
+    assert await status_of(api, mid) == "failed"
+
+
 async def test_refused_receipt_does_not_use_up_its_nonce(api):
     unknown = receipt(SECRET, api.rt.clock.now(), message_id="gw-not-yet")
     assert (await post(api, *unknown)).status_code == 404

@@ -258,3 +258,21 @@ async def test_bounds_are_inclusive(sla):
     r = await sla.client.get("/v1/calendar/add-business-hours", params={"start": "2100-12-30T10:00:00Z",
                                                                           "hours": 10000})
     assert r.status_code == 200
+
+
+async def test_concurrent_changes_of_one_override_are_audited_as_a_chain(sla, tokens):
+    """Every entry's ``old`` is exactly the value it replaced, however the changes race."""
+    import asyncio
+
+    url = "/v1/rules/ship_back_timeout/overrides/category/race"
+    bodies = [{"after_seconds": 3600 * (k + 1)} for k in range(8)]
+    rs = await asyncio.gather(*(sla.client.put(url, json=b, headers=tokens.headers("platform_operator", f"op-{k}"))
+                                for k, b in enumerate(bodies)))
+    assert [r.status_code for r in rs] == [200] * len(bodies), [r.text for r in rs]
+    items = (await sla.client.get("/v1/audit-log", params={"kind": "rule_override"})).json()["items"][::-1]
+    assert len(items) == len(bodies)
+    assert items[0]["old"] is None
+    for before, after in zip(items, items[1:]):
+        assert after["old"] == before["new"]
+    final = (await sla.client.get("/v1/rule-overrides")).json()["items"]
+    assert [o["after_seconds"] for o in final] == [items[-1]["new"]["after_seconds"]]

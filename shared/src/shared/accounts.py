@@ -85,29 +85,36 @@ class AccountListener:
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        from shared.kafka import consume_reconnecting
-
-        tp = TopicPartition(ACCOUNT_EVENTS, 0)
+        from shared.kafka import TopicSpec, consume_reconnecting, ensure_topics
 
         def make():
             return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest", metadata_max_age_ms=3000)
 
         async def follow(consumer) -> None:
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
+            # Created here if missing (one partition), before any metadata request could have
+            # the broker auto-create it with its default partition count; every partition it
+            # has is read all the same.
+            await ensure_topics(self.bootstrap, [TopicSpec(ACCOUNT_EVENTS, partitions=1)], default_partitions=1)
+            await consumer.topics()  # metadata
+            tps = [TopicPartition(ACCOUNT_EVENTS, p) for p in sorted(consumer.partitions_for_topic(ACCOUNT_EVENTS) or {0})]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
             while True:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                for msg in batch.get(tp, []):
-                    try:
-                        if apply_message(self.guard, msg.value):
-                            log.info("account change applied", extra={"key": (msg.key or b"").decode(errors="replace")})
-                    except Exception as exc:  # noqa: BLE001 - a bad message is skipped, never fatal
-                        log.warning("bad account event skipped", extra={"error": repr(exc)})
-                end = (await consumer.end_offsets([tp]))[tp]
-                if await consumer.position(tp) > end:
-                    # The in-memory broker restarted: its log is shorter than where we were
-                    # (the versions already learnt are kept).
-                    await consumer.seek_to_beginning(tp)
+                batch = await consumer.getmany(*tps, timeout_ms=1000)
+                for msgs in batch.values():
+                    for msg in msgs:
+                        try:
+                            if apply_message(self.guard, msg.value):
+                                log.info("account change applied",
+                                         extra={"key": (msg.key or b"").decode(errors="replace")})
+                        except Exception as exc:  # noqa: BLE001 - a bad message is skipped, never fatal
+                            log.warning("bad account event skipped", extra={"error": repr(exc)})
+                ends = await consumer.end_offsets(tps)
+                for tp in tps:
+                    if await consumer.position(tp) > ends[tp]:
+                        # The in-memory broker restarted: its log is shorter than where we
+                        # were (the versions already learnt are kept).
+                        await consumer.seek_to_beginning(tp)
 
         await consume_reconnecting(make, follow, "account listener")

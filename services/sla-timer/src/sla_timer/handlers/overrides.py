@@ -2,6 +2,8 @@
 when, what, old → new) in the transaction that makes it."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import date
 
 from sqlalchemy import func, select
@@ -36,14 +38,24 @@ def _entry(rt: Runtime, p: Principal, kind: str, old: dict | None, new: dict, **
                       **target)
 
 
+def _local_lock(rt: Runtime) -> asyncio.Lock:
+    lock = getattr(rt, "sla_override_lock", None)
+    if lock is None:
+        lock = rt.sla_override_lock = asyncio.Lock()  # type: ignore[attr-defined]
+    return lock
+
+
 async def _retrying(rt: Runtime, change):
-    for attempt in range(ATTEMPTS):
-        try:
-            async with rt.uow() as s:
-                return await change(s)
-        except IntegrityError:
-            if attempt == ATTEMPTS - 1:
-                raise
+    # SQLite has no row locks (and reads outside a write lock): there, changes are serialized
+    # in the one process that owns the file. PostgreSQL replicas rely on the row lock.
+    async with _local_lock(rt) if rt.settings.is_sqlite else contextlib.nullcontext():
+        for attempt in range(ATTEMPTS):
+            try:
+                async with rt.uow() as s:
+                    return await change(s)
+            except IntegrityError:
+                if attempt == ATTEMPTS - 1:
+                    raise
 
 
 async def set_rule_override(rt: Runtime, p: Principal, *, rule: str, scope: str, scope_id: str,
