@@ -14,6 +14,7 @@ Environment (all optional):
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -39,6 +40,7 @@ SERVICES = [
     ("kpi", "KPI_", 3),
     ("notifier", "NOTIFIER_", 4),
 ]
+OFFSETS = {prefix: offset for _name, prefix, offset in SERVICES}
 
 
 def say(msg: str) -> None:
@@ -61,6 +63,7 @@ def signing_secret(data_dir: str) -> str:
 def service_env(prefix: str, port: int, bootstrap: str, data_dir: str, clock: str) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault(f"{prefix}TOKEN_SECRET", signing_secret(data_dir))
+    env.setdefault(f"{prefix}TOKEN_URL", f"http://127.0.0.1:{port - OFFSETS[prefix]}/v1/oauth/token")
     # the virtual clock's offset survives restarts of the service (and of the broker)
     env.setdefault(f"{prefix}CLOCK_STATE_FILE", str(Path(data_dir) / f"clock-{prefix.rstrip('_').lower()}.json"))
     env.setdefault(f"{prefix}PORT", str(port))
@@ -167,6 +170,9 @@ def main() -> int:
             env = service_env(prefix, base_port + offset, broker.bootstrap, data_dir, clock)
             return subprocess.Popen([str(BIN / name), "serve"], env=env, start_new_session=True)
 
+        # Swagger's Authorize on every service's /docs asks the orders token endpoint (CORS)
+        origins = [f"http://{h}:{base_port + o}" for _n, _p, o in SERVICES for h in ("127.0.0.1", "localhost")]
+        os.environ.setdefault("ORDERS_CORS_ORIGINS", json.dumps(origins))
         for name, _prefix, _offset in SERVICES:
             procs[name] = start_service(name)
         wait_ready(urls, procs, ready_timeout)

@@ -66,6 +66,14 @@ def test_run_platform_starts_five_ready_services_and_stops_on_ctrl_c(tmp_path):
             assert httpx.get(url + "/admin/outbox", headers=forged, timeout=5).status_code == 401
             assert httpx.get(url + "/admin/outbox", timeout=5).status_code == 401
             assert httpx.get(url + "/admin/outbox", headers=real, timeout=5).status_code == 200
+        # Swagger's Authorize on another service's /docs may ask the orders token endpoint (CORS)
+        pre = httpx.options(urls[0] + "/v1/oauth/token", timeout=5, headers={
+            "Origin": urls[2], "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == urls[2], pre.headers
+        doc = httpx.get(urls[2] + "/openapi.json", timeout=5).json()
+        flow = doc["components"]["securitySchemes"]["OAuth2ClientCredentials"]["flows"]["clientCredentials"]
+        assert flow["tokenUrl"] == urls[0] + "/v1/oauth/token"
         # The run script supervises: a SIGKILLed service is restarted, the others keep serving.
         sla_url = urls[2]
         victim = _pid_listening_as("SLA_TIMER_PORT", sla_url.rsplit(":", 1)[1])

@@ -282,6 +282,12 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
     app = ServiceApp(title=definition.title, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["Authorization", "Content-Type", "X-Customer-Id", "Idempotency-Key",
+                                          "If-Match", "X-Correlation-ID"])
     install_error_handlers(app)
     app.include_router(
         health_router(definition.name, runtime.metrics, {"database": runtime.db_ready, "broker": runtime.producer.healthy})

@@ -43,6 +43,9 @@ class ServiceSettings(BaseSettings):
     # /metrics is then served on the service port to platform operators only.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    # Browser origins allowed to call this service (CORS), e.g. the other services' /docs
+    # pages calling the orders token endpoint from Swagger's Authorize dialog. JSON list.
+    cors_origins: list[str] = Field(default_factory=list)
     run_migrations_on_start: bool | None = None
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from shared.events import registry
 from shared.topics import SLA_EVENTS
@@ -23,6 +23,20 @@ class DeadlineFired(BaseModel):
     due_at: datetime
     fired_at: datetime
     details: dict = Field(default_factory=dict)
+    # The facts that cancel the timer's rule (``action:<transition action>``,
+    # ``state:<to_state>`` as in the sla-timer's rule table): a consumer that has seen a
+    # transition of this order with a version above ``order_version`` producing one of them
+    # knows the deadline no longer holds. Optional (events from before it have none, and
+    # nothing can be checked then); left out of the JSON when empty, so an event without it
+    # keeps the byte layout it always had.
+    cancelled_by: list[str] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_cancelled_by(self, handler):
+        out = handler(self)
+        if not out.get("cancelled_by"):
+            out.pop("cancelled_by", None)
+        return out
 
 
 # ``DeadlineFired.action`` values and who acts on them:
