@@ -55,3 +55,44 @@ def test_operator_override_for_next_years_announcement():
 def test_results_are_utc_when_given_utc():
     start = datetime(2026, 9, 30, 7, tzinfo=timezone.utc)
     assert CAL.add_working_days(start, 1) == datetime(2026, 10, 8, 7, tzinfo=timezone.utc)
+
+
+async def test_a_whole_years_official_schedule_is_loaded_by_operators_and_audited(sla, tokens):
+    """No ``holidays`` release has China's 2027 调休 yet: operators load the State Council's
+    schedule for a year in one request; the working-day arithmetic follows it at once."""
+    from datetime import date, timedelta
+
+    # A year's schedule shaped like the official notice: holidays, and weekends worked instead.
+    holidays = ([date(2027, 1, 1)] + [date(2027, 2, 5) + timedelta(days=i) for i in range(9)]
+                + [date(2027, 4, 5), date(2027, 5, 1), date(2027, 5, 2), date(2027, 5, 3), date(2027, 5, 4),
+                   date(2027, 5, 5), date(2027, 6, 9), date(2027, 9, 15)]
+                + [date(2027, 10, 1) + timedelta(days=i) for i in range(7)])
+    working = [date(2027, 2, 20), date(2027, 4, 25), date(2027, 5, 8), date(2027, 9, 26), date(2027, 10, 9)]
+    body = {"holidays": [d.isoformat() for d in holidays], "working_days": [d.isoformat() for d in working],
+            "note": "国办发明电〔2026〕X号"}
+    merchant = tokens.headers("merchant_main", "m-1-main", merchant_id="m-1")
+    r = await sla.client.put("/v1/calendar/years/2027", json=body, headers=merchant)
+    assert r.status_code == 403
+    r = await sla.client.put("/v1/calendar/years/2027", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"year": 2027, "holidays": len(holidays), "working_days": 5,
+                        "changed": len(holidays) + 5}
+    for d in working:  # Saturdays and Sundays worked
+        assert d.weekday() >= 5
+        assert (await sla.client.get(f"/v1/calendar/days/{d}")).json()["working_day"] is True
+    for d in holidays:
+        assert (await sla.client.get(f"/v1/calendar/days/{d}")).json()["working_day"] is False
+    # 2 working days after Friday 2027-02-19 10:00: Sat 20 (调休) then Mon 22
+    r = await sla.client.get("/v1/calendar/add-working-days", params={"start": "2027-02-19T10:00:00+08:00", "n": 2})
+    assert r.json()["result_beijing"].startswith("2027-02-22T10:00")
+    # the same schedule again changes nothing; every day was audited once
+    r = await sla.client.put("/v1/calendar/years/2027", json=body)
+    assert r.json()["changed"] == 0
+    log = (await sla.client.get("/v1/audit-log", params={"kind": "calendar_override", "limit": 500})).json()
+    assert log["total"] == len(holidays) + 5
+    # dates outside the year, or both a holiday and a working day, are refused
+    bad = await sla.client.put("/v1/calendar/years/2027", json={"holidays": ["2028-01-01"]})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "date_outside_year"
+    bad = await sla.client.put("/v1/calendar/years/2027",
+                               json={"holidays": ["2027-02-20"], "working_days": ["2027-02-20"]})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "conflicting_dates"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Policy, Principal
 from shared.calendar import SERVICE_HOURS
@@ -11,7 +11,7 @@ from shared.clock import BEIJING
 from shared.errors import ApiError
 from shared.runtime import Runtime, get_runtime
 from sla_timer.api.schemas import BusinessHoursOut, DayInfo, DayOverrideOut, WorkingDaysOut
-from sla_timer.handlers.overrides import set_day_override
+from sla_timer.handlers.overrides import set_day_override, set_year_schedule
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
 READERS = Policy()  # any authenticated caller
@@ -89,3 +89,36 @@ class DayOverride(BaseModel):
 async def set_day(body: DayOverride, day: date = _day("the date to override"), rt: Runtime = Depends(get_runtime),
                   p: Principal = Depends(OPERATOR)) -> dict:
     return await set_day_override(rt, p, day=day, working=body.working, note=body.note)
+
+
+class YearSchedule(BaseModel):
+    """The State Council's schedule for one year (国务院办公厅关于…部分节假日安排的通知)."""
+
+    holidays: list[date] = Field(max_length=60, description="every day off of the public holidays")
+    working_days: list[date] = Field(default_factory=list, max_length=20,
+                                     description="adjusted working days (调休), usually weekends")
+    note: str = Field(default="", max_length=200, description="e.g. the notice's number")
+
+
+class YearScheduleOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    year: int
+    holidays: int
+    working_days: int
+    changed: int
+
+
+@router.put("/years/{year}", response_model=YearScheduleOut,
+            summary="Operator: load a whole year's official holiday schedule (days off and 调休 working days)")
+async def set_year(body: YearSchedule, year: int = Path(ge=FIRST_DAY.year, le=LAST_DAY.year),
+                   rt: Runtime = Depends(get_runtime), p: Principal = Depends(OPERATOR)) -> dict:
+    days = body.holidays + body.working_days
+    stray = sorted({d.isoformat() for d in days if d.year != year})
+    if stray:
+        raise ApiError(422, "date_outside_year", f"every date must be in {year}", {"dates": stray})
+    both = sorted({d.isoformat() for d in set(body.holidays) & set(body.working_days)})
+    if both:
+        raise ApiError(422, "conflicting_dates", "a date cannot be both a holiday and a working day",
+                       {"dates": both})
+    return await set_year_schedule(rt, p, year=year, holidays=sorted(set(body.holidays)),
+                                   working_days=sorted(set(body.working_days)), note=body.note)

@@ -95,6 +95,36 @@ async def set_day_override(rt: Runtime, p: Principal, *, day: date, working: boo
     return out
 
 
+async def set_year_schedule(rt: Runtime, p: Principal, *, year: int, holidays: list[date],
+                            working_days: list[date], note: str) -> dict:
+    """A whole year's official schedule in one transaction: the listed holidays become days
+    off, the adjusted working days (调休, usually weekends) working days; each day's change is
+    audited. Days of the year not listed keep what they were (package data or overrides)."""
+    wanted = {d: False for d in holidays} | {d: True for d in working_days}
+
+    async def change(s) -> dict:
+        existing = {o.day: o for o in (await s.scalars(
+            select(CalendarOverride).where(CalendarOverride.day.in_(list(wanted))).with_for_update())).all()}
+        changed = 0
+        for day, working in sorted(wanted.items()):
+            o = existing.get(day)
+            old = day_values(o) if o is not None else None
+            if o is None:
+                o = CalendarOverride(day=day)
+                s.add(o)
+            elif o.working == working and o.note == note:
+                continue
+            o.working, o.note, o.updated_at = working, note, rt.clock.now()
+            s.add(_entry(rt, p, CALENDAR_OVERRIDE, old, day_values(o), day=day))
+            changed += 1
+        await s.flush()
+        return {"year": year, "holidays": len(holidays), "working_days": len(working_days), "changed": changed}
+
+    out = await _retrying(rt, change)
+    rt.sla_policies.invalidate()  # type: ignore[attr-defined]
+    return out
+
+
 def _audit_out(e: AuditEntry) -> dict:
     return {"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "actor_role": e.actor_role, "kind": e.kind,
             "rule": e.rule, "scope": e.scope, "scope_id": e.scope_id,
