@@ -7,7 +7,7 @@ PY ?= python3
 # Benchmarks take a machine-wide lock so two never run at once and skew each other's figures.
 BENCH := flock /tmp/aftersales-bench.lock $(UV) run --frozen --no-sync python
 
-.PHONY: setup run test clean bench-routing bench-orders bench-timers bench-kpi
+.PHONY: setup run test clean bench-routing bench-orders bench-timers bench-kpi run-prod-like chaos
 
 $(UV):
 	$(PY) -m venv $(TOOLS)
@@ -18,6 +18,17 @@ setup: $(UV)
 
 run: setup
 	$(UV) run --frozen --no-sync python deploy/run_platform.py
+
+# The production topology on this machine: PostgreSQL database per service, two replicas of
+# orders and sla-timer behind one address each, migrations first (deploy/run_prod_like.py).
+run-prod-like: setup
+	$(UV) run --frozen --no-sync python deploy/run_prod_like.py
+
+# The prod-like platform under a workload while replicas and the broker are SIGKILLed, then
+# invariants across services (chaos/run.py). CHAOS_SECONDS (default 1200) of chaos; the last
+# line printed is one JSON object; exit status 1 when anything was lost, duplicated or broken.
+chaos: setup
+	$(UV) run --frozen --no-sync python -m chaos
 
 test: setup
 	$(UV) run --frozen --no-sync pytest $(PYTEST_ARGS)

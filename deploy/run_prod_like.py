@@ -352,11 +352,13 @@ class ProdLikePlatform:
             json.dump(self.operator, f)
         self.say(f"platform operator {client_id}; credentials in {path}")
 
-    def _start_broker(self) -> None:
+    def _start_broker(self, create_topics: bool = True) -> None:
         inst = self.instances[BROKER]
         self.broker = EmbeddedBroker(self.config.kafka_port, log_path=str(inst.log))
         self.broker.start()
         inst.proc = self.broker.process
+        if not create_topics:
+            return
         # Topics with their partitions before any service (a service creates only what it
         # produces; a topic auto-created by a consumer gets the broker's default count).
         for attempt in range(20):
@@ -406,12 +408,13 @@ class ProdLikePlatform:
                 inst.proc.wait()
 
     def restart(self, name: str) -> None:
-        """Start a killed replica again (the broker comes back EMPTY: it keeps nothing)."""
+        """Start a killed replica again. The broker comes back EMPTY (it keeps nothing) and
+        nobody re-creates its topics: the services do, as they must with `make run`."""
         with self._lock:
             inst = self.instances[name]
             if inst.proc is None or inst.proc.poll() is not None:
                 if inst.service == BROKER:
-                    self._start_broker()
+                    self._start_broker(create_topics=False)
                     self.supervisor.started(name)
                 else:
                     self._spawn(inst)
@@ -439,7 +442,7 @@ class ProdLikePlatform:
                     if inst.held:
                         continue
                     try:
-                        self._start_broker() if inst.service == BROKER else self._spawn(inst)
+                        self._start_broker(create_topics=False) if inst.service == BROKER else self._spawn(inst)
                         self.supervisor.started(name)
                         inst.restarts += 1
                         self.say(f"{name} restarted (restart #{self.supervisor.restarts[name]})")

@@ -77,7 +77,7 @@ class Merchant:
         return "platform" if self.served_by_platform else self.mode
 
 
-def merchants(seed: int, n: int) -> list[Merchant]:
+def merchants(seed: int, n: int, tag: str = "") -> list[Merchant]:
     """``n`` merchants cycling through the four modes and three qualities; manufacturers
     enrolled in service express (some with agents online, some without: billable), one
     served by the platform on its behalf (billing) when there are five or more."""
@@ -87,15 +87,14 @@ def merchants(seed: int, n: int) -> list[Merchant]:
         r = rng_for(seed, "merchant", i)
         mode = MODES[i % len(MODES)]
         kind = "pop_seller" if mode == "pop_self_service" else "manufacturer"
-        mid = f"m{seed % 1000}-{i}-{mode.split('_')[0][:4]}"
+        mid = f"{tag or f'w{seed}'}m{i}-{mode.split('_')[0][:4]}"
         own = r.sample(cats, 2)
         skus = []
         for c in own:
             for product, price in CATEGORIES[c]:
                 a, b = (f"{mid}-{product}-{col}" for col in COLOURS)
                 skus += [Sku(a, c, price, b), Sku(b, c, price, a)]
-        quality = ("fast", "slow", "negligent")[(i // len(MODES)) % 3] if n > 4 else ("fast", "slow", "negligent",
-                                                                                        "fast")[i % 4]
+        quality = ("fast", "slow", "negligent")[i % 3]
         m = Merchant(id=mid, kind=kind, mode=mode, quality=quality, categories=own, skus=skus,
                      contact_phone=f"400-{600 + i:03d}-{r.randrange(1000, 9999)}")
         if kind == "manufacturer":
@@ -133,17 +132,17 @@ class OrderPlan:
             return cny(paid)
         return cny(paid * self.quantity / self.purchased_quantity)
 
-    def application(self, now_iso_delivered: str, seed: int) -> dict:
+    def application(self, delivered_at_iso: str) -> dict:
         return {"merchant_id": self.merchant.id, "customer_id": self.customer_id,
                 "customer_phone": self.customer_phone, "customer_level": self.customer_level,
-                "sales_order_id": f"so-{seed}-{self.index}", "order_line_id": "1", "sku": self.sku.sku,
+                "sales_order_id": f"so-{self.idempotency_key}", "order_line_id": "1", "sku": self.sku.sku,
                 "category": self.sku.category, "purchased_quantity": self.purchased_quantity,
                 "quantity": self.quantity, "amount_paid": self.amount_paid, "service_type": self.service_type,
-                "problem_type": self.problem_type, "delivered_at": now_iso_delivered,
+                "problem_type": self.problem_type, "delivered_at": delivered_at_iso,
                 "description": f"workload order {self.index}"}
 
 
-def order_plan(seed: int, index: int, shops: list[Merchant], customers: int = 500) -> OrderPlan:
+def order_plan(seed: int, index: int, shops: list[Merchant], tag: str = "", customers: int = 500) -> OrderPlan:
     r = rng_for(seed, "order", index)
     m = shops[r.randrange(len(shops))]
     sku = r.choice(m.skus)
@@ -152,12 +151,12 @@ def order_plan(seed: int, index: int, shops: list[Merchant], customers: int = 50
     purchased = r.choice((1, 1, 1, 2, 3))
     c = r.randrange(customers)
     return OrderPlan(
-        index=index, merchant=m, sku=sku, customer_id=f"c{seed % 1000}-{c}",
+        index=index, merchant=m, sku=sku, customer_id=f"{tag or f'w{seed}'}c{c}",
         customer_phone=f"13{(seed * 7919 + c) % 10**9:09d}",
         customer_level=r.choices(("regular", "gold", "diamond"), (70, 20, 10))[0],
         service_type=service_type, problem_type=problem, purchased_quantity=purchased,
         quantity=r.randint(1, purchased), amount_paid=str(cny(Decimal(sku.price) * purchased)),
-        delivered_days_ago=r.uniform(0.5, 5.0), idempotency_key=f"wl-{seed}-{index}")
+        delivered_days_ago=r.uniform(0.5, 5.0), idempotency_key=f"{tag or f'w{seed}'}-{index}")
 
 
 # ------------------------------------------------------------------------------ next steps

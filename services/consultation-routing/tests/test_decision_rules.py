@@ -71,7 +71,7 @@ def test_enrolled_im_in_hours_goes_to_the_manufacturers_queue(world):
 def test_enrolled_phone_answers_hotline_extension_and_hover_text_on_product_page(world):
     a = world.route(bj(*WORKDAY, 10), channel="phone")
     assert (a["target"], a["hotline"], a["extension"], a["queue_id"]) == ("manufacturer", "400-606-5500", "8001", None)
-    assert "400-606-5500 转 8001" in a["hover_text"] and "phones" in a["hover_text"]
+    assert "400-606-5500 转 8001" in a["hover_text"] and "解答手机商品" in a["hover_text"]
     other = world.route(bj(*WORKDAY, 10), channel="phone", entry="order_list")
     assert other["hover_text"] is None and other["extension"] == "8001"
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import shared.contracts  # noqa: F401
 from shared.auth import Principal, issue_token
 from shared.events import make_envelope
-from shared.topics import ORDER_EVENTS, SLA_EVENTS
+from shared.topics import CATALOGUE_EVENTS, ORDER_EVENTS, SLA_EVENTS
 
 
 def _snap(merchant: str, created: datetime, **over) -> dict:
@@ -42,6 +42,12 @@ class Feed:
                 "order": _snap(merchant, created, **(snap or {})), "details": details}
         return await self.send(ORDER_EVENTS, make_envelope(type_="service_order.transitioned", key=oid,
                                                            producer="orders", occurred_at=at, data=data), oid)
+
+    async def catalogue(self, merchant, sku, category, at):
+        """``catalogue.sku_upserted`` as the orders service publishes it (key: the SKU)."""
+        env = make_envelope(type_="catalogue.sku_upserted", key=sku, producer="orders", occurred_at=at,
+                            data={"sku": sku, "manufacturer_id": merchant, "category": category})
+        return await self.send(CATALOGUE_EVENTS, env, sku)
 
     async def penalty(self, oid, at):
         data = {"timer_id": str(uuid.uuid4()), "order_id": oid, "rule": "processing_penalty", "action": "penalty",

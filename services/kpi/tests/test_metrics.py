@@ -66,12 +66,17 @@ def _reference(merchants, policy) -> dict[str, tuple[bool, list[str]]]:
             have = sorted((v[m] for v in vals if v[m] is not None), reverse=not LOWER_IS_BETTER[m])
             k = math.ceil(len(have) * policy.platinum_share)
             bench[m] = have[max(1, k) - 1] if have and len(have) >= max(1, policy.platinum_min_peers) else None
+        def beaten(mine, others, m):  # some peer strictly better: a low lead is a warning
+            return any((better(m, o, mine) if m else o > mine) for o in others)
+
         for i, mw in enumerate(group):
             plat = all(vals[i][m] is not None and bench[m] is not None and not better(m, bench[m], vals[i][m])
                        for m in METRICS)
-            warnings = [m for m in METRICS if leads[i][m] is not None and leads[i][m] < policy.lead_warning]
-            idx_lead = lead(scores[i], [x for j, x in enumerate(scores) if j != i and x is not None], None)
-            if idx_lead is not None and idx_lead < policy.lead_warning:
+            warnings = [m for m in METRICS if leads[i][m] is not None and leads[i][m] < policy.lead_warning
+                        and beaten(vals[i][m], [w[m] for w in vals if w[m] is not None], m)]
+            others = [x for j, x in enumerate(scores) if j != i and x is not None]
+            idx_lead = lead(scores[i], others, None)
+            if idx_lead is not None and idx_lead < policy.lead_warning and beaten(scores[i], others, None):
                 warnings.append("index")
             out[mw.merchant_id] = (plat, warnings)
     return out

@@ -23,8 +23,8 @@ H = timedelta(hours=1)
 
 def test_single_head():
     script = ScriptDirectory.from_config(alembic_config(MIGRATIONS, "sqlite://"))
-    assert script.get_heads() == ["0004"]
-    assert [r.revision for r in script.walk_revisions()] == ["0004", "0003", "0002", "0001"]
+    assert script.get_heads() == ["0005"]
+    assert [r.revision for r in script.walk_revisions()] == ["0005", "0004", "0003", "0002", "0001"]
 
 
 async def test_0003_facts_are_carried_over_and_counted(database_url):
@@ -93,3 +93,42 @@ async def test_0003_facts_are_carried_over_and_counted(database_url):
     assert counters[("cons", "m2", "2026-11-16", "")] == [1, 1, 0, 0]
     assert processed == [("kpi.facts", "e1"), ("kpi.facts", "e2"), ("kpi.orders", "e1"), ("kpi.routing", "e2")]
     assert diff == []
+
+
+async def test_0005_adds_the_mode_and_recounts_with_this_release_rules(database_url):
+    """Facts of revision 0004 (no mode) keep their values; the counters are computed
+    again by this release's projection — e.g. a case closed by the ship-back timeout is
+    no longer the merchant's own completion — so the live consumer's differences apply
+    to counters of the same rules."""
+    url = await database_url("kpi_mig5")
+    await upgrade(MIGRATIONS, url, "0004")
+    c = bj(2026, 11, 17, 8)
+    cols = [f for f in P.FIELDS if f != "mode"]
+    timeout = P.OrderFact("o1", snap_version=1, merchant_id="m1", category="phones", sku="s1", service_type="return",
+                          problem_type="quality", amount_cents=19900, created_at=c, on_behalf=False,
+                          audited_at=c + H, closed_at=c + 31 * 24 * H, closed_role="system")
+    own = P.OrderFact("o2", snap_version=1, merchant_id="m1", category="phones", sku="s2", service_type="return",
+                      problem_type="quality", amount_cents=19900, created_at=c, on_behalf=False,
+                      refund_at=c + 5 * H, refund_cents=19900, refund_by="merchant")
+    engine = create_engine(url)
+    of = sa.table("order_facts", *[sa.column(f, UTCDateTime()) if f.endswith("_at") else sa.column(f) for f in cols])
+    kc = sa.table("kpi_counters", *[sa.column(n) for n in ("family", "merchant_id", "period", "dim", "a", "b", "c",
+                                                           "d")])
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(of), [{f: getattr(r, f) for f in cols} for r in (timeout, own)])
+        # what revision 0004's projection counted: the timeout close as self-completed (d = 2)
+        await conn.execute(sa.insert(kc), [dict(family="ix", merchant_id="m1", period="2026-11-17",
+                                                dim="return_and_refund", a=0, b=1, c=0, d=1)])
+    await upgrade(MIGRATIONS, url)
+    async with engine.connect() as conn:
+        facts = sorted(tuple(r) for r in (await conn.execute(sa.select(*[
+            Base.metadata.tables["order_facts"].c[f] for f in P.FIELDS]))).all())
+        counters = {tuple(r[:4]): list(r[4:]) for r in (await conn.execute(sa.text(
+            "SELECT family, merchant_id, period, dim, a, b, c, d FROM kpi_counters"))).all()}
+        tables = await conn.run_sync(lambda sc: sa.inspect(sc).get_table_names())
+    await engine.dispose()
+    assert facts == [timeout.as_tuple(), own.as_tuple()]  # mode null: unknown until a replay
+    assert counters == P.counters_of([timeout, own])
+    assert counters[("ix", "m1", "2026-12-18", "refund_before_shipment")] == [0, 1, 2678400, 0]  # not its own
+    assert counters[("ix", "m1", "2026-11-17", "refund_before_shipment")] == [0, 1, 18000, 1]
+    assert "catalogue_skus" in tables

@@ -67,11 +67,16 @@ class OrderFeed:
                                                     producer="orders", occurred_at=now, data=data))
         return self
 
-    async def fired(self, action: str, rule: str = "r", **details) -> "OrderFeed":
+    async def fired(self, action: str, rule: str = "r", order_version: int | None = None,
+                    cancelled_by: list[str] | None = None, **details) -> "OrderFeed":
+        """A fired deadline, armed at ``order_version`` (default: the order's current version),
+        with its rule's cancelling facts when given (events from before the field have none)."""
         now = self.clock.now()
         data = {"timer_id": str(uuid.uuid4()), "order_id": self.order_id, "rule": rule, "action": action,
-                "order_version": self.version, "order_state": self.state, "due_at": now, "fired_at": now,
-                "details": details}
+                "order_version": self.version if order_version is None else order_version,
+                "order_state": self.state, "due_at": now, "fired_at": now, "details": details}
+        if cancelled_by is not None:
+            data["cancelled_by"] = cancelled_by
         await self.send(SLA_EVENTS, make_envelope(type_="sla.deadline_fired", key=self.order_id,
                                                   producer="sla-timer", occurred_at=now, data=data))
         return self
@@ -108,6 +113,13 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()["items"]
 
+    async def reveal(self, message_id: int, reason: str = "客户来电核实号码") -> str:
+        """The whole phone number of one message (an operator's recorded reveal)."""
+        r = await self.client.post(f"/v1/messages/{message_id}/reveal-phone", json={"reason": reason},
+                                   headers=self.operator)
+        assert r.status_code == 200, r.text
+        return r.json()["phone"]
+
     async def wait_messages(self, order_id: str, n: int, **filters) -> list[dict]:
         async def check():
             items = [m for m in await self.messages(order_id)
@@ -121,10 +133,10 @@ def notifier_factory(start_service, database_url, tmp_path):
     async def start(**overrides) -> Api:
         overrides.setdefault("sms_log_file", str(tmp_path / "sms.log"))
         overrides.setdefault("rate_limit_per_window", 100)
+        overrides.setdefault("dispatch_interval_s", 0.05)
         if "database_url" not in overrides:  # (a second replica passes the first one's)
             overrides["database_url"] = await database_url("notifier")
-        svc = await start_service(create_app, NotifierSettings, clock="virtual", dispatch_interval_s=0.05,
-                                  **overrides)
+        svc = await start_service(create_app, NotifierSettings, clock="virtual", **overrides)
         return Api(svc)
     return start
 

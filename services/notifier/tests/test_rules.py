@@ -80,3 +80,23 @@ def test_rate_limit_window():
     assert rate_limited_until([now - timedelta(minutes=10)], now, 2, w) is None
     sent = [now - timedelta(minutes=50), now - timedelta(minutes=10), now - timedelta(hours=2)]
     assert rate_limited_until(sent, now, 2, w) == now + timedelta(minutes=10)
+
+
+def test_a_deadline_is_stale_when_a_later_transition_cancels_its_rule():
+    from notifier.staleness import cancelled_by, transition_facts
+
+    assert transition_facts("fill_shipment", "awaiting_return_shipment", "awaiting_receipt") == {
+        "action:fill_shipment", "state:awaiting_receipt"}
+    assert transition_facts("message", "pending_audit", "pending_audit") == {"action:message"}
+    seen = [(3, "audit.approve_return", "pending_audit", "awaiting_return_shipment"),
+            (4, "remind_to_ship", "awaiting_return_shipment", "awaiting_return_shipment"),
+            (5, "fill_shipment", "awaiting_return_shipment", "awaiting_receipt")]
+    facts = ["action:fill_shipment", "state:closed"]
+    assert cancelled_by(seen, 3, facts) == (5, "action:fill_shipment")
+    assert cancelled_by(reversed(seen), 3, facts) == (5, "action:fill_shipment")  # in any order
+    assert cancelled_by(seen, 5, facts) is None  # armed at (or after) the cancelling transition: a new round
+    assert cancelled_by(seen[:2], 3, facts) is None  # later transitions, none cancelling
+    assert cancelled_by(seen, 3, []) is None  # an event without cancelling facts: nothing to check
+    assert cancelled_by([(6, "system.auto_close", "awaiting_return_shipment", "closed")], 3, facts) == (6, "state:closed")
+    # a state fact is an arrival: staying in the state produces none
+    assert cancelled_by([(6, "note", "closed", "closed")], 3, facts) is None

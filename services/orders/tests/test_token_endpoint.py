@@ -7,12 +7,15 @@ import threading
 import time
 
 import httpx
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from orders.adapters.attempt_limits import AttemptLimits
 from orders.adapters.secret_hashing import LegacyPbkdf2Hasher
 from orders.handlers.accounts import create_client
 from orders.models import ApiClient
+from orders.settings import OrdersSettings
 from shared.testing import serve_uvicorn
 
 TOKEN = "/v1/oauth/token"
@@ -157,3 +160,11 @@ async def test_an_earlier_pbkdf2_hash_still_verifies_and_is_upgraded(api):
     assert (await stored_hash(api, "old-timer")).startswith("$argon2id$")
     r = await api.client.post(TOKEN, data=creds("old-timer", c["client_secret"]))
     assert r.status_code == 200
+
+
+def test_limit_settings_are_checked_at_start():
+    with pytest.raises(ValidationError, match="token_failures_per_client"):
+        OrdersSettings(environment="test", token_failures_per_client="lots")
+    with pytest.raises(ValidationError, match="async"):
+        OrdersSettings(environment="test", token_limit_storage="memory://")
+    assert OrdersSettings(environment="test", token_failures_per_address="10 per minute").token_failures_per_address

@@ -15,6 +15,7 @@ from shared.events import Envelope
 from shared.migrations import upgrade
 from shared.outbox import row_messages
 from sla_timer.app import MIGRATIONS, create_app
+from sla_timer.domain.rules import RULES, RULES_BY_NAME
 from sla_timer.handlers.firing import fire_due
 from sla_timer.models import Timer
 from sla_timer.settings import SlaTimerSettings
@@ -92,12 +93,16 @@ async def test_event_carries_what_the_timer_was_set_for(database_url):
         assert env["type"] == "sla.deadline_fired" and env["key"] == "o-0"
         assert env["data"] | {"fired_at": None} == {
             "timer_id": tid, "order_id": "o-0", "rule": "auto_refund", "action": "auto_refund", "order_version": 4,
-            "order_state": "awaiting_receipt", "due_at": env["data"]["due_at"], "fired_at": None, "details": {}}
+            "order_state": "awaiting_receipt", "due_at": env["data"]["due_at"], "fired_at": None, "details": {},
+            # the rule's cancelling facts: consumers that saw a later one ignore the deadline
+            "cancelled_by": sorted(RULES_BY_NAME["auto_refund"].cancelled_by)}
+        assert "action:process.refund" in env["data"]["cancelled_by"] and "state:closed" in env["data"]["cancelled_by"]
         assert t.state == "fired" and t.fired_at == T0
         # The hand-built JSON honours the shared contract.
         parsed = Envelope.model_validate_json(p)
         fired = DeadlineFired.model_validate(parsed.data)
         assert fired.fired_at == T0 and fired.due_at == T0 and parsed.key == "o-0"
+        assert fired.cancelled_by == env["data"]["cancelled_by"]
         # Both backends derive the same event id from the timer id (PostgreSQL builds it in SQL).
         assert str(parsed.id) == str(uuid.uuid3(uuid.NAMESPACE_URL, f"sla-timer/{tid}"))
         assert parsed.occurred_at == T0 and parsed.producer == "sla-timer" and parsed.correlation_id is None
@@ -144,5 +149,48 @@ async def test_both_backends_write_the_same_envelope_for_any_text(database_url):
             d["due_at"], d["fired_at"] = datetime.fromisoformat(d["due_at"]), datetime.fromisoformat(d["fired_at"])
         assert got["data"] == want["data"]
         assert Envelope.model_validate_json(payload).key == odd
+    finally:
+        await rt.engine.dispose()
+
+
+async def test_every_rule_fires_with_its_cancelling_facts_on_both_paths(database_url):
+    """Every rule's event carries the rule's ``cancelled_by`` (sorted), built in SQL on
+    PostgreSQL and in Python on SQLite alike; a rule the table does not know carries none
+    (left out, as the contract leaves out an empty list: consumers read [])."""
+    from sla_timer.handlers.firing import _payload
+
+    url = await database_url("sla-timer")
+    await upgrade(MIGRATIONS, url)
+    clock = ManualClock(T0)
+    rt = replica(url, clock)
+    names = [r.name for r in RULES] + ["retired_rule"]
+    try:
+        async with rt.uow() as s:
+            await s.execute(insert(Timer), [
+                {"id": f"t-{i:02d}", "order_id": f"o-{name}", "rule": name, "action": "remind_customer",
+                 "details": {"day": 5}, "state": "pending", "due_at": T0 - timedelta(minutes=60 - i),
+                 "order_version": 3, "order_state": "awaiting_return_shipment", "created_at": T0}
+                for i, name in enumerate(names)])
+        assert await fire_due(rt) == len(names)
+        ob = rt.tables.outbox
+        async with rt.sessions() as s:
+            payloads = [p for r in (await s.execute(select(ob.c.event_type, ob.c.key, ob.c.payload))).all()
+                        for _k, p in row_messages(r.event_type, r.key, r.payload)]
+            timers = {t.rule: t for t in (await s.execute(select(Timer))).scalars()}
+        assert len(payloads) == len(names)
+        for raw in payloads:
+            env = json.loads(raw)
+            rule = env["data"]["rule"]
+            fired = DeadlineFired.model_validate(Envelope.model_validate_json(raw).data)
+            if rule == "retired_rule":
+                assert "cancelled_by" not in env["data"] and fired.cancelled_by == []
+            else:
+                assert env["data"]["cancelled_by"] == sorted(RULES_BY_NAME[rule].cancelled_by) != []
+                assert fired.cancelled_by == env["data"]["cancelled_by"]
+            # the same envelope as the Python path (instants compared as instants)
+            want = json.loads(_payload(timers[rule], T0))
+            for d in (env["data"], want["data"]):
+                d["due_at"], d["fired_at"] = datetime.fromisoformat(d["due_at"]), datetime.fromisoformat(d["fired_at"])
+            assert env["data"] == want["data"] and list(env["data"]) == list(want["data"])
     finally:
         await rt.engine.dispose()

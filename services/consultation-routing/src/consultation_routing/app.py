@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from consultation_routing.api.operators import router as operators_router
 from consultation_routing.api.route import RouteFastPath, RoutingApp
 from consultation_routing.api.route import router as route_router
 from consultation_routing.components import Routing
-from consultation_routing.consumers import catalogue_handlers
+from consultation_routing.consumers import catalogue_handlers, order_handlers
 from consultation_routing.qualification import qualification_handlers
 from consultation_routing.engine import RoutingEngine
 from consultation_routing.models import Base, messaging
@@ -21,19 +22,30 @@ from consultation_routing.state import RoutingState
 from shared.calendar import DEFAULT_CALENDAR
 from shared.runtime import ConsumerSpec, Runtime, ServiceDefinition, create_service_app
 from shared.settings import load_settings
-from shared.topics import CATALOGUE_EVENTS, KPI_EVENTS
+from shared.topics import CATALOGUE_EVENTS, KPI_EVENTS, ORDER_EVENTS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
+# Service orders older than ORDER_LOOKUP_DAYS are forgotten this often.
+FORGET_ORDERS_EVERY_S = 3600.0
+
+
 async def refresh_loop(routing: Routing, interval_s: float) -> None:
+    forgotten_at = time.monotonic()
     while True:
         await asyncio.sleep(interval_s)
         try:
             await routing.state.refresh()
         except Exception as exc:  # noqa: BLE001 - the state ages; decisions degrade past the limit
             log.warning("routing state refresh failed", extra={"error": repr(exc)})
+        if time.monotonic() - forgotten_at >= FORGET_ORDERS_EVERY_S:
+            forgotten_at = time.monotonic()
+            try:
+                await routing.state.forget_old_orders()
+            except Exception as exc:  # noqa: BLE001 - tried again next time
+                log.warning("forgetting old service orders failed", extra={"error": repr(exc)})
 
 
 async def start_routing(rt: Runtime) -> None:
@@ -60,12 +72,14 @@ def create_app(settings: ConsultationRoutingSettings | None = None):
         migrations_dir=MIGRATIONS,
         routers=[route_router, operators_router],
         consumers=[ConsumerSpec("catalogue", [CATALOGUE_EVENTS], catalogue_handlers),
+                   ConsumerSpec("orders", [ORDER_EVENTS], order_handlers),
                    ConsumerSpec("qualification", [KPI_EVENTS], qualification_handlers)],
         on_start=start_routing,
     )
     app = create_service_app(definition, settings)
     rt: Runtime = app.state.runtime
-    state = RoutingState(rt.sessions, now=lambda: rt.clock.now())
+    state = RoutingState(rt.sessions, now=lambda: rt.clock.now(),
+                         order_lookup=timedelta(days=settings.order_lookup_days))
     routing = Routing(
         state=state,
         engine=RoutingEngine(state, settings, DEFAULT_CALENDAR),

@@ -3,7 +3,10 @@
 Drains the decision journal (``journal.Drainer``: one writer per journal directory, by
 lock) into the outbox, batch by batch, each in one transaction (retrying while the
 database is unavailable), recording the journal position after each commit and telling
-the service how many decisions it wrote with a line "<n>" on stdout. A line on stdin
+the service how many decisions it wrote with a line "<n>" on stdout. Each batch also
+records, in the same transaction, the decisions a transfer may name (``decisions``);
+every ``FORGET_EVERY_S`` the writer deletes those older than the retention, measured on
+the time of the latest decision it wrote. A line on stdin
 means "more was journaled"; without one it still looks every 0.2 s. EOF on stdin (the
 service stops, or is gone) makes it drain everything left, then end. Logs go to stderr,
 as the service's do.
@@ -15,12 +18,13 @@ import logging
 import os
 import signal
 import sys
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 
 import shared.contracts  # noqa: F401 - registers the event types (topics)
 from consultation_routing.journal import Drainer
 from consultation_routing.models import messaging
-from consultation_routing.publisher import drain_once
+from consultation_routing.publisher import drain_once, forget_decisions
 from shared import db
 from shared.events import registry
 from shared.logging import configure_logging
@@ -28,6 +32,7 @@ from shared.outbox import Outbox
 
 log = logging.getLogger("consultation_routing.decision_writer")
 POLL_S = 0.2
+FORGET_EVERY_S = 60.0
 STOP_ATTEMPTS = 2
 
 
@@ -51,7 +56,16 @@ async def _wakeups(reader: asyncio.StreamReader, wake: asyncio.Event, eof: async
         wake.set()
 
 
-async def serve(url: str, journal_dir: str, batch: int) -> None:
+async def _forget(sessions, clock: "_At", retention: timedelta) -> None:
+    if clock.at is None:
+        return  # no decision written yet: nothing to measure the retention from
+    try:
+        await forget_decisions(sessions, clock.at - retention)
+    except Exception as exc:  # noqa: BLE001 - tried again at the next round
+        log.warning("deleting old decisions failed", extra={"error": repr(exc)})
+
+
+async def serve(url: str, journal_dir: str, batch: int, retention: timedelta = timedelta(hours=72)) -> None:
     drainer = await asyncio.to_thread(Drainer, journal_dir)  # waits while an older writer still drains
     engine = db.create_engine(url)
     sessions = db.session_factory(engine)
@@ -64,8 +78,12 @@ async def serve(url: str, journal_dir: str, batch: int) -> None:
     wakeups = asyncio.create_task(_wakeups(reader, wake, eof))
     out = sys.stdout.buffer
     delay, failed_at_stop = 0.1, 0
+    forgotten_at = time.monotonic()
     try:
         while True:
+            if time.monotonic() - forgotten_at >= FORGET_EVERY_S:
+                forgotten_at = time.monotonic()
+                await _forget(sessions, clock, retention)
             try:
                 n = await drain_once(drainer, sessions, outbox, registry.topic_for, batch,
                                      before_write=lambda items: setattr(clock, "at", items[-1][0][0]))
@@ -108,7 +126,8 @@ def main() -> None:
     configure_logging("consultation-routing", os.environ.get("ROUTING_WRITER_LOG_LEVEL", "INFO"),
                       os.environ.get("ROUTING_WRITER_LOG_JSON", "True") == "True")
     asyncio.run(serve(os.environ["ROUTING_WRITER_DATABASE_URL"], os.environ["ROUTING_WRITER_JOURNAL_DIR"],
-                      int(os.environ.get("ROUTING_WRITER_BATCH", "500"))))
+                      int(os.environ.get("ROUTING_WRITER_BATCH", "500")),
+                      timedelta(hours=float(os.environ.get("ROUTING_WRITER_DECISION_RETENTION_H", "72")))))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from dataclasses import replace
 from datetime import date, timedelta
 
 from consultation_routing.domain.decision import decide
@@ -44,6 +45,24 @@ class RoutingEngine:
                 self._working.clear()
             cached = self._working[day] = self.calendar.is_working_day(day)
         return cached
+
+    def resolve(self, c: Consultation) -> Consultation:
+        """The consultation about the SKU its service order (or else its sales order) names,
+        when it names no catalogue SKU itself; unchanged otherwise (and on any failure)."""
+        try:
+            st = self.state
+            if c.sku is not None and c.sku in st.skus:
+                return c
+            if c.service_order_id is None and c.sales_order_id is None:
+                return c
+            sku = st.order_sku(c.service_order_id, c.sales_order_id)
+            # an unknown SKU the caller named stays, unless the order names one routing knows
+            if sku is None or sku == c.sku or (c.sku is not None and sku not in st.skus):
+                return c
+            return replace(c, sku=sku)
+        except Exception:  # noqa: BLE001 - route() answers whatever this returns
+            log.exception("resolving a consultation's order failed")
+            return c
 
     def route(self, c: Consultation) -> dict:
         try:

@@ -68,3 +68,37 @@ class TransferRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     sku: Mapped[str | None] = mapped_column(String(100), nullable=True)
     transferred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DecisionRow(Base):
+    """A decision that involved an enrolled manufacturer (its queue, or the platform on its
+    behalf), written by the decision writer in the transaction of its events: a transfer
+    must name one that sent the consultation to that manufacturer. Kept
+    ``DECISION_RETENTION_H`` hours (the writer deletes older ones)."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_decided_at", "decided_at"),)
+
+    decision_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    manufacturer_id: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(10))
+    sku: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OrderSkuRow(Base):
+    """Service order → SKU (and its sales order), from ``service_order.created``: a
+    consultation that names only a service order or a sales order is routed by its SKU.
+    Orders older than ``ORDER_LOOKUP_DAYS`` are forgotten."""
+
+    __tablename__ = "order_skus"
+    __table_args__ = (Index("ix_order_skus_updated", "updated_at"), Index("ix_order_skus_created", "created_at"))
+
+    service_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sales_order_id: Mapped[str] = mapped_column(String(64))
+    sku: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -42,14 +42,17 @@ import os
 import sys
 import uuid
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timezone
 
 from prometheus_client import Counter
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 
 from consultation_routing.domain.decision import BILLABLE_REASONS
 from consultation_routing.domain.model import Consultation
 from consultation_routing.domain.packages import package_for
 from consultation_routing.journal import Drainer, Journal
+from consultation_routing.models import DecisionRow
 from shared.outbox import bundle_line
 
 log = logging.getLogger(__name__)
@@ -101,8 +104,9 @@ def decision_events(record: tuple, manufacturer_package: int | None) -> list[tup
     ``consultation_id`` is the decision id (one per consultation, see engine.decision_id_of)."""
     (at, channel, entry_point, phase, sku, customer_id, sales_order_id, service_order_id,
      decision_id, target, reason, manufacturer_id, category, queue_id, billable) = record
-    when = at.isoformat()
-    occurred = _iso(at)
+    if at.utcoffset():
+        at = at.astimezone(timezone.utc)  # events are UTC, whatever offset the clock answered in
+    when = occurred = _iso(at)  # as pydantic writes a UTC time ("Z")
     key = manufacturer_id or "platform"
     out = [(DECIDED, key, _envelope_json(DECIDED, key, occurred, {
         "decision_id": decision_id, "decided_at": when, "channel": channel, "entry_point": entry_point,
@@ -132,13 +136,57 @@ def outbox_bundles(items: list[tuple[tuple, int | None]], topic_for) -> dict[str
     return bundles
 
 
-async def write_bundles(sessions, outbox, bundles: dict[str, tuple[str, list[str]]]) -> None:
-    """One transaction. Not rt.uow(): it would wake the relay after every batch; decisions
-    are not urgent, so the relay picks them up on its next poll."""
+def decision_rows(items: list[tuple[tuple, int | None]]) -> list[dict]:
+    """The ``decisions`` rows of a batch: decisions that involved an enrolled manufacturer
+    (the ones a transfer can name, or must be told apart from), one per decision id. A
+    named consultation decided several times keeps a decision that sent it to the
+    manufacturer's queue, if any did."""
+    rows: dict[str, dict] = {}
+    for record, _package in items:
+        (at, channel, _e, _p, sku, _c, _sa, _so, decision_id, target, reason, manufacturer_id, category, _q,
+         _b) = record
+        if manufacturer_id is None:
+            continue
+        held = rows.get(decision_id)
+        if held is not None and (held["target"] == "manufacturer" or target != "manufacturer"):
+            continue
+        rows[decision_id] = {"decision_id": decision_id, "manufacturer_id": manufacturer_id, "target": target,
+                             "reason": reason, "channel": channel, "sku": sku, "category": category,
+                             "decided_at": at}
+    return list(rows.values())
+
+
+async def store_decisions(session, rows: list[dict]) -> None:
+    """Insert, or replace a recorded platform decision of the same id by one to the manufacturer."""
+    if not rows:
+        return
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    table = DecisionRow.__table__
+    for i in range(0, len(rows), 500):
+        stmt = insert(table).values(rows[i:i + 500])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["decision_id"], set_={c: stmt.excluded[c] for c in rows[0] if c != "decision_id"},
+            where=(table.c.target != "manufacturer") & (stmt.excluded.target == "manufacturer"))
+        await session.execute(stmt)
+
+
+async def forget_decisions(sessions, before: datetime) -> None:
+    """Delete decisions older than ``before``: past the retention no transfer may name them."""
+    async with sessions() as s:
+        async with s.begin():
+            await s.execute(delete(DecisionRow).where(DecisionRow.decided_at < before))
+
+
+async def write_bundles(sessions, outbox, bundles: dict[str, tuple[str, list[str]]],
+                        decisions: list[dict] | None = None) -> None:
+    """One transaction: the events and the decision rows. Not rt.uow(): it would wake the
+    relay after every batch; decisions are not urgent, so the relay picks them up on its
+    next poll."""
     async with sessions() as s:
         async with s.begin():
             for topic, (first_key, lines) in bundles.items():
                 await outbox.add_bundle_lines(s, topic, first_key, lines)
+            await store_decisions(s, decisions or [])
 
 
 async def drain_once(drainer: Drainer, sessions, outbox, topic_for, max_records: int, before_write=None) -> int:
@@ -149,7 +197,7 @@ async def drain_once(drainer: Drainer, sessions, outbox, topic_for, max_records:
     if items and before_write is not None:
         before_write(items)
     if items:
-        await write_bundles(sessions, outbox, outbox_bundles(items, topic_for))
+        await write_bundles(sessions, outbox, outbox_bundles(items, topic_for), decision_rows(items))
     if positions:
         drainer.committed(positions)
     return len(items)
@@ -188,6 +236,7 @@ class DecisionPublisher:
                                        "Decision writer processes started again after one ended",
                                        registry=rt.metrics)
         self._running = False
+        self.written_count = 0  # decisions written to the outbox since start (the acks, counted)
 
     def offer(self, consultation: Consultation, decision: dict) -> "asyncio.Future | None":
         """Buffer a decision for publication (never a what-if: the route does not offer
@@ -272,8 +321,24 @@ class DecisionPublisher:
                                         self.batch):
                 self._pending = max(0, self._pending - n)
                 self.written.inc(n)
+                self.written_count += n
         finally:
             drainer.close()
+
+    async def settle(self, timeout_s: float) -> None:
+        """Wait, at most ``timeout_s``, until the decisions answered so far by this process are
+        written (with their ``decisions`` rows): a transfer may name a decision answered a
+        moment ago. Without the writer running (tests), journal and write them here."""
+        if not self._running:
+            if self.buffered():
+                await self.flush()
+            return
+        target = self.written_count + self.buffered()
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.written_count < target and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     # --- the journal task and the writer process -----------------------------------------------
 
@@ -355,6 +420,7 @@ class DecisionPublisher:
         env = {**os.environ, "ROUTING_WRITER_DATABASE_URL": settings.database_url,
                "ROUTING_WRITER_JOURNAL_DIR": str(self.journal.directory),
                "ROUTING_WRITER_BATCH": str(self.batch),
+               "ROUTING_WRITER_DECISION_RETENTION_H": str(settings.decision_retention_h),
                "ROUTING_WRITER_LOG_LEVEL": settings.log_level, "ROUTING_WRITER_LOG_JSON": str(settings.log_json)}
         try:
             return await asyncio.create_subprocess_exec(
@@ -373,3 +439,4 @@ class DecisionPublisher:
             n = int(line)
             self._pending = max(0, self._pending - n)
             self.written.inc(n)
+            self.written_count += n

@@ -28,6 +28,13 @@ class ConsultationRoutingSettings(ServiceSettings):
     # Decision ids of named consultations this process already billed (a repeat is not billed
     # again); KPI's one fact per consultation id holds across replicas and restarts.
     remember_billed: int = Field(default=100_000, ge=1, le=10_000_000)
+    # Decisions a transfer may name are kept this long (the writer deletes older ones).
+    decision_retention_h: float = Field(default=72.0, gt=0, le=24 * 366)
+    # Service orders routing remembers (order → SKU, for consultations naming only an order),
+    # by creation time: older ones are forgotten (memory and table).
+    order_lookup_days: int = Field(default=180, ge=1, le=3660)
+    # A transfer whose decision this replica answered but has not written yet waits this long for it.
+    transfer_wait_s: float = Field(default=2.0, ge=0, le=30)
 
     @property
     def journal_path(self) -> str:

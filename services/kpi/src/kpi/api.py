@@ -272,7 +272,13 @@ INDEX_METHOD = {
     "platinum_benchmark": "best-decile value of the category's merchants: values sorted best first, the one at "
                           "rank ceil(10% x n); only with at least platinum_min_peers merchants having a value",
     "industry_average": "pooled over the category's merchants (sum of numerators / sum of denominators)",
-    "lead_pct": "share of the other merchants of the category (with a value) strictly worse; warning under 30%",
+    "lead_pct": "share of the other merchants of the category (with a value) strictly worse; warning under 30%, "
+                "except at the category's best value (no peer strictly better)",
+    "category": "the category most of the merchant's catalogue SKUs carry, else most of its service orders, "
+                "mapped to its top-level category",
+    "self_completion_rate": "cases whose outcome the merchant itself carried out / completed cases (not: orders "
+                            "the platform serves, arbitration, platform or timer refunds, timeout closes, "
+                            "abandonment)",
     "index_score": "1:1:1 mean of the three leads",
     "platinum": "all three indicators at least as good as the category's platinum benchmark",
 }

@@ -58,6 +58,7 @@ class OrderFactOut(Out):
     amount_paid: Money | None
     created_at: DateTimeStr | None
     on_behalf: bool | None
+    mode: str | None = Field(description="fulfilment mode of the order (null: recorded before the mode was kept)")
     audited_at: DateTimeStr | None
     audit_action: str | None
     received_at: DateTimeStr | None
@@ -375,6 +376,8 @@ class IndexMethod(Out):
     platinum_benchmark: str
     industry_average: str
     lead_pct: str
+    category: str
+    self_completion_rate: str
     index_score: str
     platinum: str
     platinum_min_peers: int

@@ -27,7 +27,7 @@ def _start(rt: Runtime) -> None:
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
 
-    rt.kpi_consumer = start_consumer(rt)  # one group over the order, SLA and routing topics (batched)
+    rt.kpi_consumer = start_consumer(rt)  # one group over the order, SLA, routing and catalogue topics (batched)
     rt.kpi_figures = metrics.install(rt)
 
 

@@ -44,11 +44,11 @@ def _q(values) -> str:
 
 
 _SNAP_T = ("STRUCT(merchant_id JSON, sku JSON, category JSON, amount_paid JSON, service_type JSON, "
-           "problem_type JSON, created_at JSON, on_behalf JSON)")
+           "problem_type JSON, created_at JSON, on_behalf JSON, mode JSON)")
 COLUMNS = ("{'type': 'VARCHAR', 'schema_version': 'JSON', 'data': 'STRUCT(order_id JSON, version JSON, "
            "action JSON, to_state JSON, actor_role JSON, occurred_at JSON, fired_at JSON, details JSON, "
            f"\"order\" {_SNAP_T}, merchant_id JSON, sku JSON, category JSON, amount_paid JSON, service_type JSON, "
-           "problem_type JSON, created_at JSON, on_behalf JSON)'}")
+           "problem_type JSON, created_at JSON, on_behalf JSON, mode JSON)'}")
 
 MACROS = [
     # a JSON string without escapes (the canonical layout) → its value; anything else → NULL
@@ -80,6 +80,7 @@ MACROS = [
 ]
 
 _PROLES = _q(P.PLATFORM_ROLES)
+_MROLES = _q(P.MERCHANT_ROLES)
 
 
 def _counters_sql() -> str:
@@ -123,11 +124,17 @@ def _counters_sql() -> str:
         unit("'ix'", "dayk(fin_at)", "path", b=one,
              c="CASE WHEN (epoch_us(fin_at) - epoch_us(created_at)) // 1000000 > 0 "
                "THEN (epoch_us(fin_at) - epoch_us(created_at)) // 1000000 ELSE 0 END",
-             dd="CASE WHEN arbitration_at IS NOT NULL AND arbitration_at <= fin_at THEN 0 "
+             # see projection.self_completed
+             dd=f"CASE WHEN on_behalf OR mode = '{P.PLATFORM_MODE}' THEN 0 "
+                "WHEN arbitration_at IS NOT NULL AND arbitration_at <= fin_at THEN 0 "
                 "WHEN fin_kind = 'refund' THEN CASE WHEN refund_by = 'merchant' THEN 1 ELSE 0 END "
-                f"WHEN fin_kind = 'closed' THEN CASE WHEN closed_role IN ({_PROLES}) THEN 0 ELSE 1 END ELSE 1 END",
+                f"WHEN fin_kind = 'closed' THEN CASE WHEN closed_role IN ({_MROLES}) THEN 1 "
+                f"WHEN closed_role IN ({_PROLES}) THEN 0 "
+                "WHEN processed_at <= fin_at OR exchange_created_at <= fin_at THEN 1 ELSE 0 END ELSE 1 END",
              w="path IS NOT NULL AND fin_at IS NOT NULL"),
         unit("'mcat'", "''", "category", a=one),
+        unit("'sx'", "weekk(created_at)", "''", a=one,
+             w=f"mode IN ({_q(P.MANUFACTURER_MODES)}) AND NOT coalesce(on_behalf, false)"),
         unit("'bill'", "monthk(created_at)", "'service_order'", a=one, w="on_behalf"),
     ]
     # finish: the earliest of refund / exchange shipped / closed (the first listed on a tie)
@@ -296,7 +303,8 @@ CREATE TABLE folded AS
 SELECT oid_j,
   min(struct_pack(ver := jver(ver_j), m := jstr(m_j), cat := jstr(cat_j), sku := jstr(sku_j), st := jstr(st_j),
                   pt := jstr(pt_j), cs := CAST({snapcents} AS VARCHAR), created := jts(created_j),
-                  behalf := behalf_j = 'true', cents := {snapcents}))
+                  behalf := behalf_j = 'true', md := coalesce(jstr(mode_j), '{P.DEFAULT_MODE}'),
+                  cents := {snapcents}))
       FILTER (WHERE type IN ('service_order.transitioned', {CR})) AS snap,
   {milestones},
   min(struct_pack(t := jts(fired_j), k0 := CAST({pen} AS VARCHAR), v0 := {pen}))
@@ -315,7 +323,8 @@ FROM (
          CASE WHEN type = 'service_order.transitioned' THEN data."order".service_type::VARCHAR ELSE data.service_type::VARCHAR END AS st_j,
          CASE WHEN type = 'service_order.transitioned' THEN data."order".problem_type::VARCHAR ELSE data.problem_type::VARCHAR END AS pt_j,
          CASE WHEN type = 'service_order.transitioned' THEN data."order".created_at::VARCHAR ELSE data.created_at::VARCHAR END AS created_j,
-         CASE WHEN type = 'service_order.transitioned' THEN data."order".on_behalf::VARCHAR ELSE data.on_behalf::VARCHAR END AS behalf_j
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".on_behalf::VARCHAR ELSE data.on_behalf::VARCHAR END AS behalf_j,
+         CASE WHEN type = 'service_order.transitioned' THEN data."order".mode::VARCHAR ELSE data.mode::VARCHAR END AS mode_j
   FROM read_ndjson({paths}, columns = {COLUMNS}, ignore_errors = true, format = 'newline_delimited')
 ) e
 GROUP BY oid_j;
@@ -328,7 +337,7 @@ _FACTS_SQL = """
 CREATE TABLE facts AS
 SELECT jstr(oid_j) AS order_id, snap.ver AS snap_version, snap.m AS merchant_id, snap.cat AS category, snap.sku AS sku,
   snap.st AS service_type, snap.pt AS problem_type, snap.cents AS amount_cents, snap.created AS created_at,
-  snap.behalf AS on_behalf,
+  snap.behalf AS on_behalf, snap.md AS mode,
   audited.t AS audited_at, audited.v0 AS audit_action, received.t AS received_at,
   processed.t AS processed_at, processed.v0 AS process_action, xc.t AS exchange_created_at,
   xs.t AS exchange_shipped_at, shipped_back.t AS shipped_back_at, rated.t AS rated_at, rated.v0 AS stars,
@@ -352,4 +361,5 @@ def _snap_ok() -> str:
             f"AND regexp_full_match(jstr(amount_j), '[0-9]{{1,12}}(\\.[0-9]{{1,2}})?') "
             f"AND st_j IN ({_qj(('return', 'exchange', 'repair', 'compensation'))}) "
             f"AND pt_j IN ({_qj(('quality', 'logistics', 'not_as_described', 'no_reason', 'other'))}) "
-            f"AND jts(created_j) IS NOT NULL AND (behalf_j IS NULL OR behalf_j IN ('true', 'false'))")
+            f"AND jts(created_j) IS NOT NULL AND (behalf_j IS NULL OR behalf_j IN ('true', 'false')) "
+            f"AND (mode_j IS NULL OR jstr(mode_j) IS NOT NULL)")

@@ -1,6 +1,7 @@
-"""Order, SLA and routing events → KPI facts and counters (never another service's tables).
+"""Order, SLA, routing and catalogue events → KPI facts and counters (never another
+service's tables).
 
-One consumer group (``kpi.facts``) reads the three topics and applies what each
+One consumer group (``kpi.facts``) reads the four topics and applies what each
 poll returns in ONE transaction, then commits the offsets. Order and SLA events in
 the canonical byte layout the producers write are decoded by ``kpi.fastdecode.decode_live``
 (an anchored match reading the fields the projection needs); anything else is
@@ -27,18 +28,19 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 
 from kpi.fastdecode import decode_live
-from kpi.projection import CONSULT_TYPES, HANDLED_TYPES, NaiveTime, consultation_fact, order_id_of, relevant
-from kpi.store import PG_INBOX, model_fold, pg_connection, project, project_folds
+from kpi.projection import (CATALOGUE_TYPES, CONSULT_TYPES, HANDLED_TYPES, NaiveTime, catalogue_entry,
+                            consultation_fact, order_id_of, relevant)
+from kpi.store import PG_INBOX, model_fold, pg_connection, project, project_catalogue, project_folds
 from shared.consumer import ConsumerConfig, EventConsumer, PermanentError
 from shared.events import Envelope, UnknownEventType
 from shared.kafka import TopicSpec, ensure_topics
 from shared.runtime import Runtime
-from shared.topics import ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
+from shared.topics import CATALOGUE_EVENTS, ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
 
 log = logging.getLogger(__name__)
 
 GROUP = "kpi.facts"
-TOPICS = [ORDER_EVENTS, SLA_EVENTS, ROUTING_EVENTS]
+TOPICS = [ORDER_EVENTS, SLA_EVENTS, ROUTING_EVENTS, CATALOGUE_EVENTS]
 MAX_BATCH = 2000
 PARTITION_CHANGE_GRACE_S = 5.0
 
@@ -55,7 +57,7 @@ def handlers() -> dict:
             relevant(env.type, data)
         except NaiveTime as exc:
             raise PermanentError(str(exc)) from None
-        await project(session, [(env.type, data)])
+        await project(session, [(env.type, data, env.occurred_at)])
 
     return dict.fromkeys(HANDLED_TYPES, handle)
 
@@ -138,8 +140,9 @@ class FactsConsumer(EventConsumer):
 
     async def handle_batch(self, records: list[ConsumerRecord]) -> None:
         started = time.perf_counter()
-        # (event id, type, (order id, fold) or None, consultation fact or None), in log order
-        parsed: list[tuple[str, str, tuple | None, tuple | None]] = []
+        # (event id, type, (order id, fold) or None, consultation fact or None, catalogue entry or None),
+        # in log order
+        parsed: list[tuple[str, str, tuple | None, tuple | None, tuple | None]] = []
         replay: list[ConsumerRecord] = []  # what the one-by-one path takes if the batch fails
         for msg in records:
             try:
@@ -167,12 +170,12 @@ class FactsConsumer(EventConsumer):
         self.batch_seconds.observe(time.perf_counter() - started)
 
     async def _decode(self, msg: ConsumerRecord) -> tuple | None:
-        """(event id, type, (order id, fold) or None, consultation fact or None) for a record
-        to apply; None for one that is parked here or not needed. Raises on anything
-        unexpected (out-of-range values...): the caller parks it."""
+        """(event id, type, (order id, fold) or None, consultation fact or None, catalogue entry
+        or None) for a record to apply; None for one that is parked here or not needed. Raises
+        on anything unexpected (out-of-range values...): the caller parks it."""
         ev = decode_live(msg.value) if msg.value else None
         if ev is not None:  # the canonical layout of an order or SLA event
-            return ev.id, ev.type, (ev.order_id, ev.fold) if ev.order_id is not None else None, None
+            return ev.id, ev.type, (ev.order_id, ev.fold) if ev.order_id is not None else None, None, None
         try:
             env = Envelope.from_bytes(msg.value)
         except (ValidationError, ValueError, TypeError) as exc:
@@ -188,20 +191,22 @@ class FactsConsumer(EventConsumer):
         except (UnknownEventType, ValidationError, NaiveTime) as exc:
             await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc}")
             return None
-        order_event = fact = None
+        order_event = fact = entry = None
         if wanted:
-            if env.type in CONSULT_TYPES:
+            if env.type in CATALOGUE_TYPES:
+                entry = catalogue_entry(data, env.occurred_at)
+            elif env.type in CONSULT_TYPES:
                 fact = consultation_fact(env.type, data)
             else:
                 order_event = (order_id_of(env.type, data), model_fold(env.type, data))
-        return str(env.id), env.type, order_event, fact
+        return str(env.id), env.type, order_event, fact, entry
 
     async def _apply_batch(self, parsed) -> tuple[int, int]:
         """One transaction: the inbox rows of the events not seen before, their
         effects on the facts and counters. Returns (applied, duplicates)."""
         name = self.config.name
         first: dict[str, str] = {}  # event id → type, first occurrence in the batch
-        for eid, type_, _o, _f in parsed:
+        for eid, type_, *_ in parsed:
             first.setdefault(eid, type_)
         async with self.sessions() as s:
             async with s.begin():
@@ -220,8 +225,8 @@ class FactsConsumer(EventConsumer):
                         seen.update((await s.execute(select(pe.c.event_id).where(
                             pe.c.consumer == name, pe.c.event_id.in_(ids[i:i + 500])))).scalars())
                     fresh = {e for e in ids if e not in seen}
-                order_events, facts, done = [], [], set()
-                for eid, _type, order_event, fact in parsed:
+                order_events, facts, entries, done = [], [], [], set()
+                for eid, _type, order_event, fact, entry in parsed:
                     if eid not in fresh or eid in done:
                         continue
                     done.add(eid)
@@ -229,7 +234,11 @@ class FactsConsumer(EventConsumer):
                         order_events.append(order_event)
                     if fact is not None:
                         facts.append(fact)
+                    if entry is not None:
+                        entries.append(entry)
                 await project_folds(s, order_events, facts)
+                if entries:
+                    await project_catalogue(s, entries)
                 if fresh and not pg:
                     await s.execute(insert(self.tables.processed_events), [
                         {"consumer": name, "event_id": e, "event_type": first[e], "processed_at": now}

@@ -60,12 +60,12 @@ _SNAP_FIELDS = (rb'"merchant_id":' + _C1 + rb',"customer_id":' + _S + rb',"custo
                 + rb',"quantity":[1-9]\d*,"amount_paid":"(\d{1,12}(?:\.\d{1,2})?)"'
                 + rb',"service_type":"(return|exchange|repair|compensation)"'
                 + rb',"problem_type":"(quality|logistics|not_as_described|no_reason|other)"')
-SNAPSHOT = re.compile(_SNAP_FIELDS + rb'(?:,"mode":' + _S + rb')?,"created_at":' + _DT
+SNAPSHOT = re.compile(_SNAP_FIELDS + rb'(?:,"mode":' + _C + rb')?,"created_at":' + _DT
                       + rb'(?:,"on_behalf":(true|false))?[,}]')
 CREATED = re.compile(
     _head(rb'service_order\.created') + rb'"order_id":' + _C1 + rb',"number":' + _S + rb',"version":([1-9]\d*)'
     + rb',"state":' + _S + rb',' + _SNAP_FIELDS + rb',"delivered_at":' + _DT_ANY + rb',"created_at":' + _DT
-    + rb'(?:,"mode":' + _S + rb')?(?:,"on_behalf":(true|false))?[,}]')
+    + rb'(?:,"mode":' + _C + rb')?(?:,"on_behalf":(true|false))?[,}]')
 FIRED = re.compile(
     _head(rb'sla\.deadline_fired') + rb'"timer_id":' + _S + rb',"order_id":' + _C1 + rb',"rule":' + _S
     + rb',"action":' + _C1 + rb',"order_version":\d+,"order_state":' + _S + rb',"due_at":' + _DT_ANY
@@ -99,10 +99,21 @@ def _cents(amount: bytes) -> int:
     return int(whole) * 100 + int((frac + b"00")[:2])
 
 
+def _mode(b: bytes | None) -> str:
+    return P.DEFAULT_MODE if b is None else (_words.get(b) or _word(b))  # absent: the contracts' default
+
+
 def _snap(g) -> tuple:
-    merchant, sku, category, amount, service, problem, created, on_behalf = g
+    """A transition's order snapshot (``SNAPSHOT`` groups: the mode before the creation time)."""
+    merchant, sku, category, amount, service, problem, mode, created, on_behalf = g
     return (merchant.decode(), category.decode(), sku.decode(), _word(service), _word(problem), _cents(amount),
-            _dt(created), on_behalf == b"true")
+            _dt(created), on_behalf == b"true", _mode(mode))
+
+
+def _created_snap(g) -> tuple:
+    """A creation's snapshot (``CREATED`` groups after the id and version: the mode after the creation time)."""
+    merchant, sku, category, amount, service, problem, created, mode, on_behalf = g
+    return _snap((merchant, sku, category, amount, service, problem, mode, created, on_behalf))
 
 
 class Folder:
@@ -112,11 +123,13 @@ class Folder:
     def __init__(self) -> None:
         self.rows: dict[str, P.OrderFact] = {}
         self.consultations: dict[str, tuple] = {}
+        self.catalogue: dict[tuple[str, str], tuple] = {}  # (merchant, SKU) → the newest entry (``P.newer_entry``)
         self.fast = self.slow = self.invalid = self.ignored = 0
 
     def stats(self) -> dict:
         return {"fast": self.fast, "slow": self.slow, "invalid": self.invalid, "ignored": self.ignored,
-                "orders": len(self.rows), "consultation_facts": len(self.consultations)}
+                "orders": len(self.rows), "consultation_facts": len(self.consultations),
+                "catalogue_skus": len(self.catalogue)}
 
     def row(self, oid: str) -> P.OrderFact:
         r = self.rows.get(oid)
@@ -170,7 +183,7 @@ class Folder:
             if m is None:
                 return False
             g = m.groups()
-            snap = _snap(g[2:])
+            snap = _created_snap(g[2:])
             P.fold_static(self.row(g[0].decode()), int(g[1]), snap)
             return True
         if t.startswith(b'sla.deadline_fired"'):
@@ -209,6 +222,11 @@ class Folder:
                 fact = P.consultation_fact(env.type, data)
                 if fact is not None:
                     self.consultations.setdefault(fact[0], fact)
+            elif env.type in P.CATALOGUE_TYPES:
+                entry = P.catalogue_entry(data, env.occurred_at)
+                key = entry[:2]
+                if P.newer_entry(entry, self.catalogue.get(key)):
+                    self.catalogue[key] = entry
             else:
                 oid = P.order_id_of(env.type, data)
                 row = self.rows.get(oid)
@@ -296,7 +314,7 @@ def _decode_live(raw: bytes) -> LiveEvent | None:
             return None
         g = m.groups()
         return LiveEvent(raw[7:_ID_END].decode(), "service_order.created", g[0].decode(), P.fold_static,
-                         (int(g[1]), _snap(g[2:])))
+                         (int(g[1]), _created_snap(g[2:])))
     if t.startswith(b'sla.deadline_fired"'):
         m = FIRED.match(raw)
         if m is None:

@@ -124,7 +124,13 @@ async def penalties(session: AsyncSession, merchant_id: str | None = None, week:
 async def service_express(session: AsyncSession, weights, weeks: list[date] | None = None,
                           manufacturer_id: str | None = None) -> dict:
     """period → manufacturer → {"after_sales", "consultation", "consultation_detail"}, for the
-    manufacturers with consultation activity (service-express members)."""
+    service-express members:
+    - every manufacturer with service orders it serves itself in a manufacturer mode
+      (``sx`` counters), from the week of its first such order: scored in every week with
+      such orders or with after-sales (scorecard) data — whether or not a consultation
+      was ever routed to it;
+    - every manufacturer enrolled in consultation routing (routing decisions or transfers
+      name it): in every week with scorecard data or consultations."""
     q = select(C.merchant_id, C.period, C.a, C.b, C.c).where(C.family == "cons")
     if weeks is not None:
         q = q.where(C.period.in_([w.isoformat() for w in weeks]))
@@ -136,14 +142,28 @@ async def service_express(session: AsyncSession, weights, weeks: list[date] | No
                                           cf.manufacturer_id.isnot(None)).distinct()
     if manufacturer_id is not None:
         mq = mq.where(cf.manufacturer_id == manufacturer_id)
-    manufacturers = set((await session.execute(mq)).scalars())
+    enrolled = set((await session.execute(mq)).scalars())
+    # manufacturer-mode members: their first week, and the weeks asked for with such orders
+    sq = select(C.merchant_id, func.min(C.period)).where(C.family == "sx").group_by(C.merchant_id)
+    wq = select(C.merchant_id, C.period).where(C.family == "sx")
+    if weeks is not None:
+        wq = wq.where(C.period.in_([w.isoformat() for w in weeks]))
+    if manufacturer_id is not None:
+        sq, wq = sq.where(C.merchant_id == manufacturer_id), wq.where(C.merchant_id == manufacturer_id)
+    since = {m: date.fromisoformat(p) for m, p in (await session.execute(sq)).all()}
+    with_orders: dict[date, set[str]] = {}
+    for m, p in (await session.execute(wq)).all():
+        with_orders.setdefault(date.fromisoformat(p), set()).add(m)
+    manufacturers = enrolled | set(since)
     cards = await weekly_cards(session, weeks, manufacturer_id) if manufacturers else {}
     out: dict = {}
-    for wk in set(cards) | set(cons):
+    for wk in set(cards) | set(cons) | set(with_orders):
         for m in manufacturers:
+            if m not in enrolled and wk < since[m]:
+                continue  # not a member yet (no manufacturer-mode order so far)
             card = cards.get(wk, {}).get(m)
             c = cons.get(wk, {}).get(m)
-            if card is None and c is None:
+            if card is None and c is None and m not in with_orders.get(wk, ()):
                 continue
             out.setdefault(wk, {})[m] = {
                 "after_sales": after_sales_score(card.score if card else None),
@@ -226,13 +246,16 @@ async def index_inputs(session: AsyncSession, end: date, parents: dict[str, str]
     for m, n in (await paid_between(session, start, stop)).items():
         if n:
             (merchants.get(m) or merchants.setdefault(m, MerchantWindow(m))).paid = n
+    # categories: the catalogue's (ccat) where KPI knows it, else the service orders' (mcat)
     cats: dict[str, dict[str, int]] = {}
-    async for rows in chunks(session, select(C.merchant_id, C.dim, C.a).where(C.family == "mcat")):
-        for m, cat, n in rows:
+    catalogue: dict[str, dict[str, int]] = {}
+    async for rows in chunks(session, select(C.family, C.merchant_id, C.dim, C.a).where(
+            C.family.in_(("mcat", "ccat")))):
+        for family, m, cat, n in rows:
             if m in merchants:
-                cats.setdefault(m, {})[cat] = int(n)
+                (catalogue if family == "ccat" else cats).setdefault(m, {})[cat] = int(n)
     for m, mw in merchants.items():
-        mw.category = main_category(cats.get(m, {}), parents)
+        mw.category = main_category(cats.get(m, {}), parents, catalogue.get(m))
     return merchants
 
 

@@ -3,8 +3,9 @@
 Projected from events (emptied and rebuilt by ``kpi replay``):
   ``order_facts``         one row per service order (``kpi.projection.OrderFact``)
   ``consultation_facts``  one row per routing event (decided / transferred / billable)
-  ``kpi_counters``        sums of the orders' and consultations' contributions, the
-                          figures are read from them (``kpi.projection.contributions``)
+  ``catalogue_skus``      each merchant's catalogue as published (``catalogue.sku_upserted``)
+  ``kpi_counters``        sums of the orders', consultations' and catalogue's contributions,
+                          the figures are read from them (``kpi.projection.contributions``)
 Primary data of the KPI service (kept by a replay):
   ``paid_transactions``   paid-transaction counts per merchant and Beijing day (ingest API)
   ``disqualifications``, ``flag_records``  decisions already published as events
@@ -39,6 +40,7 @@ class OrderFact(Base):
     amount_cents: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     on_behalf: Mapped[bool | None] = mapped_column(Boolean)
+    mode: Mapped[str | None] = mapped_column(String(ID))  # fulfilment mode (null: recorded before revision 0005)
     audited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     audit_action: Mapped[str | None] = mapped_column(String(60))
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -94,6 +96,19 @@ class ConsultationFact(Base):
     target: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     package: Mapped[int | None] = mapped_column(nullable=True)
+
+
+class CatalogueSku(Base):
+    """One SKU of a merchant's catalogue as last published (``catalogue.sku_upserted``:
+    the latest event time wins, ``kpi.projection.newer_entry``). The merchants' categories
+    for the composite index's peer groups come from here."""
+
+    __tablename__ = "catalogue_skus"
+
+    merchant_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    category: Mapped[str] = mapped_column(String(ID))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class PaidTransactions(Base):

@@ -36,7 +36,13 @@ EXCHANGE_CREATING = frozenset({"process.exchange", "audit.resend_without_return"
 SYSTEM_REFUNDS = frozenset({"system.auto_refund", "system.advance_compensation"})
 ORDER_TYPES = frozenset({"service_order.transitioned", "service_order.created", "sla.deadline_fired"})
 CONSULT_TYPES = frozenset({"routing.decided", "routing.transferred", "routing.billable_consultation"})
-HANDLED_TYPES = ORDER_TYPES | CONSULT_TYPES
+CATALOGUE_TYPES = frozenset({"catalogue.sku_upserted"})
+HANDLED_TYPES = ORDER_TYPES | CONSULT_TYPES | CATALOGUE_TYPES
+# Fulfilment modes in which the manufacturer itself runs its after-sales (service-express
+# members); in ``platform`` mode the platform does every step.
+MANUFACTURER_MODES = frozenset({"customer_contact", "full_manufacturer"})
+PLATFORM_MODE = "platform"
+DEFAULT_MODE = "pop_self_service"  # what the order contracts assume when an event names no mode
 DEFAULT_PENALTY_CENTS = 200000  # 2000.00 CNY per order received and not processed within 48 h
 
 H12, H18, H48 = timedelta(hours=12), timedelta(hours=18), timedelta(hours=48)
@@ -58,12 +64,14 @@ MILESTONES: dict[str, tuple[str, tuple[str, ...]]] = {
     "penalty": ("penalty_at", ("penalty_cents",)),
 }
 SNAPSHOT_FIELDS = ("merchant_id", "category", "sku", "service_type", "problem_type", "amount_cents", "created_at",
-                   "on_behalf")
+                   "on_behalf", "mode")
 FIELDS: tuple[str, ...] = ("order_id", "snap_version", *SNAPSHOT_FIELDS) + tuple(
     f for at, vals in MILESTONES.values() for f in (at, *vals))
 _FIELD_SET = frozenset(FIELDS)
 # consultation fact: (fact_id, kind, manufacturer_id, at, target, reason, package)
 CONSULT_FIELDS = ("fact_id", "kind", "manufacturer_id", "at", "target", "reason", "package")
+# catalogue entry: one SKU of a merchant's catalogue as last published (at = the event's time)
+CATALOGUE_FIELDS = ("merchant_id", "sku", "category", "at")
 
 
 class OrderFact:
@@ -241,7 +249,7 @@ def fold_static(row: OrderFact, version: int, snap: tuple) -> bool:
         return False
     row.snap_version = version
     (row.merchant_id, row.category, row.sku, row.service_type, row.problem_type, row.amount_cents,
-     row.created_at, row.on_behalf) = snap
+     row.created_at, row.on_behalf, row.mode) = snap
     return True
 
 
@@ -324,8 +332,10 @@ def fold_penalty(row: OrderFact, action: str, fired_at: datetime, details: dict)
     return fold_milestone(row, "penalty", fired_at, (DEFAULT_PENALTY_CENTS if amount is None else amount,))
 
 
-def snapshot_tuple(merchant_id, category, sku, service_type, problem_type, amount_paid, created_at, on_behalf) -> tuple:
-    return (merchant_id, category, sku, service_type, problem_type, cents(amount_paid), created_at, bool(on_behalf))
+def snapshot_tuple(merchant_id, category, sku, service_type, problem_type, amount_paid, created_at, on_behalf,
+                   mode) -> tuple:
+    return (merchant_id, category, sku, service_type, problem_type, cents(amount_paid), created_at, bool(on_behalf),
+            mode)
 
 
 def order_id_of(type_: str, data) -> str | None:
@@ -341,12 +351,12 @@ def fold_model(row: OrderFact, type_: str, data) -> bool:
         snap = None
         if needs_snapshot(row, data.version):
             snap = snapshot_tuple(o.merchant_id, o.category, o.sku, o.service_type, o.problem_type, o.amount_paid,
-                                  created, o.on_behalf)
+                                  created, o.on_behalf, o.mode)
         return fold_transition(row, data.version, snap, data.action, data.to_state, data.actor_role, at,
                                data.details)
     if type_ == "service_order.created":
         snap = snapshot_tuple(data.merchant_id, data.category, data.sku, data.service_type, data.problem_type,
-                              data.amount_paid, utc(data.created_at), data.on_behalf)
+                              data.amount_paid, utc(data.created_at), data.on_behalf, data.mode)
         return fold_static(row, data.version, snap)
     if type_ == "sla.deadline_fired":
         return fold_penalty(row, data.action, utc(data.fired_at), data.details)
@@ -374,6 +384,8 @@ def relevant(type_: str, data) -> bool:
     if type_ == "routing.billable_consultation":
         utc(data.occurred_at)
         return True
+    if type_ in CATALOGUE_TYPES:
+        return True
     return False
 
 
@@ -391,6 +403,25 @@ def consultation_fact(type_: str, data) -> tuple | None:
         return (f"billable:{data.consultation_id}", "billable", data.manufacturer_id, utc(data.occurred_at), None,
                 data.cause, data.package)
     return None
+
+
+def catalogue_entry(data, at: datetime) -> tuple:
+    """A ``catalogue.sku_upserted`` as a catalogue entry (``CATALOGUE_FIELDS``). The
+    event carries no version, so its envelope time orders the upserts of one SKU."""
+    return (data.manufacturer_id, data.sku, data.category, utc(at))
+
+
+def newer_entry(new: tuple, old: tuple | None) -> bool:
+    """Whether catalogue entry ``new`` replaces ``old`` (same merchant and SKU): the latest
+    time wins, ties broken by the greater category — an order-insensitive rule, so any
+    arrival order (and a replay) keeps the same entry."""
+    return old is None or (new[3], new[2]) > (old[3], old[2])
+
+
+def catalogue_contributions(entry: tuple) -> tuple[list[tuple], list[tuple]]:
+    """``ccat``: a = SKUs of the merchant's catalogue in that category (period and dim
+    as for ``mcat``: all time, the category)."""
+    return [("ccat", entry[0], "", entry[2], 0)], []
 
 
 # ---------------------------------------------------------------- contributions (facts → counters)
@@ -428,17 +459,39 @@ def refund_path(row: OrderFact, fin_at: datetime | None) -> str | None:
     return "refund_before_shipment"
 
 
+def platform_served(row: OrderFact) -> bool:
+    """The platform, not the merchant, handles this order: ``platform`` mode (the platform
+    audits, receives, decides and executes), or a manufacturer served on its behalf."""
+    return bool(row.on_behalf) or row.mode == PLATFORM_MODE
+
+
 def self_completed(row: OrderFact, fin: tuple[datetime, str]) -> bool:
-    """Completed by the merchant itself: no platform intervention (arbitration)
-    before completion, not refunded by the platform or by a system timer on the
-    merchant's behalf, not closed by a platform operator."""
+    """Completed by the merchant itself — only outcomes the merchant carried out count:
+    - never an order the platform serves (``platform_served``), nor a case with platform
+      intervention (arbitration requested) before completion;
+    - a refund: executed as the merchant's own (``refund_by`` merchant; not the platform,
+      not a system timer: auto-refund, advance compensation);
+    - an exchange shipped: the exchange the merchant decided (the arbitration and
+      platform cases are excluded above);
+    - a terminal state: reached by the merchant's own action (rejection, marked resolved,
+      offline exchange…), or the customer's or the timer's confirmation of an outcome the
+      merchant decided before (a processing decision or an exchange order); not a timeout
+      close (feedback, ship-back), a customer's abandonment, or a platform operator."""
     at, kind = fin
+    if platform_served(row):
+        return False
     if row.arbitration_at is not None and row.arbitration_at <= at:
         return False
     if kind == "refund":
         return row.refund_by == "merchant"
     if kind == "closed":
-        return row.closed_role not in PLATFORM_ROLES
+        role = row.closed_role
+        if role in MERCHANT_ROLES:
+            return True
+        if role in PLATFORM_ROLES:
+            return False
+        p, x = row.processed_at, row.exchange_created_at
+        return (p is not None and p <= at) or (x is not None and x <= at)
     return True
 
 
@@ -522,6 +575,9 @@ def contributions(row: OrderFact) -> tuple[list[tuple], list[tuple]]:
             if self_completed(row, fin):
                 u(k + (3,))
     u(("mcat", m, "", row.category, 0))
+    # §5.2 service-express membership: orders the manufacturer serves itself in a manufacturer mode
+    if row.mode in MANUFACTURER_MODES and not row.on_behalf:
+        u(("sx", m, week_key(created), "", 0))
     # §5.5 billing: service orders the platform served on the manufacturer's behalf
     if row.on_behalf:
         u(("bill", m, mo, "service_order", 0))
@@ -618,11 +674,13 @@ class Tally:
         return {k: v for k, v in acc.items() if any(v)}
 
 
-def counters_of(rows, consultations=()) -> dict:
+def counters_of(rows, consultations=(), catalogue=()) -> dict:
     """Counters from scratch: {(family, merchant, period, dim): [a, b, c, d]} (zero rows dropped)."""
     t = Tally()
     for r in rows:
         t.add(contributions(r))
     for f in consultations:
         t.add(consultation_contributions(f))
+    for e in catalogue:
+        t.add(catalogue_contributions(e))
     return t.counters()

@@ -1,12 +1,12 @@
 """Rebuild the projection from scratch (``kpi replay``), and snapshot every figure.
 
-    kpi replay                      # from the broker: orders.events, sla.events, routing.events, offset 0
+    kpi replay                      # from the broker: orders, sla, routing and catalogue events, offset 0
     kpi replay --from-dir DIR       # from topic exports: DIR/<topic>.<partition>.jsonl (one envelope a line)
     kpi replay --workers 4          # threads / processes (default: the CPU count, at most 8)
 
 Stop the KPI service first (or accept that it catches up afterwards: applying an
 event twice changes nothing). The command empties ``order_facts``,
-``consultation_facts`` and ``kpi_counters`` and rebuilds them; paid transactions
+``consultation_facts``, ``catalogue_skus`` and ``kpi_counters`` and rebuilds them; paid transactions
 (ingest API), published flags and disqualification decisions are kept.
 
 Two engines, one result:
@@ -17,7 +17,7 @@ Two engines, one result:
   and counters are written with COPY (PostgreSQL: two connections at once, sorted
   by primary key, secondary indexes built after the load) or executemany (SQLite).
   A broker partition is first read into a file. Routing events (consultation facts)
-  go through the validated Python path.
+  and catalogue events go through the validated Python path.
 - **per-event** (``kpi.fastdecode.Folder`` in worker processes): used when some order
   or SLA event is not in the canonical form (or a message holds a line break), since
   those are decided by the pydantic contracts, exactly as the live consumer does.
@@ -51,11 +51,13 @@ import shared.contracts  # noqa: F401 - registers event types
 from kpi import columnar
 from kpi import projection as P
 from kpi.fastdecode import Folder
-from kpi.store import CONSULT_COLUMNS, COUNTER_COLUMNS, ROW_COLUMNS, bulk_insert, clear_projection, row_tuple
+from kpi.store import (CATALOGUE_COLUMNS, CONSULT_COLUMNS, COUNTER_COLUMNS, ROW_COLUMNS, bulk_insert,
+                       clear_projection, row_tuple)
 from shared.db import create_engine
-from shared.topics import ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
+from shared.topics import CATALOGUE_EVENTS, ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
 
-TOPICS = (ORDER_EVENTS, SLA_EVENTS, ROUTING_EVENTS)
+TOPICS = (ORDER_EVENTS, SLA_EVENTS, ROUTING_EVENTS, CATALOGUE_EVENTS)
+PYTHON_TOPICS = (ROUTING_EVENTS, CATALOGUE_EVENTS)  # few events: the validated Python path, in both engines
 STAGE = "kpi_counters_stage"
 _FILE = re.compile(r"^(?P<topic>.+?)(?:\.(?P<partition>\d+))?\.jsonl$")
 
@@ -150,9 +152,9 @@ def fold_sources(sources: Iterable[Source]) -> Folder:
 
 
 async def write_folded(database_url: str, folder: Folder, counters_table: str) -> dict:
-    """Write one worker's rows, consultation facts and counters (one transaction)."""
+    """Write one worker's rows, consultation facts, catalogue and counters (one transaction)."""
     t0 = time.perf_counter()
-    counters = P.counters_of(folder.rows.values(), folder.consultations.values())
+    counters = P.counters_of(folder.rows.values(), folder.consultations.values(), folder.catalogue.values())
     t1 = time.perf_counter()
     engine = create_engine(database_url)
     try:
@@ -160,6 +162,7 @@ async def write_folded(database_url: str, folder: Folder, counters_table: str) -
             await bulk_insert(conn, "order_facts", ROW_COLUMNS, [row_tuple(r) for r in folder.rows.values()])
             await bulk_insert(conn, "consultation_facts", CONSULT_COLUMNS,
                               list(folder.consultations.values()))
+            await bulk_insert(conn, "catalogue_skus", CATALOGUE_COLUMNS, list(folder.catalogue.values()))
             await bulk_insert(conn, counters_table, COUNTER_COLUMNS, [(*k, *v) for k, v in counters.items()])
     finally:
         await engine.dispose()
@@ -221,9 +224,10 @@ def rebuild(database_url: str, sources: list[Source], workers: int | None = None
         if files is None:
             log("kpi replay: a message holds a line break (not one JSON line); rebuilding with the per-event engine")
             return _rebuild_python(database_url, sources, workers, log, t0)
-        with ThreadPoolExecutor(1) as pool:  # routing events in Python while DuckDB's threads fold the rest
-            routing = pool.submit(_consultations, [f for t, f in files if t == ROUTING_EVENTS])
-            folded = columnar.fold([f for t, f in files if t != ROUTING_EVENTS], threads=workers or default_workers())
+        with ThreadPoolExecutor(1) as pool:  # routing and catalogue events in Python while DuckDB folds the rest
+            routing = pool.submit(_consultations, [f for t, f in files if t in PYTHON_TOPICS])
+            folded = columnar.fold([f for t, f in files if t not in PYTHON_TOPICS],
+                                   threads=workers or default_workers())
             consultations, stats = routing.result()
         if folded.odd:
             folded.con.close()
@@ -232,7 +236,7 @@ def rebuild(database_url: str, sources: list[Source], workers: int | None = None
             return _rebuild_python(database_url, sources, workers, log, t0)
         phases = {"fold_s": round(time.perf_counter() - t0, 2)}
         try:
-            phases.update(asyncio.run(_write_columnar(database_url, folded, list(consultations.values()), Path(tmp))))
+            phases.update(asyncio.run(_write_columnar(database_url, folded, stats, Path(tmp))))
         finally:
             folded.con.close()
     total = {**_columnar_stats(folded, stats, consultations), "counters": phases.pop("counters")}
@@ -261,18 +265,20 @@ def _as_files(sources: list[Source], tmp: Path) -> list[tuple[str, str]] | None:
 
 
 def _columnar_stats(folded, routing: Folder, consultations: dict) -> dict:
-    """What the columnar engine folded (order and SLA events) and the routing events' path did."""
+    """What the columnar engine folded (order and SLA events) and the routing and catalogue events' path did."""
     return {"fast": folded.fast, "slow": routing.slow, "invalid": routing.invalid,
             "ignored": folded.ignored + routing.ignored, "orders": folded.orders,
-            "consultation_facts": len(consultations)}
+            "consultation_facts": len(consultations), "catalogue_skus": len(routing.catalogue)}
 
 
-def _is_routing(raw: bytes) -> bool:
-    return b'"type":"routing.' in raw[:120]
+def _is_python(raw: bytes) -> bool:
+    """A routing or catalogue event (the validated Python path in either engine)."""
+    head = raw[:120]
+    return b'"type":"routing.' in head or b'"type":"catalogue.' in head
 
 
 def _consultations_of(raws: Iterable[bytes]) -> tuple[dict, Folder]:
-    """Routing events (a few per thousand) through the validated path."""
+    """Routing and catalogue events (a few per thousand) through the validated path."""
     folder = Folder()
     for raw in raws:
         folder.feed(raw)
@@ -283,11 +289,13 @@ def _consultations(paths: list[str]) -> tuple[dict, Folder]:
     return _consultations_of(raw for path in paths for raw in read_file(path))
 
 
-async def _write_consultations(conn, consultations: list[tuple]) -> int:
-    """Consultation facts and their counters (families of their own: cons, bill
-    packages); returns how many counters."""
-    counters = [(*k, *v) for k, v in P.counters_of((), consultations).items()]
+async def _write_consultations(conn, folder: Folder) -> int:
+    """Consultation facts, catalogue entries and their counters (families of their own:
+    cons, bill packages, ccat); returns how many counters."""
+    consultations, catalogue = list(folder.consultations.values()), list(folder.catalogue.values())
+    counters = [(*k, *v) for k, v in P.counters_of((), consultations, catalogue).items()]
     await bulk_insert(conn, "consultation_facts", CONSULT_COLUMNS, consultations)
+    await bulk_insert(conn, "catalogue_skus", CATALOGUE_COLUMNS, catalogue)
     await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS, counters)
     return len(counters)
 
@@ -296,8 +304,8 @@ FACTS_KEY = ("order_id",)
 COUNTERS_KEY = ("family", "period", "merchant_id", "dim")
 
 
-async def _write_columnar(database_url: str, folded, consultations: list[tuple], tmp: Path) -> dict:
-    """Write the facts, counters and consultation facts; returns how long each step
+async def _write_columnar(database_url: str, folded, consultations: Folder, tmp: Path) -> dict:
+    """Write the facts, counters, consultation facts and catalogue; returns how long each step
     took (and ``counters``: how many). On PostgreSQL the facts and the counters load
     at once on two connections (COPY of CSV files DuckDB writes, counting the
     counters while the facts load); both transactions commit only once both loads
@@ -334,11 +342,12 @@ async def _write_columnar(database_url: str, folded, consultations: list[tuple],
         async def load_counters(conn) -> None:
             path = await counting
             t = time.perf_counter()
-            await conn.execute(text("TRUNCATE kpi_counters, consultation_facts"))
+            await conn.execute(text("TRUNCATE kpi_counters, consultation_facts, catalogue_skus"))
             await _copy_csv(conn, "kpi_counters", COUNTER_COLUMNS, path)
             took["counters"] += await _write_consultations(conn, consultations)
             await conn.execute(text("ANALYZE kpi_counters"))
             await conn.execute(text("ANALYZE consultation_facts"))
+            await conn.execute(text("ANALYZE catalogue_skus"))
             took["counters_load_s"] = round(time.perf_counter() - t, 2)
 
         async with engine.connect() as facts_conn, engine.connect() as counters_conn:
@@ -357,7 +366,7 @@ async def _write_columnar(database_url: str, folded, consultations: list[tuple],
     return took
 
 
-async def _write_rows(conn, folded, consultations: list[tuple]) -> int:
+async def _write_rows(conn, folded, consultations: Folder) -> int:
     """The columnar result written row by row on one connection (SQLite; the in-process
     rebuild); returns how many counters."""
     columnar.count(folded)
@@ -423,7 +432,8 @@ async def apply(session: AsyncSession, envelopes) -> int:
     from shared.events import registry
     from kpi.store import project
 
-    events = [(env.type, registry.parse_data(env)) for env in envelopes if env.type in P.HANDLED_TYPES]
+    events = [(env.type, registry.parse_data(env), env.occurred_at) for env in envelopes
+              if env.type in P.HANDLED_TYPES]
     await project(session, events)
     return len(events)
 
@@ -435,12 +445,12 @@ async def rebuild_in_process(conn, raws: Iterable[bytes], engine: str = "columna
     if engine == "columnar" and not any(b"\n" in r for r in raws):
         with tempfile.TemporaryDirectory(prefix="kpi_replay_") as tmp:
             orders = Path(tmp) / "events.jsonl"
-            orders.write_bytes(b"".join(r + b"\n" for r in raws if not _is_routing(r)))
+            orders.write_bytes(b"".join(r + b"\n" for r in raws if not _is_python(r)))
             folded = columnar.fold([orders], threads=2)
             try:
                 if not folded.odd:
-                    consultations, stats = _consultations_of(r for r in raws if _is_routing(r))
-                    await _write_rows(conn, folded, list(consultations.values()))
+                    consultations, stats = _consultations_of(r for r in raws if _is_python(r))
+                    await _write_rows(conn, folded, stats)
                     return {**_columnar_stats(folded, stats, consultations), "engine": "columnar"}
             finally:
                 folded.con.close()
@@ -448,9 +458,10 @@ async def rebuild_in_process(conn, raws: Iterable[bytes], engine: str = "columna
     for raw in raws:
         folder.feed(raw)
     await clear_projection(conn)
-    counters = P.counters_of(folder.rows.values(), folder.consultations.values())
+    counters = P.counters_of(folder.rows.values(), folder.consultations.values(), folder.catalogue.values())
     await bulk_insert(conn, "order_facts", ROW_COLUMNS, [row_tuple(r) for r in folder.rows.values()])
     await bulk_insert(conn, "consultation_facts", CONSULT_COLUMNS, list(folder.consultations.values()))
+    await bulk_insert(conn, "catalogue_skus", CATALOGUE_COLUMNS, list(folder.catalogue.values()))
     await bulk_insert(conn, "kpi_counters", COUNTER_COLUMNS, [(*k, *v) for k, v in counters.items()])
     return {**folder.stats(), "engine": "python"}
 
@@ -464,7 +475,7 @@ async def snapshot(session: AsyncSession, settings) -> dict:
     from kpi.domain.index import IndexPolicy
     from kpi.domain.scorecard import flags, rank
     from kpi.figures import all_weeks, billing, composite, penalties, published_statistics, service_express
-    from kpi.models import ConsultationFact, Counter, OrderFact
+    from kpi.models import CatalogueSku, ConsultationFact, Counter, OrderFact
 
     weeks = await all_weeks(session)
     se = await service_express(session, settings.consultation_weights)
@@ -479,6 +490,7 @@ async def snapshot(session: AsyncSession, settings) -> dict:
     return {
         "facts": sorted(tuple(r) for r in (await session.execute(select(OrderFact.__table__))).all()),
         "consultations": sorted(tuple(r) for r in (await session.execute(select(ConsultationFact.__table__))).all()),
+        "catalogue": sorted(tuple(r) for r in (await session.execute(select(CatalogueSku.__table__))).all()),
         "counters": sorted(tuple(r) for r in (await session.execute(select(Counter.__table__))).all()),
         "scorecards": {w.isoformat(): {m: c.as_dict() for m, c in sorted(cards.items())}
                        for w, cards in sorted(weeks.items())},

@@ -6,16 +6,18 @@ import json
 from datetime import datetime, timezone
 from typing import Iterable
 
-from sqlalchemy import and_, bindparam, delete, select, text
+from sqlalchemy import and_, bindparam, delete, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from kpi import projection as P
-from kpi.models import ConsultationFact, Counter, OrderFact
+from kpi.models import CatalogueSku, ConsultationFact, Counter, OrderFact
 
 FACTS = OrderFact.__table__
 COUNTERS = Counter.__table__
 CONSULTATIONS = ConsultationFact.__table__
+CATALOGUE = CatalogueSku.__table__
+CATALOGUE_COLUMNS = P.CATALOGUE_FIELDS
 ROW_COLUMNS: tuple[str, ...] = P.FIELDS + ("audit_late",)
 COUNTER_COLUMNS = ("family", "merchant_id", "period", "dim", "a", "b", "c", "d")
 CONSULT_COLUMNS = ("fact_id", "kind", "manufacturer_id", "at", "target", "reason", "package")
@@ -207,20 +209,66 @@ async def new_consultations(session: AsyncSession, facts: list[tuple]) -> list[t
     return fresh
 
 
-async def project(session: AsyncSession, events: Iterable[tuple[str, object]]) -> int:
-    """Apply validated events — (type, pydantic model of its data) — in the
-    session's transaction (``project_folds``). Returns the number of rows changed."""
-    order_events, facts = [], []
-    for type_, data in events:
+async def project_catalogue(session: AsyncSession, entries: Iterable[tuple]) -> int:
+    """Apply catalogue entries (``P.catalogue_entry``) in the session's transaction: an
+    entry newer than the stored one (``P.newer_entry``) replaces it, and the merchant's
+    catalogue counters (``ccat``) move from the old category to the new. One SKU's events
+    share a partition (keyed by SKU), so one consumer applies them at a time. Returns the
+    number of entries written."""
+    latest: dict[tuple, tuple] = {}
+    for e in entries:
+        if P.newer_entry(e, latest.get(e[:2])):
+            latest[e[:2]] = e
+    if not latest:
+        return 0
+    keys = sorted(latest)
+    t = CATALOGUE
+    stored: dict[tuple, tuple] = {}
+    for i in range(0, len(keys), CHUNK):
+        q = select(t.c.merchant_id, t.c.sku, t.c.category, t.c.at).where(
+            tuple_(t.c.merchant_id, t.c.sku).in_(keys[i:i + CHUNK]))
+        if _is_pg(session):
+            q = q.with_for_update()
+        for r in (await session.execute(q)).all():
+            stored[(r[0], r[1])] = tuple(r)
+    deltas: dict = {}
+    changed = []
+    for k in keys:
+        new, old = latest[k], stored.get(k)
+        if not P.newer_entry(new, old):
+            continue
+        changed.append(dict(zip(CATALOGUE_COLUMNS, new)))
+        if old is not None:
+            P.add_contributions(deltas, P.catalogue_contributions(old), -1)
+        P.add_contributions(deltas, P.catalogue_contributions(new))
+    if changed:
+        stmt = _insert(session, t)
+        stmt = stmt.on_conflict_do_update(index_elements=["merchant_id", "sku"],
+                                          set_={"category": stmt.excluded.category, "at": stmt.excluded.at})
+        for i in range(0, len(changed), CHUNK):
+            await session.execute(stmt, changed[i:i + CHUNK])
+        await apply_deltas(session, deltas)
+    return len(changed)
+
+
+async def project(session: AsyncSession, events: Iterable[tuple]) -> int:
+    """Apply validated events — (type, pydantic model of its data[, the envelope's time])
+    — in the session's transaction (``project_folds``; catalogue events, which need the
+    envelope's time, ``project_catalogue``). Returns the number of rows changed."""
+    order_events, facts, catalogue = [], [], []
+    for type_, data, *at in events:
         if not P.relevant(type_, data):
             continue
-        if type_ in P.CONSULT_TYPES:
+        if type_ in P.CATALOGUE_TYPES:
+            catalogue.append(P.catalogue_entry(data, at[0]))
+        elif type_ in P.CONSULT_TYPES:
             fact = P.consultation_fact(type_, data)
             if fact is not None:
                 facts.append(fact)
         else:
             order_events.append((P.order_id_of(type_, data), model_fold(type_, data)))
-    return await project_folds(session, order_events, facts)
+    changed = await project_folds(session, order_events, facts)
+    return changed + await project_catalogue(session, catalogue)
 
 
 _NONE: tuple[list, list] = ([], [])
@@ -284,7 +332,7 @@ async def bulk_insert(conn: AsyncConnection, table: str, columns: tuple[str, ...
 
 async def clear_projection(conn: AsyncConnection) -> None:
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("TRUNCATE order_facts, consultation_facts, kpi_counters"))
+        await conn.execute(text("TRUNCATE order_facts, consultation_facts, catalogue_skus, kpi_counters"))
         return
-    for t in ("order_facts", "consultation_facts", "kpi_counters"):
+    for t in ("order_facts", "consultation_facts", "catalogue_skus", "kpi_counters"):
         await conn.execute(text(f"DELETE FROM {t}"))

@@ -7,6 +7,7 @@ import shared.contracts  # noqa: F401 - registers event types
 from notifier.api import router
 from notifier.consumers import order_handlers, sla_handlers
 from notifier.dispatcher import Dispatcher
+from notifier.handlers import stale_deadlines
 from notifier.models import Base, messaging
 from notifier.providers import provider_from_settings
 from notifier.settings import NotifierSettings
@@ -20,6 +21,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def on_start(rt: Runtime) -> None:
     await seed_defaults(rt)
+    for stage in ("event", "dispatch"):  # exported from the start, at 0
+        stale_deadlines(rt).labels(stage)
     rt.dispatcher = Dispatcher(rt, provider_from_settings(rt.settings))
     rt.spawn(rt.dispatcher.run(), "sms-dispatcher")
 

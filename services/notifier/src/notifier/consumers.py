@@ -1,12 +1,17 @@
 """Order and SLA events → contact projection + message rows."""
 from __future__ import annotations
 
-from notifier.handlers import context, record, remember_merchant_phone
+import logging
+
+from notifier.handlers import context, record, remember_merchant_phone, remember_transition, stale_deadlines, \
+    stale_reason
 from notifier.models import OrderContact
 from notifier.triggers import from_deadline, from_order_action
 from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitioned
 from shared.contracts.sla import DeadlineFired
 from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def order_handlers(rt: Runtime):
@@ -23,6 +28,8 @@ def order_handlers(rt: Runtime):
     async def on_transitioned(session, env, data: ServiceOrderTransitioned) -> None:
         now = rt.clock.now()
         snap = data.order
+        await remember_transition(session, data.order_id, data.version, data.action, data.from_state, data.to_state,
+                                  now)
         contact = await session.get(OrderContact, data.order_id)
         address = data.details.get("return_address") or snap.return_address
         if contact is None:
@@ -54,10 +61,22 @@ def sla_handlers(rt: Runtime):
             await remember_merchant_phone(session, contact.merchant_id,
                                           data.details.get("merchant_contact_phone"), now)
             await session.flush()
-        for intent in from_deadline(data.action, data.rule, data.details, ctx):
+        intents = from_deadline(data.action, data.rule, data.details, ctx)
+        if not intents:
+            return
+        # A deadline the timer fired before it saw the transition that cancels it: the
+        # customer already shipped, the merchant already decided... nobody is reminded.
+        stale = await stale_reason(session, data.order_id, data.order_version, data.cancelled_by)
+        if stale is not None:
+            log.info("stale deadline: no message", extra={"order_id": data.order_id, "rule": data.rule,
+                                                          "timer_id": data.timer_id, "reason": stale})
+            stale_deadlines(rt).labels("event").inc()
+            return
+        for intent in intents:
             await record(session, event_id=str(env.id), order_id=data.order_id, intent=intent,
                          customer_id=contact.customer_id if contact else None,
                          customer_phone=contact.customer_phone if contact else None,
-                         merchant_id=contact.merchant_id if contact else None, now=now)
+                         merchant_id=contact.merchant_id if contact else None, now=now,
+                         deadline=(data.order_version, data.cancelled_by))
 
     return {"sla.deadline_fired": on_fired}

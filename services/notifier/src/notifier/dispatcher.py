@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from notifier.delivery import backoff, rate_limited_until
+from notifier.handlers import stale_deadlines, stale_reason
 from notifier.masking import mask_phone
 from notifier.models import Message
 from notifier.providers import ProviderError, SmsProvider
@@ -40,6 +41,19 @@ class Dispatcher:
             m = await session.get(Message, mid)
             if m is None or m.status != "queued" or m.next_attempt_at is None or m.next_attempt_at > now:
                 return 0  # sent, failed, or claimed by another dispatcher meanwhile
+            # A reminder or escalation whose deadline a transition consumed since it was
+            # recorded has cancelled: not sent (one indexed read, deadline messages only).
+            stale = await stale_reason(session, m.order_id, m.deadline_version, m.deadline_cancelled_by)
+            if stale is not None:
+                # conditional, like the claim below: a replica that claimed it first sends it
+                done = await session.execute(
+                    update(Message).where(Message.id == mid, Message.status == "queued",
+                                          Message.next_attempt_at == m.next_attempt_at)
+                    .values(status="cancelled", next_attempt_at=None, last_error=f"stale deadline: {stale}"))
+                if done.rowcount == 1:
+                    log.info("stale deadline: sms cancelled", extra={"message_id": mid, "reason": stale})
+                    stale_deadlines(self.rt).labels("dispatch").inc()
+                return 0
             recent = (await session.execute(
                 select(Message.sent_at).where(Message.phone == m.phone, Message.channel == "sms",
                                               Message.sent_at.is_not(None), Message.sent_at > now - window)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client import Counter
 from sqlalchemy import select
 
 from notifier.delivery import valid_phone
 from notifier.masking import mask_phone
-from notifier.models import MerchantContact, Message, OrderContact
+from notifier.models import MerchantContact, Message, OrderContact, SeenTransition
+from notifier.staleness import cancelled_by
 from notifier.template_store import latest
 from notifier.templates import render
 from notifier.triggers import Context, Intent
@@ -25,14 +27,52 @@ async def remember_merchant_phone(session, merchant_id: str | None, phone: str |
         row.contact_phone, row.updated_at = phone, now
 
 
+def stale_deadlines(rt) -> Counter:
+    """``notifier_stale_deadlines_total{stage}``: fired deadlines that notified nobody because
+    a later transition had cancelled their rule (``event``: no message recorded;
+    ``dispatch``: a queued SMS cancelled before sending)."""
+    counter = getattr(rt, "notifier_stale_deadlines", None)
+    if counter is None:
+        counter = rt.notifier_stale_deadlines = Counter(
+            "notifier_stale_deadlines_total", "Fired deadlines not notified: cancelled by a later transition",
+            ["stage"], registry=rt.metrics)
+    return counter
+
+
+async def remember_transition(session, order_id: str, version: int, action: str, from_state: str, to_state: str,
+                              now) -> None:
+    if await session.get(SeenTransition, (order_id, version)) is None:
+        session.add(SeenTransition(order_id=order_id, version=version, action=action, from_state=from_state,
+                                   to_state=to_state, seen_at=now))
+
+
+async def stale_reason(session, order_id: str | None, armed_version: int | None,
+                       cancelling: list[str] | None) -> str | None:
+    """Why a deadline armed at ``armed_version`` no longer holds, or None (also when the
+    event carried no cancelling facts: nothing to check against)."""
+    if not order_id or armed_version is None or not cancelling:
+        return None
+    rows = (await session.execute(
+        select(SeenTransition.version, SeenTransition.action, SeenTransition.from_state, SeenTransition.to_state)
+        .where(SeenTransition.order_id == order_id, SeenTransition.version > armed_version))).all()
+    hit = cancelled_by([tuple(r) for r in rows], armed_version, cancelling)
+    if hit is None:
+        return None
+    version, fact = hit
+    return f"{fact} at order version {version} (armed at {armed_version})"
+
+
 async def context(session, order_id: str) -> tuple[OrderContact | None, Context]:
     c = await session.get(OrderContact, order_id)
     return c, Context(number=c.number if c else None, return_address=c.return_address if c else None)
 
 
 async def record(session, *, event_id: str, order_id: str | None, intent: Intent, customer_id: str | None,
-                 customer_phone: str | None, merchant_id: str | None, now) -> None:
-    """Record the intent's messages: SMS + in-site for customers and merchants, SMS for staff."""
+                 customer_phone: str | None, merchant_id: str | None, now,
+                 deadline: tuple[int, list[str]] | None = None) -> None:
+    """Record the intent's messages: SMS + in-site for customers and merchants, SMS for staff.
+    ``deadline``: (armed order version, cancelling facts) of a fired deadline, kept on the
+    messages for the dispatcher's last check."""
     merchant_phone = None
     if merchant_id:
         mc = await session.get(MerchantContact, merchant_id)
@@ -76,6 +116,8 @@ async def record(session, *, event_id: str, order_id: str | None, intent: Intent
             template_version=tpl.version if tpl else None, channel=channel, kind=intent.kind, order_id=order_id,
             audience=audience, audience_id=audience_id, phone=phone, title=title, body=body, status=status,
             attempts=0, next_attempt_at=now if status == "queued" else None, last_error=error, created_at=now,
-            delivered_at=now if status == "delivered" else None))
+            delivered_at=now if status == "delivered" else None,
+            deadline_version=deadline[0] if deadline else None,
+            deadline_cancelled_by=list(deadline[1]) if deadline and deadline[1] else None))
         if error:
             log.warning("notification failed", extra={"event_id": event_id, "kind": intent.kind, "reason": error})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import BigIntPK, UTCDateTime, declarative_base
@@ -69,7 +69,7 @@ class Message(Base):
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
     title: Mapped[str] = mapped_column(String(128), default="")
     body: Mapped[str] = mapped_column(Text(), default="")
-    status: Mapped[str] = mapped_column(String(12))  # queued | sent | delivered | failed
+    status: Mapped[str] = mapped_column(String(12))  # queued | sent | delivered | failed | cancelled
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text(), nullable=True)
@@ -79,6 +79,11 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A message of a fired deadline: the order version its timer was armed for and the facts
+    # that cancel its rule, so the dispatcher can drop it if the deadline became stale while
+    # it waited (NULL for messages of order events).
+    deadline_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    deadline_cancelled_by: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class SeenNonce(Base):
@@ -91,3 +96,36 @@ class SeenNonce(Base):
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class SeenTransition(Base):
+    """Each ``service_order.transitioned`` the notifier consumed (one row per order version):
+    what a fired deadline is checked against. A deadline armed at version v whose rule is
+    cancelled by a transition seen with a version above v is stale and notifies nobody."""
+
+    __tablename__ = "order_transitions"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str] = mapped_column(String(40))
+    to_state: Mapped[str] = mapped_column(String(40))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PhoneReveal(Base):
+    """One operator's request to see one phone number unmasked: who (token subject and
+    role), when (service clock), which message or order contact, and why. Written in the
+    transaction that reads the number, so no number is shown without its entry."""
+
+    __tablename__ = "phone_reveals"
+    __table_args__ = (Index("ix_phone_reveals_order_id", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(128))
+    actor_role: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(16))  # message | order_contact
+    message_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(Text())

@@ -8,11 +8,13 @@ import hashlib
 import hmac
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 from sqlalchemy import select
 
 from orders.adapters.secret_hashing import LegacyPbkdf2Hasher, hash_secret
 from orders.handlers.apply import apply_for_service
+from orders.handlers.catalogue_events import publish_skus
 from orders.handlers.lifecycle import perform
 from orders.models import ApiClient, Merchant, ServiceOrder, Sku, Staff
 from orders.schemas import ApplicationIn
@@ -52,6 +54,10 @@ async def seed_demo(rt) -> dict:
                 await s.flush()
                 for sku, cat, price in m["skus"]:
                     s.add(Sku(merchant_id=m["id"], sku=sku, category=cat, price=Decimal(price)))
+            # every run (idempotent upserts): a demo database seeded before the catalogue was
+            # published catches up, so the demo SKUs route to their manufacturer
+            await publish_skus(rt, s, m["id"], m["kind"],
+                               [SimpleNamespace(sku=sku, category=cat) for sku, cat, _p in m["skus"]])
         for mid, login, perms, cats in STAFF:
             if await s.get(Staff, f"{mid}.{login}") is None:
                 s.add(Staff(id=f"{mid}.{login}", merchant_id=mid, name=login, permissions=perms, categories=cats,

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import unicodedata
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+
+from orders.domain.states import STATES
 
 ServiceType = Literal["return", "exchange", "repair", "compensation"]
 ProblemType = Literal["quality", "logistics", "not_as_described", "no_reason", "other"]
@@ -62,17 +64,23 @@ class ApplicationIn(_Body):
 
 
 class ServiceOrderOut(BaseModel):
+    """What an application answers (read from the new order's attributes)."""
+    model_config = ConfigDict(extra="forbid")
+
     id: str
     number: str
-    state: str
+    state: Literal[STATES] = Field(  # type: ignore[valid-type]
+        description="pending_claim for a new order; for a repeated Idempotency-Key, the order's current state")
     version: int
     merchant_id: str
     customer_id: str
     sku: str
     quantity: int
-    amount_paid: Decimal
-    service_type: str
-    problem_type: str
+    # a Decimal (the order's value), sent as a string with two places
+    amount_paid: Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": r"^\d+\.\d{2}$",
+                                                    "description": "CNY amount, 2 decimals"})]
+    service_type: ServiceType
+    problem_type: ProblemType
     created_at: datetime
 
 

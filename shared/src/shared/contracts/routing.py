@@ -5,9 +5,10 @@ are published by the consultation-routing service (key: manufacturer id, or
 ``platform`` when no manufacturer is known) for KPI and billing.
 
 ``catalogue.sku_upserted`` (key: SKU, topic ``catalogue.events``) keeps the routing
-catalogue current; the routing service consumes it. No producer exists yet; a
-catalogue owner publishes it. It has its own topic so that the routing service
-does not read back its own stream of decisions."""
+catalogue current; the routing service consumes it. The orders service publishes it
+(through its outbox) for every SKU a merchant's catalogue gains or changes, at
+onboarding and through the catalogue API. It has its own topic so that the routing
+service does not read back its own stream of decisions."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -77,6 +78,11 @@ class BillableConsultation(BaseModel):
 
 @registry.register("catalogue.sku_upserted", topic=CATALOGUE_EVENTS, version=1)
 class SkuUpserted(BaseModel):
+    """A SKU of a merchant's catalogue: ``manufacturer_id`` is the merchant whose
+    catalogue holds it. ``merchant_kind`` (added later, optional): routing lets a
+    manufacturer's catalogue take a SKU id a POP seller's also lists, never the reverse."""
+
     sku: str = Field(min_length=1, max_length=100)
     manufacturer_id: str = Field(min_length=1, max_length=100)
     category: str = Field(min_length=1, max_length=100)
+    merchant_kind: Literal["manufacturer", "pop_seller"] | None = None

@@ -173,27 +173,35 @@ async def put_queue(manufacturer_id: str, body: QueueReport, request: Request, r
 
 
 class Transfer(BaseModel):
-    decision_id: str = Field(min_length=1, max_length=36)
+    decision_id: str = Field(min_length=1, max_length=36, description="the decision that sent the consultation to "
+                             "this manufacturer's queue (GET /v1/route's decision_id)")
     manufacturer_id: str = Id
     agent_id: str = Field(min_length=1, max_length=100)
     reason: str = Field(min_length=1, max_length=500)
-    channel: Literal["phone", "im"]
-    sku: str | None = Field(default=None, max_length=100)
+    channel: Literal["phone", "im"] | None = Field(default=None, description="optional: must be the decision's")
+    sku: str | None = Field(default=None, max_length=100, description="optional: must be the decision's")
 
 
 @router.post("/transfers", status_code=201, summary="队列转接: a manufacturer agent hands the consultation to the platform",
+             description="The decision must exist (404 `decision_not_found`; decisions are kept "
+                         "DECISION_RETENTION_H hours), concern this manufacturer (409 "
+                         "`decision_of_another_manufacturer`; a manufacturer's own account gets 404) and have sent "
+                         "the consultation to its queue (409 `decision_not_to_manufacturer`); once per decision (409 "
+                         "`already_transferred`). A channel or SKU other than the decision's: 422 "
+                         "`decision_mismatch`. Billed as the decision's channel and category.",
              response_model=TransferOut)
 async def transfer(body: Transfer, request: Request, rt: Runtime = Depends(get_runtime),
                    p: Principal = Depends(require_principal("platform_operator", "merchant_main", "merchant_staff"))
                    ) -> dict:
     if p.is_merchant and p.merchant_id != body.manufacturer_id:
         raise ApiError(403, "forbidden", "a manufacturer may only transfer its own consultations")
-    row = await transfer_to_platform(rt, request.app.state.routing, decision_id=body.decision_id,
-                                     manufacturer_id=body.manufacturer_id, agent_id=body.agent_id,
-                                     reason=body.reason, channel=body.channel, sku=body.sku)
+    row, channel = await transfer_to_platform(rt, request.app.state.routing, decision_id=body.decision_id,
+                                              manufacturer_id=body.manufacturer_id, agent_id=body.agent_id,
+                                              reason=body.reason, channel=body.channel, sku=body.sku,
+                                              by_merchant=p.is_merchant)
     s = rt.settings
     return {"id": row.id, "decision_id": row.decision_id, "manufacturer_id": row.manufacturer_id,
             "agent_id": row.agent_id, "reason": row.reason, "transferred_at": row.transferred_at.isoformat(),
             "target": "platform",
-            "queue_id": s.platform_im_queue_id if body.channel == "im" else None,
-            "hotline": s.platform_hotline if body.channel == "phone" else None}
+            "queue_id": s.platform_im_queue_id if channel == "im" else None,
+            "hotline": s.platform_hotline if channel == "phone" else None}

@@ -133,7 +133,7 @@ async def answer_query(state, q: dict, principal: Principal) -> bytes:
     and no score input. A billable decision is answered once it is durable (journaled
     and fsynced, see publisher.py)."""
     routing = state.routing
-    c = consultation_from_query(q, state.runtime.clock.now(), principal)
+    c = routing.engine.resolve(consultation_from_query(q, state.runtime.clock.now(), principal))
     answer = routing.engine.route(c)
     what_if = answer["what_if"] = principal.role != "storefront"
     if not what_if:

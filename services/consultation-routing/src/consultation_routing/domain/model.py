@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from functools import cached_property
 from typing import NamedTuple
+
+from consultation_routing.domain.categories import category_names
 
 PLATFORM_HOTLINE = "400-606-5500"
 
@@ -34,12 +37,16 @@ class Manufacturer:
     package: int = 1
     hover_text: str | None = None
 
-    def scope_text(self) -> str:
-        if self.hover_text:
-            return self.hover_text
-        cats = "、".join(sorted(self.categories))
+    @cached_property
+    def _default_scope_text(self) -> str:
+        # built once per enrollment (the value is immutable), not on every product page
         return (f"{PLATFORM_HOTLINE} 转 {self.phone_extension}：{self.name} 厂家服务直通车，"
-                f"解答{cats}商品的售前咨询与售后服务")
+                f"解答{category_names(self.categories)}商品的售前咨询与售后服务")
+
+    def scope_text(self) -> str:
+        """The product page's hover text: the manufacturer's own, or the default naming its
+        categories in Chinese (``domain/categories.py``), never their codes."""
+        return self.hover_text or self._default_scope_text
 
 
 class Sku(NamedTuple):
@@ -48,6 +55,15 @@ class Sku(NamedTuple):
     sku: str
     manufacturer_id: str
     category: str
+
+
+class OrderSku(NamedTuple):
+    """A service order routing remembers: which SKU it (and its sales order) is about."""
+
+    service_order_id: str
+    sales_order_id: str
+    sku: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,21 @@ repair that became an exchange); a plain repair is not a refund. Per merchant:
   abandoned, closed, refunded by the system) — whichever comes first ("refund
   done or closed"). Lower is better. Nothing completed → ``None``.
 - refund self-completion rate = cases the merchant completed itself / completed
-  cases. Not self-completed: arbitration was requested before completion, the
-  refund was executed by the platform (arbitration, platform-served orders) or by
-  a system timer (auto-refund, advance compensation), or a platform operator closed
-  it. Higher is better. Nothing completed → ``None``.
+  cases: only outcomes the merchant itself carried out count
+  (``kpi.projection.self_completed``). Not self-completed: any order the platform
+  serves (``platform`` mode, or on a manufacturer's behalf), arbitration requested
+  before completion, a refund executed by the platform or by a system timer
+  (auto-refund, advance compensation), a close by a timeout (feedback, ship-back),
+  by the customer's abandonment or by a platform operator. A confirmation (by the
+  customer or the auto-confirm timer) of an outcome the merchant decided counts.
+  Higher is better. Nothing completed → ``None``.
 
-Peers: merchants of the same top-level category. A merchant's category is the one
-most of its service orders carry (ties: alphabetical), mapped to its top-level
-category by the ``category_parents`` setting (default: categories are top-level);
-a merchant without service orders is in category ``unknown``.
+Peers: merchants of the same top-level category. A merchant's category comes from
+its catalogue when KPI knows it (``catalogue.sku_upserted``): the category most of
+its SKUs carry; otherwise from its service orders: the category most of them carry
+(ties: alphabetical); mapped to the top-level category by the ``category_parents``
+setting (default: categories are top-level). A merchant with neither (e.g. paid
+transactions posted before its catalogue was published) is in category ``unknown``.
 
 Per category:
 - industry average = the pooled value over the category's merchants (e.g. all
@@ -35,10 +41,12 @@ Per category:
 Per merchant:
 - lead over peers, per indicator = the share of the other merchants of its
   category (with a value) whose value is strictly worse (0–100 %); ``None`` without
-  such peers. A lead under 30 % raises a warning;
+  such peers. A lead under 30 % raises a warning — except for a merchant at the
+  category's best value (no peer strictly better: e.g. all tied), whose lead of 0 %
+  only means nobody is worse;
 - composite index = the 1:1:1 mean of its three leads (leads that are ``None`` are
   left out, the others weigh equally); its lead over peers is computed the same way
-  and warned under 30 % too;
+  and warned under 30 % too (again not at the best index score);
 - platinum after-sales label = all three indicators present and each at least as
   good as the category's platinum benchmark;
 - breakdown by refund path (by goods status, ``kpi.projection.refund_path``):
@@ -263,22 +271,29 @@ def windows_from_counters(counters: dict, paid: dict[tuple[str, date], int], end
     lo, hi = start.isoformat(), stop.isoformat()
     merchants: dict[str, MerchantWindow] = {}
     cats: dict[str, dict[str, int]] = {}
+    catalogue: dict[str, dict[str, int]] = {}
     for (family, m, period, dim), (a, b, c, d) in counters.items():
         if family == "ix" and lo <= period <= hi:
             mw = merchants.get(m) or merchants.setdefault(m, MerchantWindow(m))
             mw.paths.setdefault(dim, Sums()).add(a, b, c, d)
-        elif family == "mcat":
-            cats.setdefault(m, {})[dim] = cats.get(m, {}).get(dim, 0) + a
+        elif family in ("mcat", "ccat"):
+            into = cats if family == "mcat" else catalogue
+            into.setdefault(m, {})[dim] = into.get(m, {}).get(dim, 0) + a
     for (m, day), n in paid.items():
         if start <= day <= stop and n:
             (merchants.get(m) or merchants.setdefault(m, MerchantWindow(m))).paid += n
     for m, mw in merchants.items():
-        mw.category = main_category(cats.get(m, {}), parents or {})
+        mw.category = main_category(cats.get(m, {}), parents or {}, catalogue.get(m))
     return merchants
 
 
-def main_category(counts: dict[str, int], parents: dict[str, str]) -> str:
-    """The top-level category of most of a merchant's service orders."""
+def main_category(counts: dict[str, int], parents: dict[str, str],
+                  catalogue: dict[str, int] | None = None) -> str:
+    """A merchant's top-level category: the one most of its catalogue's SKUs carry
+    (``catalogue``: SKUs per category) — what it sells, known before any service order —
+    else the one most of its service orders carry (``counts``), else ``unknown``."""
+    if catalogue and any(n > 0 for n in catalogue.values()):
+        counts = catalogue
     if not counts:
         return UNKNOWN
     tops: dict[str, int] = {}
@@ -339,13 +354,26 @@ def _category_flags(group: list[MerchantWindow], policy: IndexPolicy) -> list[tu
     out = []
     for i in range(len(group)):
         meets = {m: _meets(m, ranks[m][i], bench[m]) for m in METRICS}
+        # a lead under the line warns, unless the merchant is at the best value (no peer
+        # strictly better; with ties at the top the lead is 0 % only because nobody is worse)
         warnings = [m for m in METRICS
-                    if worse[m][i] is not None and _below(worse[m][i], peers[m], policy.lead_warning)]
+                    if worse[m][i] is not None and _below(worse[m][i], peers[m], policy.lead_warning)
+                    and _better_count(m, ranks[m][i], sorted_ranks[m]) > 0]
         if keys[i] is not None and _below(_worse(None, keys[i], sorted_keys), len(sorted_keys) - 1,
-                                          policy.lead_warning):
+                                          policy.lead_warning) and _better_count(None, keys[i], sorted_keys) > 0:
             warnings.append("index")
         out.append((meets, warnings))
     return out
+
+
+def _better_count(metric: str | None, mine, sorted_all: list) -> int:
+    """How many of ``sorted_all`` (ascending) are strictly better than ``mine``
+    (``metric`` None: the index score, higher is better)."""
+    import bisect
+
+    if metric is None or not LOWER_IS_BETTER[metric]:
+        return len(sorted_all) - bisect.bisect_right(sorted_all, mine)
+    return bisect.bisect_left(sorted_all, mine)
 
 
 def _below(worse: int, peers: int, limit: Fraction) -> bool:

@@ -13,15 +13,21 @@ from orders.handlers.accounts import issue_for_client
 from shared.auth import Policy
 from shared.errors import ApiError, error_body
 from orders.api.common import get_runtime
+from orders.api.responses import TokenOut
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/v1/oauth", tags=["auth"])
 
 
-@router.post("/token", summary="Exchange client credentials for a short-lived bearer token",
+@router.post("/token", summary="Exchange client credentials for a short-lived bearer token", response_model=TokenOut,
              dependencies=[Depends(Policy.public("OAuth2 client-credentials token endpoint"))],
-             responses={429: {"description": "too many failed attempts for this client id or source address "
-                                             "(`too_many_attempts`); retry after `Retry-After` seconds"}})
+             responses={
+                 401: {"description": "unknown client, wrong secret or disabled account (`invalid_client`)",
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+                 429: {"description": "too many failed attempts for this client id or source address "
+                                      "(`too_many_attempts`); retry after `Retry-After` seconds",
+                       "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}})
 async def token(request: Request, rt: Runtime = Depends(get_runtime)) -> dict:
     raw = await request.body()
     ctype = request.headers.get("content-type", "")

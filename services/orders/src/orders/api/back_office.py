@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from orders.api import fast
 from orders.api.common import (AttachmentId, OrderId, Page, StaffId, action_context, content_disposition,
                                instant_filter, merchant, page, platform, get_runtime, text_filter)
+from orders.api.responses import (BINARY_RESPONSE, ActionResult, BatchResults, CreatedStaff, OrderSearch,
+                                  OrderView, StaffList, StaffOut)
 from orders.domain.states import STATES
 from orders.handlers import accounts, queries
 from orders.handlers.lifecycle import perform, perform_batch
@@ -38,7 +40,8 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
     """The order routes, for merchants under /v1/merchant and for platform staff under /v1/platform."""
     router = APIRouter(prefix=prefix, tags=[tag])
 
-    @router.get("/service-orders", summary="Search: filters, pagination, counts per state")
+    @router.get("/service-orders", response_model=OrderSearch,
+                summary="Search: filters, pagination, counts per state")
     async def search(state: Literal[STATES] | None = Query(None, description="only this state (the tab)"),
                      category: text_filter("after-sales category") = None, sku: text_filter("SKU") = None,
                      sales_order_id: text_filter("sales order id") = None,
@@ -58,11 +61,13 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
                  created_to=created_to)
         return await queries.search(rt, p, f, limit, offset)
 
-    @router.get("/service-orders/{order_id}", summary="Full order: timeline with internal notes, attachments")
+    @router.get("/service-orders/{order_id}", response_model=OrderView,
+                summary="Full order: timeline with internal notes, attachments")
     async def detail(order_id: OrderId, rt: Runtime = Depends(get_runtime), p: Principal = Depends(back_office)) -> dict:
         return await queries.view(rt, p, order_id)
 
-    @router.get("/service-orders/{order_id}/attachments/{att_id}", summary="Download an audit attachment")
+    @router.get("/service-orders/{order_id}/attachments/{att_id}", summary="Download an audit attachment",
+                response_class=Response, responses=BINARY_RESPONSE)
     async def download(order_id: OrderId, att_id: AttachmentId, rt: Runtime = Depends(get_runtime),
                        p: Principal = Depends(back_office)) -> Response:
         a, content = await queries.attachment(rt, p, order_id, att_id)
@@ -83,12 +88,12 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
         async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
                            ctx: tuple = Depends(context)) -> dict:
             rt, p, version = ctx
-            # Already JSON-ready (str/int/bool/None): answered as is, without FastAPI re-validating
-            # the dict against the ``dict`` annotation (kept for the API docs) and serializing it.
+            # Already JSON-ready (str/int/bool/None): answered as is. FastAPI does not validate a
+            # returned Response: ``ActionResult`` only documents it (the tests check the answers).
             return JSONResponse(await run(rt, p, order_id, body, version))
 
         router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
-                             name=f"{tag}_{path}")
+                             name=f"{tag}_{path}", response_model=ActionResult)
         fast.register(prefix, path, fast.ActionRoute(f"{prefix}/service-orders/{{order_id}}/{path}", context, model,
                                                      run))
 
@@ -109,13 +114,15 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
     action("arbitration", "arbitration.request", ArbitrationRequestIn, "Ask the platform to intervene")
     action("abandon", "abandon", AbandonIn, "Abandon on the customer's behalf (note required)")
 
-    @router.post("/service-orders/batch-audit", summary="Batch audit: reject or abandon many orders")
+    @router.post("/service-orders/batch-audit", response_model=BatchResults,
+                 summary="Batch audit: reject or abandon many orders")
     async def batch_audit(body: BatchAuditIn, rt: Runtime = Depends(get_runtime),
                           p: Principal = Depends(back_office)) -> dict:
         data = {"opinion": body.opinion, "note": body.note}
         return {"results": await perform_batch(rt, p, body.order_ids, f"audit.{body.decision}", data)}
 
-    @router.post("/service-orders/batch-assign", summary="Assign many orders to one staff member")
+    @router.post("/service-orders/batch-assign", response_model=BatchResults,
+                 summary="Assign many orders to one staff member")
     async def batch_assign(body: BatchAssignIn, rt: Runtime = Depends(get_runtime),
                            p: Principal = Depends(back_office)) -> dict:
         return {"results": await perform_batch(rt, p, body.order_ids, "assign", {"staff_id": body.staff_id})}
@@ -133,17 +140,18 @@ staff_router = APIRouter(prefix="/v1/merchant/staff", tags=["merchant"])
 main_account = Policy("merchant_main", scope="the merchant's own staff")
 
 
-@staff_router.get("", summary="Staff sub-accounts")
+@staff_router.get("", response_model=StaffList, summary="Staff sub-accounts")
 async def staff_list(rt: Runtime = Depends(get_runtime), p: Principal = Depends(main_account)) -> dict:
     return {"items": await accounts.list_staff(rt, p.merchant_id)}
 
 
-@staff_router.post("", status_code=201, summary="Create a staff sub-account (at most 10); returns its credentials once")
+@staff_router.post("", status_code=201, response_model=CreatedStaff,
+                   summary="Create a staff sub-account (at most 10); returns its credentials once")
 async def staff_create(body: StaffIn, rt: Runtime = Depends(get_runtime), p: Principal = Depends(main_account)) -> dict:
     return await accounts.create_staff(rt, p.merchant_id, body)
 
 
-@staff_router.patch("/{staff_id}", summary="Change permissions / categories, or deactivate")
+@staff_router.patch("/{staff_id}", response_model=StaffOut, summary="Change permissions / categories, or deactivate")
 async def staff_patch(staff_id: StaffId, body: StaffPatch, rt: Runtime = Depends(get_runtime),
                       p: Principal = Depends(main_account)) -> dict:
     return await accounts.update_staff(rt, p.merchant_id, staff_id, body.model_dump(exclude_none=True))

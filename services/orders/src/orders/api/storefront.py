@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from orders.api import fast
 from orders.api.common import OrderId, Page, action_context, caller_context, page, storefront, get_runtime
+from orders.api.responses import CustomerActionResult, CustomerOrderView, CustomerOrders
 from orders.domain.states import STATES
 from orders.handlers import queries
 from orders.handlers.apply import apply_for_service
@@ -32,7 +33,10 @@ _caller = caller_context(storefront, customer=True)
 
 
 @router.post("/service-orders", status_code=201, response_model=ServiceOrderOut,
-             summary="Customer applies for after-sales service")
+             summary="Customer applies for after-sales service",
+             responses={200: {"model": ServiceOrderOut,
+                              "description": "this Idempotency-Key was already used for the same application: "
+                                             "the order it created"}})
 async def apply(body: ApplicationIn, response: Response,
                 idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=100),
                 ctx: tuple = Depends(_caller)) -> ServiceOrderOut:
@@ -59,7 +63,7 @@ async def _apply_fast(rt, p: Principal, body: ApplicationIn, idempotency_key: st
 fast.apply_handler(_caller, ApplicationIn, _apply_fast)
 
 
-@router.get("/service-orders", summary="The customer's service orders")
+@router.get("/service-orders", response_model=CustomerOrders, summary="The customer's service orders")
 async def mine(pg: Page = Depends(page), state: Literal[STATES] | None = Query(None, description="only this state"),
                rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
     limit, offset = pg.limit, pg.offset
@@ -74,7 +78,8 @@ async def mine(pg: Page = Depends(page), state: Literal[STATES] | None = Query(N
     return {"items": [queries.summary(o) | {"current_handler": queries.current_handler(o)} for o in rows]}
 
 
-@router.get("/service-orders/{order_id}", summary="Progress view: state, handler, expected completion, timeline")
+@router.get("/service-orders/{order_id}", response_model=CustomerOrderView,
+            summary="Progress view: state, handler, expected completion, timeline")
 async def progress(order_id: OrderId, rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
     return await queries.view(rt, p, order_id)
 
@@ -89,14 +94,14 @@ def _action(path: str, action: str, model, summary: str):
     async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
                        ctx: tuple = Depends(_context)) -> dict:
         rt, p, version = ctx
-        # JSON-ready already: answered as is (see back_office.action).
+        # JSON-ready already: answered as is, not validated (see back_office.action).
         return JSONResponse(await run(rt, p, order_id, body, version))
 
     fast.register("/v1/storefront", path, fast.ActionRoute(f"/v1/storefront/service-orders/{{order_id}}/{path}",
                                                            _context, model, run))
 
     router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
-                         name=f"storefront_{path}")
+                         name=f"storefront_{path}", response_model=CustomerActionResult)
 
 
 class _Empty(NoteIn):

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from orders.handlers.catalogue_events import publish_skus
 from orders.models import ApiClient, Merchant, Sku, Staff
 from shared.auth import Principal, issue_token
 from shared.contracts.accounts import AccountChanged
@@ -97,6 +98,7 @@ async def onboard_merchant(rt, body) -> dict:
         await s.flush()
         for sku in body.skus:
             s.add(Sku(merchant_id=body.id, sku=sku.sku, category=sku.category, price=sku.price))
+        await publish_skus(rt, s, body.id, body.kind, body.skus)
         creds = await _new_client(s, secret, client_id=f"{body.id}.main", role="merchant_main", name=f"{body.name} main",
                                   now=now, merchant_id=body.id)
     return {"merchant": await get_merchant(rt, body.id), "main_account": creds}
@@ -127,7 +129,8 @@ async def configure_merchant(rt, merchant_id: str, changes: dict) -> dict:
 
 async def upsert_skus(rt, merchant_id: str, skus) -> dict:
     async with rt.uow() as s:
-        if await s.get(Merchant, merchant_id) is None:
+        merchant = await s.get(Merchant, merchant_id)
+        if merchant is None:
             raise ApiError(404, "merchant_not_found", f"no merchant {merchant_id}")
         for item in skus:
             row = await s.scalar(select(Sku).where(Sku.merchant_id == merchant_id, Sku.sku == item.sku))
@@ -135,6 +138,7 @@ async def upsert_skus(rt, merchant_id: str, skus) -> dict:
                 s.add(Sku(merchant_id=merchant_id, sku=item.sku, category=item.category, price=item.price))
             else:
                 row.category, row.price = item.category, item.price
+        await publish_skus(rt, s, merchant_id, merchant.kind, skus)
     return await get_merchant(rt, merchant_id)
 
 

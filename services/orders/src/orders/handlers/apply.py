@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from orders.adapters import direct
 from orders.domain.eligibility import check_window
 from orders.domain.modes import effective_mode
-from orders.domain.money import return_freight_payer
+from orders.domain.money import cny, return_freight_payer
 from orders.models import Merchant, ServiceOrder, TimelineEntry
 from orders.schemas import ApplicationIn
 from shared.clock import to_beijing
@@ -94,7 +94,9 @@ def _order_fields(body: ApplicationIn, merchant, idempotency_key: str, digest: s
         state_entered_at=now,
         return_freight_payer=return_freight_payer(body.problem_type, body.customer_level),
         armed={"advance_compensation": 1},
-        **body.model_dump(),
+        # two places, as the column stores it: the answer, the event and the hot path's cached
+        # copy say "199.00" for "199", like every later read
+        **(body.model_dump() | {"amount_paid": cny(body.amount_paid)}),
     )
 
 

@@ -105,6 +105,9 @@ RULES: tuple[Rule, ...] = (
        cancelled_by={"action:confirm", "action:message", "action:cancel_outcome"} | ABANDON | ENDED_OR_DONE, description="→ completed"),
 )
 RULES_BY_NAME = {r.name: r for r in RULES}
+# What a fired deadline carries (``DeadlineFired.cancelled_by``), sorted: consumers that saw a
+# later transition producing one of these facts ignore the deadline (stale timer).
+CANCELLED_BY: dict[str, list[str]] = {r.name: sorted(r.cancelled_by) for r in RULES}
 
 
 def facts_of_created() -> set[str]:

@@ -11,7 +11,11 @@ process, and the database writes, indexes, reads back and marks one outbox row p
 instead of one per timer. A timer fires once because the claim moves it from pending to
 fired under its row lock, in the transaction that writes its event. SQLite (one writer,
 tests and development) runs the same steps as two statements with the envelopes built
-here, one outbox row each; both build the same envelope, event id included."""
+here, one outbox row each; both build the same envelope, event id included.
+
+Each event carries its rule's cancelling facts (``cancelled_by``, from the rule table, left
+out for a rule the table does not know, as the contract leaves out an empty list), so a
+consumer that has already seen a later cancelling transition can ignore a stale deadline."""
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +29,7 @@ from sqlalchemy import func, insert, select, text, update
 from shared.outbox import BUNDLE
 from shared.runtime import Runtime
 from shared.topics import SLA_EVENTS
+from sla_timer.domain.rules import CANCELLED_BY
 from sla_timer.models import Timer
 
 log = logging.getLogger(__name__)
@@ -53,15 +58,21 @@ _PG_TS = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
 # parameters (``_envelope_parts``), every text column goes through to_json (escaping),
 # the columns are NOT NULL, and ``details`` (json, stored as given) has any raw line
 # break or tab - whitespace between tokens only, in valid JSON - turned into a space,
-# since a bundle line must not hold one. Same JSON as ``_payload`` builds, key order too.
+# since a bundle line must not hold one. ``cancelled_by`` is looked up by rule in a JSON
+# object of ready-made text (``_CANCEL_TAILS``), parsed once per statement (a scalar
+# subquery). Same JSON as ``_payload`` builds, key order too.
 _PG_ENVELOPE = (
     """'{"id":"' || """ + _PG_EVENT_ID + """ || CAST(:head AS text) || to_json(order_id)::text"""
     """ || CAST(:mid AS text) || to_json(id)::text"""
     """ || ',"order_id":' || to_json(order_id)::text || ',"rule":' || to_json(rule)::text"""
     """ || ',"action":' || to_json(action)::text || ',"order_version":' || order_version::text"""
     """ || ',"order_state":' || to_json(order_state)::text || ',"due_at":"' || """ + _PG_TS.format("due_at")
-    + r""" || CAST(:tail AS text) || translate(details::text, E'\n\r\t', '   ') || '}}'"""
+    + r""" || CAST(:tail AS text) || translate(details::text, E'\n\r\t', '   ')"""
+    + """ || coalesce((SELECT CAST(:cancels AS jsonb)) ->> rule, '') || '}}'"""
 )
+# rule → the envelope's text after ``details`` (nothing for a rule without cancelling facts)
+_CANCEL_TAILS = json.dumps({rule: ',"cancelled_by":' + json.dumps(facts, separators=(",", ":"))
+                            for rule, facts in CANCELLED_BY.items() if facts})
 
 
 def _envelope_parts(now: datetime) -> dict[str, str]:
@@ -70,7 +81,7 @@ def _envelope_parts(now: datetime) -> dict[str, str]:
                     f'"producer":{json.dumps(PRODUCER)},"key":',
             # (a parameter: in the statement's text ':null' would read as a bind parameter)
             "mid": ',"correlation_id":null,"data":{"timer_id":',
-            "tail": f'","fired_at":"{at}","details":'}
+            "tail": f'","fired_at":"{at}","details":', "cancels": _CANCEL_TAILS}
 # Claim in (state, due_at) index order, so LIMIT stops early (ties in due_at: any order);
 # = ANY(ARRAY(...)) keeps the update on primary-key lookups (a join on the CTE was planned
 # as a hash join over the whole table).
@@ -100,13 +111,16 @@ def _payload(t, now: datetime) -> str:
     """The ``sla.deadline_fired`` envelope as JSON, built directly: firing is the hot
     path, and the row's fields are already typed by the table (contract checked in tests)."""
     fired_at = now.isoformat()
+    data = {"timer_id": t.id, "order_id": t.order_id, "rule": t.rule, "action": t.action,
+            "order_version": t.order_version, "order_state": t.order_state, "due_at": t.due_at.isoformat(),
+            "fired_at": fired_at, "details": t.details or {}}
+    if CANCELLED_BY.get(t.rule):
+        data["cancelled_by"] = CANCELLED_BY[t.rule]
     return json.dumps({
         # Deterministic id: a timer's event is the same event however often it is written.
         "id": event_id(t.id), "type": EVENT_TYPE, "schema_version": 1,
         "occurred_at": fired_at, "producer": PRODUCER, "key": t.order_id, "correlation_id": None,
-        "data": {"timer_id": t.id, "order_id": t.order_id, "rule": t.rule, "action": t.action,
-                 "order_version": t.order_version, "order_state": t.order_state, "due_at": t.due_at.isoformat(),
-                 "fired_at": fired_at, "details": t.details or {}},
+        "data": data,
     }, separators=(",", ":"))
 
 

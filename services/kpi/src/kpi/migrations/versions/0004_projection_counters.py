@@ -146,7 +146,9 @@ def upgrade() -> None:
 
     if rows:
         cols = P.FIELDS + ("audit_late",)
-        op.bulk_insert(facts, [dict(zip(cols, r.as_tuple() + (r.audit_late,))) for r in rows])
+        here = set(facts.c.keys())  # fields later revisions add (e.g. ``mode``, 0005) are not columns yet
+        op.bulk_insert(facts, [{k: v for k, v in zip(cols, r.as_tuple() + (r.audit_late,)) if k in here}
+                               for r in rows])
     acc = P.counters_of(rows, consultations)
     if acc:
         op.bulk_insert(counters, [dict(zip(("family", "merchant_id", "period", "dim", "a", "b", "c", "d"), (*k, *v)))

@@ -1,0 +1,235 @@
+"""deploy/kubernetes is true to the code and to Kubernetes: the manifests validate against the
+Kubernetes schemas, run commands that exist with settings that exist, probe the paths and
+ports the services serve, and carry what a platform team expects of every workload."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.deploy import kit
+
+SERVICES = list(kit.PREFIXES)
+DOCS = kit.kustomize_resources()
+BY_KIND: dict[str, dict[str, dict]] = {}
+for _d in DOCS:
+    BY_KIND.setdefault(_d["kind"], {})[_d["metadata"]["name"]] = _d
+WORKLOADS = {**BY_KIND.get("Deployment", {}), **BY_KIND.get("StatefulSet", {})}
+JOBS = BY_KIND["Job"]
+CONFIGMAPS = BY_KIND["ConfigMap"]
+# Secrets are created out of band (deploy/README.md); their example lists the values.
+SECRET_EXAMPLE = kit.read_env_file(kit.KUBE_DIR / "secrets" / "aftersales.env.example")
+
+
+@pytest.mark.parametrize("version", ["1.29.0", "1.37.0"])
+def test_manifests_validate_against_the_kubernetes_schemas(version):
+    """Strict: an unknown field fails too (the oldest and newest Kubernetes the package ships
+    schemas for that the kit supports)."""
+    import kubernetes_validate
+
+    for doc in DOCS:
+        kubernetes_validate.validate(doc, version, strict=True)
+    # not a rubber stamp: a misspelt field is refused
+    broken = yaml.safe_load(yaml.safe_dump(WORKLOADS["orders"]))
+    broken["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
+
+
+def test_everything_lands_in_one_namespace_and_is_labelled():
+    ns = [d for d in DOCS if d["kind"] == "Namespace"]
+    assert len(ns) == 1 and ns[0]["metadata"]["name"] == "aftersales"
+    assert ns[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for d in DOCS:
+        if d["kind"] != "Namespace":
+            assert d["metadata"]["namespace"] == "aftersales", d["metadata"]["name"]
+            assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "aftersales"
+
+
+def _containers(doc):
+    return kit.pod_spec(doc)["containers"]
+
+
+def _env_names(doc, container) -> set[str]:
+    names = {e["name"] for e in container.get("env", [])}
+    for ref in container.get("envFrom", []):
+        names |= set(CONFIGMAPS[ref["configMapRef"]["name"]]["data"])
+    return names
+
+
+def test_every_container_runs_a_command_that_exists():
+    for name in SERVICES:
+        c = _containers(WORKLOADS[name])[0]
+        assert c["command"] == [name, "serve"]
+        assert kit.check_command(c["command"]) is None
+        job = JOBS[f"{name}-migrate"]
+        assert _containers(job)[0]["command"] == [name, "migrate"]
+        assert kit.check_command(_containers(job)[0]["command"]) is None
+    app_containers = [(d, c) for d in [*WORKLOADS.values(), *JOBS.values()] for c in _containers(d)
+                      if c["image"].startswith("registry.example.com/aftersales/")]
+    assert len(app_containers) == 10
+    for d, c in app_containers:
+        assert kit.check_command(c["command"]) is None, (d["metadata"]["name"], c["command"])
+
+
+def test_every_environment_variable_is_a_setting_of_that_service():
+    for name in SERVICES:
+        for doc in (WORKLOADS[name], JOBS[f"{name}-migrate"]):
+            c = _containers(doc)[0]
+            unknown = _env_names(doc, c) - kit.setting_env_names(name) - set(kit.NON_SETTING_ENV)
+            assert not unknown, f"{doc['metadata']['name']}: not settings of {name}: {sorted(unknown)}"
+
+
+def _resolved_env(doc, container) -> dict[str, str]:
+    """The container's environment with the Secrets' values taken from the example file."""
+    env = {}
+    for ref in container.get("envFrom", []):
+        env.update(CONFIGMAPS[ref["configMapRef"]["name"]]["data"])
+    example = {k: v or "x" * 8 + kit.example_env()["TOKEN_SECRET"] for k, v in SECRET_EXAMPLE.items()}
+    for e in container.get("env", []):
+        ref = e["valueFrom"]["secretKeyRef"]
+        # Secret aftersales-token/token-secret → TOKEN_SECRET, <svc>-database/url → <PREFIX>DATABASE_URL,
+        # notifier-sms-gateway/key|secret → SMS_GATEWAY_KEY|SECRET (the example file's names)
+        if ref["name"] == "aftersales-token":
+            env[e["name"]] = example["TOKEN_SECRET"]
+        elif ref["name"].endswith("-database"):
+            env[e["name"]] = example[e["name"]]
+        else:
+            env[e["name"]] = example[f"SMS_GATEWAY_{ref['key'].upper()}"]
+    return env
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_settings_pass_the_production_checks(service, monkeypatch):
+    from shared.settings import load_settings
+
+    doc = WORKLOADS[service]
+    env = _resolved_env(doc, _containers(doc)[0])
+    with kit.environment(monkeypatch, env, kit.PREFIXES[service]):
+        s = load_settings(kit.settings_class(service))
+    assert s.environment == "production" and s.database_url.startswith("postgresql+asyncpg://")
+    assert s.kafka_idempotent_producer is True and s.kafka_replication_factor == 3
+    assert s.run_migrations_on_start is False
+    assert s.host == "0.0.0.0"
+    # the migration Job reads the same settings
+    job = JOBS[f"{service}-migrate"]
+    assert _resolved_env(job, _containers(job)[0]) == env
+
+
+def test_ports_probes_and_scraping_match_the_settings_and_routes():
+    for name in SERVICES:
+        doc = WORKLOADS[name]
+        c = _containers(doc)[0]
+        data = CONFIGMAPS[f"{name}-config"]["data"]
+        prefix = kit.PREFIXES[name]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert ports["http"] == int(data[f"{prefix}PORT"]) == kit.settings_class(name).model_fields["port"].default
+        assert ports["metrics"] == int(data[f"{prefix}METRICS_PORT"])
+        assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+        assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+        assert c["startupProbe"]["httpGet"]["path"] == "/health"
+        assert {"/health", "/ready"} <= kit.public_paths(name)
+        ann = doc["spec"]["template"]["metadata"]["annotations"]
+        assert ann["prometheus.io/scrape"] == "true"
+        assert int(ann["prometheus.io/port"]) == ports["metrics"] and ann["prometheus.io/path"] == "/metrics"
+        svc = BY_KIND["Service"][name]
+        assert svc["spec"]["selector"] == doc["spec"]["selector"]["matchLabels"]
+        sp = {p["name"]: p for p in svc["spec"]["ports"]}
+        assert sp["http"]["port"] == ports["http"] and sp["http"]["targetPort"] == "http"
+        assert sp["metrics"]["targetPort"] == "metrics"
+
+
+def test_every_workload_is_hardened_bounded_and_budgeted():
+    for name in SERVICES:
+        doc = WORKLOADS[name]
+        pod = kit.pod_spec(doc)
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+        assert pod["automountServiceAccountToken"] is False
+        # long enough for the bounded stop (20 s for background work, then closes)
+        assert pod["terminationGracePeriodSeconds"] >= 40
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(c["resources"]["limits"])
+            mounts = {m["mountPath"] for m in c["volumeMounts"]}
+            assert {"/tmp", "/var/lib/aftersales"} <= mounts
+        sel = doc["spec"]["selector"]["matchLabels"]
+        pdb = BY_KIND["PodDisruptionBudget"][name]
+        assert pdb["spec"]["selector"]["matchLabels"] == sel
+        hpa = BY_KIND["HorizontalPodAutoscaler"][name]
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": doc["kind"], "name": name}
+        # the autoscaler owns the replica count (an apply would reset it otherwise)
+        assert "replicas" not in doc["spec"]
+        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    assert BY_KIND["HorizontalPodAutoscaler"]["orders"]["spec"]["minReplicas"] >= 2
+    assert BY_KIND["HorizontalPodAutoscaler"]["sla-timer"]["spec"]["minReplicas"] >= 2
+    # the routing journal: one volume per replica (one instance per journal directory)
+    routing = WORKLOADS["consultation-routing"]
+    assert routing["kind"] == "StatefulSet"
+    assert routing["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    assert BY_KIND["Service"][routing["spec"]["serviceName"]]["spec"]["clusterIP"] == "None"
+    # orders' attachments: one volume every replica mounts
+    claim = next(v for v in kit.pod_spec(WORKLOADS["orders"])["volumes"] if v["name"] == "data")
+    pvc = BY_KIND["PersistentVolumeClaim"][claim["persistentVolumeClaim"]["claimName"]]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_migrations_and_topics_run_as_jobs_before_the_rollout():
+    for name in [*SERVICES, "kafka-topics"]:
+        job = JOBS[f"{name}-migrate" if name != "kafka-topics" else name]
+        meta = job["metadata"]
+        # `kubectl apply -l app.kubernetes.io/component=provisioning` first (deploy/README.md);
+        # in a Helm chart the same Jobs are pre-install/pre-upgrade hooks
+        assert meta["labels"]["app.kubernetes.io/component"] == "provisioning"
+        assert "pre-upgrade" in meta["annotations"]["helm.sh/hook"]
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+        assert job["spec"]["backoffLimit"] >= 1
+        for ref in _containers(job)[0].get("envFrom", []):
+            cm = CONFIGMAPS[ref["configMapRef"]["name"]]
+            assert cm["metadata"]["labels"]["app.kubernetes.io/component"] == "config"
+            # the ConfigMap a hook Job reads must exist before it: a hook of lower weight
+            assert int(cm["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(meta["annotations"]["helm.sh/hook-weight"])
+    readme = (kit.DEPLOY / "README.md").read_text()
+    assert "app.kubernetes.io/component=provisioning" in readme
+
+
+def test_the_topics_job_runs_the_same_script_as_compose():
+    cm = CONFIGMAPS["kafka-topics"]
+    assert cm["data"]["create-topics.sh"] == (kit.DEPLOY / "kafka" / "create-topics.sh").read_text()
+    assert cm["data"]["REPLICATION_FACTOR"] == "3" and cm["data"]["MIN_INSYNC_REPLICAS"] == "2"
+    for name in SERVICES:
+        data = CONFIGMAPS[f"{name}-config"]["data"]
+        prefix = kit.PREFIXES[name]
+        assert data[f"{prefix}KAFKA_TOPIC_PARTITIONS"] == cm["data"]["PARTITIONS"]
+        assert data[f"{prefix}KAFKA_BOOTSTRAP"] == cm["data"]["BOOTSTRAP"]
+    c = _containers(JOBS["kafka-topics"])[0]
+    assert c["command"] == ["/bin/bash", "/opt/aftersales/create-topics.sh"]
+
+
+def test_the_service_monitor_selects_every_service_on_its_metrics_port():
+    sm = yaml.safe_load((kit.KUBE_DIR / "monitoring" / "servicemonitor.yaml").read_text())
+    assert sm["kind"] == "ServiceMonitor"
+    sel = sm["spec"]["selector"]
+    selected = []
+    for svc in BY_KIND["Service"].values():
+        labels = svc["metadata"]["labels"]
+        if all(labels.get(k) == v for k, v in sel["matchLabels"].items()) and all(
+                labels.get(e["key"]) in e["values"] for e in sel["matchExpressions"]):
+            selected.append(svc["metadata"]["name"])
+            assert any(p["name"] == sm["spec"]["endpoints"][0]["port"] for p in svc["spec"]["ports"])
+    # once each (the headless routing Service is left out: it would scrape the same pods again)
+    assert sorted(selected) == sorted(SERVICES)
+
+
+def test_secret_names_in_the_example_are_the_ones_the_manifests_read():
+    refs = set()
+    for doc in [*WORKLOADS.values(), *JOBS.values()]:
+        for c in _containers(doc):
+            for e in c.get("env", []):
+                refs.add((e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"]))
+    expected = {("aftersales-token", "token-secret"), ("notifier-sms-gateway", "key"), ("notifier-sms-gateway", "secret")}
+    expected |= {(f"{s}-database", "url") for s in SERVICES}
+    assert refs == expected
+    readme = (kit.DEPLOY / "README.md").read_text()
+    for name, key in refs:
+        assert name in readme, f"deploy/README.md does not say how to create Secret {name}"

@@ -1,0 +1,1 @@
+"""Tools that drive a running platform from outside (workload generator)."""
