@@ -48,3 +48,13 @@ bench-timers: setup
 
 bench-kpi: setup
 	$(BENCH) benchmarks/bench_kpi.py
+
+# The deployment kit (deploy/): promtool for the alert rules' checks (Debian package
+# prometheus; tests/deploy also installs it when run as root), then the tests that keep
+# deploy/ true to the code (tests/deploy, about a minute).
+.PHONY: deploy-tools deploy-check
+deploy-tools:
+	command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+
+deploy-check: setup
+	$(UV) run --frozen --no-sync pytest tests/deploy -q $(PYTEST_ARGS)

@@ -441,10 +441,10 @@ class Checker:
                 rep.add("invariant", "penalty_unearned", oid, "charged but never received")
             if charged[oid] > 1:
                 rep.add("duplicated", "penalty_twice", oid, f"{charged[oid]} lines")
-            adv = [e for e in tl if e["action"] == "system.advance_compensation"]
-            if len(adv) != advance[oid] and not (adv and advance[oid] == 1):
-                cls = "lost" if advance[oid] < len(adv) else "duplicated"
-                rep.add(cls, "advance_compensation_line", oid, f"{len(adv)} in history, {advance[oid]} charged")
+            adv = sum(1 for e in tl if e["action"] == "system.advance_compensation")
+            if advance[oid] != min(adv, 1):
+                cls = "lost" if advance[oid] < adv else ("duplicated" if adv else "invariant")
+                rep.add(cls, "advance_compensation_line", oid, f"{adv} in history, {advance[oid]} line(s) charged")
         for key, ids in late.items():
             counts = len(ids) // 10
             ln = late_lines.pop(key, None)

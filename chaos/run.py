@@ -24,7 +24,8 @@ Environment: CHAOS_SECONDS (1200), CHAOS_SEED (1), CHAOS_KILL_EVERY_S (5: mean s
 between kills), CHAOS_MERCHANTS (8), CHAOS_ORDERS_PER_ROUND (3), CHAOS_ROUND_MIN_S (1.5),
 CHAOS_DATA_DIR (a new temporary directory: logs of every process), CHAOS_KEEP (1: keep
 the databases and the directory), CHAOS_QUIESCE_TIMEOUT_S (180), CHAOS_TARGETS (all;
-`services`: every replica but not the broker; or a list such as `orders-1,kpi`).
+`services`: every replica but not the broker; or a list such as `orders-1,kpi`),
+CHAOS_CLOCK_SCALE (1: multiplies the virtual-clock steps of the workload's rounds).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -95,6 +97,7 @@ class Settings:
     keep: bool = False
     quiesce_timeout_s: float = 180.0
     targets: str = "all"  # all | services (no broker kills) | a comma-separated list of instances
+    clock_scale: float = 1.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -107,7 +110,8 @@ class Settings:
                    data_dir=Path(e["CHAOS_DATA_DIR"]) if e.get("CHAOS_DATA_DIR") else None,
                    keep=e.get("CHAOS_KEEP", "") in ("1", "true", "yes"),
                    quiesce_timeout_s=float(e.get("CHAOS_QUIESCE_TIMEOUT_S", "180")),
-                   targets=e.get("CHAOS_TARGETS", "all"))
+                   targets=e.get("CHAOS_TARGETS", "all"),
+                   clock_scale=float(e.get("CHAOS_CLOCK_SCALE", "1")))
 
 
 @dataclass
@@ -334,7 +338,8 @@ class ChaosRun:
         self.op = self.platform.operator["client_id"]
         self.api.add_client(self.op, self.platform.operator["client_secret"])
         self.workload = Workload(self.api, self.op, Config(
-            seed=s.seed, merchants=s.merchants, orders_per_round=s.orders_per_round, round_min_s=s.round_min_s),
+            seed=s.seed, merchants=s.merchants, orders_per_round=s.orders_per_round, round_min_s=s.round_min_s,
+            clock_scale=s.clock_scale),
             log=say)
         await self.workload.setup()
         stop_chaos, stop_all, hold_broker = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -416,6 +421,12 @@ class ChaosRun:
 
 
 def main() -> int:
+    def stop(signum, _frame):
+        # unwinds the run so its `finally` stops every process it started (they run in
+        # sessions of their own and would outlive us)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     return ChaosRun(Settings.from_env()).run()
 
 

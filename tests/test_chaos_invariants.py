@@ -191,3 +191,43 @@ def test_parked_messages_other_than_the_poisoned_ones():
     checker(T0).check_parked(parked, poisons, rep)
     assert kinds(rep) == ["invariant:message_parked", "lost:poison_not_parked"]
     assert rep.parked_poison == 1
+
+
+def received_order(decided_after: timedelta, penalty_fired: bool) -> OrderData:
+    o = intact_order()
+    r = T0 + timedelta(days=1)
+    o.detail["timeline"] += [
+        entry(4, "fill_shipment", "awaiting_return_shipment", "awaiting_receipt", r - timedelta(hours=1),
+              role="storefront"),
+        entry(5, "register_receipt", "awaiting_receipt", "pending_process", r),
+        entry(6, "process.refund", "pending_process", "provisionally_completed", r + decided_after,
+              amount="100.00", goods_amount="100.00", freight_to_return="0.00", completed_by="merchant")]
+    pen = timer("processing_penalty", 5, r, "fired" if penalty_fired else "cancelled",
+                fired_at=r + timedelta(hours=48, seconds=1) if penalty_fired else None,
+                cancelled_by=None if penalty_fired else "process.refund")
+    o.timers.append(pen)
+    return o
+
+
+def test_penalties_and_bills_follow_the_orders_that_earned_them():
+    c = checker(T0 + timedelta(days=10))
+
+    def ledger(o, lines, billing=(), consultations=None):
+        rep = Report()
+        c.check_ledgers([o], lines, list(billing), {"m"}, consultations or {}, rep)
+        return kinds(rep)
+
+    line = {"merchant_id": "m", "week": "2026-11-09", "kind": "unprocessed_48h", "count": 1, "amount": "2000.00",
+            "order_ids": ["o-1"]}
+    assert ledger(received_order(timedelta(hours=50), True), [line]) == []
+    assert ledger(received_order(timedelta(hours=50), True), []) == ["lost:penalty_not_charged"]
+    assert ledger(received_order(timedelta(hours=30), False), [line]) == ["invariant:penalty_unearned"]
+    assert ledger(received_order(timedelta(hours=30), False), [line, line]) == [
+        "duplicated:penalty_twice", "invariant:penalty_unearned"]
+    # an on-behalf order is billed once
+    o = received_order(timedelta(hours=30), False)
+    o.detail["on_behalf"] = True
+    bill = {"manufacturer_id": "m", "item": "service_order", "refs": ["o-1"]}
+    assert ledger(o, [], [bill]) == []
+    assert ledger(o, [], []) == ["lost:order_fee_not_billed"]
+    assert ledger(o, [], [bill, bill]) == ["duplicated:billed_twice"]

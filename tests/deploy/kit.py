@@ -194,6 +194,12 @@ def kustomize_resources() -> list[dict]:
                 d["metadata"]["namespace"] = k["namespace"]
             for group in k.get("labels", []):
                 d["metadata"].setdefault("labels", {}).update(group["pairs"])
+            template = d.get("spec", {}).get("template", {}).get("spec", {})
+            for c in template.get("containers", []) + template.get("initContainers", []):
+                for img in k.get("images", []):
+                    if c["image"] == img["name"]:
+                        c["image"] = f"{img.get('newName', img['name'])}:{img['newTag']}" if "newTag" in img \
+                            else img.get("newName", img["name"])
             docs.append(d)
     return docs
 

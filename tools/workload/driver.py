@@ -63,6 +63,7 @@ class Config:
     concurrency: int = 8
     max_orders: int = 0  # 0: no limit
     round_min_s: float = 0.0  # pacing: a round lasts at least this long (real seconds)
+    clock_scale: float = 1.0  # multiplies every clock step (2: twice as many virtual days per round)
     tag: str = ""  # prefix of every id the workload creates (default: w<seed>)
 
 
@@ -169,7 +170,7 @@ class Workload:
         await asyncio.gather(*jobs)
         if stop is not None and stop.is_set():
             return
-        step_s = r.choices([s for s, _ in CLOCK_STEPS], [w for _, w in CLOCK_STEPS])[0]
+        step_s = r.choices([s for s, _ in CLOCK_STEPS], [w for _, w in CLOCK_STEPS])[0] * self.cfg.clock_scale
         target = (await api.read_clock(op)) + step_s
         await api.advance_clock_to(op, target)
         self.stats["clock_jumps"] += 1

@@ -73,10 +73,10 @@ def test_on_envelopes_made_by_the_producers_code(tmp_path):
 
 
 def _transition(oid, merchant, action, at, created, version=2, to_state="b", role="merchant_main",
-                snap_amount="10.50", **details):
+                snap_amount="10.50", snap=None, **details):
     snap = {"merchant_id": merchant, "customer_id": "c", "customer_phone": "138", "customer_level": "regular",
             "sales_order_id": "so", "sku": "s-1", "category": "phones", "quantity": 1, "amount_paid": snap_amount,
-            "service_type": "return", "problem_type": "quality", "created_at": created}
+            "service_type": "return", "problem_type": "quality", "created_at": created, **(snap or {})}
     return make_envelope(type_="service_order.transitioned", key=oid, producer="orders", occurred_at=at,
                          data={"order_id": oid, "number": "N", "version": version, "action": action,
                                "from_state": "a", "to_state": to_state, "actor_role": role, "actor_id": "u",
@@ -213,3 +213,81 @@ def test_a_stale_48h_penalty_the_facts_contradict_is_never_charged(tmp_path):
         assert [x["order_ids"] for x in penalty_lines(f.rows.values()) if x["kind"] == "unprocessed_48h"] == [[due]]
         folded, cfacts, ccounters = _columnar(tmp_path, arrival)
         assert cfacts == facts and ccounters == counters
+
+
+def _created(oid, merchant, created, **snap):
+    data = {"merchant_id": merchant, "customer_id": "c", "customer_phone": "138", "customer_level": "regular",
+            "sales_order_id": "so", "sku": "s-1", "category": "phones", "quantity": 1, "amount_paid": "10.50",
+            "service_type": "return", "problem_type": "quality", "created_at": created, "order_id": oid,
+            "number": "N", "version": 1, "state": "pending_claim", "delivered_at": created, **snap}
+    return make_envelope(type_="service_order.created", key=oid, producer="orders", occurred_at=created,
+                         data=data).to_bytes()
+
+
+def test_modes_and_who_carried_out_the_outcome(tmp_path):
+    """The mode (service-express membership, platform-served orders) and the self-completion
+    rule: both engines agree, whatever the arrival order, on hand-checked values."""
+    created = datetime(2026, 11, 17, 8, tzinfo=timezone.utc)
+    h = timedelta(hours=1)
+    ids = {k: str(uuid.uuid4()) for k in ("plat", "behalf", "timeout", "confirmed", "abandoned", "rejected", "old",
+                                          "contact")}
+    plat, behalf = {"mode": "platform"}, {"mode": "platform", "on_behalf": True}
+    fm, cc = {"mode": "full_manufacturer"}, {"mode": "customer_contact"}
+    no_mode = json.loads(_created(ids["old"], "m-old", created, **fm))
+    del no_mode["data"]["mode"]  # an older producer's layout: the contracts' default mode
+    raws = [
+        _created(ids["plat"], "m-plat", created, service_type="exchange", **plat),
+        _transition(ids["plat"], "m-plat", "process.exchange", created + h, created, role="platform_operator",
+                    snap={**plat, "service_type": "exchange"}),
+        _transition(ids["plat"], "m-plat", "exchange.shipped", created + 5 * h, created, version=3,
+                    role="platform_operator", snap={**plat, "service_type": "exchange"}),
+        _created(ids["behalf"], "m-fm", created, **behalf),
+        _transition(ids["behalf"], "m-fm", "process.refund", created + h, created, snap=behalf, amount="10.50",
+                    completed_by="merchant"),
+        _created(ids["timeout"], "m-fm", created, **fm),
+        _transition(ids["timeout"], "m-fm", "audit.approve_return", created + h, created, snap=fm),
+        _transition(ids["timeout"], "m-fm", "system.auto_close", created + 720 * h, created, version=3,
+                    to_state="closed", role="system", snap=fm),
+        _created(ids["confirmed"], "m-fm", created, **fm),
+        _transition(ids["confirmed"], "m-fm", "process.return_original", created + 3 * h, created, snap=fm,
+                    to_state="provisionally_completed"),
+        _transition(ids["confirmed"], "m-fm", "system.auto_confirm", created + 171 * h, created, version=3,
+                    to_state="completed", role="system", snap=fm),
+        _transition(ids["abandoned"], "m-pop", "abandon", created + 2 * h, created, to_state="abandoned",
+                    role="customer"),
+        _transition(ids["rejected"], "m-pop", "audit.reject", created + 2 * h, created, to_state="rejected"),
+        json.dumps(no_mode).encode(),
+        _created(ids["contact"], "m-cc", created + 200 * h, **cc),
+    ]
+    f, facts, counters = _python(raws)
+    assert f.invalid == 0
+    folded, cfacts, ccounters = _columnar(tmp_path, raws)
+    assert folded.odd == 0 and cfacts == facts and ccounters == counters
+    rnd = random.Random(5)
+    for _ in range(3):
+        mixed = raws + rnd.sample(raws, 5)
+        rnd.shuffle(mixed)
+        _f, mfacts, mcounters = _python(mixed)
+        _folded, cf, cc_ = _columnar(tmp_path, mixed)
+        assert mfacts == facts == cf and mcounters == counters == cc_
+    mode = P.FIELDS.index("mode")
+    assert {k: facts[v][mode] for k, v in ids.items()} == {
+        "plat": "platform", "behalf": "platform", "timeout": "full_manufacturer", "confirmed": "full_manufacturer",
+        "abandoned": "pop_self_service", "rejected": "pop_self_service", "old": "pop_self_service",
+        "contact": "customer_contact"}
+    ix: dict = {}  # (merchant, path) → (completed, by itself), summed over the days
+    for k, v in counters.items():
+        if k[0] == "ix":
+            done, own = ix.get((k[1], k[3]), (0, 0))
+            ix[(k[1], k[3])] = (done + v[1], own + v[3])
+    assert ix == {("m-plat", "exchange"): (1, 0), ("m-fm", "refund_before_shipment"): (3, 1),
+                  ("m-pop", "refund_before_shipment"): (2, 1)}
+    # service-express membership: orders the manufacturer serves itself in a manufacturer mode, by creation week
+    assert {k: v[0] for k, v in counters.items() if k[0] == "sx"} == {
+        ("sx", "m-fm", "2026-11-16", ""): 2, ("sx", "m-cc", "2026-11-23", ""): 1}
+    # a mode that is not a plain JSON string is left to the contracts (which refuse a number)
+    odd = json.loads(raws[0])
+    odd["data"]["mode"] = 7
+    folded, *_ = _columnar(tmp_path, [raws[1], json.dumps(odd).encode()], name="odd-mode.jsonl")
+    assert folded.odd == 1
+    assert _python([json.dumps(odd).encode()])[0].invalid == 1

@@ -18,8 +18,8 @@ from shared.events import Envelope, make_envelope, registry
 START = datetime(2026, 10, 31, 16, tzinfo=timezone.utc)
 
 
-def _synthetic(orders=2000, merchants=300):
-    return [raw for _t, _k, raw in Generator(merchants, orders, START, seed=5).events()]
+def _synthetic(orders=2000, merchants=300, **kw):
+    return [raw for _t, _k, raw in Generator(merchants, orders, START, seed=5, **kw).events()]
 
 
 def _validated(raws) -> Folder:
@@ -102,7 +102,7 @@ def test_fallbacks_offsets_escapes_invalid_and_unknown_events():
 
 
 def test_fold_is_order_insensitive_and_idempotent():
-    raws = _synthetic(orders=400, merchants=40)
+    raws = _synthetic(orders=400, merchants=40, catalogue=True, catalogue_extra=3)
     base = Folder()
     for raw in raws:
         base.feed(raw)
@@ -114,12 +114,13 @@ def test_fold_is_order_insensitive_and_idempotent():
         for raw in mixed:
             f.feed(raw)
         assert _facts(f) == _facts(base)
-        assert P.counters_of(f.rows.values(), f.consultations.values()) == P.counters_of(
-            base.rows.values(), base.consultations.values())
+        assert f.catalogue == base.catalogue and len(base.catalogue) == 4 * 43  # the newer entry wins
+        assert P.counters_of(f.rows.values(), f.consultations.values(), f.catalogue.values()) == P.counters_of(
+            base.rows.values(), base.consultations.values(), base.catalogue.values())
 
 
 def test_synthetic_events_are_what_the_producers_publish():
-    raws = _synthetic(orders=500, merchants=50)
+    raws = _synthetic(orders=500, merchants=50, catalogue=True)
     types = set()
     for raw in raws:
         env = Envelope.from_bytes(raw)
@@ -130,7 +131,8 @@ def test_synthetic_events_are_what_the_producers_publish():
                               data=model, event_id=env.id)
         assert again.to_bytes() == raw
     assert types == {"service_order.created", "service_order.transitioned", "sla.deadline_fired",
-                     "routing.decided", "routing.transferred", "routing.billable_consultation"}
+                     "routing.decided", "routing.transferred", "routing.billable_consultation",
+                     "catalogue.sku_upserted"}
 
 
 def _fold_live(raws) -> tuple[dict, int, int]:

@@ -162,3 +162,63 @@ def test_lead_among_all_values_equals_lead_among_the_peers():
                 assert _lead_among(metric, mine, vals) == _lead(metric, mine, _peer_values(vals, mine))
     assert _lead_among(None, Fraction(1), [Fraction(0), Fraction(1), Fraction(1), Fraction(2)]) == Fraction(1, 3)
     assert _lead_among("completion_hours", Fraction(1), [Fraction(0), Fraction(1), Fraction(2)]) == Fraction(1, 2)
+
+
+def test_self_completion_counts_only_the_merchants_own_outcomes():
+    """Only outcomes the merchant itself carried out: never an order the platform serves,
+    never a timeout close or the customer's abandonment; a confirmation (customer or timer)
+    of the merchant's own outcome counts."""
+    from kpi.projection import finish, self_completed
+
+    c = bj(2026, 11, 10, 9)
+    cases = {
+        "platform-mode exchange": (order("P", c, mode="platform", service_type="exchange",
+                                         exchange_created=c + H, exchange_shipped=c + 5 * H), False),
+        "served on behalf, refunded": (order("P", c, mode="platform", on_behalf=True,
+                                             refund=(c + H, "199.00", "merchant")), False),
+        "own exchange": (order("M", c, mode="full_manufacturer", service_type="exchange", exchange_created=c + H,
+                               exchange_shipped=c + 5 * H), True),
+        "own refund": (order("M", c, refund=(c + H, "199.00", "merchant")), True),
+        "timer refund": (order("M", c, refund=(c + H, "199.00", "system")), False),
+        "ship-back timeout": (order("M", c, audited=c + H, closed=c + 720 * H, closed_role="system"), False),
+        "feedback timeout": (order("M", c, audited=c + H, closed=c + 360 * H, closed_role="system"), False),
+        "customer abandoned": (order("M", c, closed=c + H, closed_role="customer"), False),
+        "rejected": (order("M", c, audited=c + H, closed=c + H, closed_role="merchant_staff"), True),
+        "auto-confirmed outcome": (order("M", c, processed=c + 2 * H, closed=c + 170 * H, closed_role="system"), True),
+        "confirmed resend": (order("M", c, service_type="exchange", exchange_created=c + H, closed=c + 3 * H,
+                                   closed_role="customer"), True),
+        "closed by an operator": (order("M", c, processed=c + H, closed=c + 2 * H, closed_role="platform_operator"),
+                                  False),
+        "arbitration first": (order("M", c, arbitration=c + H, refund=(c + 2 * H, "199.00", "merchant")), False),
+    }
+    assert {k: self_completed(o, finish(o)) for k, (o, _) in cases.items()} == {k: v for k, (_, v) in cases.items()}
+
+
+def test_peers_by_catalogue_and_no_warning_at_a_tied_best_value():
+    c = bj(2026, 11, 10, 9)
+    orders = [order("P1", c, refund=(c + 10 * H, "199.00", "merchant")),
+              order("P2", c, refund=(c + 10 * H, "199.00", "merchant")),
+              # its orders are mostly apparel, its catalogue mostly phones: the catalogue decides
+              order("X", c, category="apparel", refund=(c + 20 * H, "199.00", "merchant")),
+              order("X", c, category="apparel", refund=(c + 20 * H, "199.00", "merchant"))]
+    t = bj(2026, 11, 1)
+    catalogue = [("G", "g-1", "phones", t), ("G", "g-2", "phones", t), ("G", "g-3", "apparel", t),
+                 ("X", "x-1", "phones", t)]
+    paid = {("G", date(2026, 11, 20)): 100, ("P1", date(2026, 11, 20)): 100, ("P2", date(2026, 11, 20)): 100,
+            ("Z", date(2026, 11, 20)): 5}
+    idx = composite_index(windows_from_counters(counters_of(orders, catalogue=catalogue), paid, END), END)
+    m = {x["merchant_id"]: x for x in idx["merchants"]}
+    assert {k: v["category"] for k, v in m.items()} == {"G": "phones", "P1": "phones", "P2": "phones",
+                                                        "X": "phones", "Z": "unknown"}
+    phones = next(x for x in idx["categories"] if x["category"] == "phones")
+    assert (phones["merchants"], phones["paid_transactions"]) == (4, 300)
+    # P1, P2 and G share the best dispute rate (0), P1 and P2 the best hours and self-completion:
+    # a 0 % lead at the best value is no warning; X is slower than both (warned)
+    assert m["P1"]["lead_pct"]["dispute_rate"] == "0.00" and m["P1"]["lead_pct"]["completion_hours"] == "50.00"
+    assert m["P1"]["warnings"] == [] and m["P2"]["warnings"] == []
+    assert m["X"]["warnings"] == ["completion_hours", "index"]
+    # G ties at the best dispute rate (no warning there); its index, the mean of its leads (0), is
+    # below P1's and P2's (16.67): that lead is warned
+    assert m["G"]["warnings"] == ["index"] and m["P1"]["index_score"] == "16.67"
+    assert m["G"]["lead_pct"] == {"dispute_rate": "0.00", "completion_hours": None, "self_completion_rate": None,
+                                  "index": "0.00"}

@@ -1,5 +1,6 @@
 """Incremental vs replayed projection: identical figures on a generated month of
-events for 1,000 merchants, whatever the arrival order, with duplicates and late
+events for 1,000 merchants (every fulfilment mode, catalogues, merchants known only by
+their catalogue), whatever the arrival order, with duplicates and late
 events — on SQLite and PostgreSQL.
 
 - incremental: envelopes validated by the registry's models and applied through the
@@ -35,6 +36,7 @@ from shared.migrations import upgrade
 START = datetime(2026, 10, 31, 16, tzinfo=timezone.utc)  # 2026-11-01 00:00 Beijing
 MERCHANTS, ORDERS = 995, 3000  # plus 5 busy merchants (late audits reach the per-10 penalty)
 BUSY, BUSY_ORDERS = 5, 500
+CATALOGUE_ONLY = 6  # merchants m00995… with a catalogue and paid transactions, no service order
 
 
 def _read_dir(d: Path) -> list[bytes]:
@@ -45,7 +47,13 @@ def _read_dir(d: Path) -> list[bytes]:
 
 
 # paid transactions (ingest API, primary data of the KPI service, kept by a replay)
-PAID = [(f"m{i:05d}", date(2026, 11, d), 40 + (i * d) % 60) for i in range(0, MERCHANTS, 3) for d in range(1, 31)]
+PAID = [(f"m{i:05d}", date(2026, 11, d), 40 + (i * d) % 60) for i in range(0, MERCHANTS + CATALOGUE_ONLY, 3)
+        for d in range(1, 31)]
+
+
+def _python_path(raw: bytes) -> bool:
+    """A routing or catalogue event: the validated Python path in either rebuild engine."""
+    return b'"type":"routing.' in raw[:120] or b'"type":"catalogue.' in raw[:120]
 
 
 async def _engine(url: str, paid: bool = True):
@@ -73,7 +81,8 @@ async def _incremental(engine, envelopes: list[Envelope], batch: int) -> None:
 
 async def test_incremental_equals_replayed_month_for_1000_merchants(database_url, tmp_path):
     exports, busy = tmp_path / "topics", tmp_path / "busy"
-    counts = write_files(exports, MERCHANTS, ORDERS, START, seed=11, partitions=3)
+    counts = write_files(exports, MERCHANTS, ORDERS, START, seed=11, partitions=3, catalogue=True,
+                         catalogue_extra=CATALOGUE_ONLY)
     counts_busy = write_files(busy, BUSY, BUSY_ORDERS, START, seed=12, partitions=3, merchant_prefix="busy")
     for p in busy.iterdir():  # one export per topic partition, as the broker would hold them
         with open(exports / p.name, "ab") as f:
@@ -101,6 +110,21 @@ async def test_incremental_equals_replayed_month_for_1000_merchants(database_url
     assert any(c["platinum_benchmark"]["completion_hours"] for c in idx["categories"])
     assert {p for c in idx["categories"] for p, v in c["by_path"].items() if v["completed"]} == {
         "refund_before_shipment", "refund_without_return", "return_and_refund", "exchange"}
+    # the rules of this release have data: peers by catalogue (merchants without orders included,
+    # catalogue over orders where they differ), platform-served cases never self-completed,
+    # manufacturer-mode members scored without consultations
+    by_m = {m["merchant_id"]: m for m in idx["merchants"]}
+    from kpi.synthetic import CATEGORIES
+    assert all(by_m[f"m{i:05d}"]["category"] == CATEGORIES[(i + (i % 4 == 3)) % 8]
+               for i in range(996, MERCHANTS + CATALOGUE_ONLY, 3))  # those with paid transactions
+    moved = [by_m[f"m{i:05d}"]["category"] for i in range(3, 200, 4) if f"m{i:05d}" in by_m]
+    assert len(moved) >= 40 and moved == [CATEGORIES[(i + 1) % 8] for i in range(3, 200, 4) if f"m{i:05d}" in by_m]
+    assert "unknown" not in {c["category"] for c in idx["categories"]}
+    assert {by_m[f"m{i:05d}"]["self_completion_rate"] for i in range(2, MERCHANTS, 5)
+            if by_m.get(f"m{i:05d}", {}).get("completed")} == {"0.0000"}  # platform mode
+    assert len(incremental["catalogue"]) == 4 * (MERCHANTS + CATALOGUE_ONLY)
+    members = {m for w in incremental["service_express"].values() for m, v in w.items() if v["after_sales"] != "None"}
+    assert {f"m{i:05d}" for i in range(0, MERCHANTS, 5)} <= members  # full_manufacturer
 
     # 1. the documented command, from the topic exports, with two worker processes
     url = await database_url("kpi_cmd")
@@ -126,8 +150,8 @@ async def test_incremental_equals_replayed_month_for_1000_merchants(database_url
     rep = await _engine(await database_url("kpi_rep"))
     async with rep.begin() as conn:
         stats = await rebuild_in_process(conn, shuffled)
-    routing = sum(1 for r in shuffled if b'"type":"routing.' in r[:120])
-    # every order and SLA event was folded by DuckDB (routing events took the validated path)
+    routing = sum(1 for r in shuffled if _python_path(r))
+    # every order and SLA event was folded by DuckDB (routing and catalogue events took the validated path)
     assert (stats["invalid"], stats["fast"], stats["slow"]) == (0, len(shuffled) - routing, routing)
     assert stats["engine"] == "columnar"
     assert await _snap(rep) == incremental
@@ -152,9 +176,9 @@ async def test_replay_from_the_broker_reads_every_partition_from_offset_0(databa
     from kpi.synthetic import Generator
     from shared.kafka import TopicSpec, ensure_topics
 
-    events = list(Generator(40, 400, START, seed=13).events())
-    await ensure_topics(broker.bootstrap, [TopicSpec(t) for t in ("orders.events", "sla.events", "routing.events")],
-                        default_partitions=4)
+    events = list(Generator(40, 400, START, seed=13, catalogue=True, catalogue_extra=2).events())
+    await ensure_topics(broker.bootstrap, [TopicSpec(t) for t in ("orders.events", "sla.events", "routing.events",
+                                                                  "catalogue.events")], default_partitions=4)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
     await producer.start()
     try:
@@ -166,7 +190,7 @@ async def test_replay_from_the_broker_reads_every_partition_from_offset_0(databa
     url = await database_url("kpi_broker")
     await upgrade(MIGRATIONS, url)
     sources = await kafka_sources(broker.bootstrap)
-    assert len(sources) == 12
+    assert len(sources) == 16
     result = await asyncio.to_thread(rebuild, url, sources, 2, lambda *_: None)
     assert (result["events"], result["orders"], result["invalid"]) == (len(events), 400, 0)
     from_broker = create_engine(url)

@@ -575,7 +575,7 @@ def contributions(row: OrderFact) -> tuple[list[tuple], list[tuple]]:
             if self_completed(row, fin):
                 u(k + (3,))
     u(("mcat", m, "", row.category, 0))
-    # §5.2 service-express membership: orders the manufacturer serves itself in a manufacturer mode
+    # service-express membership: orders the manufacturer serves itself in a manufacturer mode
     if row.mode in MANUFACTURER_MODES and not row.on_behalf:
         u(("sx", m, week_key(created), "", 0))
     # §5.5 billing: service orders the platform served on the manufacturer's behalf

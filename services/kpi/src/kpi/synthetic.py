@@ -23,6 +23,12 @@ take 1–30 h (some late), processing 1–60 h after receipt; 10 % of received o
 get the 48 h processing penalty from the SLA timer, and every order gets about one
 other SLA event (reminders, escalations, breaches) that the KPI service skips.
 Each merchant also has 3 consultation routing decisions (some transferred or billed).
+Fulfilment modes by merchant (index mod 5): ``full_manufacturer``, ``customer_contact``,
+``platform`` (platform operators act), POP self-service for the rest; an order served on
+the merchant's behalf (``on_behalf_share``) is in ``platform`` mode.
+With ``catalogue=True`` each merchant also publishes 4 SKUs (``catalogue.sku_upserted``;
+mostly in its orders' category — for one merchant in four in the next one — and one SKU
+re-filed a day later), and ``catalogue_extra`` more merchants publish a catalogue but have no orders.
 """
 from __future__ import annotations
 
@@ -30,7 +36,8 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-ORDER_TOPIC, SLA_TOPIC, ROUTING_TOPIC = "orders.events", "sla.events", "routing.events"
+ORDER_TOPIC, SLA_TOPIC, ROUTING_TOPIC, CATALOGUE_TOPIC = ("orders.events", "sla.events", "routing.events",
+                                                         "catalogue.events")
 
 _ENV = ('{"id":"%s","type":"%s","schema_version":1,"occurred_at":"%s","producer":"%s","key":"%s",'
         '"correlation_id":null,"data":{%s}}')
@@ -49,6 +56,7 @@ _FIRED = ('"timer_id":"%s","order_id":"%s","rule":"%s","action":"%s","order_vers
           '"due_at":"%s","fired_at":"%s","details":%s')
 
 CATEGORIES = ("phones", "appliances", "computers", "apparel", "beauty", "food_drink", "furniture", "toys")
+MODES = ("full_manufacturer", "customer_contact", "platform", "pop_self_service", "pop_self_service")
 PROBLEMS = ("quality", "logistics", "not_as_described", "no_reason", "other")
 LEVELS = ("regular", "regular", "regular", "gold", "diamond")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -78,13 +86,14 @@ class Generator:
 
     def __init__(self, merchants: int, orders: int, start: datetime, days: int = 30, seed: int = 7,
                  merchant_prefix: str = "m", skus_per_merchant: int = 20, on_behalf_share: float = 0.1,
-                 partition: int = 0, partitions: int = 1) -> None:
+                 partition: int = 0, partitions: int = 1, catalogue: bool = False, catalogue_extra: int = 0) -> None:
         self.merchants, self.orders, self.days, self.seed = merchants, orders, days, seed
         self.start = minute_of(start)
         self.prefix = merchant_prefix
         self.skus = skus_per_merchant
         self.on_behalf_share = on_behalf_share
         self.partition, self.partitions = partition, partitions
+        self.catalogue, self.catalogue_extra = catalogue, catalogue_extra
         self._eid = 0
         self._id_prefix = "%08x-%04x-4000-8000-" % (seed, partition)
         self.rnd = random.Random(seed * 1000 + partition)
@@ -106,6 +115,23 @@ class Generator:
             yield from self.order_events(n, self.merchant(n % self.merchants), self.start + int(r() * span))
         for i in range(self.partition, self.merchants, self.partitions):
             yield from self.consultations(self.merchant(i))
+        if self.catalogue:
+            for i in range(self.partition, self.merchants + self.catalogue_extra, self.partitions):
+                yield from self.catalogue_events(i)
+
+    def catalogue_events(self, i: int) -> Iterator[tuple[str, str, bytes]]:
+        """Merchant i's catalogue: 4 SKUs, 3 in its orders' category (for one merchant in four
+        the next one) and one in another; the first re-filed a day later under a third."""
+        merchant = self.merchant(i)
+        own = CATEGORIES[(i + (i % 4 == 3)) % len(CATEGORIES)]
+        at = self.start + int(self._r() * 1440)
+        items = [(0, own, at), (1, own, at), (2, own, at), (3, CATEGORIES[(i + 2) % len(CATEGORIES)], at),
+                 (0, CATEGORIES[(i + 5) % len(CATEGORIES)], at + 1440)]
+        for n, category, minute in items:
+            sku = "%s-sku-%02d" % (merchant, n)
+            yield CATALOGUE_TOPIC, sku, (_ENV % (self._id(), "catalogue.sku_upserted", ts(minute), "orders", sku, (
+                '"sku":"%s","manufacturer_id":"%s","category":"%s","merchant_kind":null')
+                % (sku, merchant, category))).encode()
 
     def order_events(self, n: int, merchant: str, created: int, scenario: float | None = None,
                      order_id: str | None = None) -> Iterator[tuple[str, str, bytes]]:
@@ -137,7 +163,7 @@ class Generator:
         sku = "%s-sku-%02d" % (merchant, int(r() * self.skus))
         amount = "%d.00" % (19 + int(r() * 2000))
         on_behalf = "true" if r() < self.on_behalf_share else "false"
-        mode = "platform" if on_behalf == "true" else "pop_self_service"
+        mode = "platform" if on_behalf == "true" else MODES[mi % len(MODES)]
         cust = "c%07d" % int(r() * 10_000_000)
         phone = int(r() * 10000)
         cts = ts(created)
@@ -153,7 +179,7 @@ class Generator:
                  '"actor_role":"%s","actor_id":"%s","occurred_at":"%s","order":') + snap.replace("%", "%%")
                 + ',"details":%s}}')
         t, v, state = created, 1, "pending_claim"
-        merchant_role = "platform_operator" if on_behalf == "true" else "merchant_main"
+        merchant_role = "platform_operator" if mode == "platform" else "merchant_main"
         actor = "u-" + merchant
         new_id = self._id
 
@@ -233,7 +259,7 @@ class Generator:
             return
         process_at = received + 60 * process_h
         if kind == "refund":
-            by = "platform" if on_behalf == "true" else "merchant"
+            by = "platform" if mode == "platform" else "merchant"
             yield step("process.refund", "provisionally_completed", process_at - t,
                        details='{"amount":"%s","reason":"quality","remark":"","full":true,"executed_by":"%s",'
                        '"completed_by":"%s","decision":"refund"}' % (amount, by, by))
@@ -301,7 +327,7 @@ def _write_partition(directory: str, merchants: int, orders: int, start: datetim
 
     d = Path(directory)
     files = {t: open(d / f"{t}.{partition}.jsonl", "wb", buffering=16 << 20)
-             for t in (ORDER_TOPIC, SLA_TOPIC, ROUTING_TOPIC)}
+             for t in (ORDER_TOPIC, SLA_TOPIC, ROUTING_TOPIC) + ((CATALOGUE_TOPIC,) if kw.get("catalogue") else ())}
     counts = dict.fromkeys(files, 0)
     buffers: dict[str, list[bytes]] = {t: [] for t in files}
     try:

@@ -2,6 +2,11 @@
 
 The evaluation period is the scorecard week (Monday–Sunday, Beijing).
 
+Members (``kpi.figures.service_express``): every manufacturer serving service orders
+itself in a manufacturer mode (``customer_contact``, ``full_manufacturer``), from its
+first such order on, whether or not consultations reach it; and every manufacturer
+enrolled in consultation routing.
+
 after-sales score = the §5.1 weighted weekly score × 100 (``None`` when the
 manufacturer had no scorecard data that week).
 
