@@ -350,13 +350,17 @@ class Checker:
             deadline_events.add(ev)
             a = arm.get((t["rule"], t["order_version"]))
             fired_at = ts(t["fired_at"])
-            held = a is not None and (a.status != "cancelled" or a.cancelled_at > fired_at)
+            # still armed now: a notice is due. Cancelled after it fired: the notifier may have
+            # seen the cancelling transition first and kept quiet (either is right). Cancelled
+            # before it fired (a stale deadline): nobody may be notified.
+            held = a is not None and a.status != "cancelled"
+            stale = a is None or (a.status == "cancelled" and a.cancelled_at <= fired_at)
             got = [m for m in by_event.get(ev, []) if m["template_key"] == notice[0]]
             # a stale deadline's SMS the notifier withdrew before sending is no notification
             live = [m for m in got if m.get("status") != "cancelled"]
             if held and not got:
                 rep.add("lost", "deadline_notice_missing", oid, f"{t['rule']} fired {t['fired_at']}: no {notice[0]}")
-            elif not held and live:
+            elif stale and live:
                 rep.add("invariant", "stale_deadline_notified", oid,
                         f"{t['rule']} fired {t['fired_at']} after {a.cancelled_by if a else '?'} at "
                         f"{a.cancelled_at.isoformat() if a else '?'}: "

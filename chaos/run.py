@@ -321,7 +321,13 @@ class ChaosRun:
         acked: dict[str, list[tuple[int, str]]] = {}
         for a in w.acked:
             acked.setdefault(a.order_id, []).append((a.version, a.kind))
-        datas = await asyncio.gather(*(checker.collect(oid) for oid in w.tracks))
+        results = await asyncio.gather(*(checker.collect(oid) for oid in w.tracks), return_exceptions=True)
+        datas = []
+        for oid, o in zip(w.tracks, results):
+            if isinstance(o, Exception):  # after quiescence every read must work
+                rep.add("invariant", "order_unreadable", oid, repr(o)[:300])
+            else:
+                datas.append(o)
         for o in datas:
             checker.check_order(o, rep, acked.get(o.id, []), w.tracks[o.id].plan.goods_amount)
         rep.checked_orders = len(datas)

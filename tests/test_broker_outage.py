@@ -31,7 +31,7 @@ async def test_requests_succeed_while_broker_down_and_events_arrive_after(start_
     pending = (await svc["orders"].client.get("/admin/outbox", headers=operator_headers())).json()["pending"]
     assert pending == 20
     ready = await svc["orders"].client.get("/ready")
-    assert ready.status_code == 503 and ready.json()["checks"] == {"database": True, "broker": False}
+    assert ready.status_code == 503 and ready.json()["checks"] == {"database": True, "broker": False, "schema": True}
 
     broker.start()
 
@@ -61,6 +61,6 @@ async def test_ready_answers_503_within_a_second_while_the_broker_is_frozen(star
             r = await s.client.get("/ready")
             took = time.monotonic() - started
             assert took < 1.0 and r.status_code == 503, (name, took, r.text)
-            assert r.json()["checks"] == {"database": True, "broker": False}, name
+            assert r.json()["checks"] == {"database": True, "broker": False, "schema": True}, name
     finally:
         os.kill(broker.process.pid, signal.SIGCONT)

@@ -37,7 +37,7 @@ async def test_operations_endpoints(start_service, database_url, broker):
     c = svc["orders"].client
     assert (await c.get("/health")).json() == {"status": "ok", "service": "orders"}
     ready = await c.get("/ready")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True, "schema": True}
     r = await submit_application(c, 1, headers={"X-Correlation-ID": "apply-7"})
     assert r.status_code == 201
     # The request's correlation id travels in the event envelope.

@@ -39,6 +39,53 @@ def test_production_with_safe_settings_starts_and_does_not_migrate_on_start(monk
     monkeypatch.setenv("DEMO_DATABASE_URL", "postgresql+asyncpg://app@db/demo")
     monkeypatch.setenv("DEMO_TOKEN_SECRET", "k3J9x-Qw7pL2mZ8vR4tY6uN1bC5dE0fG")
     monkeypatch.setenv("DEMO_KAFKA_IDEMPOTENT_PRODUCER", "true")
+    monkeypatch.setenv("DEMO_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DEMO_KAFKA_SASL_USERNAME", "demo")
+    monkeypatch.setenv("DEMO_KAFKA_SASL_PASSWORD", "pw")
     s = load_settings(DemoSettings)
     assert s.run_migrations_on_start is False and s.kafka_idempotent_producer is True
     assert s.token_secret != DEV_TOKEN_SECRET
+
+
+# --- Kafka connection security ----------------------------------------------------------------
+PROD = {"environment": "production", "database_url": "postgresql+asyncpg://app@db/demo",
+        "token_secret": "k3J9x-Qw7pL2mZ8vR4tY6uN1bC5dE0fG"}
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+def test_production_refuses_plaintext_kafka_naming_the_setting_that_allows_it(protocol):
+    extra = {"kafka_sasl_username": "u", "kafka_sasl_password": "p"} if protocol.startswith("SASL") else {}
+    with pytest.raises(SettingsError) as e:
+        load_settings(DemoSettings, **PROD, kafka_security_protocol=protocol, **extra)
+    assert f"DEMO_KAFKA_SECURITY_PROTOCOL={protocol}" in str(e.value)
+    assert "DEMO_KAFKA_ALLOW_PLAINTEXT=true" in str(e.value)
+    # told so explicitly, production accepts it; development never asks
+    assert load_settings(DemoSettings, **PROD, kafka_security_protocol=protocol, kafka_allow_plaintext=True, **extra)
+    assert load_settings(DemoSettings, kafka_security_protocol=protocol, **extra).environment == "development"
+
+
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_production_accepts_tls(protocol):
+    extra = {"kafka_sasl_username": "u", "kafka_sasl_password": "p"} if protocol == "SASL_SSL" else {}
+    s = load_settings(DemoSettings, **PROD, kafka_security_protocol=protocol, **extra)
+    assert s.kafka_security_protocol == protocol and s.kafka_allow_plaintext is False
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ({"kafka_security_protocol": "SASL_SSL"}, ["DEMO_KAFKA_SASL_USERNAME", "DEMO_KAFKA_SASL_PASSWORD"]),
+    ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_username": "u"}, ["DEMO_KAFKA_SASL_PASSWORD"]),
+    ({"kafka_ssl_certfile": "/c.pem"}, ["DEMO_KAFKA_SSL_KEYFILE"]),
+    ({"kafka_min_insync_replicas": 2}, ["DEMO_KAFKA_MIN_INSYNC_REPLICAS", "DEMO_KAFKA_REPLICATION_FACTOR"]),
+    ({"kafka_sasl_mechanism": "GSSAPI"}, ["DEMO_KAFKA_SASL_MECHANISM"]),
+])
+def test_kafka_settings_that_cannot_work_are_refused_in_any_environment(overrides, named):
+    with pytest.raises(SettingsError) as e:
+        load_settings(DemoSettings, **overrides)
+    for name in named:
+        assert name in str(e.value)
+
+
+def test_secrets_do_not_show_in_the_settings_repr():
+    s = load_settings(DemoSettings, kafka_security_protocol="SASL_SSL", kafka_sasl_username="u",
+                      kafka_sasl_password="hunter2-kafka", kafka_ssl_key_password="hunter3-key")
+    assert "hunter2-kafka" not in repr(s) and "hunter3-key" not in repr(s)

@@ -16,8 +16,9 @@ from shared.topics import ROUTING_EVENTS
 
 
 async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_service, database_url):
+    # a generous transfer wait: the writer process may still be starting on a loaded machine
     svc = await start_service(create_app, ConsultationRoutingSettings, database_url=await database_url("routing"),
-                              clock="virtual")
+                              clock="virtual", transfer_wait_s=30)
     rt = svc.runtime
     op = {"Authorization": "Bearer " + issue_token(Principal("platform_operator", "op"), rt.settings.token_secret,
                                                    now=rt.clock.now())}
@@ -45,6 +46,14 @@ async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_se
 
     a = await eventually(routed)
     assert a["queue_id"] == "q-1"
+    # the transfer names that decision a moment after it was answered: it waits for the
+    # writer process to record it (decisions table), then bills it once
+    r = await svc.client.post("/v1/transfers", headers=op, json={
+        "decision_id": a["decision_id"], "manufacturer_id": "m-1", "agent_id": "ag", "reason": "coupon"})
+    assert r.status_code == 201, r.text
+    r = await svc.client.post("/v1/transfers", headers=op, json={
+        "decision_id": first["decision_id"], "manufacturer_id": "m-1", "agent_id": "ag", "reason": "coupon"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "decision_not_found"  # unknown SKU: no maker
 
     async def all_published():
         return (await svc.client.get("/admin/outbox", headers=op)).json()["pending"] == 0 and \

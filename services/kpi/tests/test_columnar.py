@@ -235,6 +235,9 @@ def test_modes_and_who_carried_out_the_outcome(tmp_path):
     fm, cc = {"mode": "full_manufacturer"}, {"mode": "customer_contact"}
     no_mode = json.loads(_created(ids["old"], "m-old", created, **fm))
     del no_mode["data"]["mode"]  # an older producer's layout: the contracts' default mode
+    no_mode_t = json.loads(_transition(ids["old"], "m-old", "audit.reject", created + h, created, to_state="rejected",
+                                       snap=fm))
+    del no_mode_t["data"]["order"]["mode"]
     raws = [
         _created(ids["plat"], "m-plat", created, service_type="exchange", **plat),
         _transition(ids["plat"], "m-plat", "process.exchange", created + h, created, role="platform_operator",
@@ -257,6 +260,7 @@ def test_modes_and_who_carried_out_the_outcome(tmp_path):
                     role="customer"),
         _transition(ids["rejected"], "m-pop", "audit.reject", created + 2 * h, created, to_state="rejected"),
         json.dumps(no_mode).encode(),
+        json.dumps(no_mode_t, separators=(",", ":")).encode(),  # the canonical layout, without the mode
         _created(ids["contact"], "m-cc", created + 200 * h, **cc),
     ]
     f, facts, counters = _python(raws)
@@ -281,7 +285,7 @@ def test_modes_and_who_carried_out_the_outcome(tmp_path):
             done, own = ix.get((k[1], k[3]), (0, 0))
             ix[(k[1], k[3])] = (done + v[1], own + v[3])
     assert ix == {("m-plat", "exchange"): (1, 0), ("m-fm", "refund_before_shipment"): (3, 1),
-                  ("m-pop", "refund_before_shipment"): (2, 1)}
+                  ("m-pop", "refund_before_shipment"): (2, 1), ("m-old", "refund_before_shipment"): (1, 1)}
     # service-express membership: orders the manufacturer serves itself in a manufacturer mode, by creation week
     assert {k: v[0] for k, v in counters.items() if k[0] == "sx"} == {
         ("sx", "m-fm", "2026-11-16", ""): 2, ("sx", "m-cc", "2026-11-23", ""): 1}

@@ -60,7 +60,7 @@ async def _count(rt, table, **where) -> int:
 
 
 async def test_batches_equal_the_validated_path_duplicates_skipped_bad_records_parked(database_url):
-    gen = Generator(60, 600, START, seed=21)
+    gen = Generator(60, 600, START, seed=21, catalogue=True, catalogue_extra=2)  # catalogue events too
     raws = [raw for _t, _k, raw in gen.events()]
     envelopes = sorted((Envelope.from_bytes(r) for r in raws), key=lambda e: e.occurred_at)
     ordered = [e.to_bytes() for e in envelopes]
@@ -94,8 +94,10 @@ async def test_batches_equal_the_validated_path_duplicates_skipped_bad_records_p
 
 
 async def test_a_failing_batch_is_applied_one_by_one(database_url, monkeypatch):
-    raws = [raw for _t, _k, raw in Generator(5, 20, START, seed=22).events()
-            if b'"type":"service_order.' in raw[:100]]
+    raws = [raw for _t, _k, raw in Generator(5, 20, START, seed=22, catalogue=True).events()
+            if b'"type":"service_order.' in raw[:100] or b'"type":"catalogue.' in raw[:100]]
+    catalogue = sum(1 for r in raws if b'"type":"catalogue.' in r[:100])
+    assert catalogue == 5 * 5  # 4 SKUs per merchant, one re-filed
     consumer, rt = await _consumer(await database_url("kpi_batch_fail"))
     consumer.config.max_attempts, consumer.config.retry_base_s = 2, 0.01
     import kpi.consumers as C
@@ -112,7 +114,7 @@ async def test_a_failing_batch_is_applied_one_by_one(database_url, monkeypatch):
     await consumer.handle_batch(_records(raws))
     # the batch rolled back (no inbox row of it survived), then each event went through
     # the validated one-event path and was recorded
-    assert calls[0] == len(raws)
+    assert calls[0] == len(raws) - catalogue  # the order events (catalogue entries apart)
     assert await _count(rt, "processed_events") == len(raws)
     assert await _count(rt, "dead_letters") == 0
 
@@ -123,6 +125,7 @@ async def test_a_failing_batch_is_applied_one_by_one(database_url, monkeypatch):
         await apply(s, [Envelope.from_bytes(r) for r in raws])
     snap, want = await _snap(rt.engine), await _snap(ref)
     assert snap["facts"] == want["facts"] and snap["counters"] == want["counters"]
+    assert snap["catalogue"] == want["catalogue"] and len(snap["catalogue"]) == 4 * 5
     await ref.dispose()
     await rt.engine.dispose()
 

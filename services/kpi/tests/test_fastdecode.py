@@ -236,3 +236,23 @@ def test_beijing_period_keys_of_utc_times():
         assert P.week_key(at.astimezone(BEIJING).astimezone(timezone.utc)) == monday.isoformat()
     assert P.day_key(datetime(2026, 10, 31, 15, 59, 59, 999999, tzinfo=timezone.utc)) == "2026-10-31"
     assert P.day_key(datetime(2026, 10, 31, 16, tzinfo=timezone.utc)) == "2026-11-01"
+
+
+def test_fired_deadlines_carrying_their_cancelling_facts_stay_on_the_fast_path():
+    """Timers carry ``cancelled_by`` after ``details``: still decoded by the fast path, with
+    the same penalty as the validated path."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from kpi.fastdecode import decode_live
+    from shared.events import make_envelope
+
+    at = datetime(2026, 11, 10, 3, tzinfo=timezone.utc)
+    for cancelled_by in (["action:process.refund", "state:closed"], []):
+        raw = make_envelope(type_="sla.deadline_fired", key="o-1", producer="sla-timer", occurred_at=at, data={
+            "timer_id": str(uuid.uuid4()), "order_id": "o-1", "rule": "processing_penalty", "action": "penalty",
+            "order_version": 3, "order_state": "awaiting_processing", "due_at": at, "fired_at": at,
+            "details": {"amount_cny": "1500.00"}, "cancelled_by": cancelled_by}).to_bytes()
+        ev = decode_live(raw)
+        assert ev is not None and ev.order_id == "o-1"
+        assert ev._args[1] == {"amount_cny": "1500.00"}

@@ -15,7 +15,6 @@ from datetime import datetime
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from notifier import schemas
 from notifier.models import SeenTransition

@@ -22,10 +22,11 @@ pytestmark = pytest.mark.broker
 
 D = timedelta(days=1)
 PATH_VALUES = {"order_id": "9b2f7c1e-0000-4000-8000-000000000001", "rule": "auto_refund", "scope": "merchant",
-               "scope_id": "m-1", "day": "2027-02-08"}
+               "scope_id": "m-1", "day": "2027-02-08", "year": "2027"}
 QUERY = {"start": "2026-09-30T15:00:00+08:00", "n": "1", "hours": "1"}
 BODIES = {("PUT", "/v1/rules/{rule}/overrides/{scope}/{scope_id}"): {"enabled": False},
           ("PUT", "/v1/calendar/overrides/{day}"): {"working": False},
+          ("PUT", "/v1/calendar/years/{year}"): {"holidays": ["2027-02-08"]},
           ("POST", "/admin/clock/advance"): {"seconds": 1}}
 
 

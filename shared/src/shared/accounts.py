@@ -78,24 +78,29 @@ class AccountListener:
     """Follows ``accounts.events`` from the beginning (no consumer group: every replica of
     every service must see every change) and feeds ``guard``."""
 
-    def __init__(self, guard: AccountGuard, bootstrap: str) -> None:
+    def __init__(self, guard: AccountGuard, kafka, *, replication_factor: int = 1,
+                 topic_configs: dict[str, str] | None = None) -> None:
         self.guard = guard
-        self.bootstrap = bootstrap
+        self.kafka = kafka  # shared.kafka.Kafka: the service's connection or a plaintext address
+        # for creating the topic when it is missing (provisioning normally created it)
+        self.replication_factor = replication_factor
+        self.topic_configs = topic_configs
 
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        from shared.kafka import TopicSpec, consume_reconnecting, ensure_topics
+        from shared.kafka import TopicSpec, consume_reconnecting, ensure_topics, kafka_options
 
         def make():
-            return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            return AIOKafkaConsumer(**kafka_options(self.kafka), group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest", metadata_max_age_ms=3000)
 
         async def follow(consumer) -> None:
             # Created here if missing (one partition), before any metadata request could have
             # the broker auto-create it with its default partition count; every partition it
             # has is read all the same.
-            await ensure_topics(self.bootstrap, [TopicSpec(ACCOUNT_EVENTS, partitions=1)], default_partitions=1)
+            await ensure_topics(self.kafka, [TopicSpec(ACCOUNT_EVENTS, partitions=1)], default_partitions=1,
+                                replication_factor=self.replication_factor, configs=self.topic_configs)
             await consumer.topics()  # metadata
             tps = [TopicPartition(ACCOUNT_EVENTS, p) for p in sorted(consumer.partitions_for_topic(ACCOUNT_EVENTS) or {0})]
             consumer.assign(tps)

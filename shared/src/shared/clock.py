@@ -175,10 +175,10 @@ class ClockListener:
     restarted empty), the service re-announces its offset as a snapshot, so services that
     start later find it. ``state`` keeps the offset across this service's restarts."""
 
-    def __init__(self, clock: VirtualClock, bootstrap: str, announce=None, state: ClockStateFile | None = None,
+    def __init__(self, clock: VirtualClock, kafka, announce=None, state: ClockStateFile | None = None,
                  name: str = "service") -> None:
         self.clock = clock
-        self.bootstrap = bootstrap
+        self.kafka = kafka  # shared.kafka.Kafka: the service's connection or a plaintext address
         self.announce = announce
         self.state = state
         self.name = name
@@ -197,12 +197,12 @@ class ClockListener:
     async def run(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        from shared.kafka import consume_reconnecting
+        from shared.kafka import consume_reconnecting, kafka_options
 
         tp = TopicPartition(CLOCK_TOPIC, 0)
 
         def make():
-            return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            return AIOKafkaConsumer(**kafka_options(self.kafka), group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest", metadata_max_age_ms=3000)
 
         async def follow(consumer) -> None:

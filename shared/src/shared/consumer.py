@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.masking import mask_payload, mask_text
 from shared.clock import Clock
 from shared.events import Envelope, EventRegistry, UnknownEventType
-from shared.kafka import consume_reconnecting
+from shared.kafka import Kafka, consume_reconnecting, kafka_options
 from shared.logging import reset_correlation_id, set_correlation_id
 from shared.messaging_tables import MessagingTables
 
@@ -71,7 +71,7 @@ class PermanentError(Exception):
 class ConsumerConfig:
     name: str  # also the consumer group id and the inbox namespace
     topics: list[str]
-    bootstrap: str
+    bootstrap: Kafka  # the service's KafkaConnection (TLS, SASL) or a plaintext "host:port"
     session_timeout_ms: int = 10000
     max_attempts: int = 5
     retry_base_s: float = 0.1
@@ -119,7 +119,7 @@ class EventConsumer:
     def client_options(self) -> dict:
         """Keyword arguments of the AIOKafkaConsumer (a subclass may tune fetch sizes and waits)."""
         return dict(
-            bootstrap_servers=self.config.bootstrap,
+            **kafka_options(self.config.bootstrap),
             group_id=self.config.name,
             enable_auto_commit=False,
             # A restarted in-memory broker has a shorter log than our committed offset:

@@ -1,4 +1,5 @@
-"""aiokafka producer handle and topic administration.
+"""aiokafka clients: the connection options (TLS, SASL) every client is built with, topic
+administration, and the producer handle.
 
 The producer is (re)started lazily so a service starts, and keeps taking requests,
 while the broker is down; the outbox relay retries through this handle.
@@ -7,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Union
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -18,6 +23,88 @@ log = logging.getLogger(__name__)
 
 
 MAX_BATCH_BYTES = 256 * 1024
+TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code in a CreateTopics answer
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the brokers are and how to talk to them. Plain values only (no SSL context), so
+    it can be handed to worker processes (``kpi replay``); :func:`kafka_options` turns it into
+    the keyword arguments of an aiokafka client."""
+
+    bootstrap: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_key_password: str = field(default="", repr=False)
+    ssl_check_hostname: bool = True
+
+    @classmethod
+    def from_settings(cls, settings) -> "KafkaConnection":
+        return cls(
+            bootstrap=settings.kafka_bootstrap,
+            security_protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_username=settings.kafka_sasl_username,
+            sasl_password=settings.kafka_sasl_password.get_secret_value(),
+            ssl_cafile=settings.kafka_ssl_cafile,
+            ssl_certfile=settings.kafka_ssl_certfile,
+            ssl_keyfile=settings.kafka_ssl_keyfile,
+            ssl_key_password=settings.kafka_ssl_key_password.get_secret_value(),
+            ssl_check_hostname=settings.kafka_ssl_check_hostname,
+        )
+
+
+# A bare "host:port[,host:port]" is a plaintext connection (the embedded broker, tests).
+Kafka = Union[KafkaConnection, str]
+
+
+@lru_cache(maxsize=16)
+def _ssl_context(cafile: str, certfile: str, keyfile: str, password: str, check_hostname: bool) -> ssl.SSLContext:
+    # Once per process and file set: every client of the service shares the context.
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile or None)
+    if certfile:
+        ctx.load_cert_chain(certfile, keyfile or None, password or None)
+    ctx.check_hostname = check_hostname
+    return ctx
+
+
+def kafka_options(kafka: Kafka) -> dict:
+    """The connection keyword arguments of every aiokafka client (producer, consumer, admin):
+    bootstrap servers, security protocol, TLS context, SASL mechanism and credentials.
+    Every client of the platform is built with ``**kafka_options(...)``."""
+    conn = KafkaConnection(bootstrap=kafka) if isinstance(kafka, str) else kafka
+    opts: dict = {"bootstrap_servers": conn.bootstrap, "security_protocol": conn.security_protocol}
+    if conn.security_protocol in ("SSL", "SASL_SSL"):
+        opts["ssl_context"] = _ssl_context(conn.ssl_cafile, conn.ssl_certfile, conn.ssl_keyfile,
+                                           conn.ssl_key_password, conn.ssl_check_hostname)
+    if conn.security_protocol.startswith("SASL_"):
+        # aiokafka takes SCRAM credentials in the sasl_plain_* arguments too.
+        opts.update(sasl_mechanism=conn.sasl_mechanism, sasl_plain_username=conn.sasl_username,
+                    sasl_plain_password=conn.sasl_password)
+    return opts
+
+
+def kafka_connection(settings) -> KafkaConnection:
+    """The service's connection, checked once at start: TLS files that cannot be read stop
+    the service with a message naming the setting (not a reconnect loop logging forever)."""
+    from shared.settings import SettingsError
+
+    conn = KafkaConnection.from_settings(settings)
+    if conn.security_protocol in ("SSL", "SASL_SSL"):
+        prefix = settings.model_config.get("env_prefix", "")
+        try:
+            kafka_options(conn)
+        except (OSError, ssl.SSLError) as exc:
+            names = [f"{prefix}KAFKA_SSL_{n}".upper() for n, v in
+                     (("cafile", conn.ssl_cafile), ("certfile", conn.ssl_certfile), ("keyfile", conn.ssl_keyfile)) if v]
+            raise SettingsError(f"invalid settings: {', '.join(names) or prefix + 'KAFKA_SSL_CAFILE'}: "
+                                f"cannot load the TLS files: {exc}") from None
+    return conn
 
 
 class TopicSpec:
@@ -26,16 +113,26 @@ class TopicSpec:
         self.partitions = partitions
 
 
+def topic_configs(min_insync_replicas: int | None, retention_ms: int | None) -> dict[str, str]:
+    configs = {}
+    if min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(min_insync_replicas)
+    if retention_ms is not None:
+        configs["retention.ms"] = str(retention_ms)
+    return configs
+
+
 async def ensure_topics(
-    bootstrap: str, topics: list[TopicSpec], *, default_partitions: int, replication_factor: int = 1
+    kafka: Kafka, topics: list[TopicSpec], *, default_partitions: int, replication_factor: int = 1,
+    configs: dict[str, str] | None = None,
 ) -> None:
     """Create missing topics (an in-memory broker forgets them on restart)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(**kafka_options(kafka), request_timeout_ms=5000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(t.name, t.partitions or default_partitions, replication_factor)
+            NewTopic(t.name, t.partitions or default_partitions, replication_factor, topic_configs=configs or None)
             for t in topics
             if t.name not in existing
         ]
@@ -49,6 +146,60 @@ async def ensure_topics(
         await admin.close()
 
 
+@dataclass
+class TopicReport:
+    name: str
+    wanted_partitions: int
+    partitions: int
+    replication_factor: int
+    created: bool
+    problems: list[str]
+
+
+async def provision_topics(
+    kafka: Kafka, topics: list[TopicSpec], *, default_partitions: int, replication_factor: int,
+    configs: dict[str, str], timeout_ms: int = 30000,
+) -> list[TopicReport]:
+    """Create every topic that is missing with its partitions, replication factor and
+    ``configs``; describe every topic and report the ones with fewer partitions or replicas
+    than wanted (existing topics are never changed: adding partitions moves keys, so it is
+    an operator's decision). Idempotent."""
+    admin = AIOKafkaAdminClient(**kafka_options(kafka), request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = {t.name: t.partitions or default_partitions for t in topics}
+        missing = [NewTopic(name, n, replication_factor, topic_configs=configs or None)
+                   for name, n in wanted.items() if name not in existing]
+        created = set()
+        if missing:
+            answer = await admin.create_topics(missing)
+            for name, code, message in (answer.topic_errors or ()):
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"creating topic {name} failed: error {code} ({message})")
+                if code == 0:
+                    created.add(name)
+        # Describe only topics that exist now: asking a broker with auto-creation on about a
+        # missing topic would create it with the broker's default partition count.
+        described = {d["topic"]: d for d in await admin.describe_topics(list(wanted))}
+        reports = []
+        for name, n in wanted.items():
+            d = described.get(name)
+            parts = d.get("partitions", []) if d else []
+            rf = min((len(p.get("replicas", [])) for p in parts), default=0)
+            problems = []
+            if not parts:
+                problems.append("not found after creation")
+            elif len(parts) < n:
+                problems.append(f"has {len(parts)} partitions, the platform needs {n}")
+            if parts and rf < replication_factor:
+                problems.append(f"has replication factor {rf}, the settings ask for {replication_factor}")
+            reports.append(TopicReport(name, n, len(parts), rf, name in created, problems))
+        return reports
+    finally:
+        await admin.close()
+
+
 class TopicsMissing(RuntimeError):
     """The broker lost topics (restarted empty); they were re-created, send again."""
 
@@ -56,20 +207,22 @@ class TopicsMissing(RuntimeError):
 class ProducerHandle:
     def __init__(
         self,
-        bootstrap: str,
+        kafka: Kafka,
         *,
         idempotent: bool,
         client_id: str,
         topics: list[TopicSpec],
         default_partitions: int,
         replication_factor: int = 1,
+        topic_configs: dict[str, str] | None = None,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.idempotent = idempotent
         self.client_id = client_id
         self.topics = topics
         self.default_partitions = default_partitions
         self.replication_factor = replication_factor
+        self.topic_configs = topic_configs
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -79,13 +232,14 @@ class ProducerHandle:
         async with self._lock:
             if self._producer is None:
                 await ensure_topics(
-                    self.bootstrap,
+                    self.kafka,
                     self.topics,
                     default_partitions=self.default_partitions,
                     replication_factor=self.replication_factor,
+                    configs=self.topic_configs,
                 )
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap,
+                    **kafka_options(self.kafka),
                     client_id=self.client_id,
                     acks="all",
                     enable_idempotence=self.idempotent,
@@ -117,10 +271,11 @@ class ProducerHandle:
         if missing:
             specs = {t.name: t for t in self.topics}
             await ensure_topics(
-                self.bootstrap,
+                self.kafka,
                 [specs.get(name, TopicSpec(name)) for name in missing],
                 default_partitions=self.default_partitions,
                 replication_factor=self.replication_factor,
+                configs=self.topic_configs,
             )
             raise TopicsMissing(f"topics re-created on the broker: {sorted(missing)}")
 

@@ -60,3 +60,53 @@ def run_env(target_metadata) -> None:
         await engine.dispose()
 
     asyncio.run(run_async())
+
+
+class SchemaState:
+    """Whether the database schema is at this code's migrations head, for ``/ready``: a
+    replica started on a database nobody migrated yet must not take traffic (its first
+    request would fail on a missing table).
+
+    The head is read from the migration scripts once (``load``, at start); the database's
+    revision on each check until it is at the head, then never again (a schema does not go
+    back). A revision this code does not know is a later release's (the rolling upgrade
+    migrates first, backward compatibly, while this release still serves): ready."""
+
+    def __init__(self, migrations_dir: Path, engine, service: str) -> None:
+        self.migrations_dir = migrations_dir
+        self.engine = engine
+        self.service = service
+        self.heads: frozenset[str] | None = None
+        self.known: frozenset[str] = frozenset()
+        self.at_head = False
+
+    def _read_scripts(self) -> tuple[frozenset[str], frozenset[str]]:
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(alembic_config(self.migrations_dir, "sqlite://"))
+        return frozenset(script.get_heads()), frozenset(r.revision for r in script.walk_revisions())
+
+    async def load(self) -> None:
+        if self.heads is None:
+            self.heads, self.known = await asyncio.to_thread(self._read_scripts)
+
+    async def check(self) -> bool | str:
+        """True when at the head (or newer); otherwise why not (``/ready`` shows it)."""
+        if self.at_head:
+            return True
+        await self.load()
+        from sqlalchemy import text
+
+        try:
+            async with self.engine.connect() as conn:
+                current = frozenset((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+        except Exception as exc:  # noqa: BLE001 - no table (never migrated) or no database: not ready
+            if "alembic_version" not in str(exc):
+                raise
+            current = frozenset()
+        if current == self.heads or (current and not current <= self.known):
+            self.at_head = True
+            return True
+        have = ", ".join(sorted(current)) or "no schema"
+        return (f"migrations pending: the database is at {have}, this release needs {', '.join(sorted(self.heads))} "
+                f"(run `{self.service} migrate`)")

@@ -14,7 +14,8 @@ from shared.auth import Policy
 from shared.operations import Health, Readiness
 from shared.logging import current_correlation_id, reset_correlation_id, set_correlation_id
 
-ReadyCheck = Callable[[], Awaitable[bool]]
+# A check answers True (ok), False (failed) or a string: failed, and why (shown in "reasons").
+ReadyCheck = Callable[[], Awaitable[bool | str]]
 READY_TIMEOUT_S = 0.8  # /ready answers within a second, 503 if a check has not finished by then
 
 
@@ -31,7 +32,7 @@ def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, Re
     async def health() -> dict:
         return {"status": "ok", "service": service}
 
-    @router.get("/ready", summary="Readiness: database and broker reachable", response_model=Readiness,
+    @router.get("/ready", summary="Readiness: database and broker reachable, schema migrated", response_model=Readiness,
                 responses={503: {"model": Readiness, "description": "not ready: a check failed or took too long"}},
                 dependencies=[Depends(Policy.public("readiness probe"))])
     async def ready() -> JSONResponse:
@@ -40,20 +41,23 @@ def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, Re
         # Bounded whatever hangs: checks not done in READY_TIMEOUT_S count as failed and are
         # cancelled without waiting for them (a frozen broker may ignore the cancellation).
         await asyncio.wait(tasks.values(), timeout=READY_TIMEOUT_S)
-        detail = {}
+        detail, reasons = {}, {}
         for n, t in tasks.items():
             if t.done() and not t.cancelled() and t.exception() is None:
-                detail[n] = t.result() is True
+                result = t.result()
+                detail[n] = result is True
+                if isinstance(result, str):
+                    reasons[n] = result
             else:
                 if not t.done():
                     t.cancel()
                     t.add_done_callback(_quiet)
                 detail[n] = False
         ok = all(detail.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "service": service, "checks": detail},
-            status_code=200 if ok else 503,
-        )
+        body = {"status": "ready" if ok else "not_ready", "service": service, "checks": detail}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     # Operators only on the service port; Prometheus scrapes the operations port
     # (METRICS_PORT, see shared.runtime) where one is configured.

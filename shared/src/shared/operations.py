@@ -17,7 +17,10 @@ class Health(_Strict):
 class Readiness(_Strict):
     status: str = Field(description="ready | not_ready")
     service: str
-    checks: dict[str, bool] = Field(description="each check: database, broker (true: reachable within 0.8 s)")
+    checks: dict[str, bool] = Field(description="each check: database, broker (true: reachable within 0.8 s), "
+                                                "schema (true: migrated to this release's head)")
+    reasons: dict[str, str] = Field(default_factory=dict,
+                                    description="why a failed check failed, when known (e.g. schema: migrations pending)")
 
 
 class ClockState(_Strict):

@@ -26,10 +26,10 @@ from shared.clock import (CLOCK_TOPIC, Clock, ClockListener, ClockStateFile, Sys
 from shared.consumer import ConsumerConfig, EventConsumer, Handler
 from shared.errors import ApiError, install_error_handlers
 from shared.events import EventRegistry, registry as default_registry
-from shared.kafka import ProducerHandle, TopicSpec
+from shared.kafka import ProducerHandle, TopicSpec, kafka_connection, topic_configs
 from shared.logging import configure_logging
 from shared.messaging_tables import MessagingTables
-from shared.migrations import upgrade
+from shared.migrations import SchemaState, upgrade
 from shared.operations import ClockAdvanced, ClockState, DeadLetters, OutboxState
 from shared.observability import RequestContextMiddleware, health_router
 from shared.one_write import ServiceApp
@@ -81,13 +81,17 @@ class Runtime:
         self.tables = definition.tables
         self.registry = definition.registry
         self.outbox = Outbox(self.tables, self.registry, self.clock)
+        # Every Kafka client of the service connects with these (TLS, SASL: shared.kafka).
+        self.kafka = kafka_connection(settings)
+        self.topic_configs = topic_configs(settings.kafka_min_insync_replicas, settings.kafka_topic_retention_ms)
         self.producer = ProducerHandle(
-            settings.kafka_bootstrap,
+            self.kafka,
             idempotent=settings.kafka_idempotent_producer,
             client_id=f"{self.name}",
             topics=definition.topics,
             default_partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_replication_factor,
+            topic_configs=self.topic_configs,
         )
         self.relay = OutboxRelay(
             service=self.name,
@@ -104,7 +108,7 @@ class Runtime:
                 ConsumerConfig(
                     name=f"{self.name}.{spec.suffix}",
                     topics=spec.topics,
-                    bootstrap=settings.kafka_bootstrap,
+                    bootstrap=self.kafka,
                     session_timeout_ms=settings.kafka_session_timeout_ms,
                 ),
                 sessions=self.sessions,
@@ -120,6 +124,8 @@ class Runtime:
         # Revocation (shared.accounts): Policy asks it on every request; the orders service
         # installs its own, fed from its database too.
         self.account_guard: AccountGuard = AccountGuard()
+        # /ready: the schema is at the migrations' head (shared.migrations.SchemaState).
+        self.schema = SchemaState(definition.migrations_dir, self.engine, self.name)
         self._tasks: list[asyncio.Task] = []
         self._metrics_server = None
 
@@ -135,6 +141,7 @@ class Runtime:
     async def start(self) -> None:
         if self.settings.run_migrations_on_start:
             await upgrade(self.definition.migrations_dir, self.settings.database_url)
+        await self.schema.load()
         if self.settings.metrics_port:
             # prometheus_client's own operations listener (a thread): scraped without a token,
             # bound to METRICS_HOST (a private interface), never the public service port.
@@ -145,10 +152,12 @@ class Runtime:
         self._spawn(self.relay.run(), "outbox-relay")
         for c in self.consumers:
             self._spawn(c.run(), f"consumer-{c.config.name}")
-        self._spawn(AccountListener(self.account_guard, self.settings.kafka_bootstrap).run(), "account-listener")
+        self._spawn(AccountListener(self.account_guard, self.kafka,
+                                    replication_factor=self.settings.kafka_replication_factor,
+                                    topic_configs=self.topic_configs).run(), "account-listener")
         if isinstance(self.clock, VirtualClock):
             state = ClockStateFile(self.settings.clock_state_file) if self.settings.clock_state_file else None
-            listener = ClockListener(self.clock, self.settings.kafka_bootstrap, announce=self.announce_clock,
+            listener = ClockListener(self.clock, self.kafka, announce=self.announce_clock,
                                      state=state, name=self.name)
             self._spawn(listener.run(), "clock-listener")
         if self.definition.on_start:
@@ -290,7 +299,8 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
                                           "If-Match", "X-Correlation-ID"])
     install_error_handlers(app)
     app.include_router(
-        health_router(definition.name, runtime.metrics, {"database": runtime.db_ready, "broker": runtime.producer.healthy})
+        health_router(definition.name, runtime.metrics, {"database": runtime.db_ready, "broker": runtime.producer.healthy,
+                                                         "schema": runtime.schema.check})
     )
     app.include_router(admin_router())
     for r in definition.routers:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_TOKEN_SECRET = "dev-insecure-token-secret-change-me"
@@ -33,6 +33,26 @@ class ServiceSettings(BaseSettings):
     # The embedded broker holds a group join for half the session timeout, so
     # tests and the demo use a short one; Apache Kafka's minimum is usually 6 s.
     kafka_session_timeout_ms: int = Field(default=10000, ge=1000, le=300000)
+    # Topics this service creates (at start, when missing) or `<service> provision-topics`
+    # creates: writes need this many in-sync replicas (acks=all); -1 retention keeps events
+    # for ever (`kpi replay` and re-driving parked messages read topics from offset 0).
+    kafka_min_insync_replicas: int = Field(default=1, ge=1, le=5)
+    kafka_topic_retention_ms: int = Field(default=-1, ge=-1)
+    # Connection security of every Kafka client (producer, consumers, admin): see
+    # shared.kafka.kafka_options. Production refuses PLAINTEXT and SASL_PLAINTEXT unless
+    # kafka_allow_plaintext says so explicitly (e.g. a broker network private to one host).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_allow_plaintext: bool = False
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    # TLS: the CA bundle that signed the brokers' certificates (empty: the system's), and a
+    # client certificate and key for brokers that authenticate clients by certificate (mTLS).
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: SecretStr = SecretStr("")
+    kafka_ssl_check_hostname: bool = True
     clock: Literal["system", "virtual"] = "system"
     # Virtual clock only: a file where the service keeps its offset across restarts.
     clock_state_file: str = ""
@@ -65,6 +85,10 @@ class ServiceSettings(BaseSettings):
             )
         if self.run_migrations_on_start is None:
             self.run_migrations_on_start = self.environment != "production"
+        prefix = self.model_config.get("env_prefix", "")
+        kafka = self._kafka_problems(prefix)
+        if kafka:
+            raise ValueError("; ".join(kafka))
         if self.environment == "production":
             problems = []
             if self.database_url.startswith("sqlite"):
@@ -74,13 +98,32 @@ class ServiceSettings(BaseSettings):
                                 "or not random (fewer than 8 distinct characters)")
             if self.clock == "virtual":
                 problems.append("CLOCK=virtual is for tests and demos only")
+            if self.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT") and not self.kafka_allow_plaintext:
+                problems.append(
+                    f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} sends events (and SASL passwords) "
+                    f"unencrypted: use SSL or SASL_SSL, or set {prefix}KAFKA_ALLOW_PLAINTEXT=true if the brokers' "
+                    "network is private to this deployment")
             if problems:
-                prefix = self.model_config.get("env_prefix", "")
                 raise ValueError(
                     "unsafe settings for production: "
                     + "; ".join(f"{prefix}{p}" for p in problems)
                 )
         return self
+
+    def _kafka_problems(self, p: str) -> list[str]:
+        """Kafka connection settings that cannot work together (any environment); ``p`` is the prefix."""
+        problems = []
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            problems.append(f"{p}KAFKA_MIN_INSYNC_REPLICAS={self.kafka_min_insync_replicas} is more than "
+                            f"{p}KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor}: no write could succeed")
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+            problems.append(f"{p}KAFKA_SASL_USERNAME and {p}KAFKA_SASL_PASSWORD are required with "
+                            f"{p}KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            problems.append(f"{p}KAFKA_SSL_CERTFILE and {p}KAFKA_SSL_KEYFILE go together "
+                            "(a client certificate and its key)")
+        return problems
 
     @property
     def is_sqlite(self) -> bool:

@@ -31,6 +31,10 @@ What survives what:
 - the buffer is full (the journal cannot be written: disk full): new decisions are
   dropped and counted in ``routing_decisions_dropped_total``; routing keeps answering.
 
+With each batch the writer records, in the same transaction, the decisions that involved an
+enrolled manufacturer (``decisions``: what a transfer must name); the route itself never
+touches the database.
+
 Transfers, which are business records, are written synchronously in their own transaction.
 """
 from __future__ import annotations

@@ -65,11 +65,12 @@ def handlers() -> dict:
 class FactsConsumer(EventConsumer):
     def __init__(self, rt: Runtime) -> None:
         s = rt.settings
-        super().__init__(ConsumerConfig(name=GROUP, topics=TOPICS, bootstrap=s.kafka_bootstrap,
+        super().__init__(ConsumerConfig(name=GROUP, topics=TOPICS, bootstrap=rt.kafka,
                                         session_timeout_ms=s.kafka_session_timeout_ms),
                          sessions=rt.sessions, tables=rt.tables, registry=rt.registry, handlers=handlers(),
                          clock=rt.clock, metrics=rt.metrics)
         self._settings = s
+        self._kafka, self._topic_configs = rt.kafka, rt.topic_configs
         self._assigned, self._meta_at_assignment, self._changed_since = frozenset(), {}, None
         self.lag = Histogram("kpi_event_lag_seconds",
                              "From an event's publication (broker timestamp) to its effect on the KPI figures "
@@ -85,9 +86,9 @@ class FactsConsumer(EventConsumer):
         # create it with its own default partition count).
         try:
             s = self._settings
-            await ensure_topics(s.kafka_bootstrap, [TopicSpec(t) for t in TOPICS],
+            await ensure_topics(self._kafka, [TopicSpec(t) for t in TOPICS],
                                 default_partitions=s.kafka_topic_partitions,
-                                replication_factor=s.kafka_replication_factor)
+                                replication_factor=s.kafka_replication_factor, configs=self._topic_configs)
         except Exception as exc:  # noqa: BLE001 - the broker may be down; the consumer retries anyway
             log.warning("could not ensure the consumed topics: %r", exc)
         await super().run()

@@ -196,7 +196,7 @@ class Folder:
             end = len(raw)
             if raw[end - 2:end] != b"}}":
                 return False
-            details = json.loads(raw[m.end():end - 2])
+            details = json.loads(_fired_details(raw, m.end()))
             if not isinstance(details, dict):
                 return False
             P.fold_penalty(self.row(oid_b.decode()), "penalty", _dt(fired_b), details)
@@ -263,6 +263,18 @@ class LiveEvent:
         return self._fold(row, *self._args)
 
 
+_CANCELLED_BY = re.compile(rb',"cancelled_by":\[(?:"[^"\\]*"(?:,"[^"\\]*")*)?\]\}\}$')
+
+
+def _fired_details(raw: bytes, start: int) -> bytes:
+    """The ``details`` of a fired deadline: what follows it is ``}}`` or, since timers carry
+    the facts that cancel them, ``,"cancelled_by":[...]}}`` (not read by the projection)."""
+    i = raw.rfind(b',"cancelled_by":[', start)
+    if i >= 0 and _CANCELLED_BY.match(raw, i):
+        return raw[start:i]
+    return raw[start:-2]
+
+
 def _details(b: bytes):
     """The JSON value of ``details`` (an empty object without parsing)."""
     return _NO_DETAILS if b == b"{}" else json.loads(b.decode())
@@ -320,7 +332,7 @@ def _decode_live(raw: bytes) -> LiveEvent | None:
         if m is None:
             return None
         oid_b, action_b, fired_b = m.groups()
-        details = _details(raw[m.end():-2])
+        details = _details(_fired_details(raw, m.end()))
         if not isinstance(details, dict):
             return None
         eid = raw[7:_ID_END].decode()

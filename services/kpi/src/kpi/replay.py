@@ -54,6 +54,7 @@ from kpi.fastdecode import Folder
 from kpi.store import (CATALOGUE_COLUMNS, CONSULT_COLUMNS, COUNTER_COLUMNS, ROW_COLUMNS, bulk_insert,
                        clear_projection, row_tuple)
 from shared.db import create_engine
+from shared.kafka import KafkaConnection
 from shared.topics import CATALOGUE_EVENTS, ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
 
 TOPICS = (ORDER_EVENTS, SLA_EVENTS, ROUTING_EVENTS, CATALOGUE_EVENTS)
@@ -64,12 +65,13 @@ _FILE = re.compile(r"^(?P<topic>.+?)(?:\.(?P<partition>\d+))?\.jsonl$")
 
 @dataclass(frozen=True)
 class Source:
-    """One partition of a topic: in a file (``path``) or on the broker (``bootstrap``)."""
+    """One partition of a topic: in a file (``path``) or on the broker (``bootstrap``: a
+    shared.kafka.KafkaConnection, picklable for the worker processes, or a plaintext address)."""
 
     topic: str
     partition: int
     path: str | None = None
-    bootstrap: str | None = None
+    bootstrap: KafkaConnection | str | None = None
 
 
 def dir_sources(directory: str | Path, topics: Iterable[str] = TOPICS) -> list[Source]:
@@ -81,10 +83,12 @@ def dir_sources(directory: str | Path, topics: Iterable[str] = TOPICS) -> list[S
     return out
 
 
-async def kafka_sources(bootstrap: str, topics: Iterable[str] = TOPICS) -> list[Source]:
+async def kafka_sources(bootstrap: "KafkaConnection | str", topics: Iterable[str] = TOPICS) -> list[Source]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    from shared.kafka import kafka_options
+
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer.topics()
@@ -113,7 +117,9 @@ async def read_partition(src: Source) -> list[bytes]:
     """Every message value of one partition, from offset 0 up to its current end."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=src.bootstrap, group_id=None, enable_auto_commit=False,
+    from shared.kafka import kafka_options
+
+    consumer = AIOKafkaConsumer(**kafka_options(src.bootstrap), group_id=None, enable_auto_commit=False,
                                 max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20)
     await consumer.start()
     out: list[bytes] = []
@@ -525,7 +531,9 @@ def run(settings, args) -> None:
     if args.from_dir:
         sources = dir_sources(args.from_dir)
     else:
-        sources = asyncio.run(kafka_sources(settings.kafka_bootstrap))
+        from shared.kafka import kafka_connection
+
+        sources = asyncio.run(kafka_sources(kafka_connection(settings)))
     result = rebuild(settings.database_url, sources, args.workers)
     print(f"kpi: replayed {result['events']} events ({result['orders']} orders, {result['invalid']} rejected) "
           f"with the {result['engine']} engine ({result['workers']} workers) in {result['seconds']} s "

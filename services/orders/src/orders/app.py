@@ -1,13 +1,12 @@
 """The orders service: service-order state and its lifecycle."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import shared.contracts  # noqa: F401 - registers event types
 from orders.adapters.account_versions import OrdersAccountGuard, start_account_guard
 from orders.adapters.attempt_limits import AttemptLimits
-from orders.adapters.blobstore import LocalBlobStore
+from orders.adapters.blobstore import blob_store
 from orders.adapters.secret_hashing import SecretHasher
 from orders.adapters.relay_pacing import pace_relay
 from orders.api.fast import OrdersApp, OrdersFastPath
@@ -43,7 +42,7 @@ def create_app(settings: OrdersSettings | None = None):
     settings = settings or load_settings(OrdersSettings)
     app = create_service_app(DEFINITION, settings)
     rt = app.state.runtime
-    rt.blobstore = LocalBlobStore(settings.blob_dir or os.path.join(settings.data_dir, "orders-blobs"))
+    rt.blobstore = blob_store(settings)  # a local directory, or S3-compatible storage shared by every replica
     # Token endpoint: hashing off the event loop, failed-attempt limits; revocation from the
     # accounts table (adapters/account_versions.py).
     rt.secret_hasher = SecretHasher(settings.token_hash_concurrency)

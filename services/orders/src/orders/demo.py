@@ -43,7 +43,13 @@ def demo_secret(settings, client_id: str) -> str:
     return hmac.new(settings.token_secret.encode(), f"demo:{client_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+class DemoRefused(RuntimeError):
+    """Demo data is never written to a production database."""
+
+
 async def seed_demo(rt) -> dict:
+    if rt.settings.environment == "production":
+        raise DemoRefused("demo data is for demonstrations only: refused with ENVIRONMENT=production")
     now = rt.clock.now()
     async with rt.uow() as s:
         for m in MERCHANTS:

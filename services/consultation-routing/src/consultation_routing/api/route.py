@@ -209,7 +209,8 @@ _Id = dict(min_length=1, max_length=_MAX)
     description="For the storefront (its own token) and platform operators. The consultation's time is the "
                 "server's clock; only the storefront's calls are recorded as consultations. Answers target, "
                 "reason, queue_id (IM), hotline + extension (phone), hover_text (product page, phone), "
-                "decision_id and the fallback. `consultation_id` names the consultation: every call for it "
+                "decision_id and the fallback. Without a SKU routing knows, the SKU of `service_order_id` (else "
+                "of `sales_order_id`: its latest service order) decides. `consultation_id` names the consultation: every call for it "
                 "answers the same decision_id and it is billed once. `at` is for platform operators only "
                 "(within a year of the server's time): an operator's call is a what-if, answered and not "
                 "recorded (no billable consultation, no score input; `what_if: true`); a storefront sending "
@@ -223,8 +224,9 @@ async def route(
     entry_point: Literal[ENTRY_POINTS] = Query(),  # type: ignore[valid-type]
     phase: Literal["pre_sale", "after_sale"] = Query("pre_sale"),
     sku: str | None = Query(None, **_Id),
-    sales_order_id: str | None = Query(None, **_Id),
-    service_order_id: str | None = Query(None, **_Id),
+    sales_order_id: str | None = Query(None, **_Id, description="routes by its latest service order's SKU "
+                                       "when no known SKU is given"),
+    service_order_id: str | None = Query(None, **_Id, description="routes by its SKU when no known SKU is given"),
     customer_id: str | None = Query(None, **_Id, description="the customer (or send X-Customer-Id)"),
     consultation_id: str | None = Query(None, **_Id, description="the storefront's id of this consultation"),
     at: datetime | None = Query(None, description="platform operators only: a what-if time (ISO 8601 with offset)"),

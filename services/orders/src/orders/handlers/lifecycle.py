@@ -125,7 +125,7 @@ async def _apply(rt, s, order: ServiceOrder, action: str, data: dict, *, actor_r
         ids = []
         for f in eff.attachments:
             att_id = str(uuid.uuid4())
-            store.put(att_id, f["content"])
+            await store.put(att_id, f["content"])
             s.add(Attachment(id=att_id, order_id=order.id, filename=f["filename"], content_type=f["content_type"],
                              size=f["size"], blob_key=att_id, uploaded_by=actor_id, created_at=now))
             ids.append(att_id)

@@ -154,4 +154,4 @@ async def attachment(rt, p: Principal, order_id: str, att_id: str) -> tuple[Atta
         a = await s.get(Attachment, att_id)
     if a is None or a.order_id != order_id:
         raise ApiError(404, "attachment_not_found", f"no attachment {att_id}")
-    return a, rt.blobstore.get(a.blob_key)
+    return a, await rt.blobstore.get(a.blob_key)

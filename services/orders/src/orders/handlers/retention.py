@@ -43,5 +43,5 @@ async def archive_and_purge(rt, archive_dir: str | Path, retention_days: int | N
             await s.execute(delete(ServiceOrder).where(ServiceOrder.id.in_(ids)))
             purged = len(ids)
             for a in atts:
-                rt.blobstore.delete(a.blob_key)
+                await rt.blobstore.delete(a.blob_key)
     return {"purged": purged, "archive": str(path) if purged else None, "cutoff": cutoff.isoformat()}
