@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 STOP_WARN_S = 5.0
 STOP_GIVE_UP_S = 20.0
 STOP_DISPOSE_S = 5.0
+SCHEMA_POLL_S = 1.0  # a replica started before its migrations looks for them this often
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Runtime:
         self.schema = SchemaState(definition.migrations_dir, self.engine, self.name)
         self._tasks: list[asyncio.Task] = []
         self._metrics_server = None
+        self._started = False  # the definition's on_start has run
 
     @asynccontextmanager
     async def uow(self) -> AsyncIterator[AsyncSession]:
@@ -161,10 +163,39 @@ class Runtime:
                                      state=state, name=self.name)
             self._spawn(listener.run(), "clock-listener")
         if self.definition.on_start:
-            result = self.definition.on_start(self)
-            if asyncio.iscoroutine(result):
-                await result
+            if await self.schema.check() is True:
+                await self._on_start()
+            else:
+                # Started before `<service> migrate` (its on_start reads its tables): not ready
+                # (/ready: migrations pending) until the schema is at the head, then it starts.
+                log.warning("database schema not at the migrations' head: waiting for `%s migrate`", self.name)
+                self._spawn(self._on_start_when_migrated(), "start-when-migrated")
+        else:
+            self._started = True
         log.info("service started", extra={"port": self.settings.port})
+
+    async def _on_start(self) -> None:
+        result = self.definition.on_start(self)
+        if asyncio.iscoroutine(result):
+            await result
+        self._started = True
+
+    async def _on_start_when_migrated(self) -> None:
+        while True:
+            try:
+                if await self.schema.check() is True:
+                    await self._on_start()
+                    return
+            except Exception as exc:  # noqa: BLE001 - the database away or on_start failed: again
+                log.warning("start after migration failed, retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(SCHEMA_POLL_S)
+
+    async def ready_schema(self) -> bool | str:
+        """/ready's schema check: at the migrations' head, and the service's own start done."""
+        result = await self.schema.check()
+        if result is True and not self._started:
+            return "starting: the schema is migrated, the service is finishing its start"
+        return result
 
     def _spawn(self, coro, name: str) -> None:
         task = asyncio.create_task(coro, name=f"{self.name}:{name}")
@@ -300,7 +331,7 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
     install_error_handlers(app)
     app.include_router(
         health_router(definition.name, runtime.metrics, {"database": runtime.db_ready, "broker": runtime.producer.healthy,
-                                                         "schema": runtime.schema.check})
+                                                         "schema": runtime.ready_schema})
     )
     app.include_router(admin_router())
     for r in definition.routers:

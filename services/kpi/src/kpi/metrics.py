@@ -141,7 +141,8 @@ async def compute(rt) -> dict:
         [([], _f(totals["self_completion_rate"]))])
     put("kpi_platinum_merchants", "Merchants with the platinum after-sales label (last 28 days)", [],
         [([], counts["platinum"])])
-    put("kpi_index_warned_merchants", "Merchants leading fewer than 30% of their peers on an indicator (not at the category's best value)", [],
+    put("kpi_index_warned_merchants",
+        "Merchants leading fewer than 30% of their peers on an indicator (not at the category's best value)", [],
         [([], counts["warned"])])
     put("kpi_flags_published", "Bottom-10 flags published to quality control", [], [([], flags or 0)])
     put("kpi_manufacturers_disqualified", "Service-express manufacturers currently disqualified", [],

@@ -60,8 +60,5 @@ async def start_account_guard(rt) -> None:
     """``ServiceDefinition.on_start``: load before the first request, then keep following."""
     guard = rt.account_guard
     if isinstance(guard, OrdersAccountGuard):
-        # A database not migrated yet has no accounts to load: the replica starts not ready
-        # (/ready: migrations pending) and the following loop loads them once it is migrated.
-        if await rt.schema.check() is True:
-            await guard.load()
+        await guard.load()
         rt.spawn(guard.follow(), "account-versions")

@@ -2,8 +2,8 @@
 (calendar time or working days), what it asks for at due, what cancels it.
 
 Triggers are order-event facts: ``created`` (service_order.created) or a
-``service_order.transitioned`` action (``action:<name>``) or arrival in a state
-(``state:<name>``). Every rule is cancelled by abandon and by the order ending
+``service_order.transitioned`` action (``action:<name>``), arrival in a state
+(``state:<name>``) or an arbitrator's outcome (``outcome:<refund|exchange|...>``). Every rule is cancelled by abandon and by the order ending
 in a terminal state the rule no longer matters in."""
 from __future__ import annotations
 
@@ -84,7 +84,10 @@ RULES: tuple[Rule, ...] = (
     _r("processing_penalty", {"action:register_receipt"}, "penalty", after=48 * H,
        details={"amount_cny": "2000.00"}, cancelled_by=PROCESS_DECISIONS | ABANDON | ENDED,
        description="2000 CNY penalty for this order"),
-    _r("exchange_shipping", {"action:audit.resend_without_return", "action:process.exchange"}, "breach",
+    # Every outcome starts the same deadlines whoever decided it: a merchant, an arbitrator
+    # (``outcome:<outcome>`` of arbitration.decide) or the system.
+    _r("exchange_shipping", {"action:audit.resend_without_return", "action:process.exchange", "outcome:exchange"},
+       "breach",
        after=18 * H, details={"indicator": "F4"}, cancelled_by={"action:exchange.shipped"},
        description="exchange shipping SLA breach (KPI F4)"),
     _r("first_response", {CREATED}, "escalate", after=timedelta(minutes=30), details={"level": 1, "to": "supervisor"},
@@ -99,7 +102,9 @@ RULES: tuple[Rule, ...] = (
        description="logistics resolution overdue: escalate"),
     _r("repair", {"action:process.repair"}, "escalate", working_days=3, details={"level": 1, "to": "supervisor"},
        cancelled_by={"action:repair.shipped_back"} | ABANDON, description="repair overdue: escalate"),
-    _r("refund_payout", {"action:process.refund"}, "escalate", after=24 * H, details={"level": 1, "to": "finance"},
+    _r("refund_payout", {"action:process.refund", "outcome:refund", "action:system.auto_refund",
+                         "action:system.advance_compensation"}, "escalate", after=24 * H,
+       details={"level": 1, "to": "finance"},
        cancelled_by={"action:refund.paid"}, description="refund not paid: escalate to finance"),
     _r("customer_confirmation", {"state:provisionally_completed"}, "auto_confirm", after=7 * D, policy=True,
        cancelled_by={"action:confirm", "action:message", "action:cancel_outcome"} | ABANDON | ENDED_OR_DONE, description="→ completed"),
@@ -114,10 +119,12 @@ def facts_of_created() -> set[str]:
     return {CREATED}
 
 
-def facts_of_transition(action: str, from_state: str, to_state: str) -> set[str]:
+def facts_of_transition(action: str, from_state: str, to_state: str, details: dict | None = None) -> set[str]:
     facts = {f"action:{action}"}
     if to_state != from_state:
         facts.add(f"state:{to_state}")
+    if action == "arbitration.decide" and details and isinstance(details.get("outcome"), str):
+        facts.add(f"outcome:{details['outcome']}")  # the arbitrator's binding outcome
     return facts
 
 

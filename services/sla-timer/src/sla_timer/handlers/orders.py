@@ -73,7 +73,7 @@ def plan_created(pol: Policies, data: ServiceOrderCreated, now: datetime) -> Pla
 
 
 def plan_transitioned(pol: Policies, data: ServiceOrderTransitioned, now: datetime) -> Plan:
-    facts = facts_of_transition(data.action, data.from_state, data.to_state)
+    facts = facts_of_transition(data.action, data.from_state, data.to_state, data.details)
     extra = {}
     if data.action == "fill_shipment" and data.order.merchant_contact_phone:
         extra["merchant_contact_phone"] = data.order.merchant_contact_phone
