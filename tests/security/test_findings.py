@@ -169,7 +169,8 @@ def test_finding_4_sms_receipts_are_signed_fresh_and_not_replayable(platform: Pl
 def test_finding_4_production_refuses_the_development_sms_secret_and_the_log_provider(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env.update(NOTIFIER_ENVIRONMENT="production", NOTIFIER_DATABASE_URL="postgresql+asyncpg://db/notifier",
-               NOTIFIER_TOKEN_SECRET=secrets.token_urlsafe(48), NOTIFIER_DATA_DIR=str(tmp_path))
+               NOTIFIER_TOKEN_SECRET=secrets.token_urlsafe(48), NOTIFIER_DATA_DIR=str(tmp_path),
+               NOTIFIER_KAFKA_ALLOW_PLAINTEXT="true")
     out = subprocess.run([str(BIN / "notifier"), "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "NOTIFIER_SMS_GATEWAY_SECRET" in out.stderr and "NOTIFIER_SMS_PROVIDER" in out.stderr, out.stderr[-2000:]

@@ -18,7 +18,7 @@ from shared.testing import eventually
 from shared.topics import ORDER_EVENTS, SLA_EVENTS
 
 CUSTOMER_PHONE = "13800138000"
-MERCHANT_PHONE = "400-000-1234"
+MERCHANT_PHONE = "13912345678"
 
 
 def snapshot(customer_phone: str, merchant_phone: str | None, created_at: datetime, customer_id: str,

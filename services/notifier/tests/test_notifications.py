@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-CUSTOMER_PHONE, MERCHANT_PHONE = "13800138000", "400-000-1234"
+CUSTOMER_PHONE, MERCHANT_PHONE = "13800138000", "13912345678"
 from shared.testing import eventually
 
 pytestmark = pytest.mark.broker
@@ -24,8 +24,8 @@ async def test_every_kind_from_its_trigger(notifier, new_order):
     await o.fired("remind_customer", "ship_back_reminder_2", day=10)
     await o.fired("remind_customer", "ship_back_reminder_3", day=25)
     await o.fired("remind_merchant", "merchant_reminder", day=10)
-    await o.fired("escalate", "quality_plan", level="supervisor", to="13900139000")
-    await o.fired("escalate", "quality_plan_2", level="operations_manager", to="operations_manager")
+    await o.fired("escalate", "quality_plan", level=1, to="13900139000")
+    await o.fired("escalate", "first_response_manager", level=2, to="operations_manager")
     await o.act("system.auto_refund", "refunded_by_system", amount="199.00")
     await o.act("exchange.shipped", carrier="顺丰", tracking_number="SF123456")
     await o.act("confirm", "completed")
@@ -54,9 +54,10 @@ async def test_every_kind_from_its_trigger(notifier, new_order):
     shipped = [m for m in by_kind["exchange_shipped"] if m["channel"] == "sms"][0]
     assert "顺丰运单号SF123456" in shipped["body"]
     assert [m for m in by_kind["completed"] if m["channel"] == "sms"][0]["body"].endswith("已完成，感谢您的耐心。")
-    esc = {m["audience_id"]: m for m in by_kind["escalation"]}
-    assert esc["supervisor"]["channel"] == "sms" and esc["supervisor"]["body"].startswith("【主管】")
-    assert esc["operations_manager"]["channel"] == "inbox" and "【运营经理】" in esc["operations_manager"]["body"]
+    esc = {m["channel"]: m for m in by_kind["escalation"]}
+    assert esc["sms"]["body"] == f"【主管】售后单{o.number}的质量问题处理方案已超时，请立即跟进。"
+    assert esc["inbox"]["audience_id"] == "operations_manager"
+    assert esc["inbox"]["body"] == f"【运营经理】售后单{o.number}的首次响应已超时，请立即跟进。"
 
 
 async def test_reject_notifies_the_customer(notifier, new_order):
@@ -127,12 +128,31 @@ async def test_merchant_phone_from_details_and_from_the_projection(notifier, new
     o = new_order(merchant_id="m-9")
     await o.created()
     # the phone only arrives in details of one event, then is remembered for the merchant
-    await o.act("claim", "pending_audit", snapshot_phone=False, merchant_contact_phone="021-12345678")
+    await o.act("claim", "pending_audit", snapshot_phone=False, merchant_contact_phone="13700137000")
     await o.act("remind_to_ship", snapshot_phone=False, return_address=ADDRESS)
     await notifier.wait_messages(o.order_id, 1, kind="remind_to_ship", channel="sms")
     await o.fired("remind_merchant", day=10)
     [m] = await notifier.wait_messages(o.order_id, 1, kind="merchant_reminder", channel="sms", status="sent")
-    assert await notifier.reveal(m["id"]) == "021-12345678" and m["audience"] == "merchant"
+    assert await notifier.reveal(m["id"]) == "13700137000" and m["audience"] == "merchant"
+
+
+@pytest.mark.parametrize("contact", ["010-6666-0101", "400-606-5500", "+86 21 1234 5678"])
+async def test_a_landline_or_hotline_merchant_contact_gets_the_in_site_message_only(notifier, new_order, contact):
+    """SMS go to mobile numbers only: a landline or 400 contact gets no SMS row (none that could
+    only fail), the in-site message all the same; the customer's SMS are unaffected."""
+    o = new_order(merchant_id="m-landline", merchant_phone=contact)
+    await o.created()
+    await o.act("claim", "pending_audit")
+    await o.fired("remind_merchant", "merchant_reminder", day=10)
+    await o.act("system.auto_refund", "refunded_by_system", amount="199.00")
+    await notifier.wait_messages(o.order_id, 1, kind="auto_refund", audience="customer", channel="sms", status="sent")
+    msgs = await notifier.messages(o.order_id)
+    merchant = sorted((m["kind"], m["channel"], m["status"]) for m in msgs if m["audience"] == "merchant")
+    assert merchant == [("auto_refund", "inbox", "delivered"), ("merchant_reminder", "inbox", "delivered")]
+    assert not [m for m in msgs if m["status"] == "failed"]
+    box = (await notifier.client.get("/v1/inbox", headers=notifier.headers("merchant_main", merchant_id="m-landline")))
+    assert {i["title"] for i in box.json()["items"]} == {"售后单待处理提醒", "系统已自动退款"}
+    assert "已等待10天" in " ".join(i["body"] for i in box.json()["items"])
 
 
 async def test_masking_in_api_and_log(notifier, new_order):

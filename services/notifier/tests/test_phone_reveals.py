@@ -14,7 +14,7 @@ from shared.runtime import MAX_OFFSET
 
 pytestmark = pytest.mark.broker
 
-CUSTOMER_PHONE, MERCHANT_PHONE = "13800138000", "400-000-1234"
+CUSTOMER_PHONE, MERCHANT_PHONE = "13800138000", "13912345678"
 ADDRESS = "上海市浦东新区张江路100号 售后仓"
 
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from notifier.delivery import backoff, rate_limited_until, valid_phone
+from notifier.delivery import backoff, rate_limited_until, sms_capable, valid_phone
 from notifier.masking import mask_phone
 from notifier.templates import DEFAULTS, check, render
 from notifier.triggers import DETAIL_VARIABLES, Context, from_deadline, from_order_action
@@ -44,15 +44,37 @@ def test_render_missing_variable_raises():
     assert render("单号${number}", {"number": "SO1"}) == "单号SO1"
 
 
+def _act(action, details, ctx=Context(), from_state="pending_process", to_state="pending_process"):
+    return from_order_action(action, "SO1", details, ctx, from_state=from_state, to_state=to_state)
+
+
 def test_order_triggers():
-    [i] = from_order_action("exchange.shipped", "SO1", {"carrier": "顺丰"}, Context())
+    [i] = _act("exchange.shipped", {"carrier": "顺丰"})
     assert i.error == "missing fields: tracking_number"
-    intents = from_order_action("system.auto_refund", "SO1", {"amount": "9.90"}, Context())
+    intents = _act("system.auto_refund", {"amount": "9.90"}, to_state="refunded_by_system")
     assert [(i.audience, i.template_key) for i in intents] == [("customer", "auto_refund_customer"),
                                                                ("merchant", "auto_refund_merchant")]
-    assert from_order_action("claim", "SO1", {}, Context()) == []
-    [i] = from_order_action("remind_to_ship", "SO1", {}, Context(return_address="仓库"))
+    assert _act("claim", {}) == []
+    [i] = _act("remind_to_ship", {}, Context(return_address="仓库"))
     assert i.variables["return_address"] == "仓库" and i.error is None
+
+
+@pytest.mark.parametrize("action, from_state", [
+    ("confirm", "provisionally_completed"), ("system.auto_confirm", "provisionally_completed"),
+    ("mark_resolved", "unresolved"), ("process.offline_exchange", "unresolved"), ("arbitration.decide", "arbitration"),
+])
+def test_every_arrival_in_completed_tells_the_customer_once(action, from_state):
+    [i] = _act(action, {}, from_state=from_state, to_state="completed")
+    assert (i.kind, i.audience, i.error) == ("completed", "customer", None)
+
+
+def test_actions_inside_completed_or_elsewhere_are_no_completion():
+    assert _act("rate", {}, from_state="completed", to_state="completed") == []
+    assert _act("refund.paid", {}, from_state="completed", to_state="completed") == []
+    assert _act("arbitration.decide", {}, from_state="arbitration", to_state="rejected") == []
+    [i] = _act("exchange.shipped", {"carrier": "顺丰", "tracking_number": "SF1"}, from_state="completed",
+               to_state="completed")
+    assert i.kind == "exchange_shipped"
 
 
 def test_deadline_triggers():
@@ -63,11 +85,33 @@ def test_deadline_triggers():
     assert from_deadline("auto_refund", "r", {}, Context("SO1")) == []
 
 
+@pytest.mark.parametrize("rule, details, text", [
+    ("first_response", {"level": 1, "to": "supervisor"}, "【主管】售后单SO1的首次响应已超时"),
+    ("first_response_manager", {"level": 2, "to": "operations_manager"}, "【运营经理】售后单SO1的首次响应已超时"),
+    ("audit_escalation", {"level": 1, "to": "supervisor"}, "【主管】售后单SO1的审核已超时"),
+    ("refund_payout", {"level": 1, "to": "finance"}, "【财务】售后单SO1的退款打款已超时"),
+    ("repair", {"level": 1, "to": "13900139000"}, "【主管】售后单SO1的维修已超时"),  # a phone: named by level
+    ("some_new_rule", {"level": 2, "to": "operations_manager"}, "【运营经理】售后单SO1的处理已超时"),
+])
+def test_escalation_says_to_whom_and_what_is_overdue_in_chinese(rule, details, text):
+    [i] = from_deadline("escalate", rule, details, Context("SO1"))
+    tpl = next(t for t in DEFAULTS if t.key == "escalation")
+    body = render(tpl.body, i.variables)
+    assert i.error is None and body == text + "，请立即跟进。"
+    assert rule not in body and not any(ch.isdigit() for ch in body.replace("SO1", ""))
+
+
 def test_phones_and_masking():
     assert valid_phone("13800138000") and valid_phone("+8613800138000") and valid_phone("400-000-1234")
-    assert valid_phone("021-12345678")
+    assert valid_phone("021-12345678") and valid_phone("010-6666-0101")
     assert not valid_phone("12345") and not valid_phone("23800138000") and not valid_phone(None)
     assert mask_phone("13800138000") == "138****8000"
+
+
+def test_only_mobile_numbers_receive_sms():
+    assert sms_capable("13800138000") and sms_capable("+86 138 0013 8000") and sms_capable("8613800138000")
+    for landline in ("010-6666-0101", "021-12345678", "400-606-5500", "0755-8888-6666", "12345", "", None):
+        assert not sms_capable(landline), landline
 
 
 def test_backoff_is_exponential_and_capped():

@@ -174,7 +174,7 @@ async def test_missing_or_malformed_signature_is_401(api):
 
 # --- production settings ------------------------------------------------------------------------
 SAFE = {"environment": "production", "database_url": "postgresql+asyncpg://u@h/db",
-        "token_secret": secrets.token_urlsafe(32)}
+        "token_secret": secrets.token_urlsafe(32), "kafka_allow_plaintext": True}
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
 
 
@@ -210,7 +210,7 @@ def test_production_accepts_a_real_secret_and_the_gateway(no_notifier_env):
 
 def test_production_start_fails_naming_the_settings():
     env = CLEAN_ENV | {"NOTIFIER_ENVIRONMENT": "production", "NOTIFIER_DATABASE_URL": SAFE["database_url"],
-                       "NOTIFIER_TOKEN_SECRET": SAFE["token_secret"]}
+                       "NOTIFIER_TOKEN_SECRET": SAFE["token_secret"], "NOTIFIER_KAFKA_ALLOW_PLAINTEXT": "true"}
     result = subprocess.run([str(Path(sys.executable).parent / "notifier"), "serve"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr[-1000:]

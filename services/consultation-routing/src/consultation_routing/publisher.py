@@ -160,18 +160,28 @@ def decision_rows(items: list[tuple[tuple, int | None]]) -> list[dict]:
     return list(rows.values())
 
 
+_STORE_DECISION: dict[str, object] = {}
+
+
+def _store_decision_stmt(dialect: str):
+    """INSERT … ON CONFLICT DO UPDATE (only a platform row, only by a manufacturer one), built
+    once: executed with many parameter sets, its compiled form is cached (a multi-row VALUES
+    statement would be compiled again for every batch, costing more than the rest of the write)."""
+    stmt = _STORE_DECISION.get(dialect)
+    if stmt is None:
+        table = DecisionRow.__table__
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        stmt = _STORE_DECISION[dialect] = ins.on_conflict_do_update(
+            index_elements=["decision_id"],
+            set_={c.name: ins.excluded[c.name] for c in table.columns if c.name != "decision_id"},
+            where=(table.c.target != "manufacturer") & (ins.excluded.target == "manufacturer"))
+    return stmt
+
+
 async def store_decisions(session, rows: list[dict]) -> None:
     """Insert, or replace a recorded platform decision of the same id by one to the manufacturer."""
-    if not rows:
-        return
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    table = DecisionRow.__table__
-    for i in range(0, len(rows), 500):
-        stmt = insert(table).values(rows[i:i + 500])
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["decision_id"], set_={c: stmt.excluded[c] for c in rows[0] if c != "decision_id"},
-            where=(table.c.target != "manufacturer") & (stmt.excluded.target == "manufacturer"))
-        await session.execute(stmt)
+    if rows:
+        await session.execute(_store_decision_stmt(session.bind.dialect.name), rows)
 
 
 async def forget_decisions(sessions, before: datetime) -> None:

@@ -45,7 +45,8 @@ def order_handlers(rt: Runtime):
         await remember_merchant_phone(
             session, snap.merchant_id, data.details.get("merchant_contact_phone") or snap.merchant_contact_phone, now)
         _, ctx = await context(session, data.order_id)
-        for intent in from_order_action(data.action, data.number, data.details, ctx):
+        for intent in from_order_action(data.action, data.number, data.details, ctx,
+                                        from_state=data.from_state, to_state=data.to_state):
             await record(session, event_id=str(env.id), order_id=data.order_id, intent=intent,
                          customer_id=snap.customer_id, customer_phone=snap.customer_phone,
                          merchant_id=snap.merchant_id, now=now)

@@ -1,15 +1,35 @@
 """Delivery rules: phone validity, backoff, rate-limit window (pure)."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
-# Mainland mobile numbers, and landline / 400 service numbers used as merchant contacts.
-_PHONE = re.compile(r"^(?:\+?86)?(?:1[3-9]\d{9}|0\d{2,3}-?\d{7,8}|400-?\d{3}-?\d{4})$")
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+# Numbers without a country code are read as mainland China numbers.
+REGION = "CN"
+
+
+def _parse(phone: str | None) -> phonenumbers.PhoneNumber | None:
+    if not phone:
+        return None
+    try:
+        number = phonenumbers.parse(phone, REGION)
+    except NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
 
 
 def valid_phone(phone: str | None) -> bool:
-    return bool(phone) and bool(_PHONE.match(phone.replace(" ", "")))
+    """A real phone number (mobile, landline, 400 service number...)."""
+    return _parse(phone) is not None
+
+
+def sms_capable(phone: str | None) -> bool:
+    """Only mobile numbers receive SMS: a landline or a 400 hotline is a valid contact, but an
+    SMS to it is never delivered (its owner gets the in-site message instead)."""
+    number = _parse(phone)
+    return number is not None and phonenumbers.number_type(number) == PhoneNumberType.MOBILE
 
 
 def backoff(attempts: int, base_s: float, cap_s: float) -> timedelta:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from notifier.delivery import backoff, rate_limited_until
+from notifier.delivery import backoff, rate_limited_until, sms_capable
 from notifier.handlers import stale_deadlines, stale_reason
 from notifier.masking import mask_phone
 from notifier.models import Message
@@ -53,6 +53,14 @@ class Dispatcher:
                 if done.rowcount == 1:
                     log.info("stale deadline: sms cancelled", extra={"message_id": mid, "reason": stale})
                     stale_deadlines(self.rt).labels("dispatch").inc()
+                return 0
+            if not sms_capable(m.phone):
+                # queued before SMS went to mobile numbers only: a landline never receives it
+                await session.execute(
+                    update(Message).where(Message.id == mid, Message.status == "queued",
+                                          Message.next_attempt_at == m.next_attempt_at)
+                    .values(status="failed", next_attempt_at=None,
+                            last_error=f"cannot receive SMS (not a mobile number): {mask_phone(m.phone)}"))
                 return 0
             recent = (await session.execute(
                 select(Message.sent_at).where(Message.phone == m.phone, Message.channel == "sms",

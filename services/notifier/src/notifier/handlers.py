@@ -6,7 +6,7 @@ import logging
 from prometheus_client import Counter
 from sqlalchemy import select
 
-from notifier.delivery import valid_phone
+from notifier.delivery import sms_capable, valid_phone
 from notifier.masking import mask_phone
 from notifier.models import MerchantContact, Message, OrderContact, SeenTransition
 from notifier.staleness import cancelled_by
@@ -77,16 +77,24 @@ async def record(session, *, event_id: str, order_id: str | None, intent: Intent
     if merchant_id:
         mc = await session.get(MerchantContact, merchant_id)
         merchant_phone = mc.contact_phone if mc else None
-    if intent.audience == "customer":
-        targets = [("sms", customer_phone, "customer", customer_id), ("inbox", None, "customer", customer_id)]
-    elif intent.audience == "merchant":
-        targets = [("sms", merchant_phone, "merchant", merchant_id), ("inbox", None, "merchant", merchant_id)]
+    if intent.audience in ("customer", "merchant"):
+        phone, audience_id = (customer_phone, customer_id) if intent.audience == "customer" else \
+            (merchant_phone, merchant_id)
+        targets = [("inbox", None, intent.audience, audience_id)]
+        # SMS only to mobile numbers. A landline or hotline contact (merchants have them; onboarding
+        # warns) gets the in-site message alone: no SMS row that could only fail.
+        if phone and valid_phone(phone) and not sms_capable(phone):
+            log.info("no sms: not a mobile number", extra={"event_id": event_id, "kind": intent.kind,
+                                                           "audience": intent.audience, "to": mask_phone(phone)})
+        else:
+            targets.insert(0, ("sms", phone, intent.audience, audience_id))
     else:
         to = intent.variables.get("to")
         level = intent.variables.get("level")
-        # ``to`` is a phone number or a role name; a role gets an in-site message
-        targets = [("sms", to, "staff", level)] if to and any(ch.isdigit() for ch in to) else \
-            [("inbox", None, "staff", to or level)]
+        # ``to`` is a phone number or a role name: a mobile number gets the SMS, anything else an
+        # in-site message addressed to the role
+        targets = [("sms", to, "staff", level)] if sms_capable(to) else \
+            [("inbox", None, "staff", level if valid_phone(to) else to or level)]
     tpl = await latest(session, intent.template_key)
     for channel, phone, audience, audience_id in targets:
         error = intent.error

@@ -38,8 +38,10 @@ DEFAULTS: tuple[TemplateSpec, ...] = (
     TemplateSpec("exchange_shipped", "换货已发出",
                  "您的售后单${number}换货商品已发出，${carrier}运单号${tracking_number}。", ("number", "carrier", "tracking_number")),
     TemplateSpec("completed", "售后已完成", "您的售后单${number}已完成，感谢您的耐心。", ("number",)),
+    # to whom (主管 / 运营经理 / 财务) and what is overdue (首次响应, 审核, 退款打款...)
     TemplateSpec("escalation", "售后单升级提醒",
-                 "【${level_name}】售后单${number}处理超时（${rule}），请立即跟进。", ("level_name", "number", "rule")),
+                 "【${recipient_name}】售后单${number}的${overdue}已超时，请立即跟进。",
+                 ("recipient_name", "number", "overdue")),
 )
 
 _VAR = re.compile(r"^[a-z_][a-z0-9_]*$")

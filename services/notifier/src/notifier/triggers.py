@@ -25,22 +25,35 @@ class Context:
     return_address: str | None = None
 
 
-# order action → (kind, template, audiences, required details → variable names)
+# order action → (kind, template, audiences); completion is by state, see ``from_order_action``
 ORDER_ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "audit.reject": ("audit_rejected", "audit_rejected", ("customer",)),
     "audit.approve_return": ("return_approved", "return_approved", ("customer",)),
     "remind_to_ship": ("remind_to_ship", "remind_to_ship", ("customer",)),
     "exchange.shipped": ("exchange_shipped", "exchange_shipped", ("customer",)),
-    "confirm": ("completed", "completed", ("customer",)),
-    "system.auto_confirm": ("completed", "completed", ("customer",)),
-    "mark_resolved": ("completed", "completed", ("customer",)),
     "system.auto_refund": ("auto_refund", "auto_refund_customer", ("customer",)),
     "system.advance_compensation": ("auto_refund", "auto_refund_customer", ("customer",)),
 }
 # auto-refund also tells the merchant, with its own template
 MERCHANT_COPIES = {"system.auto_refund": "auto_refund_merchant", "system.advance_compensation": "auto_refund_merchant"}
+COMPLETED = "completed"
 
-LEVEL_NAMES = {"supervisor": "主管", "operations_manager": "运营经理", "merchant": "商家"}
+# Escalation recipients (``details.to`` of the deadline) by their Chinese title.
+RECIPIENT_NAMES = {"supervisor": "主管", "operations_manager": "运营经理", "finance": "财务", "merchant": "商家"}
+# The escalation chain by level, for a deadline whose ``to`` is a phone number.
+LEVEL_RECIPIENTS = {1: "supervisor", 2: "operations_manager"}
+# What is overdue, per escalating deadline rule (the sla-timer's rule names): the text says
+# this, never the internal name. An unknown rule reads as plain 处理 (handling).
+OVERDUE = {
+    "first_response": "首次响应",
+    "first_response_manager": "首次响应",
+    "audit_escalation": "审核",
+    "quality_plan": "质量问题处理方案",
+    "logistics_resolution": "物流问题处理",
+    "repair": "维修",
+    "refund_payout": "退款打款",
+}
+OVERDUE_FALLBACK = "处理"
 
 # which event fields feed which template variable, besides number
 DETAIL_VARIABLES = {
@@ -67,19 +80,37 @@ def _vars(template_key: str, number: str | None, details: dict, ctx: Context) ->
     return values, (f"missing fields: {', '.join(missing)}" if missing else None)
 
 
-def from_order_action(action: str, number: str, details: dict, ctx: Context) -> list[Intent]:
-    spec = ORDER_ACTIONS.get(action)
-    if spec is None:
-        return []
-    kind, template, audiences = spec
+def from_order_action(action: str, number: str, details: dict, ctx: Context, *, from_state: str,
+                      to_state: str) -> list[Intent]:
     out = []
-    for aud in audiences:
-        values, err = _vars(template, number, details, ctx)
-        out.append(Intent(kind, template, aud, values, err))
+    spec = ORDER_ACTIONS.get(action)
+    if spec is not None:
+        kind, template, audiences = spec
+        for aud in audiences:
+            values, err = _vars(template, number, details, ctx)
+            out.append(Intent(kind, template, aud, values, err))
     if action in MERCHANT_COPIES:
         values, err = _vars(MERCHANT_COPIES[action], number, details, ctx)
-        out.append(Intent(kind, MERCHANT_COPIES[action], "merchant", values, err))
+        out.append(Intent(spec[0], MERCHANT_COPIES[action], "merchant", values, err))
+    # Every arrival in ``completed`` tells the customer, whatever the path (confirmation,
+    # auto-confirmation, resolved after contact, offline exchange, arbitration); actions
+    # inside ``completed`` (rating, refund paid...) are no arrival.
+    if to_state == COMPLETED and from_state != COMPLETED:
+        values, err = _vars("completed", number, details, ctx)
+        out.append(Intent("completed", "completed", "customer", values, err))
     return out
+
+
+def recipient_name(details: dict) -> str | None:
+    """主管 / 运营经理 / 财务...: the escalation's recipient, from ``to`` (a role) or, when ``to``
+    is a phone number, from the level."""
+    to, level = details.get("to"), details.get("level")
+    if to in RECIPIENT_NAMES:
+        return RECIPIENT_NAMES[to]
+    if level in RECIPIENT_NAMES:  # events that name the role as the level
+        return RECIPIENT_NAMES[level]
+    role = LEVEL_RECIPIENTS.get(level) if isinstance(level, int) else None
+    return RECIPIENT_NAMES.get(role) if role else None
 
 
 def from_deadline(action: str, rule: str, details: dict, ctx: Context) -> list[Intent]:
@@ -93,8 +124,10 @@ def from_deadline(action: str, rule: str, details: dict, ctx: Context) -> list[I
         return [Intent("merchant_reminder", "merchant_reminder", "merchant", values, _missing(values))]
     if action == "escalate":
         level = details.get("level")
-        values = {"level_name": LEVEL_NAMES.get(level, level), "number": number, "rule": rule}
-        err = _missing(values) or (None if details.get("to") else "missing fields: to")
+        values = {"recipient_name": recipient_name(details), "number": number,
+                  "overdue": OVERDUE.get(rule, OVERDUE_FALLBACK)}
+        err = None if details.get("to") else "missing fields: to"
+        err = err or _missing(values)
         return [Intent("escalation", "escalation", "staff", values | {"level": level, "to": details.get("to")}, err)]
     return []
 

@@ -40,6 +40,11 @@ class OrdersSettings(ServiceSettings):
     # Per-category eligibility windows in days, e.g. {"phones:return:no_reason": 15, "furniture:repair": 730}.
     eligibility_windows: dict[str, int] = Field(default_factory=dict)
     max_staff_per_merchant: int = Field(default=10, ge=1, le=100)
+    # Where customers send items back in the modes whose receipt is the platform's
+    # (`platform`, `customer_contact`): the platform warehouse (备件库), not the merchant.
+    platform_return_address: str = Field(
+        default="平台售后备件库 北京市大兴区亦庄经济开发区 备件库收货组", min_length=1, max_length=500,
+        description="The platform warehouse's return address, shown in platform and customer_contact modes")
     # Wake the outbox relay at most once per this many seconds (0: after every commit);
     # see adapters/relay_pacing.py.
     outbox_wake_window_s: float = Field(default=0.05, ge=0, le=5)

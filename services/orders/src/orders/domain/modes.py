@@ -37,3 +37,9 @@ def effective_mode(merchant_mode: str, category_modes: dict[str, str], category:
     if served_by_platform:
         return "platform", True
     return category_modes.get(category, merchant_mode), False
+
+
+def return_address(mode: str, merchant_address: str, platform_address: str) -> str:
+    """Where the customer sends the item back: whoever does the mode's receipt step receives it
+    (the platform warehouse in ``platform`` and ``customer_contact`` mode, else the merchant)."""
+    return platform_address if party_for(mode, "receipt") == "platform" else merchant_address

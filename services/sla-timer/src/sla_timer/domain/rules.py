@@ -74,7 +74,7 @@ RULES: tuple[Rule, ...] = (
        details={"reminder": 3, "day": 25}, cancelled_by=SHIPPED | ABANDON | ENDED, description="SMS to the customer"),
     _r("ship_back_timeout", {"action:audit.approve_return"}, "auto_close", after=30 * D, policy=True,
        cancelled_by=SHIPPED | ABANDON | ENDED, description="→ closed (customer never shipped)"),
-    _r("merchant_reminder", SHIPPED, "remind_merchant", after=10 * D,
+    _r("merchant_reminder", SHIPPED, "remind_merchant", after=10 * D, details={"day": 10},
        cancelled_by=PROCESS_DECISIONS | ARBITRATION | ABANDON | ENDED,
        description="SMS to the merchant's after-sales contact phone"),
     _r("auto_refund", SHIPPED, "auto_refund", after=15 * D,
