@@ -110,3 +110,25 @@ class SchemaState:
         have = ", ".join(sorted(current)) or "no schema"
         return (f"migrations pending: the database is at {have}, this release needs {', '.join(sorted(self.heads))} "
                 f"(run `{self.service} migrate`)")
+
+
+async def schema_drift(migrations_dir, url: str, metadata) -> list:
+    """What differs between the schema the migrations build and the models' ``metadata``
+    (empty when they agree; types not compared). For each service's migration test."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    await upgrade(migrations_dir, url)
+    engine = create_async_engine(url)
+
+    def diff(conn):
+        ctx = MigrationContext.configure(conn, opts={"compare_type": False})
+        return [d for d in compare_metadata(ctx, metadata)
+                if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version")]
+
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(diff)
+    finally:
+        await engine.dispose()
