@@ -9,11 +9,12 @@ M = "/v1/merchant/service-orders"
 S = "/v1/storefront/service-orders"
 
 
-async def fire(api, order_id: str, action: str, version: int, state: str, rule: str = "r"):
+async def fire(api, order_id: str, action: str, version: int, state: str, rule: str = "r", cancelled_by=()):
     handler = deadline_handlers(api.rt)["sla.deadline_fired"]
     now = api.clock.now()
     data = DeadlineFired(timer_id=str(uuid.uuid4()), order_id=order_id, rule=rule, action=action,
-                         order_version=version, order_state=state, due_at=now, fired_at=now)
+                         order_version=version, order_state=state, due_at=now, fired_at=now,
+                         cancelled_by=list(cancelled_by))
     async with api.rt.sessions() as s:
         async with s.begin():
             await handler(s, None, data)
@@ -44,6 +45,30 @@ async def _shipped_back(api, w) -> tuple[str, dict]:
     await api.post(f"{M}/{oid}/claim", w["staff"])
     await api.post(f"{M}/{oid}/audit", w["staff"], {"decision": "approve_return"})
     return oid, await api.post(f"{S}/{oid}/shipment", api.cust(w["sf"]), {"carrier": "SF", "tracking_number": "1"})
+
+
+async def test_a_stale_advance_compensation_is_ignored_after_the_order_came_back(api, world):
+    """The chaos run: the 7-day timer fired at v2; the merchant asked for feedback (v3), the
+    customer answered (v4) and the order is back in pending_audit — where an advance
+    compensation would be allowed. The late event must not refund: the order's history after
+    v2 holds an audit decision, which cancels the rule."""
+    w = world
+    o = await api.apply(w["sf"])
+    oid = o["id"]
+    await api.post(f"{M}/{oid}/claim", w["staff"])
+    await api.post(f"{M}/{oid}/audit", w["staff"], {"decision": "request_feedback", "opinion": "photo?"})
+    await api.post(f"{S}/{oid}/feedback", api.cust(w["sf"]), {"text": "here it is"})
+    v = await view(api, w, oid)
+    assert v["state"] == "pending_audit", v["state"]
+    api.clock.advance(timedelta(days=7))
+    cancelling = ["action:audit.request_feedback", "action:audit.approve_return", "action:abandon"]
+    await fire(api, oid, "advance_compensation", 2, "pending_audit", rule="advance_compensation",
+               cancelled_by=cancelling)
+    assert (await view(api, w, oid))["state"] == "pending_audit"
+    # without a cancelling fact after its version, the same deadline applies
+    await fire(api, oid, "advance_compensation", v["version"], "pending_audit", rule="advance_compensation",
+               cancelled_by=cancelling)
+    assert (await view(api, w, oid))["state"] == "refunded_by_system"
 
 
 async def test_advance_compensation_ignored_after_audit(api, world):

@@ -46,6 +46,7 @@ class O:
     merchant_contact_phone: str = "400"
     return_freight_payer: str = "merchant"
     armed: dict = field(default_factory=dict)
+    refunded_amount: Decimal | None = None
 
 
 def ctx(**kw):
@@ -88,6 +89,17 @@ def test_refund_limit_is_goods_for_returned_quantity_plus_freight():
     with pytest.raises(ApiError) as e:
         actions.decide(o, "process.refund", {"amount": "110.01", "reason": "q"}, ctx())
     assert e.value.code == "refund_exceeds_paid"
+
+
+def test_refunds_add_up_and_never_exceed_what_was_paid():
+    """A merchant's refund, then an arbitrator's: together at most goods + freight (the chaos
+    run found 459.00 refunded twice on a 459.00 order)."""
+    o = O(state="arbitration", refunded_amount=Decimal("100.00"))
+    with pytest.raises(ApiError) as e:
+        actions.decide(o, "arbitration.decide", {"outcome": "refund", "amount": "10.01", "note": "n"}, ctx())
+    assert e.value.code == "refund_exceeds_paid" and e.value.details["remaining"] == "10.00"
+    eff = actions.decide(o, "arbitration.decide", {"outcome": "refund", "amount": "10.00", "note": "n"}, ctx())
+    assert eff.changes["refunded_amount"] == Decimal("110.00") and eff.details["amount"] == "10.00"
 
 
 def test_exchange_turned_refund_needs_remark():

@@ -82,10 +82,16 @@ def _refund(order, data: dict, ctx: Context, *, by_arbitrator: bool = False) -> 
     if amount <= 0:
         raise invalid("refund_not_positive", "the refund amount must be above 0.00")
     limit = money.refund_limit(goods(order), order.freight_to_return)
-    if amount > limit:
+    # Refunds are irrevocable and add up (a merchant's refund, then an arbitrator's): together
+    # they never exceed what was paid for the returned quantity plus the freight to return.
+    already = order.refunded_amount or Decimal("0")
+    if amount > limit - already:
+        remaining = max(limit - already, Decimal("0"))
         raise invalid("refund_exceeds_paid",
                       f"the refund {_s(amount)} is above what was paid for the returned quantity plus the "
-                      f"freight to return ({_s(limit)})", {"limit": _s(limit)})
+                      f"freight to return ({_s(limit)})"
+                      + (f", of which {_s(already)} was already refunded" if already else ""),
+                      {"limit": _s(limit), "already_refunded": _s(already), "remaining": _s(remaining)})
     full = amount >= goods(order)
     reason = data.get("reason") or ""
     remark = data.get("remark") or ""
@@ -96,7 +102,7 @@ def _refund(order, data: dict, ctx: Context, *, by_arbitrator: bool = False) -> 
     executed_by = "platform" if by_arbitrator else EXECUTION[order.mode]["executed_by"]
     completed_by = "platform" if (by_arbitrator or order.mode == "platform") else "merchant"
     return Effect(
-        changes={"refunded_amount": amount, "refund_completed_by": completed_by},
+        changes={"refunded_amount": already + amount, "refund_completed_by": completed_by},
         details={"amount": _s(amount), "reason": reason, "remark": remark, "full": full,
                  "executed_by": executed_by, "completed_by": completed_by, "irrevocable": True,
                  "goods_amount": _s(goods(order)), "freight_to_return": _s(order.freight_to_return)},

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from orders.domain.states import DEADLINE_EFFECTS, TRANSITIONS
 from orders.handlers.lifecycle import apply_action
-from orders.models import ServiceOrder
+from orders.models import ServiceOrder, TimelineEntry
 from shared.contracts.sla import DeadlineFired
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,37 @@ def applies(order: ServiceOrder, fired: DeadlineFired) -> str | None:
     return action
 
 
+def facts_of(entry_action: str, from_state: str, to_state: str, details: dict | None) -> set[str]:
+    """The facts a timeline entry stands for, as the timer service names them in a rule's
+    ``cancelled_by`` (``action:<a>``, ``state:<s>``, an arbitrator's ``outcome:<o>``)."""
+    facts = {f"action:{entry_action}"}
+    if to_state != from_state:
+        facts.add(f"state:{to_state}")
+    if entry_action == "arbitration.decide" and details and isinstance(details.get("outcome"), str):
+        facts.add(f"outcome:{details['outcome']}")
+    return facts
+
+
+async def cancelled_since(session, fired: DeadlineFired) -> bool:
+    """Whether the order's own history, after the version the timer was armed for, holds a
+    fact that cancels the timer's rule (the timer fired before it saw that transition)."""
+    if not fired.cancelled_by:
+        return False
+    cancelling = set(fired.cancelled_by)
+    rows = (await session.execute(
+        select(TimelineEntry.action, TimelineEntry.from_state, TimelineEntry.to_state, TimelineEntry.details)
+        .where(TimelineEntry.order_id == fired.order_id, TimelineEntry.version > fired.order_version))).all()
+    return any(facts_of(*r) & cancelling for r in rows)
+
+
 def deadline_handlers(rt):
     async def on_fired(session, env, data: DeadlineFired) -> None:
         order = await session.get(ServiceOrder, data.order_id)
         if order is None:
+            return
+        if await cancelled_since(session, data):
+            log.info("deadline cancelled by a later transition (stale timer)",
+                     extra={"order_id": data.order_id, "rule": data.rule, "timer_version": data.order_version})
             return
         action = applies(order, data)
         if action is None:
