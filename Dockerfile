@@ -3,7 +3,8 @@
 #   docker run IMAGE orders serve          docker run IMAGE kpi migrate
 #   docker run IMAGE orders create-operator --client-id ops-1
 # Console scripts: orders, consultation-routing, sla-timer, kpi, notifier (each has
-# `serve` and `migrate`; orders adds create-operator, seed-demo, purge; kpi adds replay).
+# `serve`, `migrate` and `provision-topics`; orders adds create-operator, seed-demo, purge;
+# kpi adds replay).
 # Built from the one lock file (uv.lock) with `uv sync --frozen`: the image holds exactly
 # the versions the tests ran with. deploy/README.md describes how to run it.
 

@@ -89,3 +89,11 @@ def test_secrets_do_not_show_in_the_settings_repr():
     s = load_settings(DemoSettings, kafka_security_protocol="SASL_SSL", kafka_sasl_username="u",
                       kafka_sasl_password="hunter2-kafka", kafka_ssl_key_password="hunter3-key")
     assert "hunter2-kafka" not in repr(s) and "hunter3-key" not in repr(s)
+
+
+@pytest.mark.parametrize("secret", ["a" * 32, "ab" * 20, "abcdefg" * 6, "short-but-random-7Qx"])
+def test_production_refuses_a_token_secret_that_is_not_random(secret):
+    with pytest.raises(SettingsError, match="DEMO_TOKEN_SECRET"):
+        load_settings(DemoSettings, **{**PROD, "token_secret": secret}, kafka_allow_plaintext=True)
+    # a random one of the same length passes
+    assert load_settings(DemoSettings, **PROD, kafka_allow_plaintext=True)

@@ -83,6 +83,9 @@ def test_the_environment_passes_the_production_checks(service, monkeypatch):
     assert s.run_migrations_on_start is False
     assert s.metrics_port == 9100 and s.metrics_host == "0.0.0.0"
     assert s.host == "0.0.0.0"
+    assert s.kafka_min_insync_replicas == 2
+    # plaintext to the brokers only because the file says so (they are on the backend network only)
+    assert s.kafka_security_protocol == "PLAINTEXT" and s.kafka_allow_plaintext is True
     # the same settings for the migration one-off (migrate loads them too)
     assert _env(f"{service}-migrate") == env
 
@@ -118,6 +121,9 @@ def test_replicas_and_start_order():
         assert deps["postgres"] == {"condition": "service_healthy"}, service
         assert SVC[f"{service}-migrate"]["restart"] == "no"
         assert SVC[f"{service}-migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    # orders starts once its bucket exists
+    assert SVC["orders"]["depends_on"]["minio-buckets"] == {"condition": "service_completed_successfully"}
+    assert SVC["minio-buckets"]["depends_on"]["minio"] == {"condition": "service_healthy"}
 
 
 def test_kafka_is_three_kraft_brokers_with_replication_3_and_min_isr_2():
@@ -137,14 +143,11 @@ def test_kafka_is_three_kraft_brokers_with_replication_3_and_min_isr_2():
     bootstrap = "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     for service in SERVICES:
         assert _env(service)[f"{kit.PREFIXES[service]}KAFKA_BOOTSTRAP"] == bootstrap
+    # the topics step: `orders provision-topics` with orders' settings (test_topics.py)
     topics = SVC["kafka-topics"]
-    assert topics["environment"]["BOOTSTRAP"] == bootstrap
-    assert topics["environment"]["REPLICATION_FACTOR"] == "3" and topics["environment"]["MIN_INSYNC_REPLICAS"] == "2"
-    assert any(v.startswith("../kafka/create-topics.sh:") for v in topics["volumes"])
-    # the partitions the topics get are the ones the services are configured with
-    for service in SERVICES:
-        assert _env(service)[f"{kit.PREFIXES[service]}KAFKA_TOPIC_PARTITIONS"] == topics["environment"]["PARTITIONS"]
-    assert ALL_TOPICS  # the script's list is checked against these in test_topics.py
+    assert topics["command"] == ["orders", "provision-topics"] and _env("kafka-topics") == _env("orders")
+    assert all(topics["depends_on"][b] == {"condition": "service_healthy"} for b in brokers)
+    assert ALL_TOPICS
 
 
 def test_one_database_and_login_per_service():
@@ -171,7 +174,7 @@ def test_secrets_come_from_the_uncommitted_env_file():
     missing = [v for v, (op, _) in variables.items() if op in (":?", "?") and v not in example]
     assert not missing, missing
     for secret in ("TOKEN_SECRET", "POSTGRES_PASSWORD", "ORDERS_DB_PASSWORD", "SMS_GATEWAY_SECRET",
-                   "GRAFANA_ADMIN_PASSWORD"):
+                   "GRAFANA_ADMIN_PASSWORD", "MINIO_ROOT_PASSWORD", "ORDERS_S3_SECRET_KEY"):
         assert variables[secret][0] == ":?", f"{secret} must be required, never defaulted"
         assert example[secret] == "", f"{secret} has no value in the committed example"
     ignored = subprocess.run(["git", "check-ignore", "-q", str(kit.COMPOSE_DIR / ".env")], cwd=kit.ROOT)
@@ -209,3 +212,26 @@ def test_grafana_is_provisioned_with_the_data_source_and_dashboards():
     assert provider["providers"][0]["options"]["path"] == dash_mount.split(":")[1]
     ds = yaml.safe_load((kit.GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml").read_text())
     assert ds["datasources"][0]["url"] == "http://prometheus:9090" and ds["datasources"][0]["uid"] == "prometheus"
+
+
+def test_orders_keeps_its_attachments_in_minio_and_no_replica_state_on_disk():
+    """Both orders replicas read and write one bucket; nothing a replica needs is on its disk
+    (only routing keeps a per-instance journal, by design, in its own volume)."""
+    env = _env("orders")
+    assert env["ORDERS_BLOB_STORE"] == "s3" and env["ORDERS_BLOB_S3_ENDPOINT_URL"] == "http://minio:9000"
+    buckets = SVC["minio-buckets"]["environment"]
+    assert buckets["BUCKET"] == env["ORDERS_BLOB_S3_BUCKET"]
+    assert buckets["ORDERS_ACCESS_KEY"] == env["ORDERS_BLOB_S3_ACCESS_KEY_ID"]
+    assert buckets["ORDERS_SECRET_KEY"] == SVC["orders"]["environment"]["ORDERS_BLOB_S3_SECRET_ACCESS_KEY"]
+    assert buckets["MINIO_ROOT_USER"] == SVC["minio"]["environment"]["MINIO_ROOT_USER"]
+    script = kit.COMPOSE_DIR / "minio" / "create-bucket.sh"
+    assert any(v.startswith("./minio/create-bucket.sh:") for v in SVC["minio-buckets"]["volumes"])
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+    assert "mc mb --ignore-existing" in script.read_text()  # idempotent
+    # no service but routing has a volume of its own; the others write to tmpfs only
+    for service in SERVICES:
+        mounts = [v for v in SVC[service].get("volumes", []) if ":" in v]
+        if service == "consultation-routing":
+            assert mounts == ["routing-data:/var/lib/aftersales"]
+        else:
+            assert mounts == [] and "/var/lib/aftersales" in SVC[service]["tmpfs"], service

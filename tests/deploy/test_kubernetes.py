@@ -66,7 +66,7 @@ def test_every_container_runs_a_command_that_exists():
         assert kit.check_command(_containers(job)[0]["command"]) is None
     app_containers = [(d, c) for d in [*WORKLOADS.values(), *JOBS.values()] for c in _containers(d)
                       if c["image"].startswith("registry.example.com/aftersales/")]
-    assert len(app_containers) == 10
+    assert len(app_containers) == 11  # five services, five migrations, the topics Job
     for d, c in app_containers:
         assert kit.check_command(c["command"]) is None, (d["metadata"]["name"], c["command"])
 
@@ -77,6 +77,26 @@ def test_every_environment_variable_is_a_setting_of_that_service():
             c = _containers(doc)[0]
             unknown = _env_names(doc, c) - kit.setting_env_names(name) - set(kit.NON_SETTING_ENV)
             assert not unknown, f"{doc['metadata']['name']}: not settings of {name}: {sorted(unknown)}"
+    job = JOBS["kafka-topics"]  # orders' command, orders' settings
+    assert not _env_names(job, _containers(job)[0]) - kit.setting_env_names("orders") - set(kit.NON_SETTING_ENV)
+
+
+def _example_name(secret: str, key: str) -> str:
+    """The example file's name for a Secret's key: aftersales-token/token-secret → TOKEN_SECRET,
+    <svc>-database/url → <PREFIX>DATABASE_URL, <svc>-kafka/username → <PREFIX>KAFKA_USERNAME,
+    kafka-admin/password → KAFKA_ADMIN_PASSWORD, orders-blob-store/access-key-id →
+    ORDERS_BLOB_S3_ACCESS_KEY_ID, notifier-sms-gateway/key → SMS_GATEWAY_KEY."""
+    if secret == "aftersales-token":
+        return "TOKEN_SECRET"
+    if secret == "notifier-sms-gateway":
+        return f"SMS_GATEWAY_{key.upper()}"
+    if secret == "orders-blob-store":
+        return f"ORDERS_BLOB_S3_{key.replace('-', '_').upper()}"
+    if secret == "kafka-admin":
+        return f"KAFKA_ADMIN_{key.upper()}"
+    service, _, kind = secret.rpartition("-")
+    prefix = kit.PREFIXES[service]
+    return f"{prefix}DATABASE_URL" if kind == "database" else f"{prefix}KAFKA_{key.upper()}"
 
 
 def _resolved_env(doc, container) -> dict[str, str]:
@@ -87,14 +107,7 @@ def _resolved_env(doc, container) -> dict[str, str]:
     example = {k: v or "x" * 8 + kit.example_env()["TOKEN_SECRET"] for k, v in SECRET_EXAMPLE.items()}
     for e in container.get("env", []):
         ref = e["valueFrom"]["secretKeyRef"]
-        # Secret aftersales-token/token-secret → TOKEN_SECRET, <svc>-database/url → <PREFIX>DATABASE_URL,
-        # notifier-sms-gateway/key|secret → SMS_GATEWAY_KEY|SECRET (the example file's names)
-        if ref["name"] == "aftersales-token":
-            env[e["name"]] = example["TOKEN_SECRET"]
-        elif ref["name"].endswith("-database"):
-            env[e["name"]] = example[e["name"]]
-        else:
-            env[e["name"]] = example[f"SMS_GATEWAY_{ref['key'].upper()}"]
+        env[e["name"]] = example[_example_name(ref["name"], ref["key"])]
     return env
 
 
@@ -110,6 +123,13 @@ def test_the_settings_pass_the_production_checks(service, monkeypatch):
     assert s.kafka_idempotent_producer is True and s.kafka_replication_factor == 3
     assert s.run_migrations_on_start is False
     assert s.host == "0.0.0.0"
+    # TLS and SASL to the brokers, the CA where the kafka-ca ConfigMap is mounted
+    assert s.kafka_security_protocol == "SASL_SSL" and s.kafka_allow_plaintext is False
+    assert s.kafka_sasl_mechanism == "SCRAM-SHA-512" and s.kafka_min_insync_replicas == 2
+    c = _containers(doc)[0]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in kit.pod_spec(doc)["volumes"]}
+    assert s.kafka_ssl_cafile == f"{mounts['kafka-ca']}/ca.crt" and volumes["kafka-ca"]["configMap"]["name"] == "kafka-ca"
     # the migration Job reads the same settings
     job = JOBS[f"{service}-migrate"]
     assert _resolved_env(job, _containers(job)[0]) == env
@@ -168,10 +188,13 @@ def test_every_workload_is_hardened_bounded_and_budgeted():
     assert routing["kind"] == "StatefulSet"
     assert routing["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
     assert BY_KIND["Service"][routing["spec"]["serviceName"]]["spec"]["clusterIP"] == "None"
-    # orders' attachments: one volume every replica mounts
-    claim = next(v for v in kit.pod_spec(WORKLOADS["orders"])["volumes"] if v["name"] == "data")
-    pvc = BY_KIND["PersistentVolumeClaim"][claim["persistentVolumeClaim"]["claimName"]]
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    # nothing else a replica needs is on a disk: orders' attachments are in object storage
+    assert "PersistentVolumeClaim" not in BY_KIND
+    for name in SERVICES:
+        if name != "consultation-routing":
+            data = next(v for v in kit.pod_spec(WORKLOADS[name])["volumes"] if v["name"] == "data")
+            assert "emptyDir" in data, name
+    assert CONFIGMAPS["orders-config"]["data"]["ORDERS_BLOB_STORE"] == "s3"
 
 
 def test_migrations_and_topics_run_as_jobs_before_the_rollout():
@@ -193,17 +216,15 @@ def test_migrations_and_topics_run_as_jobs_before_the_rollout():
     assert "app.kubernetes.io/component=provisioning" in readme
 
 
-def test_the_topics_job_runs_the_same_script_as_compose():
-    cm = CONFIGMAPS["kafka-topics"]
-    assert cm["data"]["create-topics.sh"] == (kit.DEPLOY / "kafka" / "create-topics.sh").read_text()
-    assert cm["data"]["REPLICATION_FACTOR"] == "3" and cm["data"]["MIN_INSYNC_REPLICAS"] == "2"
-    for name in SERVICES:
-        data = CONFIGMAPS[f"{name}-config"]["data"]
-        prefix = kit.PREFIXES[name]
-        assert data[f"{prefix}KAFKA_TOPIC_PARTITIONS"] == cm["data"]["PARTITIONS"]
-        assert data[f"{prefix}KAFKA_BOOTSTRAP"] == cm["data"]["BOOTSTRAP"]
-    c = _containers(JOBS["kafka-topics"])[0]
-    assert c["command"] == ["/bin/bash", "/opt/aftersales/create-topics.sh"]
+def test_the_topics_job_provisions_as_the_kafka_admin_over_tls():
+    job = JOBS["kafka-topics"]
+    c = _containers(job)[0]
+    assert c["command"] == ["orders", "provision-topics"]
+    creds = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"]}
+    # a user allowed to create topics, not orders' own
+    assert creds["ORDERS_KAFKA_SASL_USERNAME"] == creds["ORDERS_KAFKA_SASL_PASSWORD"] == "kafka-admin"
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert CONFIGMAPS["orders-config"]["data"]["ORDERS_KAFKA_SSL_CAFILE"] == f"{mounts['kafka-ca']}/ca.crt"
 
 
 def test_the_service_monitor_selects_every_service_on_its_metrics_port():
@@ -227,9 +248,13 @@ def test_secret_names_in_the_example_are_the_ones_the_manifests_read():
         for c in _containers(doc):
             for e in c.get("env", []):
                 refs.add((e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"]))
-    expected = {("aftersales-token", "token-secret"), ("notifier-sms-gateway", "key"), ("notifier-sms-gateway", "secret")}
+    expected = {("aftersales-token", "token-secret"), ("notifier-sms-gateway", "key"), ("notifier-sms-gateway", "secret"),
+                ("kafka-admin", "username"), ("kafka-admin", "password"),
+                ("orders-blob-store", "access-key-id"), ("orders-blob-store", "secret-access-key")}
     expected |= {(f"{s}-database", "url") for s in SERVICES}
+    expected |= {(f"{s}-kafka", k) for s in SERVICES for k in ("username", "password")}
     assert refs == expected
+    assert {_example_name(n, k) for n, k in refs} <= set(SECRET_EXAMPLE)
     readme = (kit.DEPLOY / "README.md").read_text()
-    for name, key in refs:
+    for name, key in refs | {("kafka-ca", "ca.crt")}:
         assert name in readme, f"deploy/README.md does not say how to create Secret {name}"

@@ -57,3 +57,10 @@ async def test_seed_demo_itself_refuses_a_production_runtime():
 
     with pytest.raises(DemoRefused):
         await seed_demo(SimpleNamespace(settings=SimpleNamespace(environment="production")))
+
+
+def test_serve_with_an_unreadable_kafka_ca_file_stops_naming_the_setting(tmp_path):
+    out = run(["serve"], ORDERS_DATA_DIR=str(tmp_path), ORDERS_KAFKA_SECURITY_PROTOCOL="SSL",
+              ORDERS_KAFKA_SSL_CAFILE=str(tmp_path / "no-such-ca.pem"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "ORDERS_KAFKA_SSL_CAFILE" in out.stderr and "cannot load the TLS files" in out.stderr

@@ -78,3 +78,38 @@ async def test_batch_equals_one_by_one(database_url):
         ]
     finally:
         await engine.dispose()
+
+
+async def test_a_timer_already_due_when_the_cancelling_event_happened_fires(database_url):
+    """The chaos run: the receipt and the late decision (9 days later) consumed together
+    created the 48 h penalty timer already overdue and cancelled it at once — an earned
+    penalty never charged. A timer due before the cancelling event stays pending (it fires);
+    one due after it is cancelled — in one batch and one by one, on both databases."""
+    url = await database_url("sla-timer")
+    await upgrade(MIGRATIONS, url)
+    engine = db.create_engine(url)
+    sessions = db.session_factory(engine)
+    received, decided = T0, T0 + timedelta(days=9)
+    try:
+        for mode in ("batch", "single"):
+            late, early = f"late-{mode}", f"early-{mode}"
+            async with sessions() as s, s.begin():  # stored before: an early decision cancels its timer
+                await apply_plans(s, [Plan(early, start=[row(early, "processing_penalty", received + timedelta(hours=48))])], T0)
+            plans = [
+                Plan(late, start=[row(late, "processing_penalty", received + timedelta(hours=48))]),
+                Plan(late, reason="process.refund", cancel={"processing_penalty"}, at=decided),
+                Plan(early, reason="process.refund", cancel={"processing_penalty"}, at=received + timedelta(hours=47)),
+            ]
+            if mode == "batch":
+                async with sessions() as s, s.begin():
+                    await apply_plans(s, plans, decided)
+            else:
+                for p in plans:
+                    async with sessions() as s, s.begin():
+                        await apply_plans(s, [p], decided)
+            async with sessions() as s:
+                states = dict((await s.execute(select(Timer.order_id, Timer.state)
+                                               .where(Timer.order_id.in_([late, early])))).all())
+            assert states == {late: "pending", early: "cancelled"}, (mode, states)
+    finally:
+        await engine.dispose()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Union
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -215,6 +215,7 @@ class ProducerHandle:
         default_partitions: int,
         replication_factor: int = 1,
         topic_configs: dict[str, str] | None = None,
+        marker_topic: str | None = None,
     ) -> None:
         self.kafka = kafka
         self.idempotent = idempotent
@@ -223,7 +224,11 @@ class ProducerHandle:
         self.default_partitions = default_partitions
         self.replication_factor = replication_factor
         self.topic_configs = topic_configs
+        # The partition (0) of this topic under which the relay keeps its marker on the broker
+        # (``broker_marked``); a topic every broker of the platform has.
+        self.marker_topic = marker_topic or (topics[0].name if topics else "")
         self._producer: AIOKafkaProducer | None = None
+        self._marker: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> AIOKafkaProducer:
@@ -279,12 +284,67 @@ class ProducerHandle:
             )
             raise TopicsMissing(f"topics re-created on the broker: {sorted(missing)}")
 
+    # ---- the relay's marker: is this the broker the relay published to?
+    @property
+    def relay_group(self) -> str:
+        """The consumer group holding the relay's marker (it never joins or reads)."""
+        return f"{self.client_id}.outbox-relay"
+
+    async def _marker_client(self) -> AIOKafkaConsumer:
+        if self._marker is None:
+            async with self._lock:
+                if self._marker is None:
+                    consumer = AIOKafkaConsumer(**kafka_options(self.kafka), client_id=f"{self.client_id}-relay-marker",
+                                                group_id=self.relay_group, enable_auto_commit=False,
+                                                request_timeout_ms=5000)
+                    try:
+                        await consumer.start()
+                    except BaseException:
+                        await bounded(consumer.stop(), what="marker client stop", timeout_s=5)
+                        raise
+                    self._marker = consumer
+        return self._marker
+
+    async def broker_marked(self, timeout_s: float = 5.0) -> bool:
+        """Whether the broker holds the relay's marker: a committed offset of the relay's group
+        on partition 0 of ``marker_topic``. A broker that restarted empty (the embedded one
+        keeps nothing, committed offsets included) has lost it; Apache Kafka keeps it (a
+        replicated, compacted ``__consumer_offsets``; ``mark_broker`` refreshes it long
+        before ``offsets.retention.minutes`` could expire it)."""
+        async with asyncio.timeout(timeout_s):
+            consumer = await self._marker_client()
+            return await consumer.committed(TopicPartition(self.marker_topic, 0)) is not None
+
+    async def mark_broker(self, timeout_s: float = 5.0) -> None:
+        """Leave (or refresh) the marker on the broker; ``marker_topic`` must exist."""
+        tp = TopicPartition(self.marker_topic, 0)
+        async with asyncio.timeout(timeout_s):
+            consumer = await self._marker_client()
+            # a commit needs the partition assigned; unassigned at once, so the client never
+            # fetches it nor asks for its metadata (a broker may auto-create a topic it is
+            # asked about, with its default partition count)
+            consumer.assign([tp])
+            try:
+                await consumer.commit({tp: (0, "outbox relay marker")})
+            finally:
+                consumer.unsubscribe()
+
+    async def ensure_all_present(self) -> None:
+        """Every topic of the handle on the broker, missing ones created with their partitions."""
+        try:
+            await self.ensure_present({t.name for t in self.topics} | {self.marker_topic})
+        except TopicsMissing:
+            pass
+
     async def reset(self) -> None:
         """Drop the producer after a failure; the next ``get`` reconnects and re-creates topics."""
         async with self._lock:
             producer, self._producer = self._producer, None
+            marker, self._marker = self._marker, None
         if producer is not None:
             await bounded(producer.stop(), what="producer stop", timeout_s=5)  # best effort
+        if marker is not None:
+            await bounded(marker.stop(), what="marker client stop", timeout_s=5)
 
     async def healthy(self) -> bool:
         try:

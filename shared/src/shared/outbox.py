@@ -12,6 +12,25 @@ database a row insert, an index update and a row update per event. The relay
 sends a bundle's events one by one, in order, as separate messages, and marks the
 row sent when all of them are acknowledged; after a failure the whole bundle is
 sent again (at-least-once, like the events after a failed row).
+
+**A broker that restarts empty** (the embedded broker keeps nothing: topics, records and
+consumer groups' offsets die with it) would take with it every event it had acknowledged but
+not every consumer group had read yet. So the relay leaves a marker on the broker (a committed
+offset of its own group ``<service>.outbox-relay``, see ``ProducerHandle.broker_marked``) and
+looks for it before and after every batch it sends, and about once a second while it is idle.
+A broker without the marker is one the relay has not published to before (restarted empty, or
+never used): the relay re-creates the topics with their partitions, marks every row sent in
+the last ``republish_window_s`` seconds (``OUTBOX_REPUBLISH_WINDOW_S``, wall-clock time) as
+unsent again, leaves its marker, and sends those rows again, in outbox order, before anything
+newer, every event with its own id: the consumers' inboxes absorb the copies of what they had
+already applied. Sent rows stay in the table, so nothing else is kept for this. The marker
+lives as long as the broker's data does, so the check needs no memory of its own: a relay that
+starts after the restart (a new replica, the service restarted meanwhile) sees it just the
+same. Rows re-published at a restart count as published at that time (they are on the new
+broker only). Apache Kafka keeps committed offsets (replicated) across broker restarts: there
+the marker is always found and nothing is ever re-published, except once, the first time a
+relay meets a cluster (it cannot tell a new cluster from a lost one). The limit: a consumer
+group still more than the window behind when the broker restarts misses what it had not read.
 """
 from __future__ import annotations
 
@@ -19,17 +38,19 @@ import asyncio
 import json
 import logging
 import struct
+import time
 import uuid
 import zlib
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import BigInteger, any_, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.clock import Clock
+from shared.clock import Clock, SystemClock
 from shared.events import Envelope, EventRegistry
-from shared.kafka import ProducerHandle
+from shared.kafka import ProducerHandle, TopicsMissing
 from shared.messaging_tables import MessagingTables
 
 log = logging.getLogger(__name__)
@@ -38,6 +59,10 @@ SEND_SLICE = 64
 # Messages appended to the relay's own record batches between two yields (appending is cheap).
 BATCH_SLICE = 512
 BUNDLE = "outbox.bundle"  # event_type of a bundle row
+REPUBLISH_WINDOW_S = 600.0  # rows sent this recently go out again after the broker restarted empty
+MARKER_CHECK_S = 1.0  # an idle relay looks for its marker on the broker this often
+MARKER_REFRESH_S = 3600.0  # and re-commits it this often (Kafka expires offsets of memberless groups)
+CHECK_WARN_S = 60.0  # at most one warning this often when the marker cannot be read
 
 
 def murmur2(data: bytes) -> int:
@@ -190,6 +215,9 @@ class OutboxRelay:
         batch_size: int = 500,
         send_timeout_s: float = 10.0,
         metrics: CollectorRegistry | None = None,
+        republish_window_s: float = REPUBLISH_WINDOW_S,
+        marker_check_s: float = MARKER_CHECK_S,
+        wall_clock: Clock | None = None,
     ) -> None:
         self.service = service
         self.sessions = sessions
@@ -203,6 +231,15 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._lock_key = zlib.crc32(f"outbox:{service}".encode()) & 0x7FFFFFFF
         self._backoff = 0.0
+        # published_at is wall-clock time, not the service clock: the window is about how long
+        # consumers may lag, and a virtual clock's jumps would empty it.
+        self.wall_clock = wall_clock or SystemClock()
+        self.republish_window_s = republish_window_s
+        self.marker_check_s = marker_check_s
+        self._republish = False  # the broker lost the marker: the window goes out again
+        self._next_check = 0.0  # monotonic time of the next idle marker check
+        self._marked_at: float | None = None  # monotonic time the relay last committed its marker
+        self._check_warned_at = -CHECK_WARN_S
         self._partition_cache: dict[tuple[str, bytes], int] = {}
         self._partitions_known: dict[str, list[int]] = {}
         self.published_total = Counter(
@@ -211,6 +248,14 @@ class OutboxRelay:
         self.pending_gauge = Gauge("outbox_pending", "Events waiting in the outbox", registry=metrics)
         self.failures_total = Counter(
             "outbox_publish_failures_total", "Failed outbox publish attempts", registry=metrics
+        )
+        self.broker_restarts_total = Counter(
+            "outbox_broker_restarts_total", "Brokers found without the relay's marker (restarted empty)",
+            registry=metrics,
+        )
+        self.republished_total = Counter(
+            "outbox_republished_rows_total", "Sent outbox rows marked unsent again after a broker restart",
+            registry=metrics,
         )
 
     def wake(self) -> None:
@@ -240,8 +285,112 @@ class OutboxRelay:
         while True:
             n, more = await self._publish_batch()
             total += n
-            if not more:
+            if not more and not await self._check_when_idle():
                 return total
+
+    # ---- a broker that restarted empty
+    @property
+    def detects_restarts(self) -> bool:
+        return self.republish_window_s > 0 and hasattr(self.producer, "broker_marked")
+
+    async def _marked(self) -> bool:
+        """Whether the broker still holds the relay's marker. A failure to tell (the broker
+        away: the sends will say so; or the group not allowed) counts as yes: it must not
+        stop the relay, only this check."""
+        try:
+            return await self.producer.broker_marked()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            now = time.monotonic()
+            if now - self._check_warned_at >= CHECK_WARN_S:
+                self._check_warned_at = now
+                log.warning("outbox relay cannot read its marker on the broker (restarts go unnoticed): %r", exc)
+            return True
+
+    def _restarted(self, when: str) -> None:
+        if not self._republish:
+            self._republish = True
+            self.broker_restarts_total.inc()
+            log.info("the broker does not hold the outbox relay's marker (%s): new, or restarted empty; the rows "
+                     "sent in the last %.0f s go out again", when, self.republish_window_s)
+
+    async def _lost_us(self, topics: set[str]) -> bool:
+        """Make sure ``topics`` exist; True when the broker restarted empty (the relay then
+        republishes before sending anything else)."""
+        missing = None
+        try:
+            await self.producer.ensure_present(topics)
+        except TopicsMissing as exc:
+            missing = exc
+        if self.detects_restarts and not await self._marked():
+            self._restarted("topics missing" if missing else "checked with a batch")
+            return True
+        if missing is not None:
+            raise missing
+        return False
+
+    async def _check_when_idle(self) -> bool:
+        """About once a second while nothing is pending: is the marker still there? True when
+        the broker restarted (the caller drains again: the window is pending now)."""
+        if not self.detects_restarts:
+            return False
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self.marker_check_s
+        try:
+            async with asyncio.timeout(5):
+                try:
+                    await self.producer.ensure_present({self.producer.marker_topic})
+                except TopicsMissing:
+                    pass
+                marked = await self.producer.broker_marked()
+                if marked and (self._marked_at is None or now - self._marked_at >= MARKER_REFRESH_S):
+                    await self.producer.mark_broker()
+                    self._marked_at = now
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the broker away: look again a little later
+            log.debug("outbox relay marker check failed: %r", exc)
+            self._next_check = now + max(5.0, self.marker_check_s)
+            return False
+        if not marked:
+            self._restarted("checked while idle")
+        return self._republish
+
+    async def _republish_window(self) -> bool:
+        """Mark every row sent in the window as unsent again (the normal batches then send
+        them, in outbox order, before newer rows), then leave the marker. Returns False when
+        another replica holds the relay's lock (it will find the broker unmarked itself)."""
+        # the topics first, with their partitions (a consumer asking about a missing topic may
+        # have had it auto-created with the broker's default count)
+        await self.producer.ensure_all_present()
+        if await self.producer.broker_marked():
+            # another replica of the relay got there first (the marker follows the reset)
+            self._republish = False
+            return True
+        ob = self.tables.outbox
+        since = self.wall_clock.now() - timedelta(seconds=self.republish_window_s)
+        async with self.sessions() as s, s.begin():
+            if self.is_postgres:
+                got = await s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key})
+                if not got:
+                    return False
+            n = (await s.execute(update(ob).where(ob.c.published_at >= since).values(published_at=None))).rowcount
+        # Marked only now: a relay dying before this leaves the broker unmarked, and the next
+        # one republishes again (copies, never a loss).
+        await self.producer.mark_broker()
+        if not await self.producer.broker_marked():
+            raise RuntimeError("the broker does not keep the outbox relay's marker")
+        self._marked_at = time.monotonic()
+        self._republish = False
+        n = max(n or 0, 0)
+        self.republished_total.inc(n)
+        if n:
+            log.warning("the broker restarted empty: %d outbox rows sent since %s go out again, in order",
+                        n, since.isoformat(), extra={"rows": n})
+        return True
 
     async def pending(self) -> int:
         async with self.sessions() as s:
@@ -255,6 +404,8 @@ class OutboxRelay:
         """One batch: at most ``batch_size`` rows, and no more rows than make
         ``batch_size`` events (a bundle bigger than that goes alone). Returns the events
         published and whether more may be waiting."""
+        if self._republish and not await self._republish_window():
+            return 0, False
         ob = self.tables.outbox
         async with self.sessions() as s, s.begin():
             if self.is_postgres:
@@ -282,11 +433,13 @@ class OutboxRelay:
             more = len(selected) == self.batch_size or len(rows) < len(selected)
             producer = await self.producer.get()
             topics = {row.topic for row in rows}
-            await self.producer.ensure_present(topics)
+            if await self._lost_us(topics):
+                return 0, True  # the window first: nothing newer before the rows the broker lost
             sent, error = await self._send(producer, rows, messages)
-            if error is None:
-                # Acked, but were they acked by a broker that still has the topics?
-                await self.producer.ensure_present(topics)
+            if error is None and await self._lost_us(topics):
+                # Acked, but by a broker that restarted meanwhile: nothing is marked sent, and
+                # the batch goes out again after the window.
+                return 0, True
             failed_id = rows[len(sent)].id if error is not None and len(sent) < len(rows) else None
             # Only the unbroken prefix is marked: everything after a failure is sent again,
             # in order, so no key ever sees a later event before an earlier one.
@@ -295,7 +448,7 @@ class OutboxRelay:
                 # compiled and bound one by one)
                 ids = (ob.c.id == any_(bindparam("ids", sent, type_=ARRAY(BigInteger)))) if self.is_postgres \
                     else ob.c.id.in_(sent)
-                await s.execute(update(ob).where(ids).values(published_at=self.clock.now()))
+                await s.execute(update(ob).where(ids).values(published_at=self.wall_clock.now()))
             if failed_id is not None:
                 await s.execute(
                     update(ob)

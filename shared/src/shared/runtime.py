@@ -93,6 +93,7 @@ class Runtime:
             default_partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_replication_factor,
             topic_configs=self.topic_configs,
+            marker_topic=CLOCK_TOPIC,  # one partition, no consumer group reads it: the relay's marker lags nothing
         )
         self.relay = OutboxRelay(
             service=self.name,
@@ -103,6 +104,7 @@ class Runtime:
             is_postgres=not settings.is_sqlite,
             poll_interval_s=settings.outbox_poll_interval_s,
             metrics=self.metrics,
+            republish_window_s=settings.outbox_republish_window_s,
         )
         self.consumers = [
             EventConsumer(
@@ -163,7 +165,12 @@ class Runtime:
                                      state=state, name=self.name)
             self._spawn(listener.run(), "clock-listener")
         if self.definition.on_start:
-            if await self.schema.check() is True:
+            try:
+                migrated = await self.schema.check() is True
+            except Exception as exc:  # noqa: BLE001 - the database away at start: wait for it below
+                log.warning("database not reachable at start", extra={"error": repr(exc)})
+                migrated = False
+            if migrated:
                 await self._on_start()
             else:
                 # Started before `<service> migrate` (its on_start reads its tables): not ready

@@ -68,6 +68,8 @@ class ServiceSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     run_migrations_on_start: bool | None = None
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    # A broker that restarted empty gets the rows sent this recently again (shared.outbox); 0: never.
+    outbox_republish_window_s: float = Field(default=600, ge=0, le=7 * 86400)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 

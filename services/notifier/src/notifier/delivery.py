@@ -11,7 +11,7 @@ REGION = "CN"
 
 
 def _parse(phone: str | None) -> phonenumbers.PhoneNumber | None:
-    if not phone:
+    if not isinstance(phone, str) or not phone:
         return None
     try:
         number = phonenumbers.parse(phone, REGION)

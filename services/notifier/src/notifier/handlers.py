@@ -90,11 +90,10 @@ async def record(session, *, event_id: str, order_id: str | None, intent: Intent
             targets.insert(0, ("sms", phone, intent.audience, audience_id))
     else:
         to = intent.variables.get("to")
-        level = intent.variables.get("level")
+        role = intent.variables.get("role") or (None if to is None or valid_phone(to) else str(to))
         # ``to`` is a phone number or a role name: a mobile number gets the SMS, anything else an
         # in-site message addressed to the role
-        targets = [("sms", to, "staff", level)] if sms_capable(to) else \
-            [("inbox", None, "staff", level if valid_phone(to) else to or level)]
+        targets = [("sms", to, "staff", role)] if sms_capable(to) else [("inbox", None, "staff", role)]
     tpl = await latest(session, intent.template_key)
     for channel, phone, audience, audience_id in targets:
         error = intent.error

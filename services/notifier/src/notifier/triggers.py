@@ -101,16 +101,20 @@ def from_order_action(action: str, number: str, details: dict, ctx: Context, *, 
     return out
 
 
-def recipient_name(details: dict) -> str | None:
-    """主管 / 运营经理 / 财务...: the escalation's recipient, from ``to`` (a role) or, when ``to``
-    is a phone number, from the level."""
+def recipient_role(details: dict) -> str | None:
+    """The escalation's recipient role: ``to`` when it names one, else the level's role (``to``
+    may be a phone number; some events name the role as the level)."""
     to, level = details.get("to"), details.get("level")
-    if to in RECIPIENT_NAMES:
-        return RECIPIENT_NAMES[to]
-    if level in RECIPIENT_NAMES:  # events that name the role as the level
-        return RECIPIENT_NAMES[level]
-    role = LEVEL_RECIPIENTS.get(level) if isinstance(level, int) else None
-    return RECIPIENT_NAMES.get(role) if role else None
+    if isinstance(to, str) and to in RECIPIENT_NAMES:
+        return to
+    if isinstance(level, str) and level in RECIPIENT_NAMES:
+        return level
+    return LEVEL_RECIPIENTS.get(level) if isinstance(level, int) else None
+
+
+def recipient_name(details: dict) -> str | None:
+    """主管 / 运营经理 / 财务...: whom the escalation goes to, in Chinese."""
+    return RECIPIENT_NAMES.get(recipient_role(details) or "")
 
 
 def from_deadline(action: str, rule: str, details: dict, ctx: Context) -> list[Intent]:
@@ -128,7 +132,8 @@ def from_deadline(action: str, rule: str, details: dict, ctx: Context) -> list[I
                   "overdue": OVERDUE.get(rule, OVERDUE_FALLBACK)}
         err = None if details.get("to") else "missing fields: to"
         err = err or _missing(values)
-        return [Intent("escalation", "escalation", "staff", values | {"level": level, "to": details.get("to")}, err)]
+        extra = {"level": level, "to": details.get("to"), "role": recipient_role(details)}
+        return [Intent("escalation", "escalation", "staff", values | extra, err)]
     return []
 
 

@@ -75,6 +75,8 @@ class ServiceOrderOut(BaseModel):
     merchant_id: str
     customer_id: str
     sku: str
+    category: str = Field(description="the SKU's category in the merchant's catalogue (the caller's only when "
+                                      "the merchant has no catalogue); it decides the eligibility window")
     quantity: int
     # a Decimal (the order's value), sent as a string with two places
     amount_paid: Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": r"^\d+\.\d{2}$",

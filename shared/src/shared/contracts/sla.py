@@ -47,3 +47,23 @@ DEADLINE_ACTIONS = (
     "auto_refund", "advance_compensation", "auto_close", "auto_confirm",
     "remind_customer", "remind_merchant", "escalate", "breach", "penalty",
 )
+
+
+class ArmedDeadline(BaseModel):
+    timer_id: str
+    rule: str
+    action: str
+    due_at: datetime  # UTC, the rule's duration with any override and the business calendar applied
+
+
+@registry.register("sla.deadlines_armed", topic=SLA_EVENTS, version=1)
+class DeadlinesArmed(BaseModel):
+    """The timers one order event started, with when each is due: what the order actually
+    faces, overrides included (the orders service shows it as the expected completion).
+    ``order_version``/``order_state``: the order event that armed them. Published once per
+    order event that started at least one timer (a rule an override disables starts none)."""
+
+    order_id: str
+    order_version: int = Field(ge=0)
+    order_state: str
+    deadlines: list[ArmedDeadline] = Field(min_length=1)

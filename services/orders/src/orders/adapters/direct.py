@@ -303,17 +303,21 @@ SELECT EXISTS (SELECT 1 FROM service_orders WHERE customer_id = $1 AND idempoten
        (SELECT coalesce(sum(quantity), 0) FROM service_orders
          WHERE sales_order_id = $3 AND order_line_id = $4 AND state <> ALL($5::varchar[])) AS in_service,
        m.id AS merchant, m.mode, m.category_modes, m.contact_phone, m.return_address, m.served_by_platform,
-       m.disqualified_since
+       m.disqualified_since,
+       EXISTS (SELECT 1 FROM skus WHERE merchant_id = $6) AS has_catalogue,
+       (SELECT category FROM skus WHERE merchant_id = $6 AND sku = $7) AS sku_category
 FROM (SELECT 1) AS one LEFT JOIN merchants AS m ON m.id = $6
 """
 
 
 async def application_facts(conn: asyncpg.Connection, customer_id: str, idempotency_key: str, sales_order_id: str,
-                            order_line_id: str, releasing_states, merchant_id: str):
+                            order_line_id: str, releasing_states, merchant_id: str, sku: str):
     """What an application needs from storage, in one round trip: is the key stored, how much
-    of the sales-order line is in service, the merchant (``merchant`` None: not onboarded)."""
+    of the sales-order line is in service, the merchant (``merchant`` None: not onboarded),
+    whether it has a catalogue and the SKU's category in it (None: not in it); both catalogue
+    lookups use the (merchant, SKU) unique index."""
     return await conn.fetchrow(_FACTS, customer_id, idempotency_key, sales_order_id, order_line_id,
-                               list(releasing_states), merchant_id)
+                               list(releasing_states), merchant_id, sku)
 
 
 async def insert_rows(conn: asyncpg.Connection, rows: list[tuple[str, Any]]) -> None:

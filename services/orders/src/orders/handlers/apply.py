@@ -12,9 +12,9 @@ from sqlalchemy import func, select, text
 
 from orders.adapters import direct
 from orders.domain.eligibility import check_window
-from orders.domain.modes import effective_mode
+from orders.domain.modes import effective_mode, return_address
 from orders.domain.money import cny, return_freight_payer
-from orders.models import Merchant, ServiceOrder, TimelineEntry
+from orders.models import Merchant, ServiceOrder, Sku, TimelineEntry
 from orders.schemas import ApplicationIn
 from shared.clock import to_beijing
 from shared.auth import Principal
@@ -50,12 +50,28 @@ def _created_event(rt: Runtime, order, now):
                              return_address=order.return_address or None))
 
 
-def _check_application(rt: Runtime, body: ApplicationIn, now) -> None:
-    """The checks that need nothing stored: quantity against the purchase, the eligibility window."""
+def _check_quantity(body: ApplicationIn) -> None:
     if body.quantity > body.purchased_quantity:
         raise ApiError(422, "quantity_exceeds_purchase", "quantity is larger than the purchased quantity")
+
+
+def _catalogue_category(body: ApplicationIn, has_catalogue: bool, sku_category: str | None) -> str:
+    """The order's category. A merchant with a catalogue sells only what is in it, and its
+    catalogue says what category a SKU is (the category decides the eligibility window and who
+    handles the order): the caller's category is replaced by the catalogue's. Without a catalogue
+    the caller's category stands."""
+    if not has_catalogue:
+        return body.category
+    if sku_category is None:
+        raise ApiError(422, "unknown_sku", f"SKU {body.sku} is not in the catalogue of merchant {body.merchant_id}",
+                       {"sku": body.sku, "merchant_id": body.merchant_id})
+    return sku_category
+
+
+def _check_window(rt: Runtime, body: ApplicationIn, category: str, now) -> None:
+    """The eligibility window of the order's category (the catalogue's, see ``_catalogue_category``)."""
     window = check_window(body.service_type, body.problem_type, body.delivered_at, now,
-                          category=body.category, overrides=rt.settings.eligibility_windows)
+                          category=category, overrides=rt.settings.eligibility_windows)
     if not window.allowed:
         raise ApiError(
             422,
@@ -75,8 +91,9 @@ def _check_available(body: ApplicationIn, in_service) -> None:
         )
 
 
-def _order_fields(body: ApplicationIn, merchant, idempotency_key: str, digest: str, now) -> dict:
-    mode, on_behalf = effective_mode(merchant.mode, merchant.category_modes or {}, body.category,
+def _order_fields(rt: Runtime, body: ApplicationIn, merchant, category: str, idempotency_key: str, digest: str,
+                  now) -> dict:
+    mode, on_behalf = effective_mode(merchant.mode, merchant.category_modes or {}, category,
                                      merchant.served_by_platform or merchant.disqualified_since is not None)
     return dict(
         id=str(uuid.uuid4()),
@@ -90,13 +107,15 @@ def _order_fields(body: ApplicationIn, merchant, idempotency_key: str, digest: s
         mode=mode,
         on_behalf=on_behalf,
         merchant_contact_phone=merchant.contact_phone,
-        return_address=merchant.return_address,
+        # the address of whoever receives the item in this order's mode (the platform warehouse
+        # when the platform does the receipt), as the customer is shown it and the events carry it
+        return_address=return_address(mode, merchant.return_address, rt.settings.platform_return_address),
         state_entered_at=now,
         return_freight_payer=return_freight_payer(body.problem_type, body.customer_level),
         armed={"advance_compensation": 1},
         # two places, as the column stores it: the answer, the event and the hot path's cached
         # copy say "199.00" for "199", like every later read
-        **(body.model_dump() | {"amount_paid": cny(body.amount_paid)}),
+        **(body.model_dump() | {"amount_paid": cny(body.amount_paid), "category": category}),
     )
 
 
@@ -140,14 +159,17 @@ async def _apply_direct(rt: Runtime, body: ApplicationIn, idempotency_key: str, 
                                                                                      body.order_line_id))
                 facts = await direct.application_facts(conn, body.customer_id, idempotency_key,
                                                        body.sales_order_id, body.order_line_id, RELEASING_STATES,
-                                                       body.merchant_id)
+                                                       body.merchant_id, body.sku)
                 if facts["existing"]:
                     return None
-                _check_application(rt, body, now)
-                _check_available(body, facts["in_service"])
+                _check_quantity(body)
                 if facts["merchant"] is None:
                     raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
-                order = direct.new_order(_order_fields(body, direct.Merchant(facts), idempotency_key, digest, now))
+                category = _catalogue_category(body, facts["has_catalogue"], facts["sku_category"])
+                _check_window(rt, body, category, now)
+                _check_available(body, facts["in_service"])
+                order = direct.new_order(_order_fields(rt, body, direct.Merchant(facts), category, idempotency_key,
+                                                       digest, now))
                 event = _created_event(rt, order, now)
                 try:
                     await direct.insert_rows(conn, [
@@ -193,7 +215,16 @@ async def _apply_in_session(rt: Runtime, body: ApplicationIn, idempotency_key: s
             if existing.request_hash != digest:
                 raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used for a different application")
             return existing, False
-        _check_application(rt, body, now)
+        _check_quantity(body)
+        merchant = await s.get(Merchant, body.merchant_id)
+        if merchant is None:
+            raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
+        catalogue = (await s.execute(select(
+            select(Sku.id).where(Sku.merchant_id == body.merchant_id).exists(),
+            select(Sku.category).where(Sku.merchant_id == body.merchant_id, Sku.sku == body.sku).scalar_subquery(),
+        ))).one()
+        category = _catalogue_category(body, catalogue[0], catalogue[1])
+        _check_window(rt, body, category, now)
         in_service = await s.scalar(
             select(func.coalesce(func.sum(ServiceOrder.quantity), 0)).where(
                 ServiceOrder.sales_order_id == body.sales_order_id,
@@ -202,10 +233,7 @@ async def _apply_in_session(rt: Runtime, body: ApplicationIn, idempotency_key: s
             )
         )
         _check_available(body, in_service)
-        merchant = await s.get(Merchant, body.merchant_id)
-        if merchant is None:
-            raise ApiError(422, "unknown_merchant", f"merchant {body.merchant_id} is not onboarded")
-        order = ServiceOrder(**_order_fields(body, merchant, idempotency_key, digest, now))
+        order = ServiceOrder(**_order_fields(rt, body, merchant, category, idempotency_key, digest, now))
         s.add(order)
         s.add(TimelineEntry(**_apply_timeline(order, now)))
         await s.flush()

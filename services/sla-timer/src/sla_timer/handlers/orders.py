@@ -9,10 +9,10 @@ import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Sequence
 
-from sqlalchemy import insert, text, update
+from sqlalchemy import case, literal, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.consumer import batched
@@ -20,10 +20,12 @@ from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitione
 from shared.runtime import Runtime
 from sla_timer.domain.rules import facts_of_created, facts_of_transition, rules_cancelled, rules_started
 from sla_timer.domain.schedule import due_at, pick_policy
+from sla_timer.handlers.armed import publish_armed
 from sla_timer.handlers.policies import Policies
 from sla_timer.models import Timer
 
 TIMERS = Timer.__table__
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 IN_CHUNK = 1000  # bounded IN lists (SQLite's variable limit, plan size)
 
 
@@ -35,6 +37,10 @@ class Plan:
     reason: str = ""
     cancel: set[str] = field(default_factory=set)
     start: list[dict] = field(default_factory=list)
+    # When the cancelling event happened: a timer already due by then is not cancelled but
+    # fires (late) — it was earned before the event (e.g. a 48 h penalty the receipt and the
+    # late decision, consumed together, would otherwise erase).
+    at: datetime | None = None
 
 
 def new_ids(n: int) -> list[str]:
@@ -78,20 +84,26 @@ def plan_transitioned(pol: Policies, data: ServiceOrderTransitioned, now: dateti
     if data.action == "fill_shipment" and data.order.merchant_contact_phone:
         extra["merchant_contact_phone"] = data.order.merchant_contact_phone
     # Cancel first: an action may end one round of a rule and start the next.
-    return Plan(data.order_id, reason=data.action, cancel=rules_cancelled(facts), start=timer_rows(
+    return Plan(data.order_id, reason=data.action, cancel=rules_cancelled(facts), at=data.occurred_at,
+                start=timer_rows(
         pol, facts=facts, order_id=data.order_id, version=data.version, state=data.to_state,
         merchant_id=data.order.merchant_id, category=data.order.category, problem_type=data.order.problem_type,
         at=data.occurred_at, now=now, extra=extra))
 
 
 async def cancel_pending(session: AsyncSession, *, order_ids: Sequence[str], rules: set[str], reason: str,
-                         now: datetime) -> None:
+                         now: datetime, at: dict[str, datetime] | None = None) -> None:
+    """Cancel the pending timers of these rules; with ``at`` (order → the cancelling event's
+    time) only those due after it (one due before it was earned and fires)."""
     for k in range(0, len(order_ids), IN_CHUNK):
-        await session.execute(
-            update(TIMERS)
-            .where(TIMERS.c.order_id.in_(order_ids[k:k + IN_CHUNK]), TIMERS.c.state == "pending",
-                   TIMERS.c.rule.in_(sorted(rules)))
-            .values(state="cancelled", cancelled_at=now, cancelled_by=reason))
+        chunk = order_ids[k:k + IN_CHUNK]
+        where = [TIMERS.c.order_id.in_(chunk), TIMERS.c.state == "pending", TIMERS.c.rule.in_(sorted(rules))]
+        if at:
+            typed = TIMERS.c.due_at.type  # bound as the column stores times (SQLite: text)
+            where.append(TIMERS.c.due_at > case({o: literal(at[o], typed) for o in chunk if o in at},
+                                                value=TIMERS.c.order_id, else_=literal(_EPOCH, typed)))
+        await session.execute(update(TIMERS).where(*where)
+                              .values(state="cancelled", cancelled_at=now, cancelled_by=reason))
 
 
 _COLS = ("id", "order_id", "rule", "action", "details", "state", "due_at", "order_version", "order_state",
@@ -133,20 +145,23 @@ async def apply_plans(session: AsyncSession, plans: Sequence[Plan], now: datetim
     fresh: dict[str, list[dict]] = defaultdict(list)  # order -> timers started in this batch
     db_cancelled: dict[str, set[str]] = defaultdict(set)
     groups: dict[tuple[str, frozenset[str]], list[str]] = defaultdict(list)
+    cancel_at: dict[str, datetime] = {}
     rows: list[dict] = []
     for p in plans:
         if p.cancel:
             for row in fresh.get(p.order_id, ()):
-                if row["state"] == "pending" and row["rule"] in p.cancel:
+                if row["state"] == "pending" and row["rule"] in p.cancel and (p.at is None or row["due_at"] > p.at):
                     row.update(state="cancelled", cancelled_at=now, cancelled_by=p.reason)
             todo = p.cancel - db_cancelled[p.order_id]
             if todo:
                 db_cancelled[p.order_id] |= todo
                 groups[(p.reason, frozenset(todo))].append(p.order_id)
+                if p.at is not None:
+                    cancel_at.setdefault(p.order_id, p.at)
         fresh[p.order_id].extend(p.start)
         rows.extend(p.start)
     for (reason, rules), order_ids in groups.items():
-        await cancel_pending(session, order_ids=order_ids, rules=set(rules), reason=reason, now=now)
+        await cancel_pending(session, order_ids=order_ids, rules=set(rules), reason=reason, now=now, at=cancel_at)
     if rows:
         await insert_timers(session, rows)
     return sum(1 for r in rows if r["state"] == "pending")
@@ -164,14 +179,18 @@ def order_handlers(rt: Runtime):
     async def one(session, env, data) -> None:
         now = rt.clock.now()
         pol = await policies.current(session)
-        if await apply_plans(session, [plan(pol, data, now)], now):
+        plans = [plan(pol, data, now)]
+        if await apply_plans(session, plans, now):
             wake()
+        await publish_armed(rt, session, plans, now)  # sla.deadlines_armed (handlers/armed.py)
 
     async def many(session, items) -> None:
         now = rt.clock.now()
         pol = await policies.current(session)
-        if await apply_plans(session, [plan(pol, data, now) for _, data in items], now):
+        plans = [plan(pol, data, now) for _, data in items]
+        if await apply_plans(session, plans, now):
             wake()
+        await publish_armed(rt, session, plans, now)
 
     handler = batched(one, many)
     return {"service_order.created": handler, "service_order.transitioned": handler}

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("category", sa.String(100), nullable=True),
         sa.Column("decided_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("decision_id", name="pk_decisions"),
+        sqlite_with_rowid=False,  # SQLite: one B-tree less to write per decision
     )
     op.create_index("ix_decisions_decided_at", "decisions", ["decided_at"])
     op.create_table(
