@@ -73,17 +73,21 @@ class OrderFeed:
 
 
 class SlaFeed:
-    """Everything published on sla.events, consumed from the beginning."""
+    """What is published on sla.events, consumed from the beginning: the fired deadlines in
+    ``events``, the ``sla.deadlines_armed`` announcements in ``armed``."""
 
     def __init__(self, bootstrap: str) -> None:
         self.consumer = AIOKafkaConsumer(SLA_EVENTS, bootstrap_servers=bootstrap, group_id=None,
                                          auto_offset_reset="earliest", enable_auto_commit=False)
         self.events: list[dict] = []
+        self.armed: list[dict] = []
 
     async def poll(self) -> list[dict]:
         batches = await self.consumer.getmany(timeout_ms=200)
         for msgs in batches.values():
-            self.events.extend(json.loads(m.value) for m in msgs)
+            for m in msgs:
+                e = json.loads(m.value)
+                (self.armed if e["type"] == "sla.deadlines_armed" else self.events).append(e)
         return self.events
 
     def of(self, order_id: str) -> list[dict]:

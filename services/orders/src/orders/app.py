@@ -14,6 +14,7 @@ from orders.api.auth import router as auth_router
 from orders.api.back_office import merchant_router, platform_orders_router, staff_router
 from orders.api.platform import router as platform_router
 from orders.api.storefront import router as storefront_router
+from orders.handlers.armed_deadlines import armed_handlers
 from orders.handlers.deadlines import deadline_handlers
 from orders.handlers.qualification import qualification_handlers
 from orders.models import Base, messaging
@@ -32,7 +33,7 @@ DEFINITION = ServiceDefinition(
     tables=messaging,
     migrations_dir=MIGRATIONS,
     routers=[auth_router, storefront_router, staff_router, merchant_router, platform_router, platform_orders_router],
-    consumers=[ConsumerSpec("deadlines", [SLA_EVENTS], deadline_handlers),
+    consumers=[ConsumerSpec("deadlines", [SLA_EVENTS], lambda rt: {**deadline_handlers(rt), **armed_handlers(rt)}),
                ConsumerSpec("qualification", [KPI_EVENTS], qualification_handlers)],
     on_start=start_account_guard,
 )

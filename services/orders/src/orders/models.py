@@ -139,6 +139,18 @@ class ServiceOrder(Base):
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
+class OrderDeadline(Base):
+    """When an order's deadlines are due as the sla-timer armed them (``sla.deadlines_armed``:
+    merchant/category overrides and the business calendar applied), the latest arming of each
+    rule: the expected completion of the progress view (handlers/queries.py)."""
+
+    __tablename__ = "order_deadlines"
+    order_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(60), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    order_version: Mapped[int] = mapped_column(Integer)  # the order event that armed it
+
+
 class TimelineEntry(Base):
     __tablename__ = "timeline"
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

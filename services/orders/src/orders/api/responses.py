@@ -232,6 +232,12 @@ class SkuOut(Out):
     price: Money
 
 
+class ProfileWarning(Out):
+    code: Literal["contact_cannot_receive_sms"]
+    field: str
+    message: str
+
+
 class MerchantProfile(Out):
     id: str
     name: str
@@ -239,10 +245,13 @@ class MerchantProfile(Out):
     mode: Mode
     category_modes: dict[str, Mode]
     contact_phone: str
+    contact_sms_capable: bool = Field(description="false for a landline or hotline: SMS go to mobile numbers only, "
+                                                  "the merchant gets in-site messages instead")
     return_address: str
     served_by_platform: bool
     disqualified_since: DateTimeStr | None
     skus: list[SkuOut]
+    warnings: list[ProfileWarning] = Field(description="what the operator should fix or know (empty when none)")
 
 
 class OnboardedMerchant(Out):

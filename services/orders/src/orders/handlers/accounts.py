@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from orders.domain import phones
 from orders.handlers.catalogue_events import publish_skus
 from orders.models import ApiClient, Merchant, Sku, Staff
 from shared.auth import Principal, issue_token
@@ -85,7 +86,15 @@ async def _store_rehashed(rt, client_id: str, old: str, new: str) -> None:
                         .values(secret_hash=new))
 
 
+def _check_contact_phone(phone: str | None) -> None:
+    # a landline is a fine contact (it gets a warning, not a refusal); a non-number is not
+    if phone is not None and not phones.is_valid(phone):
+        raise ApiError(422, "invalid_contact_phone", f"contact_phone {phone} is not a valid phone number",
+                       {"field": "contact_phone"})
+
+
 async def onboard_merchant(rt, body) -> dict:
+    _check_contact_phone(body.contact_phone)
     now = rt.clock.now()
     secret = await _new_secret(rt)
     async with rt.uow() as s:
@@ -111,13 +120,15 @@ async def get_merchant(rt, merchant_id: str) -> dict:
             raise ApiError(404, "merchant_not_found", f"no merchant {merchant_id}")
         skus = (await s.scalars(select(Sku).where(Sku.merchant_id == merchant_id).order_by(Sku.sku))).all()
     return {"id": m.id, "name": m.name, "kind": m.kind, "mode": m.mode, "category_modes": m.category_modes,
-            "contact_phone": m.contact_phone, "return_address": m.return_address,
-            "served_by_platform": m.served_by_platform,
+            "contact_phone": m.contact_phone, "contact_sms_capable": phones.sms_capable(m.contact_phone),
+            "return_address": m.return_address, "served_by_platform": m.served_by_platform,
             "disqualified_since": m.disqualified_since.isoformat() if m.disqualified_since else None,
-            "skus": [{"sku": k.sku, "category": k.category, "price": str(k.price)} for k in skus]}
+            "skus": [{"sku": k.sku, "category": k.category, "price": str(k.price)} for k in skus],
+            "warnings": phones.sms_warnings(m.contact_phone)}
 
 
 async def configure_merchant(rt, merchant_id: str, changes: dict) -> dict:
+    _check_contact_phone(changes.get("contact_phone"))
     async with rt.uow() as s:
         m = await s.get(Merchant, merchant_id)
         if m is None:

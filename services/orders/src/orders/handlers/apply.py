@@ -112,7 +112,7 @@ def _order_fields(rt: Runtime, body: ApplicationIn, merchant, category: str, ide
         return_address=return_address(mode, merchant.return_address, rt.settings.platform_return_address),
         state_entered_at=now,
         return_freight_payer=return_freight_payer(body.problem_type, body.customer_level),
-        armed={"advance_compensation": 1},
+        armed={"advance_compensation": 1, "entered": 1},  # see handlers/lifecycle.py::ARMS, ENTERED
         # two places, as the column stores it: the answer, the event and the hot path's cached
         # copy say "199.00" for "199", like every later read
         **(body.model_dump() | {"amount_paid": cny(body.amount_paid), "category": category}),

@@ -28,6 +28,9 @@ ARMS = {
     "fill_shipment": "auto_refund",
 }
 ARM_FOR_STATE = {"provisionally_completed": "auto_confirm"}
+# ``armed[ENTERED]``: the version of the transition that entered the current state. A deadline
+# the sla-timer armed at that version is the one ending this step (handlers/queries.py).
+ENTERED = "entered"
 
 
 def conflict() -> ApiError:
@@ -71,8 +74,13 @@ def _new_values(order, action: str, eff: rules.Effect, from_state: str, to_state
     values["updated_at"] = now
     values["version"] = expected + 1
     arm = ARMS.get(action) or (ARM_FOR_STATE.get(to_state) if to_state != from_state else None)
-    if arm:
-        values["armed"] = {**(order.armed or {}), arm: expected + 1}
+    if arm or to_state != from_state:
+        armed = dict(order.armed or {})
+        if arm:
+            armed[arm] = expected + 1
+        if to_state != from_state:
+            armed[ENTERED] = expected + 1
+        values["armed"] = armed
     return values
 
 

@@ -7,12 +7,14 @@ from sqlalchemy import func, select
 
 from orders.domain.access import can_see
 from orders.domain.states import allowed_actions
-from orders.handlers.lifecycle import load_visible
-from orders.models import Attachment, ExchangeOrder, Rating, ServiceOrder, TimelineEntry
+from orders.handlers.armed_deadlines import STATE_DEADLINE
+from orders.handlers.lifecycle import ENTERED, load_visible
+from orders.models import Attachment, ExchangeOrder, OrderDeadline, Rating, ServiceOrder, TimelineEntry
 from shared.auth import Principal
 from shared.clock import to_beijing
 
-# Expected completion of the current step (SPEC §3 defaults), from when the state was entered.
+# Expected completion of the current step while the sla-timer has not reported the deadline it
+# armed (or arms none): the default durations, from when the state was entered.
 STATE_SLA = {
     "pending_claim": timedelta(hours=12), "pending_audit": timedelta(hours=12),
     "awaiting_customer_feedback": timedelta(days=15), "awaiting_return_shipment": timedelta(days=30),
@@ -34,7 +36,16 @@ def current_handler(o: ServiceOrder) -> str:
     return o.handler_id or "merchant_pool"
 
 
-def expected_completion(o: ServiceOrder) -> datetime | None:
+def expected_completion(o: ServiceOrder, armed: OrderDeadline | None = None) -> datetime | None:
+    """When the current step ends: the due time of the deadline the sla-timer armed for it
+    (``armed``, overrides applied) if that deadline belongs to this stay in the state — armed by
+    the transition that entered it (the audit deadline: at creation, once) — else the default
+    estimate. A deadline of an earlier stay (a receipt's 48 h before a cancelled outcome brought
+    the order back to ``pending_process``) does not count."""
+    if armed is not None and armed.rule == STATE_DEADLINE.get(o.state):
+        entered = 1 if o.state in ("pending_claim", "pending_audit") else (o.armed or {}).get(ENTERED)
+        if entered is not None and armed.order_version >= entered:
+            return armed.due_at
     sla = STATE_SLA.get(o.state)
     if sla is None or o.state_entered_at is None:
         return None
@@ -88,7 +99,9 @@ async def view(rt, p: Principal, order_id: str) -> dict:
         xos = (await s.scalars(select(ExchangeOrder).where(ExchangeOrder.order_id == o.id))).all()
         rating = await s.get(Rating, o.id)
         atts = (await s.scalars(select(Attachment).where(Attachment.order_id == o.id))).all() if internal else []
-    exp = expected_completion(o)
+        rule = STATE_DEADLINE.get(o.state)
+        armed = await s.get(OrderDeadline, (o.id, rule)) if rule else None
+    exp = expected_completion(o, armed)
     out = {
         **summary(o),
         "current_handler": current_handler(o),

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 
 from orders.domain.states import TERMINAL
-from orders.models import Attachment, ExchangeOrder, Rating, ServiceOrder, TimelineEntry
+from orders.models import Attachment, ExchangeOrder, OrderDeadline, Rating, ServiceOrder, TimelineEntry
 
 
 async def archive_and_purge(rt, archive_dir: str | Path, retention_days: int | None = None) -> dict:
@@ -38,7 +38,7 @@ async def archive_and_purge(rt, archive_dir: str | Path, retention_days: int | N
                     row = {c.name: getattr(o, c.name) for c in ServiceOrder.__table__.columns}
                     row["timeline"] = by_order.get(o.id, [])
                     fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
-            for model in (TimelineEntry, Attachment, Rating, ExchangeOrder):
+            for model in (TimelineEntry, Attachment, Rating, ExchangeOrder, OrderDeadline):
                 await s.execute(delete(model).where(model.order_id.in_(ids)))
             await s.execute(delete(ServiceOrder).where(ServiceOrder.id.in_(ids)))
             purged = len(ids)
