@@ -15,7 +15,7 @@ pytestmark = pytest.mark.broker
 OLD_ESCALATION = ("【${level_name}】售后单${number}处理超时（${rule}），请立即跟进。", "level_name,number,rule")
 
 
-async def test_an_old_escalation_template_is_replaced_at_start(notifier_factory, tmp_path):
+async def test_an_old_escalation_template_is_replaced_at_start(notifier_factory):
     first = await notifier_factory()
     url = str(first.rt.settings.database_url)
     async with first.rt.uow() as s:
