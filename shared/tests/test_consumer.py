@@ -211,9 +211,9 @@ async def test_a_partition_whose_committed_offset_the_broker_lost_is_read_again_
     a, b, c = (TopicPartition(TOPIC, p) for p in range(3))
     consumer = EventConsumer(ConsumerConfig(name="t", topics=[TOPIC], bootstrap="unused"), sessions=None,
                              tables=None, registry=EventRegistry(), handlers={}, clock=SystemClock())
-    consumer._committed = {}
-    client = _FakeClient(held={})
-    await consumer._commit(client, {a: 5, b: 7})  # nothing committed before: committed as is
+    consumer._committed, consumer._verified = {}, set()
+    client = _FakeClient(held={a: 2, b: 3})
+    await consumer._commit(client, {a: 5, b: 7})  # the group's offsets are there: committed as is
     assert client.commits == [{a: 5, b: 7}] and client.seeks == []
     # the broker restarts: a's offset is gone, b's is older than ours (lost, then re-set lower)
     client.held = {b: 2, c: 1}
@@ -223,3 +223,22 @@ async def test_a_partition_whose_committed_offset_the_broker_lost_is_read_again_
     # from there on, a and b are committed again as they are read
     await consumer._commit(client, {a: 1, b: 3})
     assert client.commits[-1] == {a: 1, b: 3} and len(client.seeks) == 2
+
+
+async def test_a_first_commit_on_a_broker_without_the_groups_offset_reads_the_partition_from_the_start():
+    """The position a partition was assigned at came from the group's committed offset; if
+    the broker restarted empty before this client's first commit on it, the new log (filled
+    again by the relays at once) may already reach past that position. No offset on the
+    broker at the first commit: the partition is read from the start, then committed."""
+    from aiokafka.structs import TopicPartition
+
+    a, b = (TopicPartition(TOPIC, p) for p in range(2))
+    consumer = EventConsumer(ConsumerConfig(name="t", topics=[TOPIC], bootstrap="unused"), sessions=None,
+                             tables=None, registry=EventRegistry(), handlers={}, clock=SystemClock())
+    consumer._committed, consumer._verified = {}, set()
+    client = _FakeClient(held={b: 40})
+    await consumer._commit(client, {a: 150, b: 45})
+    assert client.seeks == [(a, "beginning")] and client.commits == [{b: 45}]
+    # read again from the start: committed from then on
+    await consumer._commit(client, {a: 20})
+    assert client.commits[-1] == {a: 20} and len(client.seeks) == 1

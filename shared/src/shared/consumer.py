@@ -138,6 +138,7 @@ class EventConsumer:
 
     async def _session(self, consumer: AIOKafkaConsumer) -> None:
         self._committed: dict[TopicPartition, int] = {}  # what this client committed, per partition
+        self._verified: set[TopicPartition] = set()  # partitions whose first commit was checked
         await self._loop(consumer)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
@@ -146,23 +147,37 @@ class EventConsumer:
         client keeps its positions, and if the new log already reaches past them, reading on
         would silently skip its first events. Such a partition is read again from the
         broker's committed offset (the start, if it has none); the inbox drops what was
-        already applied, so nothing is applied twice and nothing is skipped."""
-        known = [tp for tp in offsets if tp in self._committed]
+        already applied, so nothing is applied twice and nothing is skipped.
+
+        The first commit of a partition in a session is checked too: its position came from
+        the group's committed offset when it was assigned, and if the broker restarted since,
+        the new log (which the outbox relays fill again at once) may reach past it. A broker
+        holding no offset for it then means the partition is read once more from the start
+        (for a group that never committed, a batch read twice: the inbox drops it)."""
+        verified = self.__dict__.setdefault("_verified", set())
+        known = [tp for tp in offsets if tp in self._committed or tp not in verified]
         if known:
             theirs = await consumer._coordinator.fetch_committed_offsets(known)
             for tp in known:
                 meta = theirs.get(tp)
                 held = meta.offset if meta is not None and meta.offset >= 0 else None
-                if held is not None and held >= self._committed[tp]:
+                first = tp not in verified
+                verified.add(tp)
+                if held is not None and held >= self._committed.get(tp, 0):
                     continue
-                log.warning("the broker lost this group's committed offset (restarted?); reading the partition "
-                            "again", extra={"consumer": self.config.name, "partition": str(tp), "committed": held})
+                if first and tp not in self._committed:
+                    log.info("no committed offset on the broker for this partition (a new group, or the broker "
+                             "restarted empty): reading it from the start", extra={"consumer": self.config.name,
+                                                                                  "partition": str(tp)})
+                else:
+                    log.warning("the broker lost this group's committed offset (restarted?); reading the partition "
+                                "again", extra={"consumer": self.config.name, "partition": str(tp), "committed": held})
                 if held is None:
                     await consumer.seek_to_beginning(tp)
                 else:
                     consumer.seek(tp, held)
                 del offsets[tp]
-                del self._committed[tp]
+                self._committed.pop(tp, None)
         if offsets:
             await consumer.commit(offsets)
             self._committed.update(offsets)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from notifier.handlers import context, record, remember_merchant_phone, remember_transition, stale_deadlines, \
-    stale_reason
-from notifier.models import OrderContact
+from sqlalchemy import select
+
+from notifier.handlers import (context, record, remember_merchant_phone, remember_transition, retract_stale,
+                               stale_deadlines, stale_reason)
+from notifier.models import DeferredDeadline, OrderContact
 from notifier.triggers import from_deadline, from_order_action
 from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitioned
 from shared.contracts.sla import DeadlineFired
@@ -24,12 +26,19 @@ def order_handlers(rt: Runtime):
                 customer_id=data.customer_id, customer_phone=data.customer_phone,
                 return_address=data.return_address, updated_at=now))
         await remember_merchant_phone(session, data.merchant_id, data.merchant_contact_phone, now)
+        if contact is None:
+            await session.flush()
+            await release_deferred(rt, session, data.order_id)
 
     async def on_transitioned(session, env, data: ServiceOrderTransitioned) -> None:
         now = rt.clock.now()
         snap = data.order
         await remember_transition(session, data.order_id, data.version, data.action, data.from_state, data.to_state,
                                   now)
+        retracted = await retract_stale(session, data.order_id, data.version, data.action, data.from_state,
+                                        data.to_state, now)
+        if retracted:
+            stale_deadlines(rt).labels("retracted").inc(retracted)
         contact = await session.get(OrderContact, data.order_id)
         address = data.details.get("return_address") or snap.return_address
         if contact is None:
@@ -44,6 +53,8 @@ def order_handlers(rt: Runtime):
         await session.flush()
         await remember_merchant_phone(
             session, snap.merchant_id, data.details.get("merchant_contact_phone") or snap.merchant_contact_phone, now)
+        if contact is None:
+            await release_deferred(rt, session, data.order_id)
         _, ctx = await context(session, data.order_id)
         for intent in from_order_action(data.action, data.number, data.details, ctx,
                                         from_state=data.from_state, to_state=data.to_state):
@@ -54,30 +65,49 @@ def order_handlers(rt: Runtime):
     return {"service_order.created": on_created, "service_order.transitioned": on_transitioned}
 
 
+async def notify_fired(rt: Runtime, session, event_id: str, data: DeadlineFired) -> None:
+    """The messages of one fired deadline (its order known), unless the deadline is stale."""
+    now = rt.clock.now()
+    contact, ctx = await context(session, data.order_id)
+    await remember_merchant_phone(session, contact.merchant_id, data.details.get("merchant_contact_phone"), now)
+    await session.flush()
+    intents = from_deadline(data.action, data.rule, data.details, ctx)
+    if not intents:
+        return
+    # A deadline the timer fired before it saw the transition that cancels it: the
+    # customer already shipped, the merchant already decided... nobody is reminded.
+    stale = await stale_reason(session, data.order_id, data.order_version, data.cancelled_by)
+    if stale is not None:
+        log.info("stale deadline: no message", extra={"order_id": data.order_id, "rule": data.rule,
+                                                      "timer_id": data.timer_id, "reason": stale})
+        stale_deadlines(rt).labels("event").inc()
+        return
+    for intent in intents:
+        await record(session, event_id=event_id, order_id=data.order_id, intent=intent,
+                     customer_id=contact.customer_id, customer_phone=contact.customer_phone,
+                     merchant_id=contact.merchant_id, now=now, deadline=(data.order_version, data.cancelled_by))
+
+
+async def release_deferred(rt: Runtime, session, order_id: str) -> None:
+    """The order is known now: the deadlines that waited for it notify."""
+    rows = (await session.scalars(select(DeferredDeadline).where(DeferredDeadline.order_id == order_id)
+                                  .order_by(DeferredDeadline.deferred_at, DeferredDeadline.event_id))).all()
+    for row in rows:
+        await session.delete(row)
+        await notify_fired(rt, session, row.event_id, DeadlineFired.model_validate(row.payload))
+
+
 def sla_handlers(rt: Runtime):
     async def on_fired(session, env, data: DeadlineFired) -> None:
-        now = rt.clock.now()
-        contact, ctx = await context(session, data.order_id)
-        if contact is not None:
-            await remember_merchant_phone(session, contact.merchant_id,
-                                          data.details.get("merchant_contact_phone"), now)
-            await session.flush()
-        intents = from_deadline(data.action, data.rule, data.details, ctx)
-        if not intents:
+        if await session.get(OrderContact, data.order_id) is None:
+            # the order's own events have not arrived yet (they travel on another topic):
+            # wait for them rather than send a message without the order's number
+            if await session.get(DeferredDeadline, str(env.id)) is None:
+                session.add(DeferredDeadline(event_id=str(env.id), order_id=data.order_id,
+                                             payload=data.model_dump(mode="json"), deferred_at=rt.clock.now()))
+            log.info("deadline deferred until the order is known", extra={"order_id": data.order_id,
+                                                                           "rule": data.rule})
             return
-        # A deadline the timer fired before it saw the transition that cancels it: the
-        # customer already shipped, the merchant already decided... nobody is reminded.
-        stale = await stale_reason(session, data.order_id, data.order_version, data.cancelled_by)
-        if stale is not None:
-            log.info("stale deadline: no message", extra={"order_id": data.order_id, "rule": data.rule,
-                                                          "timer_id": data.timer_id, "reason": stale})
-            stale_deadlines(rt).labels("event").inc()
-            return
-        for intent in intents:
-            await record(session, event_id=str(env.id), order_id=data.order_id, intent=intent,
-                         customer_id=contact.customer_id if contact else None,
-                         customer_phone=contact.customer_phone if contact else None,
-                         merchant_id=contact.merchant_id if contact else None, now=now,
-                         deadline=(data.order_version, data.cancelled_by))
+        await notify_fired(rt, session, str(env.id), data)
 
     return {"sla.deadline_fired": on_fired}

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from notifier.delivery import sms_capable, valid_phone
 from notifier.masking import mask_phone
 from notifier.models import MerchantContact, Message, OrderContact, SeenTransition
-from notifier.staleness import cancelled_by
+from notifier.staleness import cancelled_by, transition_facts
 from notifier.template_store import latest
 from notifier.templates import render
 from notifier.triggers import Context, Intent
@@ -44,6 +44,25 @@ async def remember_transition(session, order_id: str, version: int, action: str,
     if await session.get(SeenTransition, (order_id, version)) is None:
         session.add(SeenTransition(order_id=order_id, version=version, action=action, from_state=from_state,
                                    to_state=to_state, seen_at=now))
+
+
+async def retract_stale(session, order_id: str, version: int, action: str, from_state: str, to_state: str,
+                        now) -> int:
+    """A transition that cancels a deadline already notified: its in-site messages (delivered
+    at once) leave the inbox and its SMS still queued are not sent — status ``cancelled``.
+    Returns how many were retracted. An SMS already sent stays sent."""
+    facts = transition_facts(action, from_state, to_state)
+    rows = (await session.scalars(select(Message).where(
+        Message.order_id == order_id, Message.deadline_version.is_not(None), Message.deadline_version < version,
+        Message.status.in_(("delivered", "queued")),
+        (Message.channel == "inbox") | (Message.status == "queued")))).all()
+    n = 0
+    for m in rows:
+        hit = facts & set(m.deadline_cancelled_by or ())
+        if hit:
+            m.status, m.last_error, m.next_attempt_at = "cancelled", f"stale: {min(hit)} at order version {version}", None
+            n += 1
+    return n
 
 
 async def stale_reason(session, order_id: str | None, armed_version: int | None,

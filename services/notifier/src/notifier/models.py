@@ -129,3 +129,16 @@ class PhoneReveal(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), nullable=True)
     order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reason: Mapped[str] = mapped_column(Text())
+
+
+class DeferredDeadline(Base):
+    """A fired deadline that arrived before the order's own events (another topic, another
+    consumer): kept here, with its event id, until the order is known — then it notifies as
+    if it had just arrived (its staleness checked then). Never a message without a number."""
+
+    __tablename__ = "deferred_deadlines"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    deferred_at: Mapped[datetime] = mapped_column(UTCDateTime())
