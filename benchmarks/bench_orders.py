@@ -296,7 +296,12 @@ def main() -> None:
         # Did the outbox relay keep up? Events still waiting right after the load stops.
         import httpx
 
-        pending = httpx.get(f"http://127.0.0.1:{port}/admin/outbox", timeout=10).json()["pending"]
+        # /admin is for platform operators: ask the token endpoint as the bench's operator
+        tok = httpx.post(f"http://127.0.0.1:{port}/v1/oauth/token", timeout=10, data={
+            "grant_type": "client_credentials", "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"]}).json()["access_token"]
+        pending = httpx.get(f"http://127.0.0.1:{port}/admin/outbox", timeout=10,
+                            headers={"Authorization": f"Bearer {tok}"}).json()["pending"]
     finally:
         for p in procs:
             p.terminate()

@@ -21,7 +21,8 @@ async def test_event_survives_sigkill_before_publish(start_service, database_url
             r = await submit_application(c, 5, key="kill-1")
             assert r.status_code == 201, r.text
             order_id = r.json()["id"]
-            assert (await c.get("/admin/outbox", headers=operator_headers())).json()["pending"] == 1
+            # the merchant's catalogue (published at onboarding) and the order's creation
+            assert (await c.get("/admin/outbox", headers=operator_headers())).json()["pending"] == 2
     finally:
         dead.kill()
 
