@@ -58,8 +58,11 @@ def application(n: int = 0, **changes) -> dict:
 
 
 def bearer(role: str, subject: str, secret: str = DEV_TOKEN_SECRET, **kw) -> dict:
-    """Authorization header for a principal, signed with the services' (test) token secret."""
-    return {"Authorization": "Bearer " + issue_token(Principal(role, subject, **kw), secret)}
+    """Authorization header for a principal, signed with the services' (test) token secret.
+    Valid for a day: modules build some at import time, and the whole suite takes a while."""
+    from datetime import timedelta
+
+    return {"Authorization": "Bearer " + issue_token(Principal(role, subject, **kw), secret, ttl=timedelta(days=1))}
 
 
 def operator_headers(subject: str = "test-operator") -> dict:

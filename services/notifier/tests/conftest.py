@@ -53,10 +53,10 @@ class OrderFeed:
                                                     producer="orders", occurred_at=self.created_at, data=data))
         return self
 
-    async def act(self, action: str, to_state: str | None = None, snapshot_phone: bool = True,
+    async def act(self, action: str, to_state: str | None = None, snapshot_phone: bool = True, at=None,
                   **details) -> "OrderFeed":
         self.version += 1
-        now = self.clock.now()
+        now = at or self.clock.now()
         snap = snapshot(self.customer_phone, self.merchant_phone if snapshot_phone else None,
                         self.created_at or now, self.customer_id, self.merchant_id)
         data = {"order_id": self.order_id, "number": self.number, "version": self.version, "action": action,

@@ -127,7 +127,7 @@ async def test_bad_input_is_recorded_as_failed_and_the_consumer_keeps_going(noti
                 DeferredDeadline.order_id == unknown_order.order_id))
     await eventually(deferred)  # no failed message: it notifies once the order's events arrive
     assert await notifier.messages(unknown_order.order_id) == []
-    msgs = await notifier.messages(unknown_tpl.order_id)
+    msgs = await notifier.wait_messages(unknown_tpl.order_id, 1)
     assert msgs and all(m["status"] == "failed" and m["last_error"] == "unknown template: completed" for m in msgs)
     r = await notifier.client.get("/admin/dead-letters")
     assert r.json().get("items", []) == []

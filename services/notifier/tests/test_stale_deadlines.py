@@ -85,8 +85,8 @@ async def test_a_deadline_cancelled_by_a_transition_already_seen_records_no_mess
 
 async def test_a_fresh_deadline_is_sent_once(notifier, new_order):
     """Later transitions that do not cancel the rule leave it standing; a redelivered event
-    sends nothing more; a cancelling transition consumed after the SMS went out cannot take
-    the SMS back (the remaining window), but the in-site copy leaves the inbox."""
+    sends nothing more; a cancelling transition consumed after the SMS went out changes
+    nothing (the remaining window: the notifier cannot take back a sent SMS)."""
     o = new_order()
     await o.created()
     await o.act("claim", "pending_audit")
@@ -103,7 +103,7 @@ async def test_a_fresh_deadline_is_sent_once(notifier, new_order):
     await o.act("confirm", "completed")  # behind the shipment on the partition
     await notifier.wait_messages(o.order_id, 1, kind="completed", channel="sms", status="sent")
     reminders = [m for m in await notifier.messages(o.order_id) if m["kind"] == "ship_back_reminder"]
-    assert [(m["channel"], m["status"]) for m in reminders] == [("sms", "sent"), ("inbox", "cancelled")]
+    assert [(m["channel"], m["status"]) for m in reminders] == [("sms", "sent"), ("inbox", "delivered")]
     assert await stale_count(notifier, "event") == 0 and await stale_count(notifier, "dispatch") == 0
 
 
@@ -119,10 +119,10 @@ async def test_a_deadline_without_cancelling_facts_is_sent(notifier, new_order):
     await notifier.wait_messages(o.order_id, 1, kind="ship_back_reminder", channel="sms", status="sent")
 
 
-async def test_a_notified_deadline_that_became_stale_is_retracted(notifier_factory, feed_for):
-    """The fired deadline is consumed first (SMS queued, in-site copy delivered), then the
-    cancelling transition: both are retracted (status ``cancelled``): the SMS is never sent and
-    the in-site reminder leaves the inbox (the chaos run saw stale reminders delivered)."""
+async def test_a_queued_sms_whose_deadline_became_stale_is_cancelled_at_dispatch(notifier_factory, feed_for):
+    """The fired deadline is consumed first (SMS queued), then the cancelling transition:
+    the dispatcher's last check cancels the SMS instead of sending it. (The in-site copy was
+    delivered when recorded and stays.)"""
     api = await notifier_factory(dispatch_interval_s=3600)  # the dispatcher is stepped by hand below
     o = feed_for(api)
     await o.created()
@@ -137,10 +137,10 @@ async def test_a_notified_deadline_that_became_stale_is_retracted(notifier_facto
     await api.rt.dispatcher.step()
     [sms] = [m for m in await api.messages(o.order_id) if m["kind"] == "ship_back_reminder" and m["channel"] == "sms"]
     assert sms["status"] == "cancelled" and sms["sent_at"] is None and sms["provider_message_id"] is None
-    assert sms["last_error"] == f"stale: action:fill_shipment at order version {o.version}"
+    assert sms["last_error"] == f"stale deadline: action:fill_shipment at order version {o.version} (armed at {armed})"
+    assert await stale_count(api, "dispatch") == 1
     inbox = [m for m in await api.messages(o.order_id) if m["kind"] == "ship_back_reminder" and m["channel"] == "inbox"]
-    assert [m["status"] for m in inbox] == ["cancelled"]
-    assert await stale_count(api, "retracted") == 2
+    assert [m["status"] for m in inbox] == ["delivered"]
     # the approval's SMS (an order event, no deadline) went out in the same step
     assert [m["status"] for m in await api.messages(o.order_id) if m["kind"] == "return_approved"
             and m["channel"] == "sms"] == ["sent"]
@@ -155,7 +155,34 @@ async def test_a_notified_deadline_that_became_stale_is_retracted(notifier_facto
     await api.wait_messages(other.order_id, 1, kind="ship_back_reminder", channel="sms", status="sent")
     r = await api.client.get("/v1/messages", params={"order_id": o.order_id, "status": "cancelled"},
                              headers=api.operator)
-    assert sorted(m["id"] for m in r.json()["items"]) == sorted([sms["id"], inbox[0]["id"]])
+    assert [m["id"] for m in r.json()["items"]] == [sms["id"]]
+    assert await stale_count(api, "dispatch") == 1
+
+
+async def test_a_deadline_notified_after_its_cancelling_transition_happened_is_retracted(notifier_factory,
+                                                                                             feed_for):
+    """The chaos run: the customer shipped (the transition happened), but the notifier saw the
+    timer's reminder first and delivered it. When the shipment arrives, the reminder is
+    retracted: the in-site copy leaves the inbox and the queued SMS is never sent."""
+    from datetime import timedelta
+
+    api = await notifier_factory(dispatch_interval_s=3600)  # the dispatcher is stepped by hand below
+    o = feed_for(api)
+    await o.created()
+    await o.act("audit.approve_return", "awaiting_return_shipment", return_address=ADDRESS)
+    armed = o.version
+    await seen(api, o, armed)
+    shipped_at = api.rt.clock.now() - timedelta(hours=1)  # before the reminder was recorded
+    await o.fired("remind_customer", "ship_back_reminder_2", order_version=armed, cancelled_by=SHIP_BACK_REMINDER,
+                  day=10)
+    await api.wait_messages(o.order_id, 1, kind="ship_back_reminder", channel="sms", status="queued")
+    await o.act("fill_shipment", "awaiting_receipt", at=shipped_at, carrier="顺丰", tracking_number="SF6")
+    await seen(api, o, o.version)
+    await api.rt.dispatcher.step()
+    reminders = [m for m in await api.messages(o.order_id) if m["kind"] == "ship_back_reminder"]
+    assert sorted((m["channel"], m["status"]) for m in reminders) == [("inbox", "cancelled"), ("sms", "cancelled")]
+    assert all(m["last_error"] == f"stale: action:fill_shipment at order version {o.version}" for m in reminders)
+    assert await stale_count(api, "retracted") == 2
 
 
 async def test_transitions_seen_are_kept_once_per_version(notifier, new_order):

@@ -36,7 +36,7 @@ def order_handlers(rt: Runtime):
         await remember_transition(session, data.order_id, data.version, data.action, data.from_state, data.to_state,
                                   now)
         retracted = await retract_stale(session, data.order_id, data.version, data.action, data.from_state,
-                                        data.to_state, now)
+                                        data.to_state, now, occurred_at=data.occurred_at)
         if retracted:
             stale_deadlines(rt).labels("retracted").inc(retracted)
         contact = await session.get(OrderContact, data.order_id)

@@ -47,15 +47,20 @@ async def remember_transition(session, order_id: str, version: int, action: str,
 
 
 async def retract_stale(session, order_id: str, version: int, action: str, from_state: str, to_state: str,
-                        now) -> int:
-    """A transition that cancels a deadline already notified: its in-site messages (delivered
-    at once) leave the inbox and its SMS still queued are not sent — status ``cancelled``.
-    Returns how many were retracted. An SMS already sent stays sent."""
+                        now, occurred_at=None) -> int:
+    """A transition that cancels a deadline notified after the transition happened (the timer
+    fired before it saw it; the notifier saw the deadline first): its in-site messages leave
+    the inbox and its SMS still queued are not sent — status ``cancelled``. A reminder recorded
+    before the transition happened was right when it was sent and stays. Returns how many were
+    retracted. An SMS already sent stays sent."""
     facts = transition_facts(action, from_state, to_state)
-    rows = (await session.scalars(select(Message).where(
+    q = select(Message).where(
         Message.order_id == order_id, Message.deadline_version.is_not(None), Message.deadline_version < version,
         Message.status.in_(("delivered", "queued")),
-        (Message.channel == "inbox") | (Message.status == "queued")))).all()
+        (Message.channel == "inbox") | (Message.status == "queued"))
+    if occurred_at is not None:
+        q = q.where(Message.created_at > occurred_at)
+    rows = (await session.scalars(q)).all()
     n = 0
     for m in rows:
         hit = facts & set(m.deadline_cancelled_by or ())
