@@ -2,7 +2,7 @@
 # One image for the five services; the command picks the service and what it does:
 #   docker run IMAGE orders serve          docker run IMAGE kpi migrate
 #   docker run IMAGE orders create-operator --client-id ops-1
-# Console scripts: orders, consultation-routing, sla-timer, kpi, notifier (each has
+# Console scripts: orders, consultation-routing, sla-timer, kpi, notifier, console (each has
 # `serve`, `migrate` and `provision-topics`; orders adds create-operator, seed-demo, purge;
 # kpi adds replay).
 # Built from the one lock file (uv.lock) with `uv sync --frozen`: the image holds exactly
@@ -25,7 +25,7 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 # The five services and the shared library, not the root project's own dependencies
 # (the embedded development broker) nor the dev group (tests).
-ARG PACKAGES="--package orders --package consultation-routing --package sla-timer --package kpi --package notifier"
+ARG PACKAGES="--package orders --package consultation-routing --package sla-timer --package kpi --package notifier --package console"
 WORKDIR /src
 
 # 1. Third-party dependencies only: this layer changes only with uv.lock.
@@ -36,6 +36,7 @@ COPY services/consultation-routing/pyproject.toml services/consultation-routing/
 COPY services/sla-timer/pyproject.toml services/sla-timer/
 COPY services/kpi/pyproject.toml services/kpi/
 COPY services/notifier/pyproject.toml services/notifier/
+COPY services/console/pyproject.toml services/console/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace ${PACKAGES}
 

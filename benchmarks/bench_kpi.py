@@ -4,12 +4,12 @@
    BENCH_MERCHANTS (10,000) merchants — created, claimed, audited, shipped back,
    received, refunded / exchanged / repaired / rejected / abandoned / compensated,
    confirmed, rated, arbitrated, SLA breaches and penalties, plus 3 consultation
-   routing events per merchant (``kpi.synthetic``: bytes laid out exactly as the
+   routing events per merchant (``kpi.adapters.synthetic``: bytes laid out exactly as the
    producers publish them) — is written as topic exports (``<topic>.<partition>.jsonl``,
    6 partitions, the form ``kpi replay --from-dir`` reads; generation is not timed).
    Paid transactions of every merchant and day are in the database beforehand (they
    come from the ingest API, not from the topics). Timed (``rebuild_s``): the
-   replay command's rebuild (``kpi.replay.rebuild``, BENCH_WORKERS processes: read,
+   replay command's rebuild (``kpi.handlers.replay.rebuild``, BENCH_WORKERS processes: read,
    decode, fold, count, COPY, merge) PLUS computing every figure once from the
    result: all weekly scorecards, rankings and flags, the penalties ledger, billing,
    service-express scores, the month's and quarter's statistics and the composite
@@ -100,7 +100,7 @@ async def all_figures(url: str) -> dict:
 
     from kpi.domain.index import IndexPolicy
     from kpi.domain.scorecard import flags, rank
-    from kpi.figures import all_weeks, billing, composite, penalties, published_statistics, service_express
+    from kpi.handlers.figures import all_weeks, billing, composite, penalties, published_statistics, service_express
     from kpi.models import Counter
     from kpi.settings import KpiSettings
     from shared.db import create_engine, session_factory
@@ -132,8 +132,8 @@ async def all_figures(url: str) -> dict:
 
 
 def bench_rebuild(directory: Path) -> dict:
-    from kpi.replay import dir_sources, rebuild
-    from kpi.synthetic import write_files
+    from kpi.handlers.replay import dir_sources, rebuild
+    from kpi.adapters.synthetic import write_files
 
     t = time.perf_counter()
     counts = write_files(directory, MERCHANTS, ORDERS, START, seed=7, partitions=PARTITIONS, workers=WORKERS)
@@ -199,8 +199,8 @@ async def publish_all(bootstrap: str, events) -> int:
 
 
 def bench_broker_replay(bootstrap: str) -> dict:
-    from kpi.replay import kafka_sources, rebuild
-    from kpi.synthetic import Generator
+    from kpi.handlers.replay import kafka_sources, rebuild
+    from kpi.adapters.synthetic import Generator
 
     asyncio.run(ensure(bootstrap))
     merchants = max(1, min(MERCHANTS, BROKER_ORDERS // 10))
@@ -227,7 +227,7 @@ async def load_history(dsn: str, merchants: int) -> int:
     ``merchants`` merchants for this and last week's scorecards and the composite
     index's 28 days, their categories, and their paid transactions — the figures the
     service's /metrics refresher recomputes every 30 s then cover all of them."""
-    from kpi import projection as P
+    from kpi.domain import projection as P
 
     rnd = random.Random(3)
     now = datetime.now(timezone.utc)
@@ -265,7 +265,7 @@ async def load_history(dsn: str, merchants: int) -> int:
 def stream_schedule(n_events: int, seconds: float) -> list[tuple[str, str, bytes]]:
     """About ``n_events`` events of whole orders, interleaved: each order starts at a
     random moment and its events follow 0.4 s apart (kept in order per order)."""
-    from kpi.synthetic import Generator
+    from kpi.adapters.synthetic import Generator
 
     gen = Generator(MERCHANTS, 10 ** 9, datetime.now(timezone.utc) - timedelta(days=10), seed=9)
     rnd = random.Random(2)

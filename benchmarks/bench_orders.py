@@ -265,7 +265,10 @@ async def _pg(sql: str) -> None:
         await conn.close()
 
 
-def main() -> None:
+def measure(seconds: float = SECONDS, with_ceiling: bool = True) -> tuple[dict, dict | None, int]:
+    """(orders load figures, ceiling figures or None, outbox rows pending right after): one
+    orders server on a fresh PostgreSQL database with its own broker. The whole-platform
+    benchmark (bench_platform.py) calls it for its front-door ceiling."""
     from shared.broker import EmbeddedBroker
 
     db = f"bench_orders_{uuid.uuid4().hex[:8]}"
@@ -291,8 +294,9 @@ def main() -> None:
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_http(f"http://127.0.0.1:{port}/health")
         wait_http(f"http://127.0.0.1:{ceiling_port}/ping")
-        ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", "ceiling", min(10.0, SECONDS), procs[1].pid)
-        orders = run_load(f"http://127.0.0.1:{port}", "orders", SECONDS, procs[0].pid, creds)
+        ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", "ceiling", min(10.0, seconds), procs[1].pid) \
+            if with_ceiling else None
+        orders = run_load(f"http://127.0.0.1:{port}", "orders", seconds, procs[0].pid, creds)
         # Did the outbox relay keep up? Events still waiting right after the load stops.
         import httpx
 
@@ -312,6 +316,11 @@ def main() -> None:
                 p.kill()
         broker.stop()
         asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    return orders, ceiling, pending
+
+
+def main() -> None:
+    orders, ceiling, pending = measure()
     ratio = orders["rps"] / ceiling["rps"] if ceiling["rps"] else 0.0
     print(f"orders lifecycle ops: {orders['rps']:.0f} ops/s over {orders['elapsed']:.1f}s "
           f"({orders['lifecycles']} lifecycles, {orders['errors']} errors), p50 {orders['p50_ms']:.1f} ms, "

@@ -363,7 +363,7 @@ def profile_start(pid: int, out: Path) -> subprocess.Popen | None:
 # what each sampled stack of the server was doing, by the first of these frames found from the root
 PROFILE_GROUPS = [("decision writer thread", "routing-decision-writer"), ("aiosqlite threads", "_connection_worker"),
                   ("outbox relay", "OutboxRelay"), ("kafka client", "aiokafka"), ("state refresh", "refresh"),
-                  ("route fast path", "RouteFastPath"), ("http (uvicorn, asgi layers)", "uvicorn/protocols")]
+                  ("GET /v1/route (route, decision)", "consultation_routing/api/route.py"), ("http (uvicorn, asgi layers)", "uvicorn/protocols")]
 
 
 def profile_report(proc: subprocess.Popen | None, out: Path, top: int = 20) -> None:

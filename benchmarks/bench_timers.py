@@ -151,7 +151,7 @@ def created_events(n: int) -> list[tuple[bytes, bytes]]:
             "sales_order_id": f"so-{i}", "sku": "sku-1", "category": "phones", "quantity": 1,
             "amount_paid": "199.00", "service_type": "return", "problem_type": "other",
             "delivered_at": now, "created_at": now})
-        out.append((oid.encode(), env.model_dump_json().encode()))
+        out.append((oid.encode(), env.to_bytes()))
     return out
 
 

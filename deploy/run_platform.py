@@ -1,12 +1,13 @@
 """`make run`: the whole platform on one machine with the embedded defaults.
 
 Starts the embedded broker on a loopback port, creates the topics, applies every
-service's migrations, starts the five services, waits until each answers /ready,
-prints their URLs, and on Ctrl-C (or SIGTERM) stops the services and the broker.
+service's migrations, starts the five services and the operators' console, waits until
+each answers /ready, prints their URLs, and on Ctrl-C (or SIGTERM) stops the services
+and the broker.
 
 Environment (all optional):
   PLATFORM_KAFKA_PORT   broker port (default 19092)
-  PLATFORM_BASE_PORT    first service port (default 8101; the five use +0..+4)
+  PLATFORM_BASE_PORT    first service port (default 8101; the five use +0..+4, the console +5)
   PLATFORM_DATA_DIR     SQLite files (default var/data)
   PLATFORM_CLOCK        virtual (default, so the demo can move time) or system
   PLATFORM_READY_TIMEOUT seconds to wait for /ready (default 60)
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.broker import EmbeddedBroker
+from shared.broker import EMBEDDED_PARTITIONS, EmbeddedBroker
 from shared.kafka import ensure_topics
 from shared.topics import ALL_TOPICS
 
@@ -39,6 +40,8 @@ SERVICES = [
     ("sla-timer", "SLA_TIMER_", 2),
     ("kpi", "KPI_", 3),
     ("notifier", "NOTIFIER_", 4),
+    # The operators' console (docs/console.md): a client of the five (their APIs and events).
+    ("console", "CONSOLE_", 5),
 ]
 OFFSETS = {prefix: offset for _name, prefix, offset in SERVICES}
 
@@ -70,8 +73,34 @@ def service_env(prefix: str, port: int, bootstrap: str, data_dir: str, clock: st
     env.setdefault(f"{prefix}KAFKA_BOOTSTRAP", bootstrap)
     env.setdefault(f"{prefix}DATA_DIR", data_dir)
     env.setdefault(f"{prefix}CLOCK", clock)
-    env.setdefault(f"{prefix}LOG_JSON", "true")
+    # LOG_JSON unset: short human lines when this runs in a terminal, JSON lines otherwise
+    # (shared.logging); set ORDERS_LOG_JSON=true (etc.) to force JSON
     return env
+
+
+def console_credentials(data_dir: str, orders_env: dict[str, str]) -> dict[str, str]:
+    """The console's own platform-operator client, made once per data directory with
+    `orders create-operator` (its secret is shown once: kept here, mode 0600)."""
+    path = Path(data_dir) / "console-credentials.json"
+    if not path.exists():
+        client_id = f"console-{secrets.token_hex(4)}"
+        out = subprocess.run([str(BIN / "orders"), "create-operator", "--client-id", client_id,
+                              "--name", "Operators' console"], env=orders_env, check=True, capture_output=True,
+                             text=True)
+        creds = json.loads(out.stdout.strip().splitlines()[-1])
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"client_id": creds["client_id"], "client_secret": creds["client_secret"]}, f)
+    return json.loads(path.read_text())
+
+
+def console_env(base_port: int, creds: dict[str, str]) -> dict[str, str]:
+    """Where the console finds the services, and the credential it reads them with."""
+    url = {name: f"http://127.0.0.1:{base_port + offset}" for name, _prefix, offset in SERVICES}
+    return {"CONSOLE_ORDERS_URL": url["orders"], "CONSOLE_ROUTING_URL": url["consultation-routing"],
+            "CONSOLE_SLA_TIMER_URL": url["sla-timer"], "CONSOLE_KPI_URL": url["kpi"],
+            "CONSOLE_NOTIFIER_URL": url["notifier"], "CONSOLE_SERVICE_CLIENT_ID": creds["client_id"],
+            "CONSOLE_SERVICE_CLIENT_SECRET": creds["client_secret"]}
 
 
 def wait_ready(urls: dict[str, str], procs: dict[str, subprocess.Popen], timeout: float) -> None:
@@ -152,7 +181,7 @@ def main() -> int:
     try:
         say(f"starting the embedded broker on 127.0.0.1:{kafka_port}")
         broker.start()
-        asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS, default_partitions=6))
+        asyncio.run(ensure_topics(broker.bootstrap, ALL_TOPICS, default_partitions=EMBEDDED_PARTITIONS))
         say("topics: " + ", ".join(t.name for t in ALL_TOPICS))
         urls = {}
         for name, prefix, offset in SERVICES:
@@ -165,9 +194,13 @@ def main() -> int:
         subprocess.run([str(BIN / "orders"), "seed-demo", "--out", str(Path(data_dir) / "demo-credentials.json")],
                        env=orders_env, check=True, stdout=subprocess.DEVNULL)
         say(f"demo data seeded; client credentials in {Path(data_dir) / 'demo-credentials.json'}")
+        console = console_env(base_port, console_credentials(data_dir, orders_env))
+
         def start_service(name: str) -> subprocess.Popen:
             prefix, offset = next((p, o) for n, p, o in SERVICES if n == name)
             env = service_env(prefix, base_port + offset, broker.bootstrap, data_dir, clock)
+            if name == "console":
+                env.update({k: v for k, v in console.items() if k not in os.environ})
             return subprocess.Popen([str(BIN / name), "serve"], env=env, start_new_session=True)
 
         # Swagger's Authorize on every service's /docs asks the orders token endpoint (CORS)
@@ -176,9 +209,13 @@ def main() -> int:
         for name, _prefix, _offset in SERVICES:
             procs[name] = start_service(name)
         wait_ready(urls, procs, ready_timeout)
-        say("all five services are ready:")
+        say("all five services and the console are ready:")
         for name, url in urls.items():
-            print(f"  {name:<22} {url}   (docs: {url}/docs)", flush=True)
+            if name == "console":
+                print(f"  {name:<22} {url}   (operators' console: sign in as demo-operator or demo-arbitrator, "
+                      f"secrets in {Path(data_dir) / 'demo-credentials.json'})", flush=True)
+            else:
+                print(f"  {name:<22} {url}   (docs: {url}/docs)", flush=True)
         say("a bearer token for the demo storefront: .venv/bin/python deploy/demo_token.py demo-storefront")
         say(f"clock: {clock}; press Ctrl-C to stop everything")
         # Supervise: a crashed service is restarted with backoff (1 s doubling to 30 s; the

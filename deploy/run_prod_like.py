@@ -41,7 +41,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_platform beside this file
 from run_platform import SERVICES, Supervisor  # noqa: E402  (reused: service table, restart backoff)
 
-from shared.broker import EmbeddedBroker  # noqa: E402
+from shared.broker import EMBEDDED_PARTITIONS, EmbeddedBroker  # noqa: E402
 from shared.kafka import ensure_topics  # noqa: E402
 from shared.topics import ALL_TOPICS  # noqa: E402
 
@@ -363,7 +363,7 @@ class ProdLikePlatform:
         # produces; a topic auto-created by a consumer gets the broker's default count).
         for attempt in range(20):
             try:
-                asyncio.run(ensure_topics(self.bootstrap, ALL_TOPICS, default_partitions=6))
+                asyncio.run(ensure_topics(self.bootstrap, ALL_TOPICS, default_partitions=EMBEDDED_PARTITIONS))
                 return
             except Exception:  # noqa: BLE001 - the broker may need a moment after a restart
                 if attempt == 19:

@@ -11,6 +11,7 @@ PACKAGES = {
     "sla_timer": ROOT / "services/sla-timer/src/sla_timer",
     "kpi": ROOT / "services/kpi/src/kpi",
     "notifier": ROOT / "services/notifier/src/notifier",
+    "console": ROOT / "services/console/src/console",
     "shared": ROOT / "shared/src/shared",
 }
 

@@ -169,7 +169,7 @@ async def test_escalations_say_to_whom_and_what_is_overdue_in_chinese(start_serv
 
 def test_every_escalating_deadline_rule_has_a_chinese_description():
     """A new escalating rule in the sla-timer must be described for the notifier's text."""
-    from notifier.triggers import OVERDUE, RECIPIENT_NAMES
+    from notifier.domain.triggers import OVERDUE, RECIPIENT_NAMES
     from sla_timer.domain.rules import RULES
 
     escalating = [r for r in RULES if r.action == "escalate"]

@@ -4,6 +4,7 @@ only what it billed itself) both publish a billable event for it, with the same
 consultation id, and KPI bills it once. An operator's what-if is never billed."""
 from datetime import datetime, timedelta, timezone
 
+from consultation_routing.components import routing_of
 from shared.testing import eventually
 from tests.helpers import bearer, operator_headers, start_services
 
@@ -14,7 +15,7 @@ OP = operator_headers()
 async def _drained(svc) -> None:
     async def done():
         r = await svc.client.get("/admin/outbox", headers=OP)
-        return r.json()["pending"] == 0 and svc.runtime.routing.publisher.buffered() == 0
+        return r.json()["pending"] == 0 and routing_of(svc.runtime).publisher.buffered() == 0
 
     await eventually(done, timeout=30)
 

@@ -1,4 +1,4 @@
-"""`make run`'s script: broker, topics, migrations, five services ready within 60 s,
+"""`make run`'s script: broker, topics, migrations, five services and the console ready within 60 s,
 URLs printed; Ctrl-C stops everything, broker included."""
 import os
 import re
@@ -49,7 +49,7 @@ def test_run_platform_starts_five_ready_services_and_stops_on_ctrl_c(tmp_path):
             if "press Ctrl-C" in line:
                 break
             assert time.monotonic() - started < 90, "".join(lines)
-        assert len(urls) == 5, "".join(lines)
+        assert len(urls) == 6, "".join(lines)  # the five services and the console
         assert time.monotonic() - started < 60 + 15  # 60 s to ready, plus interpreter start-up under test load
         for url in urls:
             assert httpx.get(url + "/ready", timeout=5).status_code == 200

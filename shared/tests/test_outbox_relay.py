@@ -4,17 +4,16 @@ import asyncio
 from datetime import datetime, timezone
 
 import pytest
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from shared import db
 from shared.clock import SystemClock
-from shared.events import EventRegistry, make_envelope
+from shared.events import Contract, EventRegistry, make_envelope
 from shared.messaging_tables import MessagingTables
 from shared.outbox import Outbox, OutboxRelay
 
 
-class N(BaseModel):
+class N(Contract, kw_only=True):
     n: int
 
 

@@ -11,13 +11,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
 from sqlalchemy import Column, Integer, String, Table, func, insert, select, update
 
 from shared import db
 from shared.clock import SystemClock
 from shared.consumer import ConsumerConfig, EventConsumer
-from shared.events import EventRegistry, make_envelope
+from shared.events import Contract, EventRegistry, make_envelope
 from shared.kafka import ProducerHandle, TopicSpec
 from shared.messaging_tables import MessagingTables
 from shared.outbox import Outbox, OutboxRelay
@@ -28,7 +27,7 @@ TOPICS = [TopicSpec(TOPIC, partitions=3), TopicSpec(MARKER, partitions=1)]
 KEYS = ["k0", "k1", "k2", "k3"]
 
 
-class N(BaseModel):
+class N(Contract, kw_only=True):
     n: int
 
 

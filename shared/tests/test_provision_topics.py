@@ -65,16 +65,16 @@ def test_reports_a_topic_with_too_few_partitions_and_fails(broker, monkeypatch, 
     async def auto_created_earlier():  # e.g. by a broker's auto-creation with its default count
         admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
         await admin.start()
-        await admin.create_topics([NewTopic(SLA_EVENTS, 4, 1)])
+        await admin.create_topics([NewTopic(SLA_EVENTS, 3, 1)])
         await admin.close()
 
     asyncio.run(auto_created_earlier())
-    code, out, err = provision(monkeypatch, capsys, broker.bootstrap)
+    code, out, err = provision(monkeypatch, capsys, broker.bootstrap, DEMO_KAFKA_TOPIC_PARTITIONS=6)
     assert code == 1
-    assert f"{SLA_EVENTS}: has 4 partitions, the platform needs 6" in err
+    assert f"{SLA_EVENTS}: has 3 partitions, the platform needs 6" in err
     assert f"{SLA_EVENTS}" not in out and "orders.events created" in out  # the others were still created
     parts, _ = asyncio.run(_describe(broker.bootstrap))
-    assert parts[SLA_EVENTS] == 4  # left as it was: adding partitions is the operator's decision
+    assert parts[SLA_EVENTS] == 3  # left as it was: adding partitions is the operator's decision
 
 
 def test_an_unreachable_broker_is_one_line_and_exit_2(monkeypatch, capsys):
@@ -83,3 +83,31 @@ def test_an_unreachable_broker_is_one_line_and_exit_2(monkeypatch, capsys):
     code, out, err = provision(monkeypatch, capsys, f"127.0.0.1:{free_port()}")
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "demo: provision-topics: 127.0.0.1:" in err
+
+
+def test_the_embedded_default_is_the_count_the_broker_auto_creates(broker):
+    """After a restart the embedded broker is empty and a consumer's subscription re-creates
+    a topic with the broker's own count before any service provisions it. The platform's
+    default must be that count: with more, a producer holding the old metadata wrote to
+    partitions that the consumers of the re-created topic never read (lost events)."""
+    from aiokafka import AIOKafkaConsumer
+
+    from shared.broker import EMBEDDED_PARTITIONS
+    from shared.settings import ServiceSettings
+
+    async def auto_created() -> set[int]:
+        consumer = AIOKafkaConsumer("auto.created.by.subscription", bootstrap_servers=broker.bootstrap,
+                                    group_id="auto-create-probe")
+        await consumer.start()
+        try:
+            for _ in range(50):
+                parts = consumer.partitions_for_topic("auto.created.by.subscription")
+                if parts:
+                    return parts
+                await asyncio.sleep(0.1)
+            return set()
+        finally:
+            await consumer.stop()
+
+    assert len(asyncio.run(auto_created())) == EMBEDDED_PARTITIONS
+    assert ServiceSettings.model_fields["kafka_topic_partitions"].default == EMBEDDED_PARTITIONS

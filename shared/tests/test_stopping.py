@@ -19,21 +19,18 @@ async def _stubborn(ev: asyncio.Event) -> None:
             continue
 
 
-async def test_the_await_chain_names_the_innermost_function_and_awaited_tasks():
+async def test_the_await_chain_names_every_awaiting_function_down_to_the_awaited_future():
     ev = asyncio.Event()
-    inner = asyncio.create_task(_deep_wait(ev), name="inner")
 
     async def outer():
-        await inner
+        await _deep_wait(ev)
 
     task = asyncio.create_task(outer(), name="outer")
     await asyncio.sleep(0)
     chain = await_chain(task)
-    assert chain[0].endswith("in outer")
-    assert "-> task inner" in chain
-    after = chain[chain.index("-> task inner") + 1:]
-    assert after[0].endswith("in _deep_wait") and after[1].endswith("in wait")  # asyncio.Event.wait
-    assert after[-1].startswith("-> <Future pending")
+    assert chain[0].endswith("in outer") and chain[1].endswith("in _deep_wait")
+    assert chain[2].endswith("in wait")  # asyncio.Event.wait
+    assert chain[-1].startswith("-> <") and len(chain) == 4
     ev.set()
     await task
 

@@ -145,7 +145,7 @@ def test_finding_3_routing_needs_a_token_takes_the_server_time_and_bills_once(pl
 
 # 4 ------------------------------------------------------------------------------------------------
 def test_finding_4_sms_receipts_are_signed_fresh_and_not_replayable(platform: Platform):
-    from notifier.providers import sign
+    from notifier.adapters.providers import sign
 
     url = platform.url("notifier", "/v1/sms/receipts")
     body = json.dumps({"message_id": platform.ids["sms_provider_id"], "status": "delivered"}).encode()

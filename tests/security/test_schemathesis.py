@@ -32,8 +32,8 @@ from tests.security.platform import CUSTOMER_1, REPORT, SERVICES, Platform
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 # Generated requests per operation; the whole suite stays within a few minutes on 2 cores.
-POSITIVE = int(os.environ.get("SECURITY_SCHEMATHESIS_POSITIVE", "8"))
-NEGATIVE = int(os.environ.get("SECURITY_SCHEMATHESIS_NEGATIVE", "4"))
+POSITIVE = int(os.environ.get("SECURITY_SCHEMATHESIS_POSITIVE", "5"))
+NEGATIVE = int(os.environ.get("SECURITY_SCHEMATHESIS_NEGATIVE", "3"))
 
 
 @dataclass

@@ -21,9 +21,11 @@ What it did is recorded for checking: every order action the platform acknowledg
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from dataclasses import dataclass, field
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 
 from tools.workload import model
 from tools.workload.api import Api, ApiError, Unavailable
@@ -65,6 +67,9 @@ class Config:
     round_min_s: float = 0.0  # pacing: a round lasts at least this long (real seconds)
     clock_scale: float = 1.0  # multiplies every clock step (2: twice as many virtual days per round)
     tag: str = ""  # prefix of every id the workload creates (default: w<seed>)
+    # where orders' states come from: "search" (the paged search each round) or "events"
+    # (the caller feeds them to ``observe``, e.g. from the orders.events topic)
+    refresh: str = "search"
 
 
 @dataclass
@@ -72,11 +77,14 @@ class Acked:
     order_id: str
     version: int
     kind: str
+    at: float = 0.0  # wall-clock time the answer arrived (for end-to-end latencies)
 
 
 class Workload:
-    def __init__(self, api: Api, operator_id: str, config: Config, log=print) -> None:
+    def __init__(self, api: Api, operator_id: str, config: Config, log=print,
+                 on_ack: Callable[[Acked], None] | None = None) -> None:
         self.api = api
+        self.on_ack = on_ack  # called with every acknowledged order action
         self.op = operator_id
         self.cfg = config
         self.tag = config.tag or f"w{config.seed}"
@@ -88,11 +96,17 @@ class Workload:
         self.stats: Counter = Counter()
         self.errors: list[str] = []  # unexpected refusals (a workload or platform bug), first ones kept
         self.rounds = 0
+        self.clock_history: list[tuple[float, float]] = []  # (wall time answered, offset after) per advance
         self.next_order = 0
         self.next_consultation = 0
         self.storefront = f"{self.tag}-storefront"
         self.arbitrator = f"{self.tag}-arbitrator"
         self._sem = asyncio.Semaphore(config.concurrency)
+        # paced mode (``pace``): orders in rotation, those with a call in flight, and when an
+        # order whose actors were not due is looked at again (virtual time, current gap)
+        self._scan: deque[str] = deque()
+        self._busy: set[str] = set()
+        self._recheck_at: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ onboarding
     async def setup(self) -> None:
@@ -134,10 +148,10 @@ class Workload:
             f"{m.id}:{m.effective_mode}/{m.quality}" for m in self.shops) + ")")
 
     async def _report_queues(self) -> None:
-        for m in self.shops:
-            if m.enrolled:
-                await self.api.ok("consultation-routing", "PUT", f"/v1/queues/{m.id}/state", as_=self.op,
-                                  json={"agents_online": m.agents, "queue_length": 0, "expected_wait_s": 10})
+        await asyncio.gather(*(
+            self.api.ok("consultation-routing", "PUT", f"/v1/queues/{m.id}/state", as_=self.op,
+                        json={"agents_online": m.agents, "queue_length": 0, "expected_wait_s": 10})
+            for m in self.shops if m.enrolled))
 
     # ------------------------------------------------------------------ rounds
     async def run(self, stop: asyncio.Event, *, rounds: int = 0) -> None:
@@ -149,14 +163,19 @@ class Workload:
                 self.log(f"round {self.rounds}: {exc}")
                 await asyncio.sleep(1)
 
-    async def round(self, stop: asyncio.Event | None = None) -> None:
+    async def round(self, stop: asyncio.Event | None = None, *, orders: int | None = None,
+                    consultations: int | None = None, step_s: float | None = None) -> None:
+        """One round; ``orders``, ``consultations`` and the clock step ``step_s`` default to the
+        configuration's (the step then drawn from CLOCK_STEPS), a caller with its own
+        arrival curve (the Double-11 simulator) passes them."""
         api, op = self.api, self.op
         started = asyncio.get_running_loop().time()
         r = model.rng_for(self.cfg.seed, "round", self.rounds)
         await api.read_clock(op)
-        await self.refresh()
+        if self.cfg.refresh == "search":
+            await self.refresh()
         now = api.clock.now()
-        n = self.cfg.orders_per_round
+        n = self.cfg.orders_per_round if orders is None else orders
         if self.cfg.max_orders:
             n = min(n, self.cfg.max_orders - self.next_order)
         jobs = [self._apply(self.next_order + k, now) for k in range(max(0, n))]
@@ -165,21 +184,115 @@ class Workload:
             step = model.next_step(t, self.cfg.seed, now)
             if step is not None:
                 jobs.append(self._act(t, step))
-        for _ in range(self.cfg.consultations_per_round):
+        for _ in range(self.cfg.consultations_per_round if consultations is None else consultations):
             jobs.append(self._consult(r))
         await asyncio.gather(*jobs)
         if stop is not None and stop.is_set():
             return
-        step_s = r.choices([s for s, _ in CLOCK_STEPS], [w for _, w in CLOCK_STEPS])[0] * self.cfg.clock_scale
-        target = (await api.read_clock(op)) + step_s
-        await api.advance_clock_to(op, target)
-        self.stats["clock_jumps"] += 1
-        self.stats["virtual_seconds"] += step_s
+        if step_s is None:
+            step_s = r.choices([s for s, _ in CLOCK_STEPS], [w for _, w in CLOCK_STEPS])[0] * self.cfg.clock_scale
+        await self.advance(step_s)
         self.rounds += 1
         await self._report_queues()  # agents online as of the new time (reports older than a minute are stale)
         rest = self.cfg.round_min_s - (asyncio.get_running_loop().time() - started)
         if rest > 0:
             await asyncio.sleep(rest)
+
+    # ------------------------------------------------------------------ paced load
+    async def pace(self, stop: asyncio.Event, *, rate: float, virtual_per_s: float = 0.0, tick_s: float = 0.2,
+                   consultations_per_s: float = 0.0, apply_share: float = 0.15, clock_every_s: float = 1.0) -> None:
+        """Open-loop load at ``rate`` order actions per second (the whole-platform benchmark).
+        Each tick of ``tick_s`` starts rate × tick calls spread evenly over the tick: the due
+        steps of open orders first (at most ``1 - apply_share`` of them), new applications
+        for the rest; the virtual clock moves ``virtual_per_s`` per real second (one advance
+        every ``clock_every_s``), so deadlines fire steadily rather than in bursts. Orders'
+        states come from ``observe`` (``Config.refresh="events"``) or a search every 5 s.
+        A due step not started in its tick stays due; with 4 × concurrency calls in flight no
+        new call starts (the platform is not keeping up, and the achieved rate shows it).
+
+        An order whose actors were not due is looked at again after a gap (15 virtual
+        minutes, doubling to 4 hours): ``model.next_step`` costs tens of microseconds, and
+        looking at every open order every tick would make the load generator the bottleneck."""
+        loop = asyncio.get_running_loop()
+        await self.api.read_clock(self.op)
+        tasks: set[asyncio.Task] = set()
+        clock_task: asyncio.Task | None = None
+        r = model.rng_for(self.cfg.seed, "pace")
+        carry = carry_c = 0.0
+        last_clock = last_refresh = next_tick = loop.time()
+        while not stop.is_set():
+            t0 = loop.time()
+            if virtual_per_s and t0 - last_clock >= clock_every_s and (clock_task is None or clock_task.done()):
+                clock_task = asyncio.create_task(self.advance(virtual_per_s * (t0 - last_clock)))
+                last_clock = t0
+            if self.cfg.refresh == "search" and t0 - last_refresh >= 5:
+                await self.refresh()
+                last_refresh = loop.time()
+            budget_f = rate * tick_s + carry
+            budget = int(budget_f)
+            carry = budget_f - budget
+            room = max(0, 4 * self.cfg.concurrency - len(tasks))  # consultations in flight count too
+            budget = min(budget, room)
+            jobs = []
+            if budget:
+                now = self.api.clock.now()
+                steps = self._due_steps(now, budget - max(1, round(budget * apply_share)) if budget > 1 else budget)
+                jobs = [self._act_busy(t, step) for t, step in steps]
+                n = budget - len(jobs)
+                if self.cfg.max_orders:
+                    n = min(n, self.cfg.max_orders - self.next_order)
+                jobs += [self._apply(self.next_order + k, now) for k in range(max(0, n))]
+                self.next_order += max(0, n)
+            cons_f = consultations_per_s * tick_s + carry_c
+            carry_c = cons_f - int(cons_f)
+            jobs += [self._consult(r) for _ in range(min(int(cons_f), room - budget))]
+            for k, job in enumerate(jobs):
+                task = asyncio.create_task(_later(k * tick_s / len(jobs), job))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            next_tick += tick_s
+            if next_tick < loop.time() - tick_s:  # fell behind by more than a tick: no catching up in a burst
+                next_tick = loop.time()
+            try:
+                await asyncio.wait_for(stop.wait(), max(0.0, next_tick - loop.time()))
+            except asyncio.TimeoutError:
+                pass
+        if tasks:
+            await asyncio.gather(*tasks)
+        if clock_task is not None:
+            await clock_task
+
+    def _due_steps(self, now: float, cap: int) -> list[tuple[Track, Step]]:
+        """Up to ``cap`` orders whose actor is due, in rotation (each gets its turn)."""
+        out: list[tuple[Track, Step]] = []
+        scan = self._scan
+        for _ in range(len(scan)):
+            if len(out) >= cap:
+                break
+            oid = scan.popleft()
+            t = self.tracks[oid]
+            if t.state in model.ENDED and t.state != "refunded_by_system":
+                continue  # rejected, abandoned, closed: nobody acts again (dropped from the rotation)
+            scan.append(oid)
+            if oid in self._busy:
+                continue
+            again = self._recheck_at.get(oid)
+            if again is not None and now < again[0]:
+                continue
+            step = model.next_step(t, self.cfg.seed, now)
+            if step is None:
+                gap = min(4 * H, max(0.25 * H, 2 * again[1])) if again else 0.25 * H
+                self._recheck_at[oid] = (now + gap, gap)
+                continue
+            out.append((t, step))
+        return out
+
+    async def _act_busy(self, t: Track, step: Step) -> None:
+        self._busy.add(t.id)
+        try:
+            await self._act(t, step)
+        finally:
+            self._busy.discard(t.id)
 
     async def refresh(self) -> None:
         """Every order's state and version from the platform's search (operators see all)."""
@@ -200,7 +313,30 @@ class Workload:
             if item is not None and item["version"] > t.version:
                 self._moved(t, item["state"], item["version"], parse_ts(item["updated_at"]))
 
+    async def advance(self, step_s: float) -> float:
+        """Move the shared virtual clock ``step_s`` forward; returns the new offset."""
+        target = (await self.api.read_clock(self.op)) + step_s
+        offset = await self.api.advance_clock_to(self.op, target)
+        self.clock_history.append((time.time(), offset))
+        self.stats["clock_jumps"] += 1
+        self.stats["virtual_seconds"] += step_s
+        return offset
+
+    def observe(self, order_id: str, state: str, version: int, at: float) -> None:
+        """What the platform did to an order (``Config.refresh="events"``: the caller reads
+        the orders.events topic); unknown orders (another workload's) are ignored."""
+        t = self.tracks.get(order_id)
+        if t is not None and version > t.version:
+            self._moved(t, state, version, at)
+
+    def _ack(self, order_id: str, version: int, kind: str) -> None:
+        a = Acked(order_id, version, kind, time.time())
+        self.acked.append(a)
+        if self.on_ack is not None:
+            self.on_ack(a)
+
     def _moved(self, t: Track, state: str, version: int, at: float) -> None:
+        self._recheck_at.pop(t.id, None)  # a new state: its actors' delays start again
         if state != t.state:
             t.state, t.entered_at, t.entered_version = state, at, version
             if state == "refunded_by_system":
@@ -223,9 +359,11 @@ class Workload:
             self._error(f"apply {index}: {r.status_code} {r.text[:200]}")
             return
         o = r.json()
+        if o["id"] not in self.tracks:
+            self._scan.append(o["id"])
         self.tracks[o["id"]] = Track(plan=plan, id=o["id"], state=o["state"], version=o["version"],
                                      entered_at=parse_ts(o["created_at"]))
-        self.acked.append(Acked(o["id"], 1, "apply"))
+        self._ack(o["id"], 1, "apply")
         self.stats["applications"] += 1
         self.stats["actions"] += 1
 
@@ -258,7 +396,7 @@ class Workload:
             if r.status_code == 200:
                 o = r.json()
                 if o["version"] > t.version:
-                    self.acked.append(Acked(t.id, o["version"], kind))
+                    self._ack(t.id, o["version"], kind)
                     self.stats["actions"] += 1
                     self.stats[f"action:{kind}"] += 1
                     self._after(t, kind, step, o)
@@ -393,6 +531,12 @@ class Workload:
         return {"rounds": self.rounds, "orders": len(self.tracks), "actions": self.stats["actions"],
                 "consultations": self.stats["consultations"], "errors": self.stats["errors"],
                 "virtual_days": round(self.stats["virtual_seconds"] / D, 1), "states": dict(states)}
+
+
+async def _later(delay: float, job) -> None:
+    if delay > 0:
+        await asyncio.sleep(delay)
+    await job
 
 
 def _code(r) -> str | None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from consultation_routing.app import MIGRATIONS, create_app
+from consultation_routing.components import routing_of
 from consultation_routing.settings import ConsultationRoutingSettings
 from shared.auth import Principal, issue_token
 from shared.clock import ManualClock
@@ -24,7 +25,7 @@ class Api:
     def __init__(self, app, client: httpx.AsyncClient, clock: ManualClock) -> None:
         self.app, self.client, self.clock = app, client, clock
         self.rt = app.state.runtime
-        self.routing = app.state.routing
+        self.routing = routing_of(self.rt)
 
     def token(self, role: str = "platform_operator", merchant_id: str | None = None) -> dict:
         p = Principal(role=role, subject=f"{role}-client", merchant_id=merchant_id)
@@ -90,7 +91,7 @@ async def api(database_url, tmp_path):
     clock = ManualClock(TUESDAY_10)
     rt.clock = clock
     rt.outbox.clock = clock
-    await app.state.routing.state.refresh()
+    await routing_of(rt).state.refresh()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         yield Api(app, client, clock)
     await rt.engine.dispose()

@@ -7,6 +7,7 @@ import json
 from aiokafka import AIOKafkaConsumer
 
 from consultation_routing.app import create_app
+from consultation_routing.components import routing_of
 from consultation_routing.settings import ConsultationRoutingSettings
 from shared.auth import Principal, issue_token
 from shared.contracts.routing import SkuUpserted
@@ -57,7 +58,7 @@ async def test_sku_upserted_event_is_consumed_and_decisions_are_relayed(start_se
 
     async def all_published():
         return (await svc.client.get("/admin/outbox", headers=op)).json()["pending"] == 0 and \
-            rt.routing.publisher.buffered() == 0
+            routing_of(rt).publisher.buffered() == 0
 
     await eventually(all_published)
     ob = rt.tables.outbox

@@ -1,4 +1,4 @@
-"""Every branch of the routing decision (SPEC §4), on in-memory state with explicit times."""
+"""Every branch of the routing decision (docs/routing.md, "The decision"), on in-memory state with explicit times."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,9 +7,9 @@ from datetime import datetime, time, timedelta
 import pytest
 
 from consultation_routing.domain.model import DEFAULT_HOURS, Consultation, Manufacturer, QueueState, Sku
-from consultation_routing.engine import RoutingEngine
+from consultation_routing.components import routing_engine
 from consultation_routing.settings import ConsultationRoutingSettings
-from consultation_routing.state import RoutingState
+from consultation_routing.adapters.state import RoutingState
 from shared.calendar import BusinessCalendar
 from shared.clock import BEIJING
 
@@ -43,7 +43,7 @@ def world():
     state.put_manufacturer(MAKER)
     state.put_skus([Sku("sku-1", "m-1", "phones"), Sku("sku-tv", "m-1", "appliances"), Sku("sku-x", "m-none", "phones")])
     settings = ConsultationRoutingSettings(environment="test", database_url="sqlite+aiosqlite:///:memory:")
-    engine = RoutingEngine(state, settings, BusinessCalendar())
+    engine = routing_engine(state, settings, BusinessCalendar())
 
     def route(at: datetime, channel: str = "im", sku: str | None = "sku-1", entry: str = "product_page",
               queue: QueueState | None | str = "fresh") -> dict:

@@ -1,38 +1,50 @@
-"""The hot path's own pieces: the hand-written query parser, the app answering
-/v1/route ahead of the middleware stack, and the decision writer process."""
+"""The hot path's pieces: GET /v1/route as an ordinary route of the stack, and the
+decision journal and writer process behind it."""
 from __future__ import annotations
 
 import asyncio
-import json
-from urllib.parse import parse_qsl
 
-from hypothesis import given
-from hypothesis import strategies as st
-
-from consultation_routing.api.route import parse_query
-from shared.testing import eventually, read_http_answer, serve_uvicorn
+from shared.testing import eventually
 
 from .test_api import ready
 
-_chars = st.sampled_from(list("ab=&%+20E4B8AD;x "))
 
-
-@given(st.text(_chars, max_size=30))
-def test_parse_query_is_dict_of_parse_qsl(raw):
-    assert parse_query(raw) == dict(parse_qsl(raw))
-
-
-async def test_route_answers_ahead_of_the_stack_and_everything_else_goes_through_it(api):
+async def test_route_goes_through_the_stack_like_every_route(api):
+    """Correlation id and latency from the request middleware, errors in the one error shape,
+    other methods and paths answered by FastAPI."""
     r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "product_page"},
                              headers={"x-correlation-id": "cid-1", **api.storefront})
     assert r.status_code == 200 and r.headers["x-correlation-id"] == "cid-1"
-    assert r.json()["reason"] == "unknown_sku"
+    assert r.headers["content-type"] == "application/json" and r.json()["reason"] == "unknown_sku"
     r = await api.client.get("/v1/route", params={"channel": "fax", "entry_point": "product_page"},
                              headers=api.storefront)
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_channel"
-    # other paths and methods reach FastAPI (its 404/405 handling, the request middleware)
+    assert r.json()["error"]["details"] == {"field": "channel", "value": "fax"}
     assert (await api.client.post("/v1/route")).status_code == 405
     assert (await api.client.get("/v1/nothing-here")).status_code == 404
+    metrics = (await api.client.get("/metrics", headers=api.op)).text
+    assert 'http_request_duration_seconds_count{method="GET",route="/v1/route",status="200"} 1.0' in metrics
+    assert "routing_route_seconds_count 1.0" in metrics
+
+
+async def test_blank_and_repeated_parameters(api):
+    """A blank parameter counts as absent (a phase left blank is pre-sale, a blank SKU is no
+    SKU), the last of a repeated one counts; a missing channel is unknown_channel."""
+    await ready(api)
+    sf = api.storefront
+    r = await api.client.get("/v1/route?channel=im&entry_point=product_page&phase=&sku=", headers=sf)
+    assert r.status_code == 200 and r.json()["reason"] == "unknown_sku"
+    r = await api.client.get("/v1/route?channel=phone&channel=im&entry_point=product_page&sku=x&sku=sku-1",
+                             headers=sf)
+    assert r.status_code == 200 and (r.json()["channel"], r.json()["reason"]) == ("im", "enrolled")
+    r = await api.client.get("/v1/route?entry_point=product_page", headers=sf)
+    assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "channel", "value": None}
+    r = await api.client.get("/v1/route?channel=im&entry_point=product_page&phase=later", headers=sf)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_phase"
+    r = await api.client.get("/v1/route", params={"channel": "im", "entry_point": "product_page", "sku": "s" * 101},
+                             headers=sf)
+    assert r.status_code == 422 and r.json()["error"] == {
+        "code": "validation_error", "message": r.json()["error"]["message"], "details": {"field": "sku"}}
 
 
 async def test_writer_process_writes_every_decision_in_order_and_flushes_on_stop(api):
@@ -168,58 +180,14 @@ async def test_a_billable_decision_is_answered_only_once_it_is_on_disk(api, monk
         await asyncio.gather(writer, return_exceptions=True)
 
 
-async def test_answers_on_a_real_server_in_one_write_keep_alive_pipelining_and_close(api, monkeypatch):
-    """Under uvicorn the fast path writes status line, headers and body together; keep-alive,
-    pipelined requests and ``Connection: close`` behave as before."""
-    from shared import one_write
-
-    writes = []
-    flush = one_write._OneWrite.flush
-    monkeypatch.setattr(one_write._OneWrite, "flush", lambda self: (writes.append(len(self.parts)), flush(self)))
-    server, task, port = await serve_uvicorn(api.app)
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        auth = api.storefront["Authorization"]
-        route = f"GET /v1/route?channel=im&entry_point=product_page HTTP/1.1\r\nHost: t\r\nAuthorization: {auth}\r\n"
-        writer.write((route + "x-correlation-id: c1\r\n\r\n").encode())
-        head, body = await read_http_answer(reader)
-        assert head.startswith(b"HTTP/1.1 200") and b"x-correlation-id: c1" in head
-        assert json.loads(body)["target"] == "platform"
-        # pipelined: three requests in one packet, three answers in order
-        writer.write(b"".join((route + f"x-correlation-id: p{i}\r\n\r\n").encode() for i in range(3)))
-        for i in range(3):
-            head, body = await read_http_answer(reader)
-            assert f"x-correlation-id: p{i}".encode() in head and json.loads(body)["channel"] == "im"
-        # a bad request answers 422 the same way; other paths still reach FastAPI
-        writer.write(route.replace("channel=im", "channel=fax").encode() + b"\r\n")
-        head, body = await read_http_answer(reader)
-        assert head.startswith(b"HTTP/1.1 422") and json.loads(body)["error"]["code"] == "unknown_channel"
-        # no token: 401 in the error shape, answered by the fast path in one write too
-        writer.write(b"GET /v1/route?channel=im&entry_point=product_page HTTP/1.1\r\nHost: t\r\n\r\n")
-        head, body = await read_http_answer(reader)
-        assert head.startswith(b"HTTP/1.1 401") and json.loads(body)["error"]["code"] == "unauthorized"
-        writer.write(b"GET /v1/nothing HTTP/1.1\r\nHost: t\r\n\r\n")
-        head, _ = await read_http_answer(reader)
-        assert head.startswith(b"HTTP/1.1 404")
-        # Connection: close: the answer, then the server closes
-        writer.write((route + "connection: close\r\n\r\n").encode())
-        head, body = await read_http_answer(reader)
-        assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["reason"]
-        assert await reader.read() == b""
-        writer.close()
-        assert writes == [2] * 8  # status line and headers, body: one write each time (the 404 too)
-    finally:
-        server.should_exit = True
-        await task
-
-
-def test_decision_events_are_envelopes_as_the_model_writes_them():
+def test_decision_events_are_envelopes_of_the_contracts():
     from datetime import datetime, timedelta, timezone
 
     import shared.contracts  # noqa: F401 - registers the routing events
     from consultation_routing.domain.model import Consultation
     from consultation_routing.publisher import decision_events, decision_record
-    from shared.events import Envelope, registry
+    from shared.contracts.routing import BillableConsultation, RoutingDecided
+    from shared.events import decode, encode
 
     for at in (datetime(2026, 3, 3, 2, 0, 0, 123456, tzinfo=timezone.utc),
                datetime(2026, 3, 3, 10, 0, tzinfo=timezone(timedelta(hours=8)))):
@@ -228,17 +196,16 @@ def test_decision_events_are_envelopes_as_the_model_writes_them():
         d = {"decision_id": "d-1", "channel": "phone", "target": "platform", "reason": "overflow",
              "manufacturer_id": "m-1", "category": "apparel", "queue_id": None}
         events = decision_events(decision_record(c, d), 1)
-        assert [t for t, _, _ in events] == ["routing.decided", "routing.billable_consultation"]
-        for type_, key, raw in events:
-            env = Envelope.model_validate_json(raw)
-            assert env.model_dump_json() == raw and env.type == type_ and env.key == key == "m-1"
+        assert [e.type for e in events] == ["routing.decided", "routing.billable_consultation"]
+        for env in events:
+            back = decode(encode(env))  # what every consumer reads
+            assert back == env and env.key == "m-1"
             assert env.occurred_at == at and env.producer == "consultation-routing"
-            registry.parse_data(env)
-        assert Envelope.model_validate_json(events[1][2]).data["package"] == 2
-        data = Envelope.model_validate_json(events[0][2]).data
-        assert (data["customer_id"], data["sales_order_id"], data["service_order_id"]) == ("c-1", "so-1", None)
-        assert (data["sku"], data["entry_point"], data["phase"], data["decision_id"]) == (
-            "sku-中", "product_page", "after_sale", "d-1")
+        assert isinstance(events[1].data, BillableConsultation) and events[1].data.package == 2
+        data = events[0].data
+        assert isinstance(data, RoutingDecided)
+        assert (data.customer_id, data.sales_order_id, data.service_order_id) == ("c-1", "so-1", None)
+        assert (data.sku, data.entry_point, data.phase, data.decision_id) == ("sku-中", "product_page", "after_sale", "d-1")
     import gc
 
     record = decision_record(c, d)

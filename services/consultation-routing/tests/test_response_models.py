@@ -141,7 +141,7 @@ async def test_every_answer_matches_its_declared_model(api):
                      json={"agents_online": 5, "queue_length": 3, "expected_wait_s": 40})
     assert q["expected_wait_s"] == 40
 
-    # GET /v1/route through the fast path: manufacturer and platform targets, both channels,
+    # GET /v1/route: manufacturer and platform targets, both channels,
     # the storefront's consultation and an operator's what-if
     sf = api.storefront
     answers = [

@@ -24,7 +24,7 @@ class Feed:
         self.p = producer
 
     async def send(self, topic, env, key):
-        await self.p.send_and_wait(topic, env.model_dump_json().encode(), key=key.encode())
+        await self.p.send_and_wait(topic, env.to_bytes(), key=key.encode())
         return env
 
     async def created(self, merchant, at, **snap):
@@ -35,10 +35,10 @@ class Feed:
                                                     occurred_at=at, data=data), oid)
         return oid
 
-    async def act(self, oid, merchant, created, action, at, version, *, snap=None, to_state="y",
+    async def act(self, oid, merchant, created, action, at, version, *, snap=None, to_state="pending_process",
                   actor_role="merchant_main", **details):
-        data = {"order_id": oid, "number": "SO1", "version": version, "action": action, "from_state": "x",
-                "to_state": to_state, "actor_role": actor_role, "actor_id": "u-1", "occurred_at": at,
+        data = {"order_id": oid, "number": "SO1", "version": version, "action": action,
+                "from_state": "pending_audit", "to_state": to_state, "actor_role": actor_role, "actor_id": "u-1", "occurred_at": at,
                 "order": _snap(merchant, created, **(snap or {})), "details": details}
         return await self.send(ORDER_EVENTS, make_envelope(type_="service_order.transitioned", key=oid,
                                                            producer="orders", occurred_at=at, data=data), oid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from kpi.projection import FIELDS, OrderFact, cents
+from kpi.domain.projection import FIELDS, OrderFact, cents
 from shared.clock import BEIJING
 
 _n = 0

@@ -43,16 +43,16 @@ def month_events(merchants: int, orders_per_merchant: int, seed: int = 7) -> lis
                      (rnd.choice(["process.refund", "process.exchange"]), rnd.choice([3, 12, 13, 50])),
                      ("exchange.shipped", rnd.choice([5, 18, 19])), ("rate", rnd.randint(1, 48))]
             for action, hours in steps:
-                if action == "exchange.shipped" and out[-1][1].data.get("action") != "process.exchange":
+                if action == "exchange.shipped" and getattr(out[-1][1].data, "action", None) != "process.exchange":
                     continue
                 t, v = t + timedelta(hours=hours), v + 1
                 details = {"stars": rnd.randint(1, 5)} if action == "rate" else (
                     {"amount": "99.00"} if action == "process.refund" else {})
                 out.append((ORDER_EVENTS, make_envelope(
                     type_="service_order.transitioned", key=oid, producer="orders", occurred_at=t,
-                    data={"order_id": oid, "number": "N", "version": v, "action": action, "from_state": "a",
-                          "to_state": "b", "actor_role": "merchant_main", "actor_id": "u", "occurred_at": t,
-                          "order": snap, "details": details})))
+                    data={"order_id": oid, "number": "N", "version": v, "action": action,
+                          "from_state": "pending_audit", "to_state": "pending_process", "actor_role": "merchant_main",
+                          "actor_id": "u", "occurred_at": t, "order": snap, "details": details})))
                 if action == "register_receipt" and rnd.random() < 0.1:
                     due = t + timedelta(hours=48)
                     out.append((SLA_EVENTS, make_envelope(

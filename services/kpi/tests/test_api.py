@@ -7,7 +7,8 @@ import pytest
 from kpi_feed import _auth
 from kpi_gen import H, bj
 
-from kpi import metrics
+from kpi.entrypoints import metrics
+from kpi.parts import kpi_parts
 from kpi.app import create_app
 from kpi.settings import KpiSettings
 from shared.clock import ManualClock
@@ -184,7 +185,7 @@ async def test_prometheus_platform_figures(kpi, feed):
         return r.json()["lines"] and s.json()["scorecards"]
 
     await eventually(applied)
-    await metrics.refresh(kpi.runtime, kpi.runtime.kpi_figures)
+    await metrics.refresh(kpi.runtime, kpi_parts(kpi.runtime).figures)
     assert (await kpi.client.get("/metrics")).status_code == 401  # operators only
     r = await kpi.client.get("/metrics", headers=_auth(kpi, "merchant_main", "m-a"))
     assert r.status_code == 403

@@ -8,7 +8,7 @@ import pytest
 from kpi_feed import _auth
 from kpi_gen import H, bj
 
-from kpi.api import FIRST_DAY, LAST_DAY
+from kpi.api.routes import FIRST_DAY, LAST_DAY
 from shared.auth import Principal, issue_token
 from shared.clock import ManualClock
 from shared.testing import eventually

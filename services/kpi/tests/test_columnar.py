@@ -1,5 +1,5 @@
 """The columnar rebuild engine (DuckDB) folds and counts exactly what the Python
-fold does (``kpi.projection`` via ``kpi.fastdecode.Folder``), and hands every event
+fold does (``kpi.domain.projection`` via ``kpi.adapters.folder.Folder``), and hands every event
 outside the canonical form to the Python engine."""
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 from kpi_month import month_events
 
-from kpi import columnar
-from kpi import projection as P
-from kpi.fastdecode import Folder
-from kpi.synthetic import Generator
+from kpi.adapters import columnar
+from kpi.domain import projection as P
+from kpi.adapters.folder import Folder
+from kpi.adapters.synthetic import Generator
 from shared.clock import BEIJING
 from shared.events import make_envelope
 
@@ -72,14 +72,14 @@ def test_on_envelopes_made_by_the_producers_code(tmp_path):
     assert cfacts == facts and ccounters == counters
 
 
-def _transition(oid, merchant, action, at, created, version=2, to_state="b", role="merchant_main",
+def _transition(oid, merchant, action, at, created, version=2, to_state="pending_process", role="merchant_main",
                 snap_amount="10.50", snap=None, **details):
     snap = {"merchant_id": merchant, "customer_id": "c", "customer_phone": "138", "customer_level": "regular",
             "sales_order_id": "so", "sku": "s-1", "category": "phones", "quantity": 1, "amount_paid": snap_amount,
             "service_type": "return", "problem_type": "quality", "created_at": created, **(snap or {})}
     return make_envelope(type_="service_order.transitioned", key=oid, producer="orders", occurred_at=at,
                          data={"order_id": oid, "number": "N", "version": version, "action": action,
-                               "from_state": "a", "to_state": to_state, "actor_role": role, "actor_id": "u",
+                               "from_state": "pending_audit", "to_state": to_state, "actor_role": role, "actor_id": "u",
                                "occurred_at": at, "order": snap, "details": details}).to_bytes()
 
 
@@ -89,7 +89,7 @@ def test_offsets_microseconds_unicode_and_tie_breaks(tmp_path):
     oid, other = str(uuid.uuid4()), str(uuid.uuid4())
     raws = [
         _transition(oid, "商家-1", "audit.approve_return", at, created),
-        _transition(oid, "商家-1", "audit.approve_exchange", at, created),  # same time: the smaller action wins
+        _transition(oid, "商家-1", "audit.abandon", at, created),  # same time: the smaller action wins
         _transition(oid, "商家-1", "process.refund", at + timedelta(hours=13), created, version=3, amount=12,
                     to_state="completed", role="platform_operator", completed_by="platform"),
         _transition(oid, "商家-1", "rate", at + timedelta(days=1), created, version=4, stars="5", recommend=7),
@@ -106,7 +106,7 @@ def test_offsets_microseconds_unicode_and_tie_breaks(tmp_path):
     assert folded.odd == 0
     assert cfacts == facts and ccounters == counters
     row = cfacts[oid]
-    assert row[2] == "商家-1" and row[P.FIELDS.index("audit_action")] == "audit.approve_exchange"
+    assert row[2] == "商家-1" and row[P.FIELDS.index("audit_action")] == "audit.abandon"
     assert row[P.FIELDS.index("audited_at")] == datetime(2026, 11, 17, 12, 0, 0, 1, tzinfo=timezone.utc)
     assert (row[P.FIELDS.index("refund_cents")], row[P.FIELDS.index("refund_by")]) == (1200, "platform")
     assert (row[P.FIELDS.index("stars")], row[P.FIELDS.index("recommend")]) == (5, 7)
@@ -149,7 +149,7 @@ async def test_rebuild_falls_back_to_the_python_engine_on_an_odd_event(tmp_path,
     from sqlalchemy import text
 
     from kpi.app import MIGRATIONS
-    from kpi.replay import dir_sources, rebuild
+    from kpi.handlers.replay import dir_sources, rebuild
     from shared.db import create_engine
     from shared.migrations import upgrade
 
@@ -184,7 +184,7 @@ async def test_rebuild_falls_back_to_the_python_engine_on_an_odd_event(tmp_path,
 def _penalty(oid, fired_at, version=3):
     return make_envelope(type_="sla.deadline_fired", key=oid, producer="sla-timer", occurred_at=fired_at, data={
         "timer_id": str(uuid.uuid4()), "order_id": oid, "rule": "processing_penalty", "action": "penalty",
-        "order_version": version, "order_state": "awaiting_processing", "due_at": fired_at, "fired_at": fired_at,
+        "order_version": version, "order_state": "pending_process", "due_at": fired_at, "fired_at": fired_at,
         "details": {"amount_cny": "2000.00"}}).to_bytes()
 
 

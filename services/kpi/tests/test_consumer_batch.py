@@ -1,7 +1,8 @@
-"""The live consumer's batch path (fast decoder, one array-bound statement per table
-on PostgreSQL, inbox rows telling new events from duplicates) gives exactly what the
-validated one-event-at-a-time path gives; bad records are parked, a failing batch is
-applied one by one — on SQLite and PostgreSQL."""
+"""The live consumer (the shared consumer with KPI's batch form: one array-bound statement
+per table on PostgreSQL, the shared inbox telling new events from duplicates) gives exactly
+what applying the events one transaction at a time gives; bad records are parked and the
+events after them applied, in batch and in single mode; a failing batch is applied one by
+one — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
@@ -12,12 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kpi.app import DEFINITION
-from kpi.consumers import FactsConsumer
+from kpi.entrypoints.consumers import facts_consumer
 from kpi.models import Base
-from kpi.replay import apply, snapshot
+from kpi.handlers.replay import apply, snapshot
 from kpi.settings import KpiSettings
-from kpi.synthetic import Generator
+from kpi.adapters.synthetic import Generator
 from shared.db import create_engine
+from shared.consumer import EventConsumer
 from shared.events import Envelope
 from shared.runtime import Runtime
 
@@ -40,11 +42,11 @@ def _records(raws, topic="orders.events"):
     return [Record(topic, 0, i, 0, raw, None, ()) for i, raw in enumerate(raws)]
 
 
-async def _consumer(url: str) -> tuple[FactsConsumer, Runtime]:
+async def _consumer(url: str) -> tuple[EventConsumer, Runtime]:
     rt = Runtime(DEFINITION, KpiSettings(database_url=url))
     async with rt.engine.begin() as c:
         await c.run_sync(Base.metadata.create_all)
-    return FactsConsumer(rt), rt
+    return facts_consumer(rt), rt
 
 
 async def _snap(engine) -> dict:
@@ -100,7 +102,7 @@ async def test_a_failing_batch_is_applied_one_by_one(database_url, monkeypatch):
     assert catalogue == 5 * 5  # 4 SKUs per merchant, one re-filed
     consumer, rt = await _consumer(await database_url("kpi_batch_fail"))
     consumer.config.max_attempts, consumer.config.retry_base_s = 2, 0.01
-    import kpi.consumers as C
+    import kpi.entrypoints.consumers as C
 
     real, calls = C.project_folds, []
 
@@ -133,30 +135,45 @@ async def test_a_failing_batch_is_applied_one_by_one(database_url, monkeypatch):
 async def test_an_out_of_range_time_is_parked_and_the_partition_moves_on(database_url):
     """A routing decision at 9999-12-31T23:59:59-12:00 (beyond the last UTC date) once made
     the consumer reconnect forever (OverflowError outside the parking path). Now it is
-    parked with its reason and the next event is applied."""
+    parked with its reason and the events after it are applied: in a batch (with an
+    undecodable record beside it) and alone (single mode), nothing retried forever."""
     from shared.events import make_envelope
 
     at = datetime(2026, 11, 10, 3, tzinfo=timezone.utc)
-    good = make_envelope(type_="routing.decided", key="d-1", producer="consultation-routing", occurred_at=at, data={
-        "decision_id": "d-1", "decided_at": at, "channel": "im", "entry_point": "product_page",
-        "phase": "pre_sale", "target": "manufacturer", "reason": "enrolled", "sku": "s-1",
-        "manufacturer_id": "mfr-1"}).to_bytes()
-    body = json.loads(good)
-    body["id"] = "00000000-0000-4000-8000-000000000099"
-    body["data"]["decision_id"] = "d-2"
-    body["data"]["decided_at"] = "9999-12-31T23:59:59-12:00"
-    poison = json.dumps(body).encode()
+
+    def decided(n: int, decided_at: str | None = None) -> bytes:
+        raw = make_envelope(type_="routing.decided", key="mfr-1", producer="consultation-routing", occurred_at=at,
+                            event_id=f"00000000-0000-4000-8000-0000000000{n:02d}", data={
+                                "decision_id": f"d-{n}", "decided_at": at, "channel": "im",
+                                "entry_point": "product_page", "phase": "pre_sale", "target": "manufacturer",
+                                "reason": "enrolled", "sku": "s-1", "manufacturer_id": "mfr-1"}).to_bytes()
+        if decided_at is None:
+            return raw
+        body = json.loads(raw)
+        body["data"]["decided_at"] = decided_at
+        return json.dumps(body).encode()
+
+    poison = decided(99, "9999-12-31T23:59:59-12:00")
     order = _created("00000000-0000-4000-8000-000000000200", "m-1")
 
     consumer, rt = await _consumer(await database_url("kpi_poison"))
-    await consumer.handle_batch(_records([poison, good], topic="routing.events"))
-    await consumer.handle_batch(_records([order]))
-    assert await _count(rt, "dead_letters") == 1
+    consumer.config.retry_base_s = 0.001
+    # batch mode: the poison between good events, an undecodable record too
+    await consumer.handle_records(_records([decided(1), poison, b"\xff not json", decided(2)],
+                                           topic="routing.events"))
+    await consumer.handle_records(_records([order]))
     async with rt.sessions() as s:
-        reason = await s.scalar(select(rt.tables.dead_letters.c.error))
-    assert "decided_at" in reason or "range" in reason
-    assert await _count(rt, "processed_events") == 2
-    # the one-by-one path parks it too (no retry loop)
-    await consumer.handle_record(_records([poison], topic="routing.events")[0])
-    assert await _count(rt, "dead_letters") == 2
+        reasons = sorted((await s.scalars(select(rt.tables.dead_letters.c.error))).all())
+    assert len(reasons) == 2
+    assert reasons[0].startswith("handler refused: routing.decided") and "out of range" in reasons[0]
+    assert reasons[1].startswith("malformed envelope")
+    assert await _count(rt, "processed_events") == 3  # d-1, d-2 and the order
+    async with rt.sessions() as s:
+        facts = (await s.execute(select(func.count()).select_from(Base.metadata.tables["consultation_facts"]))).scalar()
+    assert facts == 2
+    # single mode: parked at once (a refusal is not retried), the next event applied
+    await consumer.handle_records(_records([poison], topic="routing.events"))
+    await consumer.handle_records(_records([decided(3)], topic="routing.events"))
+    assert await _count(rt, "dead_letters") == 3
+    assert await _count(rt, "processed_events") == 4
     await rt.engine.dispose()

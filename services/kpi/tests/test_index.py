@@ -9,7 +9,7 @@ from fractions import Fraction
 from kpi_gen import H, bj, order
 
 from kpi.domain.index import IndexPolicy, composite_index, platinum, windows_from_counters
-from kpi.projection import counters_of
+from kpi.domain.projection import counters_of
 
 END = date(2026, 11, 28)  # window 2026-11-01 … 2026-11-28 (Beijing)
 D = timedelta(days=1)
@@ -168,7 +168,7 @@ def test_self_completion_counts_only_the_merchants_own_outcomes():
     """Only outcomes the merchant itself carried out: never an order the platform serves,
     never a timeout close or the customer's abandonment; a confirmation (customer or timer)
     of the merchant's own outcome counts."""
-    from kpi.projection import finish, self_completed
+    from kpi.domain.projection import derived
 
     c = bj(2026, 11, 10, 9)
     cases = {
@@ -191,7 +191,7 @@ def test_self_completion_counts_only_the_merchants_own_outcomes():
                                   False),
         "arbitration first": (order("M", c, arbitration=c + H, refund=(c + 2 * H, "199.00", "merchant")), False),
     }
-    assert {k: self_completed(o, finish(o)) for k, (o, _) in cases.items()} == {k: v for k, (_, v) in cases.items()}
+    assert {k: derived(o)["self_completed"] for k, (o, _) in cases.items()} == {k: v for k, (_, v) in cases.items()}
 
 
 def test_peers_by_catalogue_and_no_warning_at_a_tied_best_value():

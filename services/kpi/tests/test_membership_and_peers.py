@@ -14,7 +14,8 @@ import pytest
 from kpi_feed import _auth
 from kpi_gen import H, bj
 
-from kpi import metrics
+from kpi.entrypoints import metrics
+from kpi.parts import kpi_parts
 from shared.clock import ManualClock
 from shared.testing import eventually
 
@@ -133,7 +134,7 @@ async def test_only_outcomes_the_merchant_carried_out_count_as_self_completed(kp
     assert phones["industry_average"]["self_completion_rate"] == "0.3333"  # 2 of 6
     assert phones["by_path"]["exchange"]["self_completion_rate"] == "0.0000"
 
-    await metrics.refresh(kpi.runtime, kpi.runtime.kpi_figures)
+    await metrics.refresh(kpi.runtime, kpi_parts(kpi.runtime).figures)
     text = (await kpi.client.get("/metrics", headers=op)).text
     (line,) = [x for x in text.splitlines() if x.startswith("kpi_refund_self_completion_rate ")]
     assert float(line.split()[1]) == pytest.approx(2 / 6)

@@ -12,8 +12,9 @@ from fractions import Fraction
 
 import pytest
 
-from kpi import figures, metrics
-from kpi import projection as P
+from kpi.entrypoints import metrics
+from kpi.handlers import figures
+from kpi.domain import projection as P
 from kpi.app import DEFINITION
 from kpi.domain.index import (
     LOWER_IS_BETTER,

@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from kpi_gen import bj
 
-from kpi import projection as P
+from kpi.domain import projection as P
 from kpi.app import MIGRATIONS
 from kpi.models import Base
 from shared.db import UTCDateTime, create_engine

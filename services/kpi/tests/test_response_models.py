@@ -16,8 +16,8 @@ import pytest
 from kpi_feed import _auth
 from kpi_gen import H, bj
 
-from kpi import projection as P
-from kpi.api_schemas import ByPath, OrderFactOut
+from kpi.domain import projection as P
+from kpi.api.schemas import ByPath, OrderFactOut
 from kpi.app import create_app
 from kpi.settings import KpiSettings
 from shared.clock import ManualClock
@@ -204,7 +204,7 @@ async def _seed(feed) -> dict[str, str]:
     await feed.penalty(oid, c + 68 * H)
     c = bj(2026, 11, 10, 8)
     adv = await feed.created("m-b", c)
-    await feed.act(adv, "m-b", c, "system.advance_compensation", c + 7 * 24 * H, 2, to_state="refunded",
+    await feed.act(adv, "m-b", c, "system.advance_compensation", c + 7 * 24 * H, 2, to_state="refunded_by_system",
                    actor_role="system", amount="59.90")
     for day in (10, 17):
         t = bj(2026, 11, day, 10)

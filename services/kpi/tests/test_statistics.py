@@ -7,7 +7,7 @@ import pytest
 from kpi_gen import bj, order
 
 from kpi.domain.statistics import months_of, period_bounds, statistics_of_counters
-from kpi.projection import counters_of
+from kpi.domain.projection import counters_of
 
 
 def _orders():

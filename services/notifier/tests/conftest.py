@@ -42,7 +42,7 @@ class OrderFeed:
 
     async def send(self, topic: str, env) -> None:
         self.sent.append((topic, env))
-        await self.producer.send_and_wait(topic, env.model_dump_json().encode(), key=self.order_id.encode())
+        await self.producer.send_and_wait(topic, env.to_bytes(), key=self.order_id.encode())
 
     async def created(self, **extra) -> "OrderFeed":
         self.version, self.created_at = 1, self.clock.now()
@@ -83,7 +83,7 @@ class OrderFeed:
 
     async def resend_last(self) -> None:
         topic, env = self.sent[-1]
-        await self.producer.send_and_wait(topic, env.model_dump_json().encode(), key=self.order_id.encode())
+        await self.producer.send_and_wait(topic, env.to_bytes(), key=self.order_id.encode())
 
 
 def free_port() -> int:

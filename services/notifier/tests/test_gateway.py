@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from notifier.providers import sign
+from notifier.adapters.providers import sign
 from shared.testing import eventually
 
 pytestmark = pytest.mark.broker
@@ -188,8 +188,8 @@ async def _error(notifier, order_id, prefix):
 
 
 async def test_competing_dispatchers_send_each_message_once(notifier_factory, feed_for, gateway):
-    from notifier.dispatcher import Dispatcher
-    from notifier.providers import provider_from_settings
+    from notifier.entrypoints.dispatcher import Dispatcher
+    from notifier.adapters.providers import provider_from_settings
     notifier = await notifier_factory(**gateway_settings(gateway.url))
     extra = [Dispatcher(notifier.rt, provider_from_settings(notifier.rt.settings)) for _ in range(2)]
     orders = [feed_for(notifier) for _ in range(5)]

@@ -1,7 +1,7 @@
 """Every route declares what it answers, and answers what it declares (issue 14: response
 models on every route; schemathesis checks answers against the OpenAPI document in CI).
 
-The models live in ``notifier.schemas``; each answer below is checked against the model its
+The models live in ``notifier.api.schemas``; each answer below is checked against the model its
 operation's OpenAPI entry names (``$ref``) and must come back unchanged through that model:
 no key the model lacks, no value it would re-render. The data is what the service really
 holds: messages queued, sent, delivered, failed (bad number, missing field, provider receipt)
@@ -16,9 +16,10 @@ from datetime import datetime
 import pytest
 from pydantic import BaseModel
 
-from notifier import schemas
+from notifier.api import schemas
 from notifier.models import SeenTransition
-from notifier.providers import sign
+from notifier.parts import notifier_parts
+from notifier.adapters.providers import sign
 from shared.testing import eventually
 
 pytestmark = pytest.mark.broker
@@ -30,7 +31,7 @@ ADDRESS = "上海市浦东新区张江路100号 售后仓"
 # every service and modelled in shared/, not here.
 SHARED_RUNTIME = {("GET", "/health"), ("GET", "/ready"), ("GET", "/admin/clock"),
                   ("POST", "/admin/clock/advance"), ("GET", "/admin/dead-letters"), ("GET", "/admin/outbox")}
-OWN_OPERATIONS = 13
+OWN_OPERATIONS = 14
 
 
 def _operations(doc: dict) -> list[tuple[str, str, dict]]:
@@ -177,7 +178,7 @@ async def test_every_answer_matches_its_declared_model(api, feed_for):
     assert len(queued["items"]) == 3 and all(m["next_attempt_at"] and m["sent_at"] is None for m in queued["items"])
     await stale.act("fill_shipment", "awaiting_receipt", carrier="顺丰", tracking_number="SF1")
     await _seen(api, stale)
-    await api.rt.dispatcher.step()
+    await notifier_parts(api.rt).dispatcher.step()
     await api.wait_messages(o.order_id, 3, channel="sms", status="sent")
     await api.wait_messages(bad.order_id, 1, channel="sms", status="failed")
     await api.wait_messages(missing.order_id, 1, status="failed")
@@ -197,6 +198,9 @@ async def test_every_answer_matches_its_declared_model(api, feed_for):
     assert any(m["template_version"] is None or m["last_error"] for m in everything)
     for m in everything:
         assert datetime.fromisoformat(m["created_at"]).utcoffset() is not None
+    summary = await c.call("GET", "/v1/messages/summary", headers=op)
+    assert summary["failed_total"] == len([m for m in everything if m["status"] == "failed"]) == len(summary["failures"])
+    assert sum(g["count"] for g in summary["groups"]) == len(everything)
     await c.call("GET", "/v1/messages", params={"order_id": o.order_id}, headers=sf)
     await c.call("GET", "/v1/messages", params={"order_id": o.order_id}, headers=merchant)
 

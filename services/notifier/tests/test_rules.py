@@ -5,10 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from notifier.delivery import backoff, rate_limited_until, sms_capable, valid_phone
-from notifier.masking import mask_phone
-from notifier.templates import DEFAULTS, check, render
-from notifier.triggers import DETAIL_VARIABLES, Context, from_deadline, from_order_action
+from notifier.domain.delivery import backoff, rate_limited_until, sms_capable, valid_phone
+from notifier.domain.masking import mask_phone
+from notifier.domain.templates import DEFAULTS, check, render
+from notifier.domain.triggers import DETAIL_VARIABLES, Context, from_deadline, from_order_action
 from shared.errors import ApiError
 
 
@@ -127,7 +127,7 @@ def test_rate_limit_window():
 
 
 def test_a_deadline_is_stale_when_a_later_transition_cancels_its_rule():
-    from notifier.staleness import cancelled_by, transition_facts
+    from notifier.domain.staleness import cancelled_by, transition_facts
 
     assert transition_facts("fill_shipment", "awaiting_return_shipment", "awaiting_receipt") == {
         "action:fill_shipment", "state:awaiting_receipt"}

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from notifier.models import Message, SeenNonce
-from notifier.providers import sign
+from notifier.adapters.providers import sign
 from notifier.settings import DEV_SMS_SECRET, NotifierSettings
 from shared.settings import SettingsError, load_settings
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from notifier.models import SeenTransition
+from notifier.parts import notifier_parts
 from shared.testing import eventually
 
 pytestmark = pytest.mark.broker
@@ -56,8 +57,8 @@ async def test_a_deadline_cancelled_by_a_transition_already_seen_records_no_mess
     await decided.act("audit.approve_return", "awaiting_return_shipment", return_address=ADDRESS)
     await decided.act("fill_shipment", "awaiting_receipt", carrier="顺丰", tracking_number="SF2")
     merchant_armed = decided.version
-    await decided.act("register_receipt", "pending_processing")
-    await decided.act("process.refund", "refunded")
+    await decided.act("register_receipt", "pending_process")
+    await decided.act("process.refund", "provisionally_completed")
     # an operator claimed (v2) before the 30-minute escalation armed at creation (v1) fired
     claimed = new_order()
     await claimed.created()
@@ -134,7 +135,7 @@ async def test_a_queued_sms_whose_deadline_became_stale_is_cancelled_at_dispatch
     await api.wait_messages(o.order_id, 1, kind="ship_back_reminder", channel="sms", status="queued")
     await o.act("fill_shipment", "awaiting_receipt", carrier="顺丰", tracking_number="SF5")
     await seen(api, o, o.version)
-    await api.rt.dispatcher.step()
+    await notifier_parts(api.rt).dispatcher.step()
     [sms] = [m for m in await api.messages(o.order_id) if m["kind"] == "ship_back_reminder" and m["channel"] == "sms"]
     assert sms["status"] == "cancelled" and sms["sent_at"] is None and sms["provider_message_id"] is None
     assert sms["last_error"] == f"stale deadline: action:fill_shipment at order version {o.version} (armed at {armed})"
@@ -151,7 +152,7 @@ async def test_a_queued_sms_whose_deadline_became_stale_is_cancelled_at_dispatch
     await seen(api, other, other.version)
     await other.fired("remind_customer", "ship_back_reminder_2", cancelled_by=SHIP_BACK_REMINDER, day=10)
     await api.wait_messages(other.order_id, 1, kind="ship_back_reminder", channel="sms", status="queued")
-    await api.rt.dispatcher.step()
+    await notifier_parts(api.rt).dispatcher.step()
     await api.wait_messages(other.order_id, 1, kind="ship_back_reminder", channel="sms", status="sent")
     r = await api.client.get("/v1/messages", params={"order_id": o.order_id, "status": "cancelled"},
                              headers=api.operator)
@@ -178,7 +179,7 @@ async def test_a_deadline_notified_after_its_cancelling_transition_happened_is_r
     await api.wait_messages(o.order_id, 1, kind="ship_back_reminder", channel="sms", status="queued")
     await o.act("fill_shipment", "awaiting_receipt", at=shipped_at, carrier="顺丰", tracking_number="SF6")
     await seen(api, o, o.version)
-    await api.rt.dispatcher.step()
+    await notifier_parts(api.rt).dispatcher.step()
     reminders = [m for m in await api.messages(o.order_id) if m["kind"] == "ship_back_reminder"]
     assert sorted((m["channel"], m["status"]) for m in reminders) == [("inbox", "cancelled"), ("sms", "cancelled")]
     assert all(m["last_error"] == f"stale: action:fill_shipment at order version {o.version}" for m in reminders)

@@ -3,6 +3,7 @@ the outbox table where the tests read them), a manual clock, and principals obta
 through the token endpoint."""
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -91,25 +92,36 @@ class Api:
         return out
 
 
-@pytest.fixture
-async def api(database_url, tmp_path):
-    url = await database_url("orders")
-    settings = OrdersSettings(environment="test", database_url=url, log_json=False, token_ttl_s=90 * 86400, blob_dir=str(tmp_path / "blobs"),
-                              data_dir=str(tmp_path))
-    app = create_app(settings)
+@asynccontextmanager
+async def open_api(url: str, tmp_path, **settings):
+    """The orders app on a migrated database ``url``; ``settings`` override the test settings
+    (e.g. ``order_store``; by default ``auto`` picks the adapter: the session one on SQLite, the
+    single-statement one on PostgreSQL; ``ORDERS_ORDER_STORE=session`` in the environment runs
+    the PostgreSQL variants through the session adapter)."""
+    s = OrdersSettings(**{"environment": "test", "database_url": url, "log_json": False, "token_ttl_s": 90 * 86400,
+                          "blob_dir": str(tmp_path / "blobs"), "data_dir": str(tmp_path), **settings})
+    app = create_app(s)
     rt = app.state.runtime
     await upgrade(MIGRATIONS, url)
     clock = ManualClock(START)
     rt.clock = clock
     rt.outbox.clock = clock
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-        yield Api(app, client, clock)
-    await rt.engine.dispose()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            yield Api(app, client, clock)
+    finally:
+        await rt.order_store.close()
+        await rt.engine.dispose()
 
 
 @pytest.fixture
-async def world(api):
-    """An operator, a POP merchant m-1 with an auditor/processor, a storefront."""
+async def api(database_url, tmp_path):
+    async with open_api(await database_url("orders"), tmp_path) as a:
+        yield a
+
+
+async def make_world(api: Api) -> dict:
+    """An operator, a POP merchant m-1 with an auditor/processor, a storefront, an arbitrator."""
     op = await api.bootstrap()
     main = await api.merchant(op)
     staff = await api.staff(main, "alice")
@@ -118,6 +130,11 @@ async def world(api):
     sf = await api.token(sf_creds["client_id"], sf_creds["client_secret"])
     arb = await api.bootstrap("arbitrator", "arb-1")
     return {"op": op, "main": main, "staff": staff, "sf": sf, "arb": arb}
+
+
+@pytest.fixture
+async def world(api):
+    return await make_world(api)
 
 
 def cust(sf: dict, customer: str = "c-1") -> dict:

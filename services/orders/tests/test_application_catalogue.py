@@ -80,15 +80,3 @@ async def test_a_retry_answers_the_stored_order(api, world):
     again = await _post(api, world, "c-4", "k-retry", **body)
     assert (first.status_code, again.status_code) == (201, 200), again.text
     assert again.json()["id"] == first.json()["id"] and again.json()["category"] == "phones"
-
-
-async def test_the_session_path_checks_the_catalogue_too(api, world, monkeypatch):
-    """On PostgreSQL the session path answers when the hot path cannot (a key already stored,
-    a collision); here it takes every application, on both databases."""
-    from orders.handlers import apply
-
-    monkeypatch.setattr(apply.direct, "is_postgres", lambda rt: False)
-    r = await _post(api, world, "c-5", "k-s1", sku="sku-404")
-    assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_sku")
-    r = await _post(api, world, "c-5", "k-s2", sku="sku-1", category="furniture")
-    assert (r.status_code, r.json()["category"]) == (201, "phones")

@@ -1,10 +1,13 @@
 """The quantity in service for an order line never exceeds what was bought, whatever the
-number of concurrent applications (each with its own idempotency key), on SQLite and on
-PostgreSQL (where the hot path and the session path both take the line's lock)."""
+number of concurrent applications (each with its own idempotency key): on SQLite (the
+session adapter's in-process line lock) and on PostgreSQL (the line's advisory lock, taken
+by both adapters of the order store)."""
 import asyncio
 
+import pytest
 from sqlalchemy import func, select
 
+from orders.app import order_store
 from orders.models import ServiceOrder
 
 S = "/v1/storefront/service-orders"
@@ -30,13 +33,23 @@ async def _in_service(api) -> int:
             ServiceOrder.sales_order_id == "so-race", ServiceOrder.order_line_id == "1"))
 
 
-async def test_twenty_concurrent_applications_for_one_unit_store_one(api, world):
+@pytest.fixture(params=["configured", "session"])
+def adapter(request, api, db_backend):
+    """The configured adapter, and on PostgreSQL the session one as well."""
+    if request.param == "session":
+        if db_backend == "sqlite":
+            pytest.skip("on SQLite the configured adapter is the session one")
+        api.rt.order_store = order_store(api.rt, api.rt.settings.model_copy(update={"order_store": "session"}))
+    return type(api.rt.order_store).__name__
+
+
+async def test_twenty_concurrent_applications_for_one_unit_store_one(api, world, adapter):
     statuses = await _race(api, world["sf"], 20, purchased=1)
     assert statuses.count(201) == 1
     assert await _in_service(api) == 1
 
 
-async def test_concurrent_applications_fill_the_line_exactly(api, world):
+async def test_concurrent_applications_fill_the_line_exactly(api, world, adapter):
     statuses = await _race(api, world["sf"], 12, purchased=3)
     assert statuses.count(201) == 3
     assert await _in_service(api) == 3

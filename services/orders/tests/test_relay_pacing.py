@@ -46,14 +46,12 @@ def test_paced_wake(monkeypatch):
     assert len(wakes) == 3 and wakes[2] == loop.now and not loop.timers
 
 
-def test_pace_relay_zero_window_keeps_direct_wake():
-    class Relay:
-        def wake(self):
-            pass
+def test_the_store_wakes_the_relay_paced_and_a_zero_window_wakes_it_directly():
+    from orders.app import create_app, order_store
 
-    r = Relay()
-    original = r.wake
-    relay_pacing.pace_relay(r, 0)
-    assert r.wake == original
-    relay_pacing.pace_relay(r, 0.05)
-    assert isinstance(r.wake, PacedWake)
+    app = create_app()
+    rt = app.state.runtime
+    store = order_store(rt, rt.settings.model_copy(update={"outbox_wake_window_s": 0.05}))
+    assert isinstance(store.after_commit, PacedWake) and store.after_commit.window_s == 0.05
+    store = order_store(rt, rt.settings.model_copy(update={"outbox_wake_window_s": 0}))
+    assert store.after_commit == rt.relay.wake

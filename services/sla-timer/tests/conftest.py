@@ -42,7 +42,7 @@ class OrderFeed:
 
     async def _send(self, env) -> None:
         self.sent.append(env)
-        await self.producer.send_and_wait(ORDER_EVENTS, env.model_dump_json().encode(), key=self.order_id.encode())
+        await self.producer.send_and_wait(ORDER_EVENTS, env.to_bytes(), key=self.order_id.encode())
 
     async def created(self) -> "OrderFeed":
         self.version, self.created_at = 1, self.clock.now()
@@ -68,7 +68,7 @@ class OrderFeed:
         return self
 
     async def resend_last(self) -> None:
-        await self.producer.send_and_wait(ORDER_EVENTS, self.sent[-1].model_dump_json().encode(),
+        await self.producer.send_and_wait(ORDER_EVENTS, self.sent[-1].to_bytes(),
                                           key=self.order_id.encode())
 
 

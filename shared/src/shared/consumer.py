@@ -1,46 +1,58 @@
-"""Idempotent Kafka consumer.
+"""Idempotent Kafka consumer: the one consumer every service subscribes its handlers with
+(docs/events.md § 4).
 
-For each message: decode the envelope, run the handler and record the event id in
-``processed_events`` in ONE transaction, commit it, then commit the Kafka offset.
-A redelivered event finds its id recorded and has no second effect. A message that
-cannot be decoded, has an unknown type or fails its handler repeatedly is parked
-in ``dead_letters`` and the partition moves on.
+For each message: decode the envelope (``shared.events``), run the handler and record the
+event id in ``processed_events`` in ONE transaction, commit it, then commit the Kafka
+offset. A redelivered event finds its id recorded and has no second effect. Whatever
+cannot be applied is parked in ``dead_letters`` with its reason and the partition moves
+on: undecodable bytes, an unknown type or version, data the contract refuses, a handler
+that refuses the event (``PermanentError``) or keeps failing (retried with backoff).
 
-Batch mode (additive): a handler wrapped with :func:`batched` also has a form that
-takes many events at once. When every event fetched by one poll (all partitions) has
-such a handler, they are applied in ONE transaction (inbox rows for all event ids, the
-handlers' effects in bulk) and the offset is committed after the DB commit. If that
-transaction fails for any reason (a poison message, a concurrent replica), the batch
-is rolled back and replayed one message at a time, so a bad message is still parked
-alone and the rest still applied; the inbox makes the replay exactly-once.
+Batch mode: a handler wrapped with :func:`batched` also has a form that takes many
+events at once. When a consumer has such handlers, everything one poll fetched (all
+partitions) is applied in ONE transaction (the inbox rows of all fresh event ids first,
+then the handlers' effects, consecutive events of one batch form together, in log
+order), then the offsets are committed. If that transaction fails for any reason (an
+event a handler refuses, a concurrent replica), it is rolled back and the events are
+applied one at a time, so a bad one is parked alone and the rest applied; the inbox
+makes the replay exactly-once.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Awaitable, Callable, Sequence
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy import insert, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.masking import mask_payload, mask_text
 from shared.clock import Clock
-from shared.events import Envelope, EventRegistry, UnknownEventType
+from shared.events import DecodeError, Envelope, EventRegistry, decode_head
 from shared.kafka import Kafka, consume_reconnecting, kafka_options
 from shared.logging import reset_correlation_id, set_correlation_id
+from shared.masking import mask_payload, mask_text
 from shared.messaging_tables import MessagingTables
+from shared.metrics import family
+from shared.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncSession, Envelope, BaseModel], Awaitable[None]]
+# A handler gets the session of the transaction, the envelope and its decoded data
+# (``env.data``, a contract of shared/contracts/).
+Handler = Callable[[AsyncSession, Envelope, Any], Awaitable[None]]
 # Applies events in their log order inside one transaction; must have the same effect
 # as calling the single-event handler for each of them in turn.
-BatchHandler = Callable[[AsyncSession, Sequence[tuple[Envelope, BaseModel]]], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[Envelope, Any]]], Awaitable[None]]
+# Called with a poll's records once their effects are committed (e.g. a latency histogram).
+AppliedHook = Callable[[Sequence[ConsumerRecord]], None]
+
+PARTITION_CHANGE_GRACE_S = 5.0  # the group's own rebalance gets this long to take new partitions
+SQLITE_INBOX_CHUNK = 500  # rows per INSERT (4 parameters each: under SQLite's variable limit)
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,7 @@ class BatchingHandler:
     one: Handler
     many: BatchHandler
 
-    async def __call__(self, session: AsyncSession, env: Envelope, data: BaseModel) -> None:
+    async def __call__(self, session: AsyncSession, env: Envelope, data: Any) -> None:
         await self.one(session, env, data)
 
 
@@ -59,12 +71,12 @@ def batched(one: Handler, many: BatchHandler) -> BatchingHandler:
     return BatchingHandler(one, many)
 
 
-class _NotBatchable(Exception):
-    """The batch holds something only the one-by-one path handles (bad input, plain handler)."""
-
-
 class PermanentError(Exception):
     """Raised by a handler for an event it can never apply (parked at once)."""
+
+
+class PartitionsChanged(RuntimeError):
+    """A subscribed topic has partitions the group was not assigned: join it afresh."""
 
 
 @dataclass
@@ -74,10 +86,74 @@ class ConsumerConfig:
     bootstrap: Kafka  # the service's KafkaConnection (TLS, SASL) or a plaintext "host:port"
     session_timeout_ms: int = 10000
     max_attempts: int = 5
-    retry_base_s: float = 0.1
+    retry_base_s: float = 0.1  # a failing handler is retried after ~0.1, 0.2, 0.4, 0.8 s (jittered)
     max_poll_records: int = 500
     # Fetched per poll when the handlers have batch forms: one transaction each.
     batch_max_poll_records: int = 2000
+    # More AIOKafkaConsumer options (fetch sizes and waits), over the defaults.
+    client_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+class LagTracker:
+    """A consumer group's lag, from what its loop fetches and commits (read by the gauges at
+    scrape time, possibly from the metrics listener's thread: reads copy the dictionaries).
+
+    Seconds: now minus the broker timestamp of the oldest message fetched and not yet
+    committed; when nothing is in hand but a partition is behind its high watermark, of the
+    last message applied there (the next one is no older); 0 when every partition is caught
+    up. So a stuck handler, a slow database or a backlog all show as a growing lag."""
+
+    def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
+        self.wall_clock = wall_clock
+        self.reset()
+
+    def reset(self) -> None:
+        self._in_hand: dict[TopicPartition, float] = {}  # oldest fetched, not committed (seconds)
+        self._fetched_last: dict[TopicPartition, float] = {}  # newest fetched
+        self._applied_last: dict[TopicPartition, float] = {}  # newest committed
+        self._behind: dict[TopicPartition, int] = {}  # high watermark minus committed offset
+
+    def fetched(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, records in batches.items():
+            stamps = [r.timestamp / 1000 for r in (records[0], records[-1]) if r.timestamp and r.timestamp > 0]
+            if stamps:
+                self._in_hand.setdefault(tp, stamps[0])
+                self._fetched_last[tp] = stamps[-1]
+
+    def committed(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        assigned = consumer.assignment()
+        for tp, offset in offsets.items():
+            self._in_hand.pop(tp, None)
+            if tp in self._fetched_last:
+                self._applied_last[tp] = self._fetched_last[tp]
+            high = consumer.highwater(tp)
+            self._behind[tp] = max(0, high - offset) if high is not None else 0
+        for d in (self._in_hand, self._fetched_last, self._applied_last, self._behind):
+            for tp in [tp for tp in d if tp not in assigned]:  # revoked in a rebalance
+                del d[tp]
+
+    def seconds(self) -> float:
+        oldest = list(self._in_hand.values())
+        applied = dict(self._applied_last)
+        oldest += [applied[tp] for tp, n in list(self._behind.items()) if n > 0 and tp in applied]
+        return max(0.0, self.wall_clock() - min(oldest)) if oldest else 0.0
+
+    def messages(self) -> float:
+        return float(sum(self._behind.values()))
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Forgets what this client committed on partitions it loses: when one comes back its
+    first commit is checked against the broker again (``EventConsumer._commit``)."""
+
+    def __init__(self, owner: "EventConsumer") -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        self.owner.partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        pass
 
 
 class EventConsumer:
@@ -92,6 +168,8 @@ class EventConsumer:
         clock: Clock,
         after_commit: Callable[[], None] | None = None,
         metrics: CollectorRegistry | None = None,
+        provision: Callable[[], Awaitable[None]] | None = None,
+        on_applied: AppliedHook | None = None,
     ) -> None:
         self.config = config
         self.sessions = sessions
@@ -99,25 +177,38 @@ class EventConsumer:
         self.registry = registry
         self.handlers = handlers
         self.clock = clock
-        self.after_commit = after_commit
-        self.processed_total = Counter(
-            f"consumer_{config.name.replace('-', '_')}_processed_total",
-            "Events applied by this consumer",
-            registry=metrics,
-        )
-        self.duplicates_total = Counter(
-            f"consumer_{config.name.replace('-', '_')}_duplicates_total",
-            "Redelivered events skipped",
-            registry=metrics,
-        )
-        self.parked_total = Counter(
-            f"consumer_{config.name.replace('-', '_')}_parked_total",
-            "Messages parked as dead letters",
-            registry=metrics,
-        )
+        self.after_commit = after_commit  # the outbox relay's wake-up, when a handler wrote events
+        self.provision = provision  # e.g. create the consumed topics before subscribing
+        self.on_applied = on_applied
+        self._committed: dict[TopicPartition, int] = {}  # what this client committed, per partition
+        self._verified: set[TopicPartition] = set()  # partitions whose first commit was checked
+        self._listener = _Rebalance(self)
+        self._assigned: frozenset = frozenset()
+        self._meta_at_assignment: dict = {}
+        self._changed_since: float | None = None
+        # One family per metric for all the service's consumers, the group as a label
+        # (docs/operations.md, "Metrics").
+        group = config.name
+        self.processed_total = family(metrics, Counter, "consumer_messages_processed_total",
+                                      "Events applied, per consumer group", ["group"]).labels(group)
+        self.duplicates_total = family(metrics, Counter, "consumer_messages_duplicates_total",
+                                       "Redelivered events skipped (already applied), per consumer group",
+                                       ["group"]).labels(group)
+        self.parked_total = family(metrics, Counter, "consumer_messages_parked_total",
+                                   "Messages parked as dead letters, per consumer group", ["group"]).labels(group)
+        self.lag_tracker = LagTracker()  # (not "lag": subclasses have their own lag histograms)
+        family(metrics, Gauge, "consumer_lag_seconds",
+               "How far behind its topics a consumer group is: now minus the publication time of the oldest "
+               "message it has not applied yet (0 when caught up)", ["group"]).labels(group).set_function(
+            self.lag_tracker.seconds)
+        family(metrics, Gauge, "consumer_lag_messages",
+               "Messages in the group's assigned partitions not applied yet (high watermark minus committed "
+               "offset, as of the last fetch)", ["group"]).labels(group).set_function(self.lag_tracker.messages)
+
+    # ------------------------------------------------------------------ the client and its loop
 
     def client_options(self) -> dict:
-        """Keyword arguments of the AIOKafkaConsumer (a subclass may tune fetch sizes and waits)."""
+        """Keyword arguments of the AIOKafkaConsumer (``ConsumerConfig.client_overrides`` last)."""
         return dict(
             **kafka_options(self.config.bootstrap),
             group_id=self.config.name,
@@ -128,18 +219,246 @@ class EventConsumer:
             metadata_max_age_ms=3000,
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=max(100, min(3000, self.config.session_timeout_ms // 10)),
-            max_poll_records=(self.config.batch_max_poll_records if self._batchable
+            max_poll_records=(self.config.batch_max_poll_records if self.batchable
                               else self.config.max_poll_records),
-        )
+        ) | self.config.client_overrides
+
+    def _client(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(**self.client_options())
+        consumer.subscribe(topics=self.config.topics, listener=self._listener)
+        return consumer
 
     async def run(self) -> None:
-        await consume_reconnecting(lambda: AIOKafkaConsumer(*self.config.topics, **self.client_options()),
-                                   self._session, f"consumer {self.config.name}")
+        if self.provision is not None:
+            try:
+                await self.provision()
+            except Exception as exc:  # noqa: BLE001 - the broker may be down; the loop retries anyway
+                log.warning("could not provision the consumed topics: %r", exc, extra={"consumer": self.config.name})
+        await consume_reconnecting(self._client, self._session, f"consumer {self.config.name}")
+
+    def partitions_revoked(self, revoked) -> None:
+        """A rebalance took these partitions: their next first commit is checked again."""
+        for tp in revoked:
+            self._committed.pop(tp, None)
+            self._verified.discard(tp)
 
     async def _session(self, consumer: AIOKafkaConsumer) -> None:
-        self._committed: dict[TopicPartition, int] = {}  # what this client committed, per partition
-        self._verified: set[TopicPartition] = set()  # partitions whose first commit was checked
+        self._committed, self._verified = {}, set()
+        self._assigned, self._meta_at_assignment, self._changed_since = frozenset(), {}, None
+        self.lag_tracker.reset()
         await self._loop(consumer)
+
+    async def fetch(self, consumer: AIOKafkaConsumer, **kwargs) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """``consumer.getmany(**kwargs)``, noted for the lag gauges: every loop fetches through this."""
+        batches = await consumer.getmany(**kwargs)
+        self.lag_tracker.fetched(batches)
+        return batches
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        idle_rounds = 0
+        checked = time.monotonic()
+        while True:
+            if time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                if self._partitions_changed(consumer):
+                    raise PartitionsChanged(f"{self.config.name}: topic partitions changed since the last assignment")
+            batches = await self.fetch(consumer, timeout_ms=500)
+            if not batches:
+                idle_rounds += 1
+                if idle_rounds % 6 == 0:
+                    await self._rewind_if_past_end(consumer)
+                continue
+            idle_rounds = 0
+            records = [m for messages in batches.values() for m in messages]
+            await self.handle_records(records)
+            await self._commit(consumer, {tp: messages[-1].offset + 1 for tp, messages in batches.items() if messages})
+
+    async def handle_records(self, records: Sequence[ConsumerRecord]) -> None:
+        """Apply one poll's records (log order within each partition): in one transaction
+        when the handlers have batch forms, else one by one. Never raises for bad input."""
+        if self.batchable and len(records) > 1:
+            await self.handle_batch(records)
+        else:
+            for msg in records:
+                await self.handle_record(msg)
+        if self.on_applied is not None:
+            self.on_applied(records)
+
+    @property
+    def batchable(self) -> bool:
+        return any(isinstance(h, BatchingHandler) for h in self.handlers.values())
+
+    # ------------------------------------------------------------------ decoding
+
+    async def _decode(self, msg: ConsumerRecord) -> tuple[Envelope, Handler] | None:
+        """The envelope (data decoded by its contract) and its handler; None when the
+        message was parked (or is a known type this consumer does not need)."""
+        if msg.value is None:
+            await self._park(msg, "malformed envelope: an empty message")
+            return None
+        try:
+            head = decode_head(msg.value)
+            handler = self.handlers.get(head.type)
+            if handler is None:
+                if not self.registry.knows_type(head.type):
+                    await self._park(msg, f"unknown event type {head.type!r} v{head.schema_version}")
+                return None  # a known type this consumer does not need: skipped, not parked
+            return self.registry.decode_data(head), handler
+        except DecodeError as exc:
+            await self._park(msg, str(exc))
+            return None
+
+    # ------------------------------------------------------------------ one by one
+
+    async def handle_record(self, msg: ConsumerRecord) -> None:
+        """Apply one record; never raises for bad input (it is parked)."""
+        decoded = await self._decode(msg)
+        if decoded is not None:
+            await self._apply_retrying(msg, *decoded)
+
+    async def _apply_retrying(self, msg: ConsumerRecord, env: Envelope, handler: Handler) -> None:
+        token = set_correlation_id(env.correlation_id)
+        base = self.config.retry_base_s
+        backoff = Backoff(base, base * 2 ** max(0, self.config.max_attempts - 2))
+        try:
+            for attempt in range(1, self.config.max_attempts + 1):
+                try:
+                    await self.apply(env, handler)
+                    return
+                except PermanentError as exc:
+                    await self._park(msg, f"handler refused: {exc}")
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    if attempt == self.config.max_attempts:
+                        log.exception("handler failed; parking event", extra={"event_id": str(env.id)})
+                        await self._park(msg, f"handler failed {attempt} times: {exc!r}")
+                        return
+                    await backoff.wait()
+        finally:
+            reset_correlation_id(token)
+
+    async def apply(self, env: Envelope, handler: Handler) -> bool:
+        """Record the event id and run the handler atomically. False if already applied."""
+        async with self.sessions() as s:
+            async with s.begin():
+                if not await self._claim(s, [env]):
+                    self.duplicates_total.inc()
+                    return False
+                await handler(s, env, env.data)
+        self.processed_total.inc()
+        if s.info.get("outbox_added") and self.after_commit:
+            self.after_commit()
+        return True
+
+    # ------------------------------------------------------------------ batches
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
+        """Apply records in one transaction (bad ones parked first); if it fails, apply
+        them one by one (retries, parking)."""
+        items: list[tuple[ConsumerRecord, Envelope, Handler]] = []
+        for msg in records:
+            decoded = await self._decode(msg)
+            if decoded is not None:
+                items.append((msg, *decoded))
+        if not items:
+            return
+        try:
+            applied, duplicates, wrote = await self._apply_batch(items)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - rolled back; one by one, with retries and parking
+            log.warning("batch of %d failed, replaying one by one: %r", len(items), exc,
+                        extra={"consumer": self.config.name})
+            for msg, env, handler in items:
+                await self._apply_retrying(msg, env, handler)
+            return
+        self.processed_total.inc(applied)
+        self.duplicates_total.inc(duplicates)
+        if wrote and self.after_commit:
+            self.after_commit()
+
+    async def _apply_batch(self, items) -> tuple[int, int, bool]:
+        """One transaction: the inbox rows of the events not seen before, then their effects.
+        Returns (applied, duplicates, whether a handler wrote to the outbox)."""
+        async with self.sessions() as s:
+            async with s.begin():
+                fresh_ids = await self._claim(s, [env for _, env, _ in items])
+                fresh: list[tuple[Envelope, Handler]] = []
+                for _, env, handler in items:
+                    eid = str(env.id)
+                    if eid in fresh_ids:
+                        fresh_ids.discard(eid)  # the same event twice in one batch: applied once
+                        fresh.append((env, handler))
+                # Consecutive events sharing a batch form go to it together, in log order.
+                start = 0
+                for i in range(1, len(fresh) + 1):
+                    if i == len(fresh) or _form(fresh[i][1]) != _form(fresh[start][1]):
+                        group = fresh[start:i]
+                        handler = group[0][1]
+                        if isinstance(handler, BatchingHandler):
+                            await handler.many(s, [(env, env.data) for env, _ in group])
+                        else:
+                            for env, _ in group:
+                                await handler(s, env, env.data)
+                        start = i
+        return len(fresh), len(items) - len(fresh), bool(s.info.get("outbox_added"))
+
+    # ------------------------------------------------------------------ the inbox
+
+    async def _claim(self, s: AsyncSession, envelopes: Sequence[Envelope]) -> set[str]:
+        """Insert the inbox rows of ``envelopes`` unless they exist; returns the ids that were
+        new (the events to apply). On PostgreSQL a row a concurrent transaction inserted
+        waits for it: once it commits the event counts as seen, so two replicas never both
+        apply it."""
+        pe = self.tables.processed_events
+        now = self.clock.now()
+        first: dict[str, str] = {}
+        for env in envelopes:
+            first.setdefault(str(env.id), env.type)
+        if s.bind.dialect.name == "postgresql":
+            # one statement with two array parameters, however many events
+            rows = await s.execute(text(
+                f"INSERT INTO {pe.name} (consumer, event_id, event_type, processed_at) "
+                "SELECT :consumer, e, t, :now FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[])) AS x(e, t) "
+                "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id"),
+                {"consumer": self.config.name, "now": now, "ids": list(first), "types": list(first.values())})
+            return set(rows.scalars())
+        fresh: set[str] = set()
+        ids = list(first)
+        for k in range(0, len(ids), SQLITE_INBOX_CHUNK):
+            chunk = ids[k:k + SQLITE_INBOX_CHUNK]
+            stmt = (sqlite.insert(pe).values([{"consumer": self.config.name, "event_id": e, "event_type": first[e],
+                                                "processed_at": now} for e in chunk])
+                    .on_conflict_do_nothing(index_elements=["consumer", "event_id"]).returning(pe.c.event_id))
+            fresh.update((await s.execute(stmt)).scalars())
+        return fresh
+
+    async def _park(self, msg: ConsumerRecord, error: str) -> None:
+        self.parked_total.inc()
+        log.error(
+            "message parked",
+            extra={"consumer": self.config.name, "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                   "error": error[:500]},
+        )
+        # parked payloads are masked: operators read dead letters, customers' phones stay hidden
+        payload = mask_payload(msg.value.decode("utf-8", errors="replace")) if msg.value is not None else ""
+        async with self.sessions() as s, s.begin():
+            await s.execute(
+                insert(self.tables.dead_letters).values(
+                    consumer=self.config.name,
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    key=msg.key.decode("utf-8", errors="replace") if msg.key else None,
+                    payload=payload,
+                    error=mask_text(error[:4000]),
+                    created_at=self.clock.now(),
+                )
+            )
+
+    # ------------------------------------------------------------------ offsets and the broker
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         """Commit ``offsets``, unless the broker no longer holds what this client committed
@@ -149,20 +468,18 @@ class EventConsumer:
         broker's committed offset (the start, if it has none); the inbox drops what was
         already applied, so nothing is applied twice and nothing is skipped.
 
-        The first commit of a partition in a session is checked too: its position came from
-        the group's committed offset when it was assigned, and if the broker restarted since,
-        the new log (which the outbox relays fill again at once) may reach past it. A broker
-        holding no offset for it then means the partition is read once more from the start
-        (for a group that never committed, a batch read twice: the inbox drops it)."""
-        verified = self.__dict__.setdefault("_verified", set())
-        known = [tp for tp in offsets if tp in self._committed or tp not in verified]
+        The first commit of a partition in a session (or since it was assigned again) is
+        checked too: its position came from the group's committed offset when it was
+        assigned, and if the broker restarted since, the new log (which the outbox relays
+        fill again at once) may reach past it. A broker holding no offset for it then means
+        the partition is read once more from the start (for a group that never committed, a
+        batch read twice: the inbox drops it)."""
+        known = [tp for tp in offsets if tp in self._committed or tp not in self._verified]
         if known:
-            theirs = await consumer._coordinator.fetch_committed_offsets(known)
-            for tp in known:
-                meta = theirs.get(tp)
-                held = meta.offset if meta is not None and meta.offset >= 0 else None
-                first = tp not in verified
-                verified.add(tp)
+            held_offsets = await asyncio.gather(*(consumer.committed(tp) for tp in known))
+            for tp, held in zip(known, held_offsets):
+                first = tp not in self._verified
+                self._verified.add(tp)
                 if held is not None and held >= self._committed.get(tp, 0):
                     continue
                 if first and tp not in self._committed:
@@ -181,99 +498,7 @@ class EventConsumer:
         if offsets:
             await consumer.commit(offsets)
             self._committed.update(offsets)
-
-    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
-        idle_rounds = 0
-        while True:
-            batches = await consumer.getmany(timeout_ms=500)
-            if not batches:
-                idle_rounds += 1
-                if idle_rounds % 6 == 0:
-                    await self._rewind_if_past_end(consumer)
-                continue
-            idle_rounds = 0
-            # Batch mode: everything fetched (all partitions) in one transaction, then the offsets.
-            everything = [m for messages in batches.values() for m in messages]
-            if self._batchable and len(everything) > 1 and await self.handle_batch(everything):
-                await self._commit(consumer, {tp: messages[-1].offset + 1 for tp, messages in batches.items()})
-                continue
-            for tp, messages in batches.items():
-                for msg in messages:
-                    await self.handle_record(msg)
-                await self._commit(consumer, {tp: messages[-1].offset + 1})
-
-    @property
-    def _batchable(self) -> bool:
-        return any(isinstance(h, BatchingHandler) for h in self.handlers.values())
-
-    def _decode_for_batch(self, msg: ConsumerRecord) -> tuple[Envelope, BaseModel, BatchingHandler] | None:
-        """The parsed event, None for a known type this consumer skips; raises
-        _NotBatchable for anything that needs the one-by-one path (parking)."""
-        try:
-            env = Envelope.from_bytes(msg.value)
-        except Exception:  # noqa: BLE001 - the one-by-one path parks it
-            raise _NotBatchable from None
-        handler = self.handlers.get(env.type)
-        if handler is None:
-            if not self.registry.is_known(env.type, env.schema_version) and not self._known_type(env.type):
-                raise _NotBatchable
-            return None
-        if not isinstance(handler, BatchingHandler):
-            raise _NotBatchable
-        try:
-            data = self.registry.parse_data(env)
-        except Exception:  # noqa: BLE001 - the one-by-one path parks it
-            raise _NotBatchable from None
-        return env, data, handler
-
-    async def handle_batch(self, messages: list[ConsumerRecord]) -> bool:
-        """Apply fetched messages (log order within each partition) in one transaction.
-        False (nothing applied) when the caller must replay them one by one instead."""
-        try:
-            decoded = [d for d in (self._decode_for_batch(m) for m in messages) if d is not None]
-        except _NotBatchable:
-            return False
-        if not decoded:
-            return True
-        pe = self.tables.processed_events
-        try:
-            async with self.sessions() as s:
-                async with s.begin():
-                    ids = list({str(env.id) for env, _, _ in decoded})
-                    seen: set[str] = set()
-                    for k in range(0, len(ids), 1000):  # bounded IN lists
-                        seen.update((await s.scalars(select(pe.c.event_id).where(
-                            pe.c.consumer == self.config.name, pe.c.event_id.in_(ids[k:k + 1000])))).all())
-                    fresh: list[tuple[Envelope, BaseModel, BatchingHandler]] = []
-                    for item in decoded:
-                        eid = str(item[0].id)
-                        if eid in seen:
-                            self.duplicates_total.inc()
-                            continue
-                        seen.add(eid)  # the same event twice in one batch: applied once
-                        fresh.append(item)
-                    if not fresh:
-                        return True
-                    # Consecutive events sharing a batch form go to it together, in log order.
-                    start = 0
-                    for i in range(1, len(fresh) + 1):
-                        if i == len(fresh) or fresh[i][2].many != fresh[start][2].many:
-                            await fresh[start][2].many(s, [(env, data) for env, data, _ in fresh[start:i]])
-                            start = i
-                    now = self.clock.now()
-                    await s.execute(insert(pe), [
-                        {"consumer": self.config.name, "event_id": str(env.id), "event_type": env.type,
-                         "processed_at": now} for env, _, _ in fresh])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - rolled back; the one-by-one path retries and parks
-            log.warning("batch of %d failed, replaying one by one: %r", len(messages), exc,
-                        extra={"consumer": self.config.name})
-            return False
-        self.processed_total.inc(len(fresh))
-        if s.info.get("outbox_added") and self.after_commit:
-            self.after_commit()
-        return True
+            self.lag_tracker.committed(consumer, offsets)
 
     async def _rewind_if_past_end(self, consumer: AIOKafkaConsumer) -> None:
         parts = list(consumer.assignment())
@@ -293,100 +518,29 @@ class EventConsumer:
                 log.warning("position past end of log (broker restarted?); rewinding", extra={"partition": str(tp)})
                 consumer.seek(tp, 0)
 
-    async def handle_record(self, msg: ConsumerRecord) -> None:
-        """Apply one record; never raises for bad input (it is parked)."""
-        try:
-            env = Envelope.from_bytes(msg.value)
-        except Exception as exc:  # noqa: BLE001 - any undecodable message (out-of-range values too) is parked
-            await self._park(msg, f"malformed envelope: {exc!r}")
-            return
-        handler = self.handlers.get(env.type)
-        if handler is None:
-            if not self.registry.is_known(env.type, env.schema_version) and not self._known_type(env.type):
-                await self._park(msg, f"unknown event type {env.type!r} v{env.schema_version}")
-            return  # a known type this consumer does not need
-        try:
-            data = self.registry.parse_data(env)
-        except Exception as exc:  # noqa: BLE001 - invalid or out-of-range data is parked
-            await self._park(msg, f"invalid data for {env.type} v{env.schema_version}: {exc!r}")
-            return
-        token = set_correlation_id(env.correlation_id)
-        try:
-            for attempt in range(1, self.config.max_attempts + 1):
-                try:
-                    await self.apply(env, data, handler)
-                    return
-                except PermanentError as exc:
-                    await self._park(msg, f"handler refused: {exc}")
-                    return
-                except Exception as exc:  # noqa: BLE001
-                    if attempt == self.config.max_attempts:
-                        log.exception("handler failed; parking event", extra={"event_id": str(env.id)})
-                        await self._park(msg, f"handler failed {attempt} times: {exc!r}")
-                        return
-                    await asyncio.sleep(self.config.retry_base_s * 2 ** (attempt - 1))
-        finally:
-            reset_correlation_id(token)
-
-    def _known_type(self, type_: str) -> bool:
-        try:
-            self.registry.topic_for(type_)
-            return True
-        except UnknownEventType:
+    def _partitions_changed(self, consumer: AIOKafkaConsumer) -> bool:
+        """Whether a subscribed topic has partitions the group has not been assigned since
+        the last assignment for longer than a rebalance takes — e.g. the embedded broker
+        restarted empty and a producer re-created the topic with more partitions. The group
+        is then joined afresh (reconnect) rather than left without those partitions."""
+        assigned = frozenset(consumer.assignment())
+        meta = {t: frozenset(consumer.partitions_for_topic(t) or ()) for t in self.config.topics}
+        now = time.monotonic()
+        if assigned != self._assigned:
+            self._assigned, self._meta_at_assignment, self._changed_since = assigned, meta, None
             return False
-
-    async def apply(self, env: Envelope, data: BaseModel, handler: Handler) -> bool:
-        """Run the handler and record the event id atomically. False if already applied."""
-        pe = self.tables.processed_events
-        async with self.sessions() as s:
-            try:
-                async with s.begin():
-                    seen = await s.scalar(
-                        select(pe.c.event_id).where(pe.c.consumer == self.config.name, pe.c.event_id == str(env.id))
-                    )
-                    if seen is not None:
-                        self.duplicates_total.inc()
-                        return False
-                    await handler(s, env, data)
-                    await s.execute(
-                        insert(pe).values(
-                            consumer=self.config.name,
-                            event_id=str(env.id),
-                            event_type=env.type,
-                            processed_at=self.clock.now(),
-                        )
-                    )
-            except IntegrityError:
-                # Another replica applied it concurrently (after a rebalance): our effect rolled back.
-                self.duplicates_total.inc()
-                return False
-        self.processed_total.inc()
-        if s.info.get("outbox_added") and self.after_commit:
-            self.after_commit()
-        return True
-
-    async def _park(self, msg: ConsumerRecord, error: str) -> None:
-        self.parked_total.inc()
-        log.error(
-            "message parked",
-            extra={"consumer": self.config.name, "topic": msg.topic, "partition": msg.partition, "offset": msg.offset, "error": error[:500]},
-        )
-        # parked payloads are masked: operators read dead letters, customers' phones stay hidden
-        payload = mask_payload(msg.value.decode("utf-8", errors="replace")) if msg.value is not None else ""
-        async with self.sessions() as s, s.begin():
-            await s.execute(
-                insert(self.tables.dead_letters).values(
-                    consumer=self.config.name,
-                    topic=msg.topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    key=msg.key.decode("utf-8", errors="replace") if msg.key else None,
-                    payload=payload,
-                    error=mask_text(error[:4000]),
-                    created_at=self.clock.now(),
-                )
-            )
+        if meta == self._meta_at_assignment or not assigned:
+            self._changed_since = None
+            return False
+        if self._changed_since is None:
+            self._changed_since = now  # give the group's own rebalance a chance first
+        return now - self._changed_since > PARTITION_CHANGE_GRACE_S
 
 
-__all__ = ["BatchHandler", "BatchingHandler", "ConsumerConfig", "EventConsumer", "Handler", "PermanentError",
-           "TopicPartition", "batched"]
+def _form(handler: Handler):
+    """What groups consecutive events in a batch: the batch form, or the plain handler."""
+    return handler.many if isinstance(handler, BatchingHandler) else handler
+
+
+__all__ = ["AppliedHook", "BatchHandler", "BatchingHandler", "ConsumerConfig", "EventConsumer", "Handler",
+           "LagTracker", "PartitionsChanged", "PermanentError", "TopicPartition", "batched"]

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.retry import Backoff
 from shared.stopping import bounded
 
 log = logging.getLogger(__name__)
@@ -360,20 +361,20 @@ class ProducerHandle:
 
 async def consume_reconnecting(make_consumer, body, what: str) -> None:
     """Start a consumer from ``make_consumer()`` and run ``body(consumer)`` with it; on any
-    failure (the broker gone, a restarted in-memory broker) stop it, wait (0.2 s doubling to
-    5 s) and start a new one. Ends only when cancelled."""
-    backoff = 0.2
+    failure (the broker gone, a restarted in-memory broker) stop it, wait (``shared.retry``:
+    0.2 s doubling to 5 s, jittered, back to 0.2 s once a client starts) and start a new one.
+    Ends only when cancelled."""
+    backoff = Backoff(0.2, 5.0)
     while True:
         consumer = make_consumer()
         try:
             await consumer.start()
-            backoff = 0.2
+            backoff.reset()
             await body(consumer)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - reconnect on any broker failure
             log.warning("%s reconnecting: %r", what, exc)
-            await asyncio.sleep(backoff)
-            backoff = min(5.0, backoff * 2)
+            await backoff.wait()
         finally:
             await bounded(consumer.stop(), what=f"{what} stop", timeout_s=5)  # a broken client may fail

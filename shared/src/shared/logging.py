@@ -1,7 +1,9 @@
-"""Structured JSON logs carrying the correlation id of the request or event in hand."""
+"""Logs carrying the correlation id of the request or event in hand: JSON lines, or short
+human lines on a terminal (``configure_logging``)."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 from contextvars import ContextVar
@@ -40,8 +42,57 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(service: str, level: str = "INFO", json_output: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+# Attributes every LogRecord has: anything else on a record came from ``extra=`` and is shown.
+# (``color_message``: uvicorn's coloured copy of the message, for its own formatter.)
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "service", "correlation_id", "taskName", "color_message"}
+_COLOURS = {"DEBUG": "\x1b[2m", "INFO": "\x1b[32m", "WARNING": "\x1b[33m", "ERROR": "\x1b[31m",
+            "CRITICAL": "\x1b[1;31m"}
+
+
+class TerminalFormatter(logging.Formatter):
+    """One short line per record for a person at a terminal: local time, service, level,
+    message, the ``extra=`` fields as key=value, the correlation id; tracebacks below it.
+    Colours for the level unless ``colour`` is off (NO_COLOR, or not a terminal)."""
+
+    def __init__(self, colour: bool = False) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        t = self.formatTime(record, "%H:%M:%S") + f".{int(record.msecs):03d}"
+        level = f"{record.levelname:<7}"
+        if self.colour and record.levelname in _COLOURS:
+            level = f"{_COLOURS[record.levelname]}{level}\x1b[0m"
+        extras = "".join(f" {k}={v}" for k, v in vars(record).items() if k not in _STANDARD)
+        cid = getattr(record, "correlation_id", None)
+        line = f"{t} {getattr(record, 'service', '-'):<20} {level} {record.getMessage()}{extras}"
+        if cid:
+            line += f"  cid={cid}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        elif record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False
+
+
+def configure_logging(service: str, level: str = "INFO", json_output: bool | None = None, *,
+                      production: bool = False, stream=None) -> None:
+    """Logs to stderr: one JSON object per line, or, when ``json_output`` is None (the
+    setting LOG_JSON unset) and stderr is a terminal outside production, short human lines
+    (:class:`TerminalFormatter`). ``json_output`` True or False forces one or the other."""
+    stream = stream if stream is not None else sys.stderr
+    terminal = _is_terminal(stream)
+    if json_output is None:
+        json_output = production or not terminal
+    handler = logging.StreamHandler(stream)
     if json_output:
         handler.setFormatter(
             JsonFormatter(
@@ -50,9 +101,7 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
             )
         )
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s [%(service)s] %(name)s %(message)s cid=%(correlation_id)s")
-        )
+        handler.setFormatter(TerminalFormatter(colour=terminal and not os.environ.get("NO_COLOR")))
     handler.addFilter(_ContextFilter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]

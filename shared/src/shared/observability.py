@@ -24,6 +24,28 @@ def _quiet(task: asyncio.Task) -> None:
         task.exception()  # retrieved: no "exception was never retrieved" noise
 
 
+async def run_checks(checks: dict[str, ReadyCheck]) -> tuple[dict[str, bool], dict[str, str]]:
+    """Run the readiness checks at once: (check → passed, check → why not, where it said).
+    Bounded whatever hangs: checks not done in READY_TIMEOUT_S count as failed and are
+    cancelled without waiting for them (a frozen broker may ignore the cancellation).
+    ``/ready`` answers from it, and the ``service_ready`` gauge is sampled from it."""
+    tasks = {n: asyncio.ensure_future(check()) for n, check in checks.items()}
+    await asyncio.wait(tasks.values(), timeout=READY_TIMEOUT_S)
+    detail, reasons = {}, {}
+    for n, t in tasks.items():
+        if t.done() and not t.cancelled() and t.exception() is None:
+            result = t.result()
+            detail[n] = result is True
+            if isinstance(result, str):
+                reasons[n] = result
+        else:
+            if not t.done():
+                t.cancel()
+                t.add_done_callback(_quiet)
+            detail[n] = False
+    return detail, reasons
+
+
 def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, ReadyCheck]) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -36,23 +58,7 @@ def health_router(service: str, metrics: CollectorRegistry, checks: dict[str, Re
                 responses={503: {"model": Readiness, "description": "not ready: a check failed or took too long"}},
                 dependencies=[Depends(Policy.public("readiness probe"))])
     async def ready() -> JSONResponse:
-        names = list(checks)
-        tasks = {n: asyncio.ensure_future(checks[n]()) for n in names}
-        # Bounded whatever hangs: checks not done in READY_TIMEOUT_S count as failed and are
-        # cancelled without waiting for them (a frozen broker may ignore the cancellation).
-        await asyncio.wait(tasks.values(), timeout=READY_TIMEOUT_S)
-        detail, reasons = {}, {}
-        for n, t in tasks.items():
-            if t.done() and not t.cancelled() and t.exception() is None:
-                result = t.result()
-                detail[n] = result is True
-                if isinstance(result, str):
-                    reasons[n] = result
-            else:
-                if not t.done():
-                    t.cancel()
-                    t.add_done_callback(_quiet)
-                detail[n] = False
+        detail, reasons = await run_checks(checks)
         ok = all(detail.values())
         body = {"status": "ready" if ok else "not_ready", "service": service, "checks": detail}
         if reasons:

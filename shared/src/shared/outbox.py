@@ -49,9 +49,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import Clock, SystemClock
-from shared.events import Envelope, EventRegistry
+from shared.events import Envelope, EventRegistry, encode_str
 from shared.kafka import ProducerHandle, TopicsMissing
 from shared.messaging_tables import MessagingTables
+from shared.retry import Backoff
 
 log = logging.getLogger(__name__)
 # Messages handed to the producer between two yields to the event loop (~1 ms of work).
@@ -100,7 +101,7 @@ def bundle_line(key: str, envelope_json: str) -> str:
 
 def bundle_payload(envelopes: list[Envelope]) -> str:
     """One line per event (``bundle_line``)."""
-    return "\n".join(bundle_line(e.key, e.model_dump_json()) for e in envelopes)
+    return "\n".join(bundle_line(e.key, encode_str(e)) for e in envelopes)
 
 
 def bundle_messages(payload: str) -> list[tuple[str, str]]:
@@ -132,7 +133,7 @@ class Outbox:
                 topic=topic or self.registry.topic_for(envelope.type),
                 key=envelope.key,
                 event_type=envelope.type,
-                payload=envelope.model_dump_json(),
+                payload=encode_str(envelope),
                 created_at=self.clock.now(),
                 attempts=0,
             )
@@ -143,23 +144,25 @@ class Outbox:
         """Several envelopes in one statement (executemany): for batched producers."""
         if not envelopes:
             return
-        now = self.clock.now()
-        await session.execute(
-            insert(self.tables.outbox),
-            [
-                {
-                    "event_id": str(e.id),
-                    "topic": self.registry.topic_for(e.type),
-                    "key": e.key,
-                    "event_type": e.type,
-                    "payload": e.model_dump_json(),
-                    "created_at": now,
-                    "attempts": 0,
-                }
-                for e in envelopes
-            ],
-        )
+        await session.execute(insert(self.tables.outbox), self.rows(envelopes))
         session.info["outbox_added"] = True
+
+    def rows(self, envelopes: list[Envelope]) -> list[dict]:
+        """The outbox rows (column -> value) of these envelopes, as ``add_many`` inserts them:
+        for a producer that writes them in a statement of its own, in its own transaction."""
+        now = self.clock.now()
+        return [
+            {
+                "event_id": str(e.id),
+                "topic": self.registry.topic_for(e.type),
+                "key": e.key,
+                "event_type": e.type,
+                "payload": encode_str(e),
+                "created_at": now,
+                "attempts": 0,
+            }
+            for e in envelopes
+        ]
 
     async def add_bundle(self, session: AsyncSession, envelopes: list[Envelope]) -> None:
         """Many events in as few rows as possible: one bundle row per topic, events in order."""
@@ -183,20 +186,6 @@ class Outbox:
                 }
                 for topic, events in by_topic.items()
             ],
-        )
-        session.info["outbox_added"] = True
-
-    async def add_bundle_lines(self, session: AsyncSession, topic: str, first_key: str, lines: list[str]) -> None:
-        """One bundle row of events already encoded by the producer (``bundle_line`` each,
-        envelopes a consumer parses with ``Envelope``), for producers that encode their
-        own envelopes more cheaply than through the model."""
-        if not lines:
-            return
-        await session.execute(
-            insert(self.tables.outbox).values(
-                event_id=str(uuid.uuid4()), topic=topic, key=first_key, event_type=BUNDLE,
-                payload="\n".join(lines), created_at=self.clock.now(), attempts=0,
-            )
         )
         session.info["outbox_added"] = True
 
@@ -230,7 +219,8 @@ class OutboxRelay:
         self.send_timeout_s = send_timeout_s
         self._wake = asyncio.Event()
         self._lock_key = zlib.crc32(f"outbox:{service}".encode()) & 0x7FFFFFFF
-        self._backoff = 0.0
+        self._retry = Backoff(0.2, 5.0)  # after a failed send (docs/events.md § 4)
+        self._delay = 0.0
         # published_at is wall-clock time, not the service clock: the window is about how long
         # consumers may lag, and a virtual clock's jumps would empty it.
         self.wall_clock = wall_clock or SystemClock()
@@ -245,7 +235,11 @@ class OutboxRelay:
         self.published_total = Counter(
             "outbox_published_total", "Events published from the outbox", registry=metrics
         )
-        self.pending_gauge = Gauge("outbox_pending", "Events waiting in the outbox", registry=metrics)
+        self.pending_gauge = Gauge("outbox_pending", "Outbox rows waiting to be published (a bundle counts once)",
+                                   registry=metrics)
+        self.oldest_age_gauge = Gauge("outbox_oldest_pending_age_seconds",
+                                      "Age of the oldest outbox row not yet published (0 when the outbox is empty)",
+                                      registry=metrics)
         self.failures_total = Counter(
             "outbox_publish_failures_total", "Failed outbox publish attempts", registry=metrics
         )
@@ -264,19 +258,20 @@ class OutboxRelay:
     async def run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(self.poll_interval_s, self._backoff))
+                await asyncio.wait_for(self._wake.wait(), timeout=max(self.poll_interval_s, self._delay))
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
             try:
                 await self.drain()
-                self._backoff = 0.0
+                self._retry.reset()
+                self._delay = 0.0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the relay must survive any broker/DB failure
                 self.failures_total.inc()
-                self._backoff = min(5.0, max(0.2, self._backoff * 2))
-                log.warning("outbox publish failed; will retry in %.1fs: %r", self._backoff, exc)
+                self._delay = self._retry.next_delay()
+                log.warning("outbox publish failed; will retry in %.1fs: %r", self._delay, exc)
                 await self.producer.reset()
 
     async def drain(self) -> int:
@@ -400,6 +395,19 @@ class OutboxRelay:
         self.pending_gauge.set(n or 0)
         return n or 0
 
+    async def backlog(self) -> tuple[int, float]:
+        """(rows waiting, age in seconds of the oldest): refreshes both gauges (the runtime's
+        metrics sampler calls it every METRICS_REFRESH_S; the index on (published_at, id)
+        finds the oldest row at once)."""
+        ob = self.tables.outbox
+        n = await self.pending()
+        async with self.sessions() as s:
+            oldest = await s.scalar(select(ob.c.created_at).where(ob.c.published_at.is_(None))
+                                    .order_by(ob.c.id).limit(1))
+        age = max(0.0, (self.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0
+        self.oldest_age_gauge.set(age)
+        return n, age
+
     async def _publish_batch(self) -> tuple[int, bool]:
         """One batch: at most ``batch_size`` rows, and no more rows than make
         ``batch_size`` events (a bundle bigger than that goes alone). Returns the events
@@ -422,6 +430,7 @@ class OutboxRelay:
             ).all()
             if not selected:
                 self.pending_gauge.set(0)
+                self.oldest_age_gauge.set(0)
                 return 0, False
             rows, messages = [], []
             for row in selected:

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, Field
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import db
 from shared.accounts import AccountGuard, AccountListener
+from shared.api_docs import install_api_docs
 from shared.access import document, enforce
 from shared.auth import Policy
 from shared.clock import (CLOCK_TOPIC, Clock, ClockListener, ClockStateFile, SystemClock, VirtualClock,
@@ -28,11 +29,11 @@ from shared.errors import ApiError, install_error_handlers
 from shared.events import EventRegistry, registry as default_registry
 from shared.kafka import ProducerHandle, TopicSpec, kafka_connection, topic_configs
 from shared.logging import configure_logging
+from shared.metrics import SampledGauges
 from shared.messaging_tables import MessagingTables
 from shared.migrations import SchemaState, upgrade
 from shared.operations import ClockAdvanced, ClockState, DeadLetters, OutboxState
-from shared.observability import RequestContextMiddleware, health_router
-from shared.one_write import ServiceApp
+from shared.observability import RequestContextMiddleware, health_router, run_checks
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceSettings
 from shared.stopping import bounded, cancel_and_wait
@@ -68,6 +69,10 @@ class ServiceDefinition:
     registry: EventRegistry = default_registry
     topics: list[TopicSpec] = field(default_factory=lambda: list(ALL_TOPICS))
     on_start: Callable[["Runtime"], object] | None = None
+    # The service's own parts (a dataclass of its workers, metrics, caches), built once with the
+    # runtime, before its consumers' handlers, and held as ``Runtime.parts``: services read it
+    # through a typed accessor rather than adding attributes to the runtime.
+    parts: Callable[["Runtime"], object] | None = None
 
 
 class Runtime:
@@ -76,6 +81,10 @@ class Runtime:
         self.settings = settings
         self.name = definition.name
         self.metrics = CollectorRegistry()
+        # Gauges recomputed every METRICS_REFRESH_S (shared.metrics): the dead letters here,
+        # and what a service adds with ``sampled.gauge`` (its consumers' handlers may, when built below).
+        self.sampled = SampledGauges()
+        self.metrics.register(self.sampled)
         self.engine = db.create_engine(settings.database_url)
         self.sessions = db.session_factory(self.engine)
         self.clock: Clock = VirtualClock() if settings.clock == "virtual" else SystemClock()
@@ -106,6 +115,7 @@ class Runtime:
             metrics=self.metrics,
             republish_window_s=settings.outbox_republish_window_s,
         )
+        self.parts: object = definition.parts(self) if definition.parts else None
         self.consumers = [
             EventConsumer(
                 ConsumerConfig(
@@ -129,6 +139,11 @@ class Runtime:
         self.account_guard: AccountGuard = AccountGuard()
         # /ready: the schema is at the migrations' head (shared.migrations.SchemaState).
         self.schema = SchemaState(definition.migrations_dir, self.engine, self.name)
+        self.ready_checks = {"database": self.db_ready, "broker": self.producer.healthy, "schema": self.ready_schema}
+        self.sampled.gauge("consumer_dead_letters", "Parked messages held in this service's dead letters, per "
+                           "consumer group (until deleted once re-driven)", ["group"], self._dead_letters)
+        self.ready_gauge = Gauge("service_ready", "Readiness checks of /ready, sampled every METRICS_REFRESH_S "
+                                 "(1 passed, 0 failed)", ["check"], registry=self.metrics)
         self._tasks: list[asyncio.Task] = []
         self._metrics_server = None
         self._started = False  # the definition's on_start has run
@@ -154,6 +169,7 @@ class Runtime:
             self._metrics_server, _ = start_http_server(self.settings.metrics_port, addr=self.settings.metrics_host,
                                                         registry=self.metrics)
         self._spawn(self.relay.run(), "outbox-relay")
+        self._spawn(self._sample_metrics(), "metrics-sampler")
         for c in self.consumers:
             self._spawn(c.run(), f"consumer-{c.config.name}")
         self._spawn(AccountListener(self.account_guard, self.kafka,
@@ -196,6 +212,37 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - the database away or on_start failed: again
                 log.warning("start after migration failed, retrying", extra={"error": repr(exc)})
             await asyncio.sleep(SCHEMA_POLL_S)
+
+    async def _dead_letters(self):
+        dl = self.tables.dead_letters
+        counts = {c.config.name: 0 for c in self.consumers}
+        async with self.sessions() as s:
+            counts.update((await s.execute(select(dl.c.consumer, func.count()).group_by(dl.c.consumer))).all())
+        return [((group,), n) for group, n in counts.items()]
+
+    async def _sample_metrics(self) -> None:
+        """Every METRICS_REFRESH_S: the readiness checks, then (once the service has started:
+        its tables exist) the outbox backlog and the sampled gauges. Failures keep the last
+        values and are logged once until the next success."""
+        backlog_failed = False
+        while True:
+            detail, _ = await run_checks(self.ready_checks)
+            for check, ok in detail.items():
+                self.ready_gauge.labels(check).set(1 if ok else 0)
+            if self._started:
+                try:
+                    await self.relay.backlog()
+                    backlog_failed = False
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the database away: sampled again next round
+                    if not backlog_failed:
+                        log.warning("outbox backlog could not be sampled: %r", exc)
+                    backlog_failed = True
+                await self.sampled.refresh()
+            # until the service has started, readiness is sampled every second (it changes then)
+            await asyncio.sleep(self.settings.metrics_refresh_s if self._started
+                                else min(SCHEMA_POLL_S, self.settings.metrics_refresh_s))
 
     async def ready_schema(self) -> bool | str:
         """/ready's schema check: at the migrations' head, and the service's own start done."""
@@ -314,7 +361,8 @@ def admin_router() -> APIRouter:
 
 
 def create_service_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
-    configure_logging(definition.name, settings.log_level, settings.log_json)
+    configure_logging(definition.name, settings.log_level, settings.log_json,
+                      production=settings.environment == "production")
     runtime = Runtime(definition, settings)
 
     @asynccontextmanager
@@ -326,7 +374,14 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
         finally:
             await runtime.stop()
 
-    app = ServiceApp(title=definition.title, version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc with their assets served here, not from a CDN (shared.api_docs)
+    app = FastAPI(title=definition.title, version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The service's own routes first: a request is matched against the routes in order, and
+    # the service's hot routes (GET /v1/route at thousands a second) should not try the
+    # operations routes before their own.
+    for r in definition.routers:
+        app.include_router(r)
+    install_api_docs(app)
     app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics)
     if settings.cors_origins:
@@ -336,13 +391,8 @@ def create_service_app(definition: ServiceDefinition, settings: ServiceSettings)
                            allow_headers=["Authorization", "Content-Type", "X-Customer-Id", "Idempotency-Key",
                                           "If-Match", "X-Correlation-ID"])
     install_error_handlers(app)
-    app.include_router(
-        health_router(definition.name, runtime.metrics, {"database": runtime.db_ready, "broker": runtime.producer.healthy,
-                                                         "schema": runtime.ready_schema})
-    )
+    app.include_router(health_router(definition.name, runtime.metrics, runtime.ready_checks))
     app.include_router(admin_router())
-    for r in definition.routers:
-        app.include_router(r)
     enforce(app)
     document(app, settings.token_url)
     return app

@@ -28,7 +28,9 @@ class ServiceSettings(BaseSettings):
     # The embedded Tansu build rejects InitProducerId, so this is off by default
     # and must be switched on for Apache Kafka.
     kafka_idempotent_producer: bool = False
-    kafka_topic_partitions: int = Field(default=6, ge=1, le=256)
+    # The embedded broker's own count (shared.broker.EMBEDDED_PARTITIONS); Apache Kafka
+    # deployments set theirs (deploy/ uses 6).
+    kafka_topic_partitions: int = Field(default=4, ge=1, le=256)
     kafka_replication_factor: int = Field(default=1, ge=1, le=5)
     # The embedded broker holds a group join for half the session timeout, so
     # tests and the demo use a short one; Apache Kafka's minimum is usually 6 s.
@@ -71,7 +73,12 @@ class ServiceSettings(BaseSettings):
     # A broker that restarted empty gets the rows sent this recently again (shared.outbox); 0: never.
     outbox_republish_window_s: float = Field(default=600, ge=0, le=7 * 86400)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = True
+    # Log lines: JSON (one object per line), or short human lines; unset: human lines when
+    # stderr is a terminal outside production, JSON otherwise (shared.logging).
+    log_json: bool | None = None
+    # How often the gauges read from the database (outbox backlog, dead letters, orders by
+    # state, pending timers...) and the readiness gauge are recomputed for /metrics.
+    metrics_refresh_s: float = Field(default=15.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _defaults_and_safety(self) -> "ServiceSettings":

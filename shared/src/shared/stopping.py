@@ -2,9 +2,11 @@
 
 A task that ignores its cancellation (or waits on something that never answers) must not
 hold a service's shutdown forever: orchestrators kill it anyway, and a developer's Ctrl-C
-should not hang. What a stuck task was waiting on is logged, down the whole chain of
-awaits (asyncio's own ``Task.get_stack`` shows only the outermost frame of a suspended
-coroutine).
+should not hang. What a stuck task was waiting on is logged, down its chain of awaits
+(asyncio's own ``Task.get_stack`` shows only the outermost frame of a suspended coroutine),
+through the coroutines' public ``cr_await``/``cr_frame``. It stops at the awaited future or
+task: following into it needs asyncio's private ``_fut_waiter`` (Python 3.14 has
+``asyncio.capture_call_graph`` for it); every task still running is reported on its own.
 """
 from __future__ import annotations
 
@@ -17,35 +19,16 @@ log = logging.getLogger(__name__)
 
 def await_chain(task: asyncio.Task, limit: int = 40) -> list[str]:
     """Where ``task`` is suspended: one "file:line in function" per awaiting frame, then what
-    the innermost frame waits on: another task (``-> task <name>``, followed into), the
-    tasks of a gather, or a plain future."""
+    the innermost frame awaits (``-> <repr>``)."""
     out: list[str] = []
-    seen: set[int] = set()
-    todo: list[asyncio.Future] = [task]
-    while todo and len(out) < limit:
-        fut = todo.pop(0)
-        if id(fut) in seen:
-            continue
-        seen.add(id(fut))
-        if not isinstance(fut, asyncio.Task):
-            children = getattr(fut, "_children", None)  # what asyncio.gather waits for
-            if children:
-                out.append(f"-> gather of {len(children)}")
-                todo.extend(c for c in children if not c.done())
-            else:
-                out.append(f"-> {fut!r}"[:300])
-            continue
-        if fut is not task:
-            out.append(f"-> task {fut.get_name()}")
-        obj = fut.get_coro()
-        while obj is not None and len(out) < limit:
-            frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None) or getattr(obj, "ag_frame", None)
-            if frame is not None:
-                out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
-            obj = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None) or getattr(obj, "ag_await", None)
-        waiter = getattr(fut, "_fut_waiter", None)  # the future the task is blocked on
-        if waiter is not None:
-            todo.insert(0, waiter)
+    obj = task.get_coro()
+    while obj is not None and len(out) < limit:
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None) or getattr(obj, "ag_frame", None)
+        if frame is None:
+            out.append(f"-> {obj!r}"[:300])
+            break
+        out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        obj = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None) or getattr(obj, "ag_await", None)
     return out
 
 

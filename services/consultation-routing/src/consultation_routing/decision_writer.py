@@ -29,6 +29,7 @@ from shared import db
 from shared.events import registry
 from shared.logging import configure_logging
 from shared.outbox import Outbox
+from shared.retry import Backoff
 
 log = logging.getLogger("consultation_routing.decision_writer")
 POLL_S = 0.2
@@ -77,7 +78,7 @@ async def serve(url: str, journal_dir: str, batch: int, retention: timedelta = t
     wake, eof = asyncio.Event(), asyncio.Event()
     wakeups = asyncio.create_task(_wakeups(reader, wake, eof))
     out = sys.stdout.buffer
-    delay, failed_at_stop = 0.1, 0
+    retry, failed_at_stop = Backoff(0.1, 5.0), 0  # while the database is away
     forgotten_at = time.monotonic()
     try:
         while True:
@@ -85,7 +86,7 @@ async def serve(url: str, journal_dir: str, batch: int, retention: timedelta = t
                 forgotten_at = time.monotonic()
                 await _forget(sessions, clock, retention)
             try:
-                n = await drain_once(drainer, sessions, outbox, registry.topic_for, batch,
+                n = await drain_once(drainer, sessions, outbox, batch,
                                      before_write=lambda items: setattr(clock, "at", items[-1][0][0]))
             except Exception as exc:  # noqa: BLE001 - the database may be down: the journal keeps them
                 log.warning("writing decisions failed; retrying", extra={"error": repr(exc)})
@@ -97,10 +98,9 @@ async def serve(url: str, journal_dir: str, batch: int, retention: timedelta = t
                         log.error("decisions left in the journal at stop (drained at the next start)",
                                   extra={"error": repr(exc)})
                         return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await retry.wait()
                 continue
-            delay = 0.1
+            retry.reset()
             if n:
                 out.write(b"%d\n" % n)
                 out.flush()
@@ -123,8 +123,10 @@ def main() -> None:
     # ends when the service closes the pipe (after its last journal append), not before.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # the service's LOG_JSON: True, False, or None (decided by whether stderr is a terminal)
     configure_logging("consultation-routing", os.environ.get("ROUTING_WRITER_LOG_LEVEL", "INFO"),
-                      os.environ.get("ROUTING_WRITER_LOG_JSON", "True") == "True")
+                      {"True": True, "False": False}.get(os.environ.get("ROUTING_WRITER_LOG_JSON", "True")),
+                      production=os.environ.get("ROUTING_WRITER_PRODUCTION") == "True")
     asyncio.run(serve(os.environ["ROUTING_WRITER_DATABASE_URL"], os.environ["ROUTING_WRITER_JOURNAL_DIR"],
                       int(os.environ.get("ROUTING_WRITER_BATCH", "500")),
                       timedelta(hours=float(os.environ.get("ROUTING_WRITER_DECISION_RETENTION_H", "72")))))

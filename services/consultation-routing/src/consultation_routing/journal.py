@@ -5,8 +5,9 @@ outbox by the decision writer process.
 Files in one directory per service instance (``JOURNAL_DIR``):
 
 - ``segment-<n>.log``: frames of decision records, each frame a 4-byte big-endian length
-  and a pickle of a list of records. The service appends to the newest segment only and
-  starts a new one past ``SEGMENT_BYTES``.
+  and a JSON array of (decision record, manufacturer package) pairs (``msgspec``, decoded
+  against ``FRAME``: a frame that does not match it is skipped; times keep their offset).
+  The service appends to the newest segment only and starts a new one past ``SEGMENT_BYTES``.
 - ``segment-<n>.pos``: how far the writer has drained that segment (byte offset), written
   after the outbox transaction that holds those decisions commits. A crash between the
   two drains the same frames again; their events have deterministic ids, so consumers'
@@ -21,14 +22,24 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pickle
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
+
+import msgspec
 
 FRAME_HEAD = 4
 SEGMENT_BYTES = 64 << 20
 _SEGMENT = re.compile(r"segment-(\d{12})\.log$")
+# One decision (``publisher.decision_record``): at, channel, entry point, phase, sku, customer,
+# sales order, service order, decision id, target, reason, manufacturer, category, queue,
+# billable; then the manufacturer's package (None when unknown).
+Opt = str | None
+RECORD = tuple[datetime, str, str, str, Opt, Opt, Opt, Opt, str, str, str, Opt, Opt, Opt, bool]
+FRAME = list[tuple[RECORD, int | None]]
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(FRAME).decode
 
 
 class JournalLocked(RuntimeError):
@@ -86,8 +97,8 @@ def read_frames(segment: Path, start: int) -> Iterator[tuple[int, list]]:
                 return
             pos += FRAME_HEAD + n
             try:
-                records = pickle.loads(body)
-            except Exception:  # noqa: BLE001 - a damaged frame: skipped, never fatal
+                records = _decode(body)
+            except msgspec.DecodeError:  # a damaged frame: skipped, never fatal
                 continue
             yield pos, records
 
@@ -133,7 +144,7 @@ class Journal:
         if self._size >= self.segment_bytes:
             self._n += 1
             self._start_segment()
-        payload = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = _encode(records)
         frame = len(payload).to_bytes(FRAME_HEAD, "big") + payload
         os.write(self._fd, frame)
         self._size += len(frame)

@@ -11,8 +11,8 @@ durable; it wakes the journal task at once, so it waits one fsync (~1-3 ms), not
 interval. Other decisions are answered at once and journaled within ``interval_s``.
 
 The decision writer process (``consultation_routing.decision_writer``) drains the
-journal: it builds the envelopes, JSON-encodes them and writes each batch to the outbox
-as one bundle row per topic (``Outbox.add_bundle_lines``) in one transaction, then
+journal: it builds the envelopes (the shared codec, ``shared.events``) and writes each
+batch to the outbox as one bundle row per topic (``Outbox.add_bundle``) in one transaction, then
 records how far it got (``journal.Drainer``) and tells the service how many decisions
 it wrote. The per-event work thus runs on another core and under another interpreter
 lock (a writer *thread* held this process's GIL for about a sixth of the time at 2,000
@@ -40,7 +40,6 @@ Transfers, which are business records, are written synchronously in their own tr
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -57,33 +56,19 @@ from consultation_routing.domain.model import Consultation
 from consultation_routing.domain.packages import package_for
 from consultation_routing.journal import Drainer, Journal
 from consultation_routing.models import DecisionRow
-from shared.outbox import bundle_line
+from shared.contracts.routing import BillableConsultation, RoutingDecided
+from shared.events import DecodeError, Envelope, make_envelope
 
 log = logging.getLogger(__name__)
 PRODUCER = "consultation-routing"
-# Envelopes are encoded here with the C JSON encoder, not built and dumped through the
-# pydantic model: this is the per-decision cost of the background writer. The output is
-# an ``Envelope`` as ``model_dump_json`` writes it (compact, UTF-8, times in ISO 8601);
-# tests parse every written event with ``Envelope`` and the contract models.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 DECIDED, BILLABLE = "routing.decided", "routing.billable_consultation"
-
-
-def _iso(at: datetime) -> str:
-    s = at.isoformat()
-    return s[:-6] + "Z" if s.endswith("+00:00") else s
-
-
 _IDS = uuid.UUID("6f1c1e5e-3c4b-4d8e-9a57-0b3c7a2f9d10")  # namespace of decision event ids
 
 
-def _envelope_json(type_: str, key: str, occurred_at: str, data: dict, decision_id: str) -> str:
+def _event_id(type_: str, decision_id: str) -> uuid.UUID:
     # deterministic: a journal batch drained twice (crash between commit and position) has
     # the same event ids, which every consumer's inbox applies once
-    return _ENCODE({
-        "id": str(uuid.uuid5(_IDS, f"{type_}/{decision_id}")), "type": type_, "schema_version": 1,
-        "occurred_at": occurred_at, "producer": PRODUCER, "key": key, "correlation_id": None, "data": data,
-    })
+    return uuid.uuid5(_IDS, f"{type_}/{decision_id}")
 
 
 def is_billable(d: dict) -> bool:
@@ -102,42 +87,43 @@ def decision_record(c: Consultation, d: dict, billable: bool | None = None) -> t
             is_billable(d) if billable is None else billable)
 
 
-def decision_events(record: tuple, manufacturer_package: int | None) -> list[tuple[str, str, str]]:
-    """(type, key, envelope JSON) of ``routing.decided`` plus, when the record is billable
-    (the platform serves an enrolled manufacturer's customer), a billable event whose
-    ``consultation_id`` is the decision id (one per consultation, see engine.decision_id_of)."""
+def decision_events(record: tuple, manufacturer_package: int | None) -> list[Envelope]:
+    """``routing.decided`` plus, when the record is billable (the platform serves an enrolled
+    manufacturer's customer), a billable event whose ``consultation_id`` is the decision id
+    (one per consultation, see engine.decision_id_of)."""
     (at, channel, entry_point, phase, sku, customer_id, sales_order_id, service_order_id,
      decision_id, target, reason, manufacturer_id, category, queue_id, billable) = record
     if at.utcoffset():
         at = at.astimezone(timezone.utc)  # events are UTC, whatever offset the clock answered in
-    when = occurred = _iso(at)  # as pydantic writes a UTC time ("Z")
     key = manufacturer_id or "platform"
-    out = [(DECIDED, key, _envelope_json(DECIDED, key, occurred, {
-        "decision_id": decision_id, "decided_at": when, "channel": channel, "entry_point": entry_point,
-        "phase": phase, "target": target, "reason": reason, "sku": sku,
-        "manufacturer_id": manufacturer_id, "category": category, "queue_id": queue_id,
-        "customer_id": customer_id, "sales_order_id": sales_order_id, "service_order_id": service_order_id,
-    }, decision_id))]
+    out = [make_envelope(type_=DECIDED, key=key, producer=PRODUCER, occurred_at=at,
+                         event_id=_event_id(DECIDED, decision_id), correlation_id=None, data=RoutingDecided(
+        decision_id=decision_id, decided_at=at, channel=channel, entry_point=entry_point, phase=phase,
+        target=target, reason=reason, sku=sku, manufacturer_id=manufacturer_id, category=category,
+        queue_id=queue_id, customer_id=customer_id, sales_order_id=sales_order_id,
+        service_order_id=service_order_id))]
     if billable:
-        out.append((BILLABLE, key, _envelope_json(BILLABLE, key, occurred, {
-            "consultation_id": decision_id, "manufacturer_id": manufacturer_id,
-            "package": package_for(category, manufacturer_package or 1), "cause": reason,
-            "channel": channel, "category": category, "occurred_at": when,
-        }, decision_id)))
+        out.append(make_envelope(type_=BILLABLE, key=key, producer=PRODUCER, occurred_at=at,
+                                 event_id=_event_id(BILLABLE, decision_id), correlation_id=None,
+                                 data=BillableConsultation(
+            consultation_id=decision_id, manufacturer_id=manufacturer_id,
+            package=package_for(category, manufacturer_package or 1), cause=reason, channel=channel,
+            category=category, occurred_at=at)))
     return out
 
 
-def outbox_bundles(items: list[tuple[tuple, int | None]], topic_for) -> dict[str, tuple[str, list[str]]]:
-    """topic -> (first key, bundle lines) of a batch of (decision record, manufacturer package)."""
-    bundles: dict[str, tuple[str, list[str]]] = {}
+def outbox_events(items: list[tuple[tuple, int | None]]) -> list[Envelope]:
+    """The envelopes of a batch of (decision record, manufacturer package), in order. A record
+    the contracts refuse (it can never be published: e.g. a time past the last UTC date) is
+    logged and left out, so it never holds back the decisions after it."""
+    out = []
     for record, package in items:
-        for type_, key, env in decision_events(record, package):
-            topic = topic_for(type_)
-            bundle = bundles.get(topic)
-            if bundle is None:
-                bundle = bundles[topic] = (key, [])
-            bundle[1].append(bundle_line(key, env))
-    return bundles
+        try:
+            out.extend(decision_events(record, package))
+        except (DecodeError, OverflowError) as exc:
+            log.error("decision refused by the event contracts; not published",
+                      extra={"decision_id": record[8], "error": str(exc)})
+    return out
 
 
 def decision_rows(items: list[tuple[tuple, int | None]]) -> list[dict]:
@@ -191,19 +177,17 @@ async def forget_decisions(sessions, before: datetime) -> None:
             await s.execute(delete(DecisionRow).where(DecisionRow.decided_at < before))
 
 
-async def write_bundles(sessions, outbox, bundles: dict[str, tuple[str, list[str]]],
-                        decisions: list[dict] | None = None) -> None:
+async def write_events(sessions, outbox, events: list[Envelope], decisions: list[dict] | None = None) -> None:
     """One transaction: the events and the decision rows. Not rt.uow(): it would wake the
     relay after every batch; decisions are not urgent, so the relay picks them up on its
     next poll."""
     async with sessions() as s:
         async with s.begin():
-            for topic, (first_key, lines) in bundles.items():
-                await outbox.add_bundle_lines(s, topic, first_key, lines)
+            await outbox.add_bundle(s, events)
             await store_decisions(s, decisions or [])
 
 
-async def drain_once(drainer: Drainer, sessions, outbox, topic_for, max_records: int, before_write=None) -> int:
+async def drain_once(drainer: Drainer, sessions, outbox, max_records: int, before_write=None) -> int:
     """Write the next decisions of the journal to the outbox (one transaction), then record
     the journal position. Returns how many were written (0: nothing to drain).
     ``before_write(items)``: e.g. the writer sets its outbox clock to the decisions' time."""
@@ -211,7 +195,7 @@ async def drain_once(drainer: Drainer, sessions, outbox, topic_for, max_records:
     if items and before_write is not None:
         before_write(items)
     if items:
-        await write_bundles(sessions, outbox, outbox_bundles(items, topic_for), decision_rows(items))
+        await write_events(sessions, outbox, outbox_events(items), decision_rows(items))
     if positions:
         drainer.committed(positions)
     return len(items)
@@ -331,7 +315,7 @@ class DecisionPublisher:
             self.journal.close()
         drainer = Drainer(self.journal.directory)
         try:
-            while n := await drain_once(drainer, self.rt.sessions, self.rt.outbox, self.rt.registry.topic_for,
+            while n := await drain_once(drainer, self.rt.sessions, self.rt.outbox,
                                         self.batch):
                 self._pending = max(0, self._pending - n)
                 self.written.inc(n)
@@ -435,7 +419,8 @@ class DecisionPublisher:
                "ROUTING_WRITER_JOURNAL_DIR": str(self.journal.directory),
                "ROUTING_WRITER_BATCH": str(self.batch),
                "ROUTING_WRITER_DECISION_RETENTION_H": str(settings.decision_retention_h),
-               "ROUTING_WRITER_LOG_LEVEL": settings.log_level, "ROUTING_WRITER_LOG_JSON": str(settings.log_json)}
+               "ROUTING_WRITER_LOG_LEVEL": settings.log_level, "ROUTING_WRITER_LOG_JSON": str(settings.log_json),
+               "ROUTING_WRITER_PRODUCTION": str(settings.environment == "production")}
         try:
             return await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "consultation_routing.decision_writer",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import shared.contracts  # noqa: F401 - registers event types
-from kpi.api import router
+from kpi.api.routes import router
 from kpi.models import Base, messaging
+from kpi.parts import build, kpi_parts
 from kpi.settings import KpiSettings
 from shared.runtime import Runtime, ServiceDefinition, create_service_app
 from shared.settings import load_settings
@@ -17,8 +18,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def _start(rt: Runtime) -> None:
     import gc
 
-    from kpi import metrics
-    from kpi.consumers import start_consumer
+    from kpi.entrypoints import metrics
+    from kpi.entrypoints.consumers import start_consumer
 
     # The objects of start-up (modules, models, settings: most of the heap) are never
     # garbage, so full collections — frequent under the consumer's many short-lived
@@ -27,8 +28,8 @@ def _start(rt: Runtime) -> None:
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
 
-    rt.kpi_consumer = start_consumer(rt)  # one group over the order, SLA, routing and catalogue topics (batched)
-    rt.kpi_figures = metrics.install(rt)
+    start_consumer(rt)  # one group over the order, SLA, routing and catalogue topics (batched)
+    kpi_parts(rt).figures = metrics.install(rt)
 
 
 DEFINITION = ServiceDefinition(
@@ -39,6 +40,7 @@ DEFINITION = ServiceDefinition(
     migrations_dir=MIGRATIONS,
     routers=[router],
     on_start=_start,
+    parts=build,
 )
 
 

@@ -1,11 +1,11 @@
 """Tables owned by the KPI service.
 
 Projected from events (emptied and rebuilt by ``kpi replay``):
-  ``order_facts``         one row per service order (``kpi.projection.OrderFact``)
+  ``order_facts``         one row per service order (``kpi.domain.projection.OrderFact``)
   ``consultation_facts``  one row per routing event (decided / transferred / billable)
   ``catalogue_skus``      each merchant's catalogue as published (``catalogue.sku_upserted``)
   ``kpi_counters``        sums of the orders', consultations' and catalogue's contributions,
-                          the figures are read from them (``kpi.projection.contributions``)
+                          the figures are read from them (``kpi.domain.projection.contributions``)
 Primary data of the KPI service (kept by a replay):
   ``paid_transactions``   paid-transaction counts per merchant and Beijing day (ingest API)
   ``disqualifications``, ``flag_records``  decisions already published as events
@@ -68,7 +68,7 @@ class OrderFact(Base):
 
 
 class Counter(Base):
-    """``(family, period, merchant_id, dim) → a, b, c, d`` — see ``kpi.projection.contributions``."""
+    """``(family, period, merchant_id, dim) → a, b, c, d`` — see ``kpi.domain.projection.contributions``."""
 
     __tablename__ = "kpi_counters"
     __table_args__ = (Index("ix_kpi_counters_merchant", "family", "merchant_id", "period"),)
@@ -100,7 +100,7 @@ class ConsultationFact(Base):
 
 class CatalogueSku(Base):
     """One SKU of a merchant's catalogue as last published (``catalogue.sku_upserted``:
-    the latest event time wins, ``kpi.projection.newer_entry``). The merchants' categories
+    the latest event time wins, ``kpi.domain.projection.newer_entry``). The merchants' categories
     for the composite index's peer groups come from here."""
 
     __tablename__ = "catalogue_skus"

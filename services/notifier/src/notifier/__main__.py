@@ -1,11 +1,4 @@
-from notifier.app import MIGRATIONS, create_app
-from notifier.settings import NotifierSettings
-from shared.cli import run_cli
-
-
-def main() -> None:
-    run_cli("notifier", NotifierSettings, create_app, MIGRATIONS)
-
+from notifier.entrypoints.cli import main
 
 if __name__ == "__main__":
     main()

@@ -4,12 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import shared.contracts  # noqa: F401 - registers event types
+import asyncio
+
+from orders.adapters.metrics import orders_metrics
 from orders.adapters.account_versions import OrdersAccountGuard, start_account_guard
 from orders.adapters.attempt_limits import AttemptLimits
 from orders.adapters.blobstore import blob_store
+from orders.adapters.direct import DirectStore
+from orders.adapters.relay_pacing import PacedWake
 from orders.adapters.secret_hashing import SecretHasher
-from orders.adapters.relay_pacing import pace_relay
-from orders.api.fast import OrdersApp, OrdersFastPath
+from orders.adapters.session_store import SessionStore
+from orders.adapters.store import OrderStore
 from orders.api.auth import router as auth_router
 from orders.api.back_office import merchant_router, platform_orders_router, staff_router
 from orders.api.platform import router as platform_router
@@ -26,6 +31,21 @@ from shared.topics import KPI_EVENTS, SLA_EVENTS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+
+async def _start(rt) -> None:
+    await start_account_guard(rt)
+    rt.spawn(_close_on_stop(rt.order_store), "order-store")
+
+
+async def _close_on_stop(store: OrderStore) -> None:
+    """Owned by the runtime (``Runtime.spawn``): cancelled when the service stops, it closes the
+    store's connections then."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await store.close()
+
+
 DEFINITION = ServiceDefinition(
     name="orders",
     title="After-sales platform: orders",
@@ -35,7 +55,7 @@ DEFINITION = ServiceDefinition(
     routers=[auth_router, storefront_router, staff_router, merchant_router, platform_router, platform_orders_router],
     consumers=[ConsumerSpec("deadlines", [SLA_EVENTS], lambda rt: {**deadline_handlers(rt), **armed_handlers(rt)}),
                ConsumerSpec("qualification", [KPI_EVENTS], qualification_handlers)],
-    on_start=start_account_guard,
+    on_start=_start,
 )
 
 
@@ -50,23 +70,16 @@ def create_app(settings: OrdersSettings | None = None):
     rt.token_attempts = AttemptLimits(settings.token_failures_per_client, settings.token_failures_per_address,
                                       settings.token_limit_storage)
     rt.account_guard = OrdersAccountGuard(rt, settings.account_refresh_s)
-    pace_relay(app.state.runtime.relay, settings.outbox_wake_window_s)
-    _close_direct_pool_on_stop(app.state.runtime)
-    # The hot routes ahead of the middleware stack: see api/fast.py.
-    app.__class__ = OrdersApp
-    app.state.orders_fast_path = OrdersFastPath(app.call_stack, runtime=app.state.runtime)
+    rt.order_store = order_store(rt, settings)
+    orders_metrics(rt)  # on /metrics from the start (docs/operations.md, "Metrics")
     return app
 
 
-def _close_direct_pool_on_stop(rt) -> None:
-    stop = rt.stop
-
-    async def stop_and_close() -> None:
-        try:
-            await stop()
-        finally:
-            pool = getattr(rt, "direct_pool", None)
-            if pool is not None:
-                await pool.close()
-
-    rt.stop = stop_and_close
+def order_store(rt, settings: OrdersSettings) -> OrderStore:
+    """The configured adapter of the order store (``ORDERS_ORDER_STORE``; adapters/store.py)."""
+    # After a commit with events the relay is woken at most once per window (adapters/relay_pacing.py).
+    window = settings.outbox_wake_window_s
+    wake = PacedWake(rt.relay.wake, window) if window > 0 else rt.relay.wake
+    if settings.order_store == "direct" or (settings.order_store == "auto" and not settings.is_sqlite):
+        return DirectStore(rt.engine.url, rt.outbox, after_commit=wake)
+    return SessionStore(rt.sessions, rt.outbox, is_sqlite=settings.is_sqlite, after_commit=wake)

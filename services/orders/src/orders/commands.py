@@ -24,6 +24,7 @@ async def _with_runtime(settings, fn):
     try:
         return await fn(rt)
     finally:
+        await rt.order_store.close()
         await rt.engine.dispose()
 
 

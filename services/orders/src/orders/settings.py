@@ -48,6 +48,9 @@ class OrdersSettings(ServiceSettings):
     # Wake the outbox relay at most once per this many seconds (0: after every commit);
     # see adapters/relay_pacing.py.
     outbox_wake_window_s: float = Field(default=0.05, ge=0, le=5)
+    # The adapter of the order store (adapters/store.py): "session" (SQLAlchemy), "direct"
+    # (asyncpg, one statement per action; PostgreSQL only), "auto": direct on PostgreSQL.
+    order_store: Literal["auto", "session", "direct"] = "auto"
 
     @model_validator(mode="after")
     def _blob_store_complete(self) -> "OrdersSettings":
@@ -57,6 +60,12 @@ class OrdersSettings(ServiceSettings):
             if bool(self.blob_s3_access_key_id) != bool(self.blob_s3_secret_access_key.get_secret_value()):
                 raise ValueError("ORDERS_BLOB_S3_ACCESS_KEY_ID and ORDERS_BLOB_S3_SECRET_ACCESS_KEY go together "
                                  "(or leave both empty for boto3's credential chain)")
+        return self
+
+    @model_validator(mode="after")
+    def _direct_needs_postgres(self) -> "OrdersSettings":
+        if self.order_store == "direct" and self.is_sqlite:
+            raise ValueError("ORDERS_ORDER_STORE=direct needs PostgreSQL (ORDERS_DATABASE_URL=postgresql+asyncpg://…)")
         return self
 
     @field_validator("token_failures_per_client", "token_failures_per_address")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.runtime import Runtime
 from sla_timer.handlers.firing import FiringLoop
 from sla_timer.handlers.policies import Policies
+from sla_timer.metrics import timer_metrics
 
 
 def attach(rt: Runtime) -> Runtime:
@@ -13,4 +14,5 @@ def attach(rt: Runtime) -> Runtime:
         rt.sla_firing = FiringLoop(rt, rt.settings.fire_batch_size, rt.settings.fire_poll_interval_s)  # type: ignore
         rt.sla_wake = rt.sla_firing.wake  # type: ignore[attr-defined]
         rt.relay.batch_size = rt.settings.outbox_batch_size  # type: ignore[attr-defined]
+        timer_metrics(rt)
     return rt

@@ -1,4 +1,4 @@
-"""Events of consultation routing (SPEC §4, §5.5) on ``routing.events``.
+"""Events of consultation routing on ``routing.events`` (docs/routing.md, docs/events.md § 3).
 
 ``routing.decided`` / ``routing.transferred`` / ``routing.billable_consultation``
 are published by the consultation-routing service (key: manufacturer id, or
@@ -12,11 +12,11 @@ service does not read back its own stream of decisions."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from msgspec import Meta
 
-from shared.events import registry
+from shared.events import Contract, registry
 from shared.topics import CATALOGUE_EVENTS, ROUTING_EVENTS
 
 CHANNELS = ("phone", "im")
@@ -27,13 +27,17 @@ PHASES = ("pre_sale", "after_sale")
 TARGETS = ("manufacturer", "platform")
 REASONS = ("enrolled", "not_enrolled", "out_of_hours", "disqualified", "no_agents", "overflow", "unknown_sku",
            "degraded")
+Channel = Literal["phone", "im"]
+AwareTime = Annotated[datetime, Meta(tz=True)]
 
 
 @registry.register("routing.decided", topic=ROUTING_EVENTS, version=1)
-class RoutingDecided(BaseModel):
+class RoutingDecided(Contract, kw_only=True):
+    """A storefront consultation was routed to a manufacturer's queue or to the platform."""
+
     decision_id: str
-    decided_at: datetime
-    channel: Literal["phone", "im"]
+    decided_at: AwareTime
+    channel: Channel
     entry_point: str
     phase: Literal["pre_sale", "after_sale"]
     target: Literal["manufacturer", "platform"]
@@ -48,7 +52,7 @@ class RoutingDecided(BaseModel):
 
 
 @registry.register("routing.transferred", topic=ROUTING_EVENTS, version=1)
-class ConsultationTransferred(BaseModel):
+class ConsultationTransferred(Contract, kw_only=True):
     """队列转接: a manufacturer agent handed the consultation to the platform queue."""
 
     transfer_id: str
@@ -56,33 +60,36 @@ class ConsultationTransferred(BaseModel):
     manufacturer_id: str
     agent_id: str
     reason: str
-    transferred_at: datetime
+    transferred_at: AwareTime
     sku: str | None = None
 
 
 @registry.register("routing.billable_consultation", topic=ROUTING_EVENTS, version=1)
-class BillableConsultation(BaseModel):
-    """The platform serves a consultation on an enrolled manufacturer's behalf (SPEC §5.5).
+class BillableConsultation(Contract, kw_only=True):
+    """The platform serves a consultation on an enrolled manufacturer's behalf (docs/routing.md).
 
     ``cause`` is the routing reason (out_of_hours, disqualified, no_agents, overflow)
     or ``transfer``; ``package`` (1 or 2) prices it."""
 
     consultation_id: str  # the decision id
     manufacturer_id: str
-    package: int = Field(ge=1, le=2)
+    package: Annotated[int, Meta(ge=1, le=2)]
     cause: str
-    channel: Literal["phone", "im"]
+    channel: Channel
     category: str | None = None
-    occurred_at: datetime
+    occurred_at: AwareTime
+
+
+Name = Annotated[str, Meta(min_length=1, max_length=100)]
 
 
 @registry.register("catalogue.sku_upserted", topic=CATALOGUE_EVENTS, version=1)
-class SkuUpserted(BaseModel):
+class SkuUpserted(Contract, kw_only=True):
     """A SKU of a merchant's catalogue: ``manufacturer_id`` is the merchant whose
     catalogue holds it. ``merchant_kind`` (added later, optional): routing lets a
     manufacturer's catalogue take a SKU id a POP seller's also lists, never the reverse."""
 
-    sku: str = Field(min_length=1, max_length=100)
-    manufacturer_id: str = Field(min_length=1, max_length=100)
-    category: str = Field(min_length=1, max_length=100)
+    sku: Name
+    manufacturer_id: Name
+    category: Name
     merchant_kind: Literal["manufacturer", "pop_seller"] | None = None

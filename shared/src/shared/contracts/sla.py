@@ -1,42 +1,43 @@
-"""Events published by the SLA timer service on ``sla.events`` (key: service order id)."""
+"""Events published by the SLA timer service on ``sla.events`` (key: service order id).
+The deadlines and who acts on them: docs/deadlines.md, docs/events.md § 3."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_serializer
+from msgspec import UNSET, Meta, UnsetType, field
 
-from shared.events import registry
+from shared.contracts.vocabulary import OrderState
+from shared.events import Contract, registry
 from shared.topics import SLA_EVENTS
+
+AwareTime = Annotated[datetime, Meta(tz=True)]
 
 
 @registry.register("sla.deadline_fired", topic=SLA_EVENTS, version=1)
-class DeadlineFired(BaseModel):
+class DeadlineFired(Contract, kw_only=True):
     """A timer came due. ``order_version``/``order_state`` are what the timer was
     set for: the owner of the effect applies it only if the order is still there."""
 
     timer_id: str
     order_id: str
     rule: str
-    action: str  # e.g. auto_refund, advance_compensation, auto_close, auto_confirm, remind, escalate, breach
-    order_version: int = Field(ge=0)
-    order_state: str
-    due_at: datetime
-    fired_at: datetime
-    details: dict = Field(default_factory=dict)
+    action: str  # DEADLINE_ACTIONS
+    order_version: Annotated[int, Meta(ge=0)]
+    order_state: OrderState
+    due_at: AwareTime
+    fired_at: AwareTime
+    details: dict[str, Any] = field(default_factory=dict)
     # The facts that cancel the timer's rule (``action:<transition action>``,
     # ``state:<to_state>`` as in the sla-timer's rule table): a consumer that has seen a
     # transition of this order with a version above ``order_version`` producing one of them
-    # knows the deadline no longer holds. Optional (events from before it have none, and
-    # nothing can be checked then); left out of the JSON when empty, so an event without it
-    # keeps the byte layout it always had.
-    cancelled_by: list[str] = Field(default_factory=list)
+    # knows the deadline no longer holds. Left out of the JSON when empty (UNSET: falsy, so
+    # ``if fired.cancelled_by:`` reads as before); events from before it have none.
+    cancelled_by: list[str] | UnsetType = UNSET
 
-    @model_serializer(mode="wrap")
-    def _omit_empty_cancelled_by(self, handler):
-        out = handler(self)
-        if not out.get("cancelled_by"):
-            out.pop("cancelled_by", None)
-        return out
+    def __post_init__(self) -> None:
+        if not self.cancelled_by:
+            self.cancelled_by = UNSET
 
 
 # ``DeadlineFired.action`` values and who acts on them:
@@ -49,21 +50,21 @@ DEADLINE_ACTIONS = (
 )
 
 
-class ArmedDeadline(BaseModel):
+class ArmedDeadline(Contract, kw_only=True):
     timer_id: str
     rule: str
     action: str
-    due_at: datetime  # UTC, the rule's duration with any override and the business calendar applied
+    due_at: AwareTime  # UTC, the rule's duration with any override and the business calendar applied
 
 
 @registry.register("sla.deadlines_armed", topic=SLA_EVENTS, version=1)
-class DeadlinesArmed(BaseModel):
+class DeadlinesArmed(Contract, kw_only=True):
     """The timers one order event started, with when each is due: what the order actually
     faces, overrides included (the orders service shows it as the expected completion).
     ``order_version``/``order_state``: the order event that armed them. Published once per
     order event that started at least one timer (a rule an override disables starts none)."""
 
     order_id: str
-    order_version: int = Field(ge=0)
-    order_state: str
-    deadlines: list[ArmedDeadline] = Field(min_length=1)
+    order_version: Annotated[int, Meta(ge=0)]
+    order_state: OrderState
+    deadlines: Annotated[list[ArmedDeadline], Meta(min_length=1)]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from consultation_routing.api.schemas import CatalogueLoadOut, EnrollmentOut, QueueStateOut, TransferOut
+from consultation_routing.components import routing_of
 from consultation_routing.domain.model import DEFAULT_HOURS
 from consultation_routing.handlers.catalogue import load_catalogue
 from consultation_routing.handlers.enrollment import get_enrollment, save_enrollment, set_disqualified
@@ -93,7 +94,7 @@ async def put_enrollment(manufacturer_id: str, body: Enrollment, request: Reques
                          rt: Runtime = Depends(get_runtime), _: Principal = Depends(operator)) -> dict:
     if not re.fullmatch(r"[A-Za-z0-9._:-]{1,100}", manufacturer_id):
         raise ApiError(422, "validation_error", "manufacturer id: 1..100 of A-Z a-z 0-9 . _ : -")
-    row = await save_enrollment(rt, request.app.state.routing, manufacturer_id, {
+    row = await save_enrollment(rt, routing_of(rt), manufacturer_id, {
         "name": body.name, "categories": body.categories,
         "hours": {"phone": [body.phone_hours.start, body.phone_hours.end],
                   "im": [body.im_hours.start, body.im_hours.end]},
@@ -120,14 +121,14 @@ class Disqualification(BaseModel):
              response_model=EnrollmentOut)
 async def disqualify(manufacturer_id: str, body: Disqualification, request: Request,
                      rt: Runtime = Depends(get_runtime), _: Principal = Depends(operator)) -> dict:
-    return enrollment_view(await set_disqualified(rt, request.app.state.routing, manufacturer_id, True, body.reason))
+    return enrollment_view(await set_disqualified(rt, routing_of(rt), manufacturer_id, True, body.reason))
 
 
 @router.delete("/manufacturers/{manufacturer_id}/disqualification", summary="Reinstate a disqualified manufacturer",
                response_model=EnrollmentOut)
 async def reinstate(manufacturer_id: str, request: Request, rt: Runtime = Depends(get_runtime),
                     _: Principal = Depends(operator)) -> dict:
-    return enrollment_view(await set_disqualified(rt, request.app.state.routing, manufacturer_id, False, None))
+    return enrollment_view(await set_disqualified(rt, routing_of(rt), manufacturer_id, False, None))
 
 
 @router.post(
@@ -149,7 +150,7 @@ async def bulk_skus(request: Request, rt: Runtime = Depends(get_runtime), _: Pri
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ApiError(422, "bad_encoding", "the upload must be UTF-8") from None
-    accepted, errors = await load_catalogue(rt, request.app.state.routing, text, fmts[ctype])
+    accepted, errors = await load_catalogue(rt, routing_of(rt), text, fmts[ctype])
     return {"accepted": accepted, "rejected": len(errors),
             "errors": [{"line": e.line, "error": e.error} for e in errors[:1000]]}
 
@@ -164,7 +165,7 @@ class QueueReport(BaseModel):
             response_model=QueueStateOut)
 async def put_queue(manufacturer_id: str, body: QueueReport, request: Request, rt: Runtime = Depends(get_runtime),
                     _: Principal = Depends(operator)) -> dict:
-    routing = request.app.state.routing
+    routing = routing_of(rt)
     if manufacturer_id not in routing.state.manufacturers:
         await get_enrollment(rt, manufacturer_id)  # 404 when unknown
     q = await report_queue(rt, routing, manufacturer_id, body.agents_online, body.queue_length, body.expected_wait_s)
@@ -195,7 +196,7 @@ async def transfer(body: Transfer, request: Request, rt: Runtime = Depends(get_r
                    ) -> dict:
     if p.is_merchant and p.merchant_id != body.manufacturer_id:
         raise ApiError(403, "forbidden", "a manufacturer may only transfer its own consultations")
-    row, channel = await transfer_to_platform(rt, request.app.state.routing, decision_id=body.decision_id,
+    row, channel = await transfer_to_platform(rt, routing_of(rt), decision_id=body.decision_id,
                                               manufacturer_id=body.manufacturer_id, agent_id=body.agent_id,
                                               reason=body.reason, channel=body.channel, sku=body.sku,
                                               by_merchant=p.is_merchant)

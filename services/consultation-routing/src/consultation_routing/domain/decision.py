@@ -1,4 +1,4 @@
-"""The routing decision (SPEC §4) as a table of fallback rules, checked in order.
+"""The routing decision (docs/routing.md, "The decision") as a table of fallback rules, checked in order.
 
 The first rule whose condition holds sends the consultation to the platform
 queue with that rule's reason; when none holds, the manufacturer's queue takes
@@ -45,7 +45,7 @@ FALLBACK_RULES: tuple[tuple[str, Callable[[Facts], bool]], ...] = (
     ("overflow", lambda f: not has_room(f.manufacturer, f)),
 )
 
-# Reasons where the platform serves an enrolled manufacturer's customer: billable (SPEC §5.5).
+# Reasons where the platform serves an enrolled manufacturer's customer: billable (docs/routing.md, "Billable consultations").
 BILLABLE_REASONS = frozenset({"disqualified", "out_of_hours", "no_agents", "overflow"})
 
 

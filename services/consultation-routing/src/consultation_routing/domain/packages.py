@@ -1,4 +1,4 @@
-"""Consultation billing packages by category (SPEC §5.5)."""
+"""Consultation billing packages by category (docs/routing.md, "Packages")."""
 from __future__ import annotations
 
 PACKAGE_1 = frozenset({

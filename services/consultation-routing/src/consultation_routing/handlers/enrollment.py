@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from consultation_routing.models import ManufacturerRow
-from consultation_routing.state import manufacturer_from_row
+from consultation_routing.adapters.state import manufacturer_from_row
 from shared.errors import ApiError
 
 

@@ -4,7 +4,7 @@ A transfer names a real decision (``decisions``, written by the decision writer 
 decision's events) that sent that consultation to that manufacturer's queue, and each
 decision is transferred once. Recorded and published in one transaction (the transfer
 is a business record, unlike decisions); the platform now serves the manufacturer's
-customer, so a billable consultation event goes out with it (SPEC §5.5), priced by the
+customer, so a billable consultation event goes out with it (docs/routing.md, "Billable consultations"), priced by the
 category the decision found."""
 from __future__ import annotations
 

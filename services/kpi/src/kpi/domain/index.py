@@ -15,7 +15,7 @@ repair that became an exchange); a plain repair is not a refund. Per merchant:
   done or closed"). Lower is better. Nothing completed → ``None``.
 - refund self-completion rate = cases the merchant completed itself / completed
   cases: only outcomes the merchant itself carried out count
-  (``kpi.projection.self_completed``). Not self-completed: any order the platform
+  (``kpi.domain.rules.DERIVED`` ``self_completed``). Not self-completed: any order the platform
   serves (``platform`` mode, or on a manufacturer's behalf), arbitration requested
   before completion, a refund executed by the platform or by a system timer
   (auto-refund, advance compensation), a close by a timeout (feedback, ship-back),
@@ -49,7 +49,7 @@ Per merchant:
   and warned under 30 % too (again not at the best index score);
 - platinum after-sales label = all three indicators present and each at least as
   good as the category's platinum benchmark;
-- breakdown by refund path (by goods status, ``kpi.projection.refund_path``):
+- breakdown by refund path (by goods status, ``kpi.domain.rules.DERIVED`` ``refund_path``):
   ``refund_before_shipment`` — a return refunded or closed before the customer
   shipped the goods back (e.g. advance compensation, rejection); ``refund_without_return``
   — compensation orders (refund only, no goods move); ``return_and_refund`` — the
@@ -63,7 +63,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-from kpi.projection import PATHS
+from kpi.domain.projection import PATHS
 
 WINDOW_DAYS = 28
 METRICS = ("dispute_rate", "completion_hours", "self_completion_rate")
@@ -264,9 +264,9 @@ def composite_index(merchants: dict[str, MerchantWindow], end: date, policy: Ind
 def windows_from_counters(counters: dict, paid: dict[tuple[str, date], int], end: date,
                           parents: dict[str, str] | None = None) -> dict[str, MerchantWindow]:
     """The index inputs of the window ending on ``end`` from in-memory counters
-    ({(family, merchant, period, dim): [a, b, c, d]}, ``kpi.projection.counters_of``)
+    ({(family, merchant, period, dim): [a, b, c, d]}, ``kpi.domain.projection.counters_of``)
     and paid transactions {(merchant, Beijing day): count} — what
-    ``kpi.figures.index_inputs`` sums in SQL."""
+    ``kpi.handlers.figures.index_inputs`` sums in SQL."""
     start, stop = window(end)
     lo, hi = start.isoformat(), stop.isoformat()
     merchants: dict[str, MerchantWindow] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from kpi.projection import OrderFact, money, penalty_contradicted, week_key
+from kpi.domain.projection import money, penalty_contradicted, week_key
 
 LATE_AUDIT_BLOCK = 10
 LATE_AUDIT_FEE_CENTS = 200000

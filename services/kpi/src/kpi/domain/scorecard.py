@@ -2,7 +2,7 @@
 
 Week membership follows the spec: F1 by rating time, F2 by audit time, F3 by
 receipt time, F4 by completion (exchange shipped) time; weeks run Monday 00:00 to
-Sunday 23:59:59.999999 Beijing time. Per order, ``kpi.projection.contributions``
+Sunday 23:59:59.999999 Beijing time. Per order, ``kpi.domain.projection.contributions``
 decides in which week and indicator it counts and whether it met the target:
 
 - F1: rated 4 or 5 stars / all ratings;
@@ -110,7 +110,7 @@ def scorecards_from_counters(rows: Iterable[tuple],
 
 def weekly_scorecards(orders) -> dict[date, dict[str, Scorecard]]:
     """All scorecards (week → merchant → scorecard) of some orders' facts."""
-    from kpi.projection import counters_of
+    from kpi.domain.projection import counters_of
 
     return scorecards_from_counters((m, p, d, a, b) for (f, m, p, d), (a, b, _c, _d) in counters_of(orders).items()
                                     if f == "sc")

@@ -2,7 +2,7 @@
 
 The evaluation period is the scorecard week (Monday–Sunday, Beijing).
 
-Members (``kpi.figures.service_express``): every manufacturer serving service orders
+Members (``kpi.handlers.figures.service_express``): every manufacturer serving service orders
 itself in a manufacturer mode (``customer_contact``, ``full_manufacturer``), from its
 first such order on, whether or not consultations reach it; and every manufacturer
 enrolled in consultation routing.
@@ -86,7 +86,7 @@ def scores_from_counters(rows: Iterable[tuple], weights: dict[str, Decimal] | No
 def consultation_scores(decisions: Iterable[Decision], transfers: Iterable[Transfer],
                         weights: dict[str, Decimal] | None = None) -> dict[date, dict[str, dict]]:
     """Scores of some routing decisions and transfers (through the projection's counters)."""
-    from kpi.projection import add_contributions, consultation_contributions
+    from kpi.domain.projection import add_contributions, consultation_contributions
 
     acc: dict = {}
     for i, d in enumerate(decisions):

@@ -1,6 +1,6 @@
-"""Pacing of outbox relay wake-ups for a busy orders service.
+"""Pacing of outbox relay wake-ups for a busy orders service (the order store's ``after_commit``).
 
-Every committed transaction wakes the relay. Under load that means one relay batch per
+Every committed transaction with events may wake the relay. Under load that means one relay batch per
 request, and each batch costs far more than its events: a transaction (advisory lock,
 SELECT, UPDATE) and two broker metadata round trips (the relay checks the topics
 before and after sending). Waking it at most once per ``window_s`` lets it publish
@@ -38,8 +38,3 @@ class PacedWake:
         self._last = asyncio.get_running_loop().time()
         self._wake()
 
-
-def pace_relay(relay, window_s: float) -> None:
-    """Route the runtime's after-commit wake-ups through a ``PacedWake``."""
-    if window_s > 0:
-        relay.wake = PacedWake(relay.wake, window_s)

@@ -9,7 +9,6 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
-from orders.api import fast
 from orders.api.common import (AttachmentId, OrderId, Page, StaffId, action_context, content_disposition,
                                instant_filter, merchant, page, platform, get_runtime, text_filter)
 from orders.api.responses import (BINARY_RESPONSE, ActionResult, BatchResults, CreatedStaff, OrderSearch,
@@ -78,24 +77,19 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
     context = action_context(back_office)
 
     def action(path: str, act, model, summary: str, convert=None):
-        async def run(rt, p, order_id: str, body, version: int | None) -> dict:
+        async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
+                           ctx: tuple = Depends(context)) -> JSONResponse:
+            rt, p, version = ctx
             data = body.model_dump(mode="json")
-            name = act(body) if callable(act) else act
             if convert:
                 data.update(convert(body))
-            return queries.brief(await perform(rt, p, order_id, name, data, version), p)
-
-        async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
-                           ctx: tuple = Depends(context)) -> dict:
-            rt, p, version = ctx
+            order = await perform(rt, p, order_id, act(body) if callable(act) else act, data, version)
             # Already JSON-ready (str/int/bool/None): answered as is. FastAPI does not validate a
             # returned Response: ``ActionResult`` only documents it (the tests check the answers).
-            return JSONResponse(await run(rt, p, order_id, body, version))
+            return JSONResponse(queries.brief(order, p))
 
         router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
                              name=f"{tag}_{path}", response_model=ActionResult)
-        fast.register(prefix, path, fast.ActionRoute(f"{prefix}/service-orders/{{order_id}}/{path}", context, model,
-                                                     run))
 
     action("claim", "claim", NoteIn, "Claim an order from the pool (staff with audit permission)")
     action("assign", "assign", AssignIn, "Assign an order to a staff member (main account)")

@@ -15,9 +15,9 @@ must not change a byte of the answer:
 - ``extra="forbid"``: a key a handler adds without its model fails the response (and a
   test), instead of being silently dropped from the answer.
 
-The order actions (``POST …/service-orders/{id}/{action}``) answer a ``JSONResponse``
-(and on PostgreSQL are served by ``api/fast.py``): FastAPI does not validate a returned
-``Response``, so there ``response_model`` only documents. The tests check those answers
+The order actions (``POST …/service-orders/{id}/{action}``) and the application answer a
+``JSONResponse``: FastAPI does not validate a returned ``Response``, so there
+``response_model`` only documents. The tests check those answers
 against these models (tests/test_response_models.py)."""
 from __future__ import annotations
 

@@ -3,11 +3,9 @@ customer at a time (bearer token of role ``storefront`` + header ``X-Customer-Id
 # No `from __future__ import annotations`: the route factories annotate with a variable.
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
-from orders.api import fast
 from orders.api.common import OrderId, Page, action_context, caller_context, page, storefront, get_runtime
 from orders.api.responses import CustomerActionResult, CustomerOrderView, CustomerOrders
 from orders.domain.states import STATES
@@ -37,30 +35,14 @@ _caller = caller_context(storefront, customer=True)
              responses={200: {"model": ServiceOrderOut,
                               "description": "this Idempotency-Key was already used for the same application: "
                                              "the order it created"}})
-async def apply(body: ApplicationIn, response: Response,
+async def apply(body: ApplicationIn,
                 idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=100),
-                ctx: tuple = Depends(_caller)) -> ServiceOrderOut:
+                ctx: tuple = Depends(_caller)) -> JSONResponse:
     rt, p = ctx
-    order, created = await _apply(rt, p, body, idempotency_key)
-    if not created:
-        response.status_code = 200
-    return ServiceOrderOut.model_validate(order, from_attributes=True)
-
-
-async def _apply(rt, p: Principal, body: ApplicationIn, idempotency_key: str):
-    try:
-        return await apply_for_service(rt, p, body, idempotency_key)
-    except IntegrityError:  # the same key raced in twice: the other request stored it
-        return await apply_for_service(rt, p, body, idempotency_key)
-
-
-async def _apply_fast(rt, p: Principal, body: ApplicationIn, idempotency_key: str) -> tuple[dict, int]:
-    """``apply`` for the fast path (api/fast.py): the same answer, as FastAPI would serialize it."""
-    order, created = await _apply(rt, p, body, idempotency_key)
-    return ServiceOrderOut.model_validate(order, from_attributes=True).model_dump(mode="json"), 201 if created else 200
-
-
-fast.apply_handler(_caller, ApplicationIn, _apply_fast)
+    order, created = await apply_for_service(rt, p, body, idempotency_key)
+    # JSON-ready already: answered as is (``response_model`` documents it; see back_office.action)
+    return JSONResponse(ServiceOrderOut.model_validate(order, from_attributes=True).model_dump(mode="json"),
+                        status_code=201 if created else 200)
 
 
 @router.get("/service-orders", response_model=CustomerOrders, summary="The customer's service orders")
@@ -88,17 +70,12 @@ _context = action_context(storefront, customer=True)
 
 
 def _action(path: str, action: str, model, summary: str):
-    async def run(rt, p, order_id: str, body, version: int | None) -> dict:
-        return queries.brief(await perform(rt, p, order_id, action, body.model_dump(mode="json"), version), p)
-
     async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
-                       ctx: tuple = Depends(_context)) -> dict:
+                       ctx: tuple = Depends(_context)) -> JSONResponse:
         rt, p, version = ctx
+        order = await perform(rt, p, order_id, action, body.model_dump(mode="json"), version)
         # JSON-ready already: answered as is, not validated (see back_office.action).
-        return JSONResponse(await run(rt, p, order_id, body, version))
-
-    fast.register("/v1/storefront", path, fast.ActionRoute(f"/v1/storefront/service-orders/{{order_id}}/{path}",
-                                                           _context, model, run))
+        return JSONResponse(queries.brief(order, p))
 
     router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
                          name=f"storefront_{path}", response_model=CustomerActionResult)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.orm.exc import StaleDataError
 
+from orders.adapters.session_store import SessionUnit
+from orders.domain.decisions import Actor, Order, conflict
 from orders.domain.states import DEADLINE_EFFECTS, TRANSITIONS
-from orders.handlers.lifecycle import apply_action
-from orders.models import ServiceOrder, TimelineEntry
+from orders.handlers.lifecycle import decide_and_commit
+from orders.models import TimelineEntry
 from shared.contracts.sla import DeadlineFired
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ ARM_KEY = {
 }
 
 
-def applies(order: ServiceOrder, fired: DeadlineFired) -> str | None:
+def applies(order: Order, fired: DeadlineFired) -> str | None:
     """Our action for this fired deadline, or None when it no longer applies."""
     action = DEADLINE_EFFECTS.get(fired.action)
     if action is None or (order.state, action) not in TRANSITIONS:
@@ -68,7 +69,9 @@ async def cancelled_since(session, fired: DeadlineFired) -> bool:
 
 def deadline_handlers(rt):
     async def on_fired(session, env, data: DeadlineFired) -> None:
-        order = await session.get(ServiceOrder, data.order_id)
+        # the consumer's transaction (its inbox record included): the session adapter of the store
+        unit = SessionUnit(session, rt.outbox)
+        order = await unit.load_fresh(data.order_id)
         if order is None:
             return
         if await cancelled_since(session, data):
@@ -80,13 +83,14 @@ def deadline_handlers(rt):
             log.info("deadline no longer applies", extra={"order_id": data.order_id, "rule": data.rule,
                                                           "state": order.state})
             return
-        # A racing merchant decision bumps the version: StaleDataError rolls this
-        # back, the consumer redelivers, and the re-check above finds it moot.
-        await apply_action(rt, session, order, action, {"rule": data.rule, "timer_id": data.timer_id},
-                           actor_role="system", actor_id=f"timer:{data.rule}", party="system",
-                           now=rt.clock.now())
+        # A racing merchant decision bumps the version: the 409 rolls this back, the consumer
+        # redelivers, and the re-check above finds it moot.
+        actor = Actor("system", f"timer:{data.rule}", "system")
+        if await decide_and_commit(rt, unit, order, action, {"rule": data.rule, "timer_id": data.timer_id},
+                                   actor, rt.clock.now()) is None:
+            raise conflict()
 
     return {"sla.deadline_fired": on_fired}
 
 
-__all__ = ["deadline_handlers", "applies", "StaleDataError"]
+__all__ = ["deadline_handlers", "applies"]

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
-from orders.domain.access import can_see
+from orders.domain.access import can_see, not_found
+from orders.domain.decisions import ENTERED
 from orders.domain.states import allowed_actions
 from orders.handlers.armed_deadlines import STATE_DEADLINE
-from orders.handlers.lifecycle import ENTERED, load_visible
 from orders.models import Attachment, ExchangeOrder, OrderDeadline, Rating, ServiceOrder, TimelineEntry
 from shared.auth import Principal
 from shared.clock import to_beijing
@@ -22,6 +22,16 @@ STATE_SLA = {
     "provisionally_completed": timedelta(days=7), "unresolved": timedelta(hours=48),
 }
 WAITING_FOR_CUSTOMER = {"awaiting_customer_feedback", "awaiting_return_shipment", "provisionally_completed"}
+
+
+_LOAD = select(ServiceOrder).where(ServiceOrder.id == bindparam("oid"))
+
+
+async def load_visible(s, p: Principal, order_id: str) -> ServiceOrder:
+    order = await s.scalar(_LOAD, {"oid": order_id})
+    if order is None or not can_see(p, order):
+        raise not_found(order_id)
+    return order
 
 
 def current_handler(o: ServiceOrder) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class TimerOut(BaseModel):
@@ -24,6 +24,19 @@ class TimerOut(BaseModel):
 class TimersOut(BaseModel):
     order_id: str
     items: list[TimerOut]
+
+
+class DueRuleOut(BaseModel):
+    rule: str
+    action: str
+    overdue: int = Field(description="due, not fired yet (the firing loop's backlog)")
+    next_hour: int = Field(description="due within the next hour (overdue included)")
+    next_day: int = Field(description="due within the next 24 hours (overdue included)")
+
+
+class DueTimersOut(BaseModel):
+    now: str = Field(description="the service clock's time the windows start from")
+    items: list[DueRuleOut]
 
 
 class RuleOut(BaseModel):

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import timedelta
 
+from shared.contracts.vocabulary import TERMINAL_STATES, OrderState
+from shared.service_levels import (AUDIT_WITHIN, EXCHANGE_SHIP_WITHIN, PROCESS_WITHIN, PROCESSING_PENALTY_AFTER,
+                                   PROCESSING_PENALTY_CNY)
+
 CREATED = "created"
 
 ABANDON = frozenset({"action:abandon", "action:audit.abandon"})
@@ -23,8 +27,9 @@ PROCESS_DECISIONS = frozenset({
     "action:process.offline_exchange", "action:process.repair", "action:arbitration.decide",
 })
 # A timer is moot once the order ended (its effect would be refused anyway).
-ENDED = frozenset({"state:rejected", "state:abandoned", "state:closed", "state:refunded_by_system"})
-ENDED_OR_DONE = ENDED | {"state:completed"}
+# (terminal states but ``completed``: the customer-confirmation rule lists that one itself)
+ENDED = frozenset(f"state:{s}" for s in TERMINAL_STATES if s != OrderState.COMPLETED)
+ENDED_OR_DONE = ENDED | {f"state:{OrderState.COMPLETED}"}
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,9 @@ SHIPPED = frozenset({"action:fill_shipment"})
 ARBITRATION = frozenset({"action:arbitration.request"})
 
 RULES: tuple[Rule, ...] = (
-    _r("audit_deadline", {CREATED}, "breach", after=12 * H, details={"indicator": "F2"},
+    _r("audit_deadline", {CREATED}, "breach", after=AUDIT_WITHIN, details={"indicator": "F2"},
        cancelled_by=AUDIT_DECISIONS | ABANDON | ENDED, description="audit SLA breach (KPI F2, penalty counting)"),
-    _r("audit_escalation", {CREATED}, "escalate", after=12 * H, details={"level": 1, "to": "supervisor"},
+    _r("audit_escalation", {CREATED}, "escalate", after=AUDIT_WITHIN, details={"level": 1, "to": "supervisor"},
        cancelled_by=AUDIT_DECISIONS | ABANDON | ENDED, description="audit overdue: escalate"),
     _r("advance_compensation", {CREATED}, "advance_compensation", after=7 * D,
        cancelled_by=AUDIT_DECISIONS | ABANDON | ENDED, description="先行赔付 → refunded_by_system"),
@@ -79,16 +84,16 @@ RULES: tuple[Rule, ...] = (
        description="SMS to the merchant's after-sales contact phone"),
     _r("auto_refund", SHIPPED, "auto_refund", after=15 * D,
        cancelled_by=PROCESS_DECISIONS | ARBITRATION | ABANDON | ENDED, description="full refund → refunded_by_system"),
-    _r("processing_kpi", {"action:register_receipt"}, "breach", after=12 * H, details={"indicator": "F3"},
+    _r("processing_kpi", {"action:register_receipt"}, "breach", after=PROCESS_WITHIN, details={"indicator": "F3"},
        cancelled_by=PROCESS_DECISIONS | ABANDON | ENDED, description="processing SLA breach (KPI F3)"),
-    _r("processing_penalty", {"action:register_receipt"}, "penalty", after=48 * H,
-       details={"amount_cny": "2000.00"}, cancelled_by=PROCESS_DECISIONS | ABANDON | ENDED,
+    _r("processing_penalty", {"action:register_receipt"}, "penalty", after=PROCESSING_PENALTY_AFTER,
+       details={"amount_cny": str(PROCESSING_PENALTY_CNY)}, cancelled_by=PROCESS_DECISIONS | ABANDON | ENDED,
        description="2000 CNY penalty for this order"),
     # Every outcome starts the same deadlines whoever decided it: a merchant, an arbitrator
     # (``outcome:<outcome>`` of arbitration.decide) or the system.
     _r("exchange_shipping", {"action:audit.resend_without_return", "action:process.exchange", "outcome:exchange"},
        "breach",
-       after=18 * H, details={"indicator": "F4"}, cancelled_by={"action:exchange.shipped"},
+       after=EXCHANGE_SHIP_WITHIN, details={"indicator": "F4"}, cancelled_by={"action:exchange.shipped"},
        description="exchange shipping SLA breach (KPI F4)"),
     _r("first_response", {CREATED}, "escalate", after=timedelta(minutes=30), details={"level": 1, "to": "supervisor"},
        cancelled_by=CLAIMED | ABANDON | ENDED, description="escalate to the supervisor"),

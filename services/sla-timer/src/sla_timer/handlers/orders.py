@@ -22,6 +22,7 @@ from sla_timer.domain.rules import facts_of_created, facts_of_transition, rules_
 from sla_timer.domain.schedule import due_at, pick_policy
 from sla_timer.handlers.armed import publish_armed
 from sla_timer.handlers.policies import Policies
+from sla_timer.metrics import timer_metrics
 from sla_timer.models import Timer
 
 TIMERS = Timer.__table__
@@ -92,9 +93,11 @@ def plan_transitioned(pol: Policies, data: ServiceOrderTransitioned, now: dateti
 
 
 async def cancel_pending(session: AsyncSession, *, order_ids: Sequence[str], rules: set[str], reason: str,
-                         now: datetime, at: dict[str, datetime] | None = None) -> None:
+                         now: datetime, at: dict[str, datetime] | None = None) -> list[str]:
     """Cancel the pending timers of these rules; with ``at`` (order → the cancelling event's
-    time) only those due after it (one due before it was earned and fires)."""
+    time) only those due after it (one due before it was earned and fires). Returns the
+    rule of each timer cancelled."""
+    cancelled: list[str] = []
     for k in range(0, len(order_ids), IN_CHUNK):
         chunk = order_ids[k:k + IN_CHUNK]
         where = [TIMERS.c.order_id.in_(chunk), TIMERS.c.state == "pending", TIMERS.c.rule.in_(sorted(rules))]
@@ -102,8 +105,10 @@ async def cancel_pending(session: AsyncSession, *, order_ids: Sequence[str], rul
             typed = TIMERS.c.due_at.type  # bound as the column stores times (SQLite: text)
             where.append(TIMERS.c.due_at > case({o: literal(at[o], typed) for o in chunk if o in at},
                                                 value=TIMERS.c.order_id, else_=literal(_EPOCH, typed)))
-        await session.execute(update(TIMERS).where(*where)
-                              .values(state="cancelled", cancelled_at=now, cancelled_by=reason))
+        cancelled += (await session.execute(update(TIMERS).where(*where)
+                                            .values(state="cancelled", cancelled_at=now, cancelled_by=reason)
+                                            .returning(TIMERS.c.rule))).scalars()
+    return cancelled
 
 
 _COLS = ("id", "order_id", "rule", "action", "details", "state", "due_at", "order_version", "order_state",
@@ -136,12 +141,13 @@ async def insert_timers(session: AsyncSession, rows: list[dict]) -> None:
         for r in rows])
 
 
-async def apply_plans(session: AsyncSession, plans: Sequence[Plan], now: datetime) -> int:
+async def apply_plans(session: AsyncSession, plans: Sequence[Plan], now: datetime, metrics=None) -> int:
     """Apply plans in order with one bulk cancel per (reason, rules) group and one bulk
     insert. Timers started and cancelled within the batch are cancelled in memory (and
     stored as cancelled); the database cancels only hit timers that existed before the
     batch, each (order, rule) once, by the first event that cancels it. Returns how
-    many of the started timers are still pending at the end (to wake the firing loop)."""
+    many of the started timers are still pending at the end (to wake the firing loop).
+    ``metrics`` (TimerMetrics) counts the cancellations once the transaction commits."""
     fresh: dict[str, list[dict]] = defaultdict(list)  # order -> timers started in this batch
     db_cancelled: dict[str, set[str]] = defaultdict(set)
     groups: dict[tuple[str, frozenset[str]], list[str]] = defaultdict(list)
@@ -160,10 +166,14 @@ async def apply_plans(session: AsyncSession, plans: Sequence[Plan], now: datetim
                     cancel_at.setdefault(p.order_id, p.at)
         fresh[p.order_id].extend(p.start)
         rows.extend(p.start)
+    cancelled = [r["rule"] for r in rows if r["state"] == "cancelled"]  # started and cancelled in this batch
     for (reason, rules), order_ids in groups.items():
-        await cancel_pending(session, order_ids=order_ids, rules=set(rules), reason=reason, now=now, at=cancel_at)
+        cancelled += await cancel_pending(session, order_ids=order_ids, rules=set(rules), reason=reason, now=now,
+                                          at=cancel_at)
     if rows:
         await insert_timers(session, rows)
+    if metrics is not None:
+        metrics.cancelled_at_commit(session, cancelled)
     return sum(1 for r in rows if r["state"] == "pending")
 
 
@@ -180,7 +190,7 @@ def order_handlers(rt: Runtime):
         now = rt.clock.now()
         pol = await policies.current(session)
         plans = [plan(pol, data, now)]
-        if await apply_plans(session, plans, now):
+        if await apply_plans(session, plans, now, timer_metrics(rt)):
             wake()
         await publish_armed(rt, session, plans, now)  # sla.deadlines_armed (handlers/armed.py)
 
@@ -188,7 +198,7 @@ def order_handlers(rt: Runtime):
         now = rt.clock.now()
         pol = await policies.current(session)
         plans = [plan(pol, data, now) for _, data in items]
-        if await apply_plans(session, plans, now):
+        if await apply_plans(session, plans, now, timer_metrics(rt)):
             wake()
         await publish_armed(rt, session, plans, now)
 

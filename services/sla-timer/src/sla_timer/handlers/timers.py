@@ -1,7 +1,9 @@
 """Reading an order's timers, for the callers allowed to see them."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select
 
 from shared.auth import Principal
 from shared.errors import ApiError
@@ -35,3 +37,21 @@ async def timers_of_order(rt: Runtime, p: Principal, order_id: str) -> dict:
             # Another merchant's order looks exactly like an unknown one.
             raise ApiError(404, "order_not_found", f"no timers known for service order {order_id}")
     return {"order_id": order_id, "items": [_out(t) for t in rows]}
+
+
+async def due_summary(rt: Runtime, now: datetime) -> dict:
+    """Pending timers per rule: already due but not fired yet (the firing loop's backlog),
+    due within the next hour, within the next 24 hours. One indexed range read
+    (``ix_timers_state_due``), whatever the number of pending timers further out."""
+    hour, day = now + timedelta(hours=1), now + timedelta(days=1)
+    q = (select(Timer.rule, Timer.action,
+                func.sum(case((Timer.due_at <= now, 1), else_=0)),
+                func.sum(case((Timer.due_at <= hour, 1), else_=0)),
+                func.count())
+         .where(Timer.state == "pending", Timer.due_at <= day)
+         .group_by(Timer.rule, Timer.action).order_by(Timer.rule, Timer.action))
+    async with rt.sessions() as s:
+        rows = (await s.execute(q)).all()
+    return {"now": now.isoformat(), "items": [
+        {"rule": rule, "action": action, "overdue": int(overdue or 0), "next_hour": int(next_hour or 0),
+         "next_day": int(next_day or 0)} for rule, action, overdue, next_hour, next_day in rows]}

@@ -2,7 +2,7 @@
 
 - ``order_facts`` becomes one wide row per order (the milestones of
   ``order_milestones`` become columns); existing facts are carried over and their
-  counters computed with this release's projection (``kpi.projection``).
+  counters computed with this release's projection (``kpi.domain.projection``).
 - ``kpi_counters``: the sums the figures are read from.
 - ``paid_transactions``: the ingest API's counts.
 - the three consumer groups ``kpi.orders``/``kpi.sla``/``kpi.routing`` become one,
@@ -64,8 +64,8 @@ def _order_facts_columns():
 
 
 def _old_rows(bind):
-    """The facts of revision 0003 as ``kpi.projection.OrderFact`` rows."""
-    from kpi import projection as P
+    """The facts of revision 0003 as ``kpi.domain.projection.OrderFact`` rows."""
+    from kpi.domain import projection as P
 
     of = sa.table("order_facts", sa.column("order_id"), sa.column("merchant_id"), sa.column("category"),
                   sa.column("sku"), sa.column("service_type"), sa.column("problem_type"),
@@ -104,7 +104,7 @@ def _old_rows(bind):
 
 
 def upgrade() -> None:
-    from kpi import projection as P
+    from kpi.domain import projection as P
 
     bind = op.get_bind()
     rows = _old_rows(bind)

@@ -27,7 +27,7 @@ CHUNK = 5000
 
 
 def upgrade() -> None:
-    from kpi import projection as P
+    from kpi.domain import projection as P
 
     with op.batch_alter_table("order_facts") as b:
         b.add_column(sa.Column("mode", sa.String(ID), nullable=True))

@@ -1,0 +1,141 @@
+"""Order and SLA events → contact projection + message rows."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from notifier.handlers.messages import (context, record, remember_merchant_phone, remember_transition, retract_stale,
+                               stale_deadlines, stale_reason)
+from notifier.adapters.metrics import notifier_metrics
+from notifier.models import DeferredDeadline, OrderContact
+from notifier.domain.triggers import from_deadline, from_order_action
+from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitioned
+from shared.contracts.sla import DeadlineFired
+from shared.events import registry, to_builtins
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def order_handlers(rt: Runtime):
+    async def on_created(session, env, data: ServiceOrderCreated) -> None:
+        now = rt.clock.now()
+        contact = await session.get(OrderContact, data.order_id)
+        if contact is None:
+            session.add(OrderContact(
+                order_id=data.order_id, number=data.number, merchant_id=data.merchant_id,
+                customer_id=data.customer_id, customer_phone=data.customer_phone,
+                return_address=data.return_address, updated_at=now))
+        await remember_merchant_phone(session, data.merchant_id, data.merchant_contact_phone, now)
+        if contact is None:
+            await session.flush()
+            await release_deferred(rt, session, data.order_id)
+
+    async def on_transitioned(session, env, data: ServiceOrderTransitioned) -> None:
+        now = rt.clock.now()
+        snap = data.order
+        await remember_transition(session, data.order_id, data.version, data.action, data.from_state, data.to_state,
+                                  now)
+        retracted = await retract_stale(session, data.order_id, data.version, data.action, data.from_state,
+                                        data.to_state, now, occurred_at=data.occurred_at)
+        if retracted:
+            stale_deadlines(rt).labels("retracted").inc(retracted)
+        contact = await session.get(OrderContact, data.order_id)
+        address = data.details.get("return_address") or snap.return_address
+        if contact is None:
+            session.add(OrderContact(
+                order_id=data.order_id, number=data.number, merchant_id=snap.merchant_id,
+                customer_id=snap.customer_id, customer_phone=snap.customer_phone, return_address=address,
+                updated_at=now))
+        else:
+            contact.customer_phone = snap.customer_phone
+            if address:
+                contact.return_address, contact.updated_at = address, now
+        await session.flush()
+        await remember_merchant_phone(
+            session, snap.merchant_id, data.details.get("merchant_contact_phone") or snap.merchant_contact_phone, now)
+        if contact is None:
+            await release_deferred(rt, session, data.order_id)
+        _, ctx = await context(session, data.order_id)
+        for intent in from_order_action(data.action, data.number, data.details, ctx,
+                                        from_state=data.from_state, to_state=data.to_state):
+            await record(session, event_id=str(env.id), order_id=data.order_id, intent=intent,
+                         customer_id=snap.customer_id, customer_phone=snap.customer_phone,
+                         merchant_id=snap.merchant_id, now=now, metrics=notifier_metrics(rt))
+
+    return {"service_order.created": on_created, "service_order.transitioned": on_transitioned}
+
+
+async def notify_fired(rt: Runtime, session, event_id: str, data: DeadlineFired) -> None:
+    """The messages of one fired deadline (its order known), unless the deadline is stale."""
+    now = rt.clock.now()
+    contact, ctx = await context(session, data.order_id)
+    await remember_merchant_phone(session, contact.merchant_id, data.details.get("merchant_contact_phone"), now)
+    await session.flush()
+    intents = from_deadline(data.action, data.rule, data.details, ctx)
+    if not intents:
+        return
+    # A deadline the timer fired before it saw the transition that cancels it: the
+    # customer already shipped, the merchant already decided... nobody is reminded.
+    stale = await stale_reason(session, data.order_id, data.order_version, data.cancelled_by)
+    if stale is not None:
+        log.info("stale deadline: no message", extra={"order_id": data.order_id, "rule": data.rule,
+                                                      "timer_id": data.timer_id, "reason": stale})
+        stale_deadlines(rt).labels("event").inc()
+        return
+    for intent in intents:
+        await record(session, event_id=event_id, order_id=data.order_id, intent=intent,
+                     customer_id=contact.customer_id, customer_phone=contact.customer_phone,
+                     merchant_id=contact.merchant_id, now=now, deadline=(data.order_version, data.cancelled_by),
+                     metrics=notifier_metrics(rt))
+
+
+async def release_deferred(rt: Runtime, session, order_id: str) -> None:
+    """The order is known now: the deadlines that waited for it notify."""
+    rows = (await session.scalars(select(DeferredDeadline).where(DeferredDeadline.order_id == order_id)
+                                  .order_by(DeferredDeadline.deferred_at, DeferredDeadline.event_id))).all()
+    for row in rows:
+        await session.delete(row)
+        await notify_fired(rt, session, row.event_id,
+                           registry.data_from_builtins("sla.deadline_fired", 1, row.payload))
+
+
+async def release_orphaned_deferred(rt: Runtime) -> int:
+    """Deadlines deferred while the order's first event was being applied concurrently.
+
+    The two consumers run in separate transactions: the deadline's saw no contact row and
+    deferred, the order's saw no deferred row and released nothing; both committed. Such a
+    deadline is released here, on the dispatcher's next tick, once its order is known. A
+    concurrent release of the same row fails on its delete and rolls back: one message each."""
+    async with rt.sessions() as session:
+        orders = (await session.scalars(
+            select(DeferredDeadline.order_id).join(OrderContact, OrderContact.order_id == DeferredDeadline.order_id)
+            .distinct())).all()
+    released = 0
+    for order_id in orders:
+        try:
+            async with rt.uow() as session:
+                await release_deferred(rt, session, order_id)
+            released += 1
+        except Exception:  # noqa: BLE001 - released by the other party meanwhile; retried next tick
+            log.info("deferred deadline release raced; retried next tick", extra={"order_id": order_id})
+    if released:
+        log.info("released deferred deadlines of known orders", extra={"orders": released})
+    return released
+
+
+def sla_handlers(rt: Runtime):
+    async def on_fired(session, env, data: DeadlineFired) -> None:
+        if await session.get(OrderContact, data.order_id) is None:
+            # the order's own events have not arrived yet (they travel on another topic):
+            # wait for them rather than send a message without the order's number
+            if await session.get(DeferredDeadline, str(env.id)) is None:
+                session.add(DeferredDeadline(event_id=str(env.id), order_id=data.order_id,
+                                             payload=to_builtins(data), deferred_at=rt.clock.now()))
+            log.info("deadline deferred until the order is known", extra={"order_id": data.order_id,
+                                                                           "rule": data.rule})
+            return
+        await notify_fired(rt, session, str(env.id), data)
+
+    return {"sla.deadline_fired": on_fired}

@@ -1,0 +1,151 @@
+"""Events → message rows, inside the consumer's transaction (nothing is sent here)."""
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter
+from sqlalchemy import select
+
+from notifier.domain.delivery import sms_capable, valid_phone
+from notifier.domain.masking import mask_phone
+from notifier.models import MerchantContact, Message, OrderContact, SeenTransition
+from notifier.parts import notifier_parts
+from notifier.domain.staleness import cancelled_by, transition_facts
+from notifier.adapters.template_store import latest
+from notifier.domain.templates import render
+from notifier.domain.triggers import Context, Intent
+
+log = logging.getLogger(__name__)
+
+
+async def remember_merchant_phone(session, merchant_id: str | None, phone: str | None, now) -> None:
+    if not merchant_id or not phone:
+        return
+    row = await session.get(MerchantContact, merchant_id)
+    if row is None:
+        session.add(MerchantContact(merchant_id=merchant_id, contact_phone=phone, updated_at=now))
+    elif row.contact_phone != phone:
+        row.contact_phone, row.updated_at = phone, now
+
+
+def stale_deadlines(rt) -> Counter:
+    """``notifier_stale_deadlines_total{stage}`` (``parts.NotifierParts``)."""
+    return notifier_parts(rt).stale_deadlines
+
+
+async def remember_transition(session, order_id: str, version: int, action: str, from_state: str, to_state: str,
+                              now) -> None:
+    if await session.get(SeenTransition, (order_id, version)) is None:
+        session.add(SeenTransition(order_id=order_id, version=version, action=action, from_state=from_state,
+                                   to_state=to_state, seen_at=now))
+
+
+async def retract_stale(session, order_id: str, version: int, action: str, from_state: str, to_state: str,
+                        now, occurred_at=None) -> int:
+    """A transition that cancels a deadline notified after the transition happened (the timer
+    fired before it saw it; the notifier saw the deadline first): its in-site messages leave
+    the inbox and its SMS still queued are not sent — status ``cancelled``. A reminder recorded
+    before the transition happened was right when it was sent and stays. Returns how many were
+    retracted. An SMS already sent stays sent."""
+    facts = transition_facts(action, from_state, to_state)
+    q = select(Message).where(
+        Message.order_id == order_id, Message.deadline_version.is_not(None), Message.deadline_version < version,
+        Message.status.in_(("delivered", "queued")),
+        (Message.channel == "inbox") | (Message.status == "queued"))
+    if occurred_at is not None:
+        q = q.where(Message.created_at > occurred_at)
+    rows = (await session.scalars(q)).all()
+    n = 0
+    for m in rows:
+        hit = facts & set(m.deadline_cancelled_by or ())
+        if hit:
+            m.status, m.last_error, m.next_attempt_at = "cancelled", f"stale: {min(hit)} at order version {version}", None
+            n += 1
+    return n
+
+
+async def stale_reason(session, order_id: str | None, armed_version: int | None,
+                       cancelling: list[str] | None) -> str | None:
+    """Why a deadline armed at ``armed_version`` no longer holds, or None (also when the
+    event carried no cancelling facts: nothing to check against)."""
+    if not order_id or armed_version is None or not cancelling:
+        return None
+    rows = (await session.execute(
+        select(SeenTransition.version, SeenTransition.action, SeenTransition.from_state, SeenTransition.to_state)
+        .where(SeenTransition.order_id == order_id, SeenTransition.version > armed_version))).all()
+    hit = cancelled_by([tuple(r) for r in rows], armed_version, cancelling)
+    if hit is None:
+        return None
+    version, fact = hit
+    return f"{fact} at order version {version} (armed at {armed_version})"
+
+
+async def context(session, order_id: str) -> tuple[OrderContact | None, Context]:
+    c = await session.get(OrderContact, order_id)
+    return c, Context(number=c.number if c else None, return_address=c.return_address if c else None)
+
+
+async def record(session, *, event_id: str, order_id: str | None, intent: Intent, customer_id: str | None,
+                 customer_phone: str | None, merchant_id: str | None, now,
+                 deadline: tuple[int, list[str]] | None = None, metrics=None) -> None:
+    """Record the intent's messages: SMS + in-site for customers and merchants, SMS for staff.
+    ``deadline``: (armed order version, cancelling facts) of a fired deadline, kept on the
+    messages for the dispatcher's last check. ``metrics`` (NotifierMetrics) counts the in-site
+    messages delivered and the messages failed here once the transaction commits."""
+    merchant_phone = None
+    if merchant_id:
+        mc = await session.get(MerchantContact, merchant_id)
+        merchant_phone = mc.contact_phone if mc else None
+    if intent.audience in ("customer", "merchant"):
+        phone, audience_id = (customer_phone, customer_id) if intent.audience == "customer" else \
+            (merchant_phone, merchant_id)
+        targets = [("inbox", None, intent.audience, audience_id)]
+        # SMS only to mobile numbers. A landline or hotline contact (merchants have them; onboarding
+        # warns) gets the in-site message alone: no SMS row that could only fail.
+        if phone and valid_phone(phone) and not sms_capable(phone):
+            log.info("no sms: not a mobile number", extra={"event_id": event_id, "kind": intent.kind,
+                                                           "audience": intent.audience, "to": mask_phone(phone)})
+        else:
+            targets.insert(0, ("sms", phone, intent.audience, audience_id))
+    else:
+        to = intent.variables.get("to")
+        role = intent.variables.get("role") or (None if to is None or valid_phone(to) else str(to))
+        # ``to`` is a phone number or a role name: a mobile number gets the SMS, anything else an
+        # in-site message addressed to the role
+        targets = [("sms", to, "staff", role)] if sms_capable(to) else [("inbox", None, "staff", role)]
+    tpl = await latest(session, intent.template_key)
+    for channel, phone, audience, audience_id in targets:
+        error = intent.error
+        if error is None and tpl is None:
+            error = f"unknown template: {intent.template_key}"
+        if error is None and channel == "sms" and not phone:
+            error = f"missing fields: {audience} phone"
+        elif error is None and channel == "sms" and not valid_phone(phone):
+            error = f"bad phone number: {mask_phone(phone)}"
+        if error is None and channel == "inbox" and not audience_id:
+            error = f"missing fields: {audience} id"
+        title, body = "", ""
+        if error is None:
+            try:
+                title, body = tpl.title, render(tpl.body, intent.variables)
+            except KeyError as e:
+                error = f"missing fields: {e.args[0]}"
+        recipient = f"sms:{phone}" if channel == "sms" else f"inbox:{audience}:{audience_id}"
+        exists = (await session.execute(select(Message.id).where(
+            Message.event_id == event_id, Message.recipient == recipient,
+            Message.template_key == intent.template_key))).first()
+        if exists:
+            continue
+        status = "failed" if error else ("queued" if channel == "sms" else "delivered")
+        session.add(Message(
+            event_id=event_id, recipient=recipient, template_key=intent.template_key,
+            template_version=tpl.version if tpl else None, channel=channel, kind=intent.kind, order_id=order_id,
+            audience=audience, audience_id=audience_id, phone=phone, title=title, body=body, status=status,
+            attempts=0, next_attempt_at=now if status == "queued" else None, last_error=error, created_at=now,
+            delivered_at=now if status == "delivered" else None,
+            deadline_version=deadline[0] if deadline else None,
+            deadline_cancelled_by=list(deadline[1]) if deadline and deadline[1] else None))
+        if metrics is not None and status != "queued":
+            metrics.at_commit(session, "failed" if error else "sent", channel, intent.template_key)
+        if error:
+            log.warning("notification failed", extra={"event_id": event_id, "kind": intent.kind, "reason": error})

@@ -1,0 +1,35 @@
+"""The delivery log summed up for operators (the console's notifications page): messages
+per channel, template and status (queued ones already tried once count as retrying), and
+the latest failures with their reason. Phones masked, as everywhere."""
+from __future__ import annotations
+
+from sqlalchemy import and_, func, select
+
+from notifier.domain.masking import mask_phone
+from notifier.models import Message
+from shared.runtime import Runtime
+
+
+def _iso(t):
+    return None if t is None else t.isoformat()
+
+
+async def delivery_summary(rt: Runtime, failures: int) -> dict:
+    retrying = and_(Message.status == "queued", Message.attempts > 0)
+    async with rt.sessions() as s:
+        groups = (await s.execute(
+            select(Message.channel, Message.template_key, Message.status, retrying.label("retrying"), func.count())
+            .group_by(Message.channel, Message.template_key, Message.status, retrying)
+            .order_by(Message.channel, Message.template_key, Message.status))).all()
+        failed_total = await s.scalar(select(func.count()).select_from(Message).where(Message.status == "failed"))
+        rows = (await s.scalars(select(Message).where(Message.status == "failed")
+                                .order_by(Message.id.desc()).limit(failures))).all() if failures else []
+    return {
+        "groups": [{"channel": c, "template_key": t, "status": st, "retrying": bool(r), "count": int(n)}
+                   for c, t, st, r, n in groups],
+        "failed_total": int(failed_total or 0),
+        "failures": [{"id": m.id, "channel": m.channel, "template_key": m.template_key, "order_id": m.order_id,
+                      "recipient": f"sms:{mask_phone(m.phone)}" if m.channel == "sms" and m.phone else m.recipient,
+                      "attempts": m.attempts, "last_error": m.last_error, "created_at": _iso(m.created_at)}
+                     for m in rows],
+    }
