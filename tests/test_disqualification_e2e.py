@@ -1,4 +1,4 @@
-"""The KPI service's disqualification (SPEC §5.2) is acted on by the services that own the effect:
+"""The KPI service's disqualification (docs/kpis.md) is acted on by the services that own the effect:
 routing sends the manufacturer's consultations to the platform, orders puts its new service
 orders in `platform` mode (served on its behalf); requalification lifts both."""
 from datetime import date, datetime, timezone

@@ -50,7 +50,7 @@ ROLE_OF = {
 OWNED_BY_MERCHANT_A = {"order_id", "staff_id", "merchant_id", "att_id"}
 OWNED_BY_CUSTOMER_1 = {"order_id", "message_id"}
 
-# The only anonymous operations, and the only signed webhook (SPEC: every endpoint has an owner).
+# The only anonymous operations, and the only signed webhook (docs/security.md: every endpoint has an owner).
 PUBLIC_OPERATIONS = {("GET", "/health"), ("GET", "/ready"), ("POST", "/v1/oauth/token")}
 WEBHOOK_OPERATIONS = {("POST", "/v1/sms/receipts")}
 

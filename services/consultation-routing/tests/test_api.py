@@ -152,7 +152,7 @@ async def test_platform_serving_an_enrolled_manufacturer_is_billable_with_its_pa
     await api.route(sku="nope")
     bills = [e["data"] for e in await api.events("routing.billable_consultation")]
     assert [(b["consultation_id"], b["package"], b["cause"]) for b in bills] == [
-        (a["decision_id"], 1, "out_of_hours"),  # phones: package 1 (SPEC §5.5)
+        (a["decision_id"], 1, "out_of_hours"),  # phones: package 1 (docs/kpis.md)
         (g["decision_id"], 2, "out_of_hours"),  # unlisted category: the manufacturer's package
     ]
 

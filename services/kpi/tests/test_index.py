@@ -1,4 +1,4 @@
-"""Composite after-sales index (SPEC §5.3): rolling 28 days, 1:1:1, industry
+"""Composite after-sales index (docs/kpis.md): rolling 28 days, 1:1:1, industry
 average, platinum benchmark (best decile), lead over peers with the 30 % warning,
 platinum label, breakdown by refund path — hand-computed."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""POP weekly scorecard (SPEC §5.1) with hand-computed values."""
+"""POP weekly scorecard (docs/kpis.md) with hand-computed values."""
 from __future__ import annotations
 
 from datetime import date, timedelta

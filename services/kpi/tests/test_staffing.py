@@ -1,4 +1,4 @@
-"""Staffing estimate (SPEC §5.5), hand-computed."""
+"""Staffing estimate (docs/kpis.md), hand-computed."""
 from __future__ import annotations
 
 from datetime import date

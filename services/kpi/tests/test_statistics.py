@@ -1,4 +1,4 @@
-"""Published statistics (SPEC §5.4), hand-computed, through the projection's counters."""
+"""Published statistics (docs/kpis.md), hand-computed, through the projection's counters."""
 from __future__ import annotations
 
 from datetime import date

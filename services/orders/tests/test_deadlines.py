@@ -1,4 +1,4 @@
-"""Fired deadlines (sla.deadline_fired) applied once, only where the timer was set (SPEC §3)."""
+"""Fired deadlines (sla.deadline_fired) applied once, only where the timer was set (docs/deadlines.md)."""
 import uuid
 from datetime import timedelta
 

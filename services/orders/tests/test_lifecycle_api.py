@@ -1,4 +1,4 @@
-"""The main paths of SPEC §2.4 through the HTTP API."""
+"""The main paths of docs/lifecycle.md through the HTTP API."""
 from datetime import timedelta
 
 

@@ -1,4 +1,4 @@
-"""Property test: random sequences of actions by random principals (SPEC §2 invariants).
+"""Property test: random sequences of actions by random principals (docs/lifecycle.md invariants).
 
 - only transitions of the table happen (and a refused request changes nothing);
 - refunds never exceed what was paid plus the freight to return;

@@ -1,4 +1,4 @@
-"""SPEC §2 rules through the HTTP API (errors, modes, attachments, arbitration, records)."""
+"""docs/lifecycle.md rules through the HTTP API (errors, modes, attachments, arbitration, records)."""
 import asyncio
 import base64
 from datetime import timedelta

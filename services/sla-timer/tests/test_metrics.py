@@ -16,7 +16,7 @@ from shared.migrations import upgrade
 from sla_timer.app import MIGRATIONS, create_app
 from sla_timer.handlers.firing import fire_due
 from sla_timer.handlers.orders import Plan, apply_plans
-from sla_timer.metrics import timer_metrics
+from sla_timer.adapters.metrics import timer_metrics
 from sla_timer.models import Timer
 from sla_timer.settings import SlaTimerSettings
 

@@ -1,4 +1,4 @@
-"""The rule table of SPEC §3: what starts each rule, when it is due, what it asks
+"""The rule table of docs/deadlines.md: what starts each rule, when it is due, what it asks
 for, what cancels it (pure domain, no I/O)."""
 from __future__ import annotations
 

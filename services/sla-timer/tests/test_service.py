@@ -90,7 +90,7 @@ async def test_merchant_decision_at_day_14_cancels_the_auto_refund(sla, sla_feed
 
 
 async def test_every_rule_fires_through_the_broker_in_due_order(sla, sla_feed, new_order):
-    """One order per path through SPEC §3; then one jump of 31 days fires all that
+    """One order per path through docs/deadlines.md; then one jump of 31 days fires all that
     became due, earliest first."""
     q = await new_order(problem_type="quality").created()  # first response x2, audit, advance comp, quality
     lg = await new_order(problem_type="logistics").created()

@@ -222,7 +222,8 @@ def require_principal(*roles: str, **kw) -> Policy:
 
 
 def with_policy(dependency, policy: Policy):
-    """Mark a dependency that checks ``policy`` itself (by calling it), so the start-up
-    check and the OpenAPI document see the policy without FastAPI solving it twice."""
+    """Mark a dependency, or a route's endpoint, that checks ``policy`` itself (by calling
+    it), so the start-up check and the OpenAPI document see the policy without FastAPI
+    solving it (twice, or at all)."""
     dependency.__policy__ = policy
     return dependency

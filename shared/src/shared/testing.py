@@ -176,19 +176,3 @@ async def serve_uvicorn(app):
     while not server.started:
         await asyncio.sleep(0.01)
     return server, task, port
-
-
-async def read_http_answer(reader) -> tuple[bytes, bytes]:
-    """(head, body) of one HTTP/1.1 answer from a stream: Content-Length or chunked."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    if any(line.lower() == b"transfer-encoding: chunked" for line in lines):
-        body = b""
-        while True:
-            size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
-            chunk = await reader.readexactly(size + 2)
-            if size == 0:
-                return head, body
-            body += chunk[:-2]
-    length = next(int(line[15:]) for line in lines if line.lower().startswith(b"content-length:"))
-    return head, await reader.readexactly(length)

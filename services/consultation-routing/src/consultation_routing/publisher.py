@@ -72,7 +72,7 @@ def _event_id(type_: str, decision_id: str) -> uuid.UUID:
 
 
 def is_billable(d: dict) -> bool:
-    """The platform serves an enrolled manufacturer's customer (SPEC §5.5)."""
+    """The platform serves an enrolled manufacturer's customer (docs/kpis.md)."""
     return d["reason"] in BILLABLE_REASONS and d["manufacturer_id"] is not None
 
 

@@ -12,14 +12,14 @@ class KpiSettings(ServiceSettings):
     service_name: str = "kpi"
     port: int = 8104
 
-    # SPEC §5.5 prices (CNY) and §5.2 thresholds, configurable.
+    # docs/kpis.md prices (CNY) and §5.2 thresholds, configurable.
     order_fee_cny: Decimal = Decimal("8.26")
     consultation_package_1_cny: Decimal = Decimal("3.00")
     consultation_package_2_cny: Decimal = Decimal("2.00")
     disqualify_below: Decimal = Decimal("80")
     consultation_weights: dict[str, Decimal] = {"answer_rate": Decimal("0.4"), "availability": Decimal("0.3"),
                                                 "transfer_back": Decimal("0.3")}
-    # SPEC §5.3 composite index: peers are merchants of the same top-level category.
+    # docs/kpis.md composite index: peers are merchants of the same top-level category.
     # category → its top-level category (categories not listed are top-level themselves).
     category_parents: dict[str, str] = {}
     # the platinum benchmark needs at least this many merchants with a value in the category

@@ -1,5 +1,5 @@
 from orders.app import MIGRATIONS, create_app
-from orders.commands import COMMANDS
+from orders.entrypoints.cli import COMMANDS
 from orders.settings import OrdersSettings
 from shared.cli import run_cli
 

@@ -1,4 +1,4 @@
-"""The SLA timer service: durable deadlines of service orders (SPEC §3)."""
+"""The SLA timer service: durable deadlines of service orders (docs/deadlines.md)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -44,7 +44,7 @@ class Timer(Base):
 
 
 class RuleOverride(Base):
-    """Per-merchant or per-category policy for a rule (SPEC: *defaults*, configurable)."""
+    """Per-merchant or per-category policy for a rule (docs/deadlines.md: the durations are defaults, configurable)."""
 
     __tablename__ = "rule_overrides"
 

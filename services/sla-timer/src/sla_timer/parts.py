@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.runtime import Runtime
 from sla_timer.handlers.firing import FiringLoop
 from sla_timer.handlers.policies import Policies
-from sla_timer.metrics import timer_metrics
+from sla_timer.adapters.metrics import timer_metrics
 
 
 def attach(rt: Runtime) -> Runtime:

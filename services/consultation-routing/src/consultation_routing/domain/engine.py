@@ -95,13 +95,13 @@ class RoutingEngine:
         try:
             if self.view.age() > self.max_state_age_s:
                 return self.answer(c, "platform", "degraded", None, None)
-            return self.decide(c)
+            return self._route(c)
         except Exception:  # noqa: BLE001 - the storefront must always get an answer
             self.degraded_total += 1
             log.exception("routing decision failed; answering the platform queue")
             return self.answer(c, "platform", "degraded", None, None)
 
-    def decide(self, c: Consultation) -> dict:
+    def _route(self, c: Consultation) -> dict:
         v = self.view
         sku = v.skus.get(c.sku) if c.sku else None
         m = v.manufacturers.get(sku.manufacturer_id) if sku else None

@@ -1,4 +1,4 @@
-"""Billing ledger (SPEC §5.5), by Beijing calendar month: 8.26 CNY per service order
+"""Billing ledger (docs/kpis.md), by Beijing calendar month: 8.26 CNY per service order
 the platform served on a manufacturer's behalf (counted in the month it was
 created) and consultations served on its behalf, priced by package (1 or 2; the
 routing service maps the category to its package). Prices are configurable."""

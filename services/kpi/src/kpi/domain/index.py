@@ -1,4 +1,4 @@
-"""Composite after-sales index (SPEC §5.3, Tmall method), rolling 28 days, 1:1:1.
+"""Composite after-sales index (docs/kpis.md, Tmall method), rolling 28 days, 1:1:1.
 
 Window: the 28 Beijing days ending on the given date (inclusive).
 

@@ -1,4 +1,4 @@
-"""Penalties ledger (SPEC §5.1), per merchant and week (Beijing):
+"""Penalties ledger (docs/kpis.md), per merchant and week (Beijing):
 
 - ``late_audit``: audits later than 12 h after creation (by audit time); every 10
   late orders of a merchant in a week count once, 2000 CNY per count, the

@@ -1,4 +1,4 @@
-"""POP self-service weekly scorecard (SPEC §5.1), ranking and bottom-10 flags.
+"""POP self-service weekly scorecard (docs/kpis.md), ranking and bottom-10 flags.
 
 Week membership follows the spec: F1 by rating time, F2 by audit time, F3 by
 receipt time, F4 by completion (exchange shipped) time; weeks run Monday 00:00 to

@@ -1,4 +1,4 @@
-"""Service-express (manufacturer) scores per evaluation period (SPEC §5.2).
+"""Service-express (manufacturer) scores per evaluation period (docs/kpis.md).
 
 The evaluation period is the scorecard week (Monday–Sunday, Beijing).
 

@@ -1,4 +1,4 @@
-"""Staffing estimate per merchant (SPEC §5.5) over a window of days ending on a
+"""Staffing estimate per merchant (docs/kpis.md) over a window of days ending on a
 Beijing date: receptionists = daily consultations / one agent's daily capacity;
 auditors = daily audits / one auditor's daily capacity; refund staff = monthly
 refunds / one agent's daily refunds / refund cycle days. Each is rounded up to

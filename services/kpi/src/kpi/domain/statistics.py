@@ -1,4 +1,4 @@
-"""Published platform statistics (SPEC §5.4), per Beijing month ("2026-11") or
+"""Published platform statistics (docs/kpis.md), per Beijing month ("2026-11") or
 quarter ("2026-Q4"; the sum of its three months), from the ``st`` counters:
 
 - return rate / exchange rate = service orders of type return / exchange created

@@ -1,4 +1,4 @@
-"""Who may see and do what (SPEC §2.2–2.3): pure checks on a principal and an order."""
+"""Who may see and do what (docs/lifecycle.md): pure checks on a principal and an order."""
 from __future__ import annotations
 
 from orders.domain.modes import party_for

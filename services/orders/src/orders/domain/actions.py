@@ -1,4 +1,4 @@
-"""What each action does to an order, given its validated input: pure rules (SPEC §2.4–2.5).
+"""What each action does to an order, given its validated input: pure rules (docs/lifecycle.md).
 
 ``decide(order, action, data, ctx)`` returns an ``Effect`` (field changes, event
 details, notes, side records) or raises ``ApiError`` 422/409. It never touches
@@ -259,7 +259,7 @@ def _process(decision: str):
 
 
 def _process_in_unresolved(order, data, ctx):
-    # An offline exchange while unresolved ends the order (SPEC §2.4).
+    # An offline exchange while unresolved ends the order (docs/lifecycle.md).
     if order.state == "unresolved":
         tracking = _require(data, "tracking_number", "tracking_required", "offline exchange needs a tracking number")
         note = _require(data, "note", "note_required", "offline exchange needs a note")

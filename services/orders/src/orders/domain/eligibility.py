@@ -1,4 +1,4 @@
-"""Eligibility windows (SPEC §2.1), days after delivery, per category. Policy defaults;
+"""Eligibility windows (docs/lifecycle.md), days after delivery, per category. Policy defaults;
 a window not listed for a (service, problem) pair falls back to the service type's.
 
 Per-category overrides (setting ``ORDERS_ELIGIBILITY_WINDOWS``, JSON) are keyed

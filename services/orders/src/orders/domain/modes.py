@@ -1,4 +1,4 @@
-"""Fulfilment modes (SPEC §2.2): who does each step, and what executes automatically."""
+"""Fulfilment modes (docs/lifecycle.md): who does each step, and what executes automatically."""
 from __future__ import annotations
 
 MODES = ("platform", "customer_contact", "full_manufacturer", "pop_self_service")

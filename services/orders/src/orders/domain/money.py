@@ -1,4 +1,4 @@
-"""Money and freight (SPEC §2.5): CNY Decimals with exactly two places."""
+"""Money and freight (docs/lifecycle.md): CNY Decimals with exactly two places."""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal

@@ -1,4 +1,4 @@
-"""The service-order state machine (SPEC §2.4) as a transition TABLE.
+"""The service-order state machine (docs/lifecycle.md) as a transition TABLE.
 
 ``TRANSITIONS[(state, action)]`` gives the state after the action and who may do
 it. ``parties``: ``customer`` (storefront), ``handler`` (whoever the mode's
@@ -64,10 +64,10 @@ TRANSITIONS: dict[tuple[str, str], Rule] = {
     ("unresolved", "process.offline_exchange"): _r("completed", "handler", step="process"),
     ("unresolved", "mark_resolved"): _r("completed", "handler", step="service"),
     ("completed", "rate"): _r("completed", "customer"),
-    # Locked: only the arbitrator decides; receipt may still be registered (SPEC §2.4).
+    # Locked: only the arbitrator decides; receipt may still be registered (docs/lifecycle.md).
     ("arbitration", "arbitration.decide"): _r("completed", "arbitrator"),
     ("arbitration", "register_receipt"): _r("arbitration", "handler", step="receipt"),
-    # System effects of fired deadlines (SPEC §3).
+    # System effects of fired deadlines (docs/deadlines.md).
     ("pending_claim", "system.advance_compensation"): _r("refunded_by_system", "system"),
     ("pending_audit", "system.advance_compensation"): _r("refunded_by_system", "system"),
     ("awaiting_customer_feedback", "system.auto_close"): _r("closed", "system"),

@@ -7,7 +7,7 @@ system action from the current state, and the timer must belong to the latest
 arming of that deadline (``order_version`` ≥ the version of the transition that
 armed it). A deadline for a state the order has since left, or a stale timer of
 an earlier round (e.g. a second feedback request), is ignored. Auto-refund keeps
-running through receipt registration (SPEC §3: only a processing decision,
+running through receipt registration (docs/deadlines.md: only a processing decision,
 arbitration or abandon cancel it), so the current state, not the timer's, decides.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""``kpi.manufacturer_disqualified`` / ``kpi.manufacturer_requalified`` → merchants (SPEC §5.2).
+"""``kpi.manufacturer_disqualified`` / ``kpi.manufacturer_requalified`` → merchants (docs/kpis.md).
 
 While a manufacturer is disqualified its NEW service orders are in ``platform`` mode, served
-by the platform on its behalf (billable, SPEC §5.5); orders already open keep their mode."""
+by the platform on its behalf (billable, docs/kpis.md); orders already open keep their mode."""
 from __future__ import annotations
 
 import logging

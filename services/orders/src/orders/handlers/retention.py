@@ -1,4 +1,4 @@
-"""Archive and purge records older than the retention period (SPEC §2.6: at least 2 years)."""
+"""Archive and purge records older than the retention period (docs/lifecycle.md: at least 2 years)."""
 from __future__ import annotations
 
 import json

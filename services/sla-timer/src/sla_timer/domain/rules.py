@@ -1,4 +1,4 @@
-"""The deadline rules of SPEC §3 as data: what starts a timer, how long it runs
+"""The deadline rules of docs/deadlines.md as data: what starts a timer, how long it runs
 (calendar time or working days), what it asks for at due, what cancels it.
 
 Triggers are order-event facts: ``created`` (service_order.created) or a
@@ -56,7 +56,7 @@ def _r(name, starts, action, *, cancelled_by=frozenset(), **kw) -> Rule:
 
 H, D = timedelta(hours=1), timedelta(days=1)
 # Second escalation step of the first response: another 30 minutes after the
-# supervisor was alerted (SPEC gives only the chain; 30 min is our default).
+# supervisor was alerted (docs/deadlines.md gives only the chain; 30 min is our default).
 FIRST_RESPONSE_MANAGER_AFTER = timedelta(minutes=60)
 CLAIMED = frozenset({"action:claim", "action:assign"}) | AUDIT_DECISIONS
 SHIPPED = frozenset({"action:fill_shipment"})

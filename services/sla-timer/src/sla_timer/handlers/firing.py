@@ -33,7 +33,7 @@ from shared.events import DecodeError, make_envelope
 from shared.retry import Backoff
 from shared.runtime import Runtime
 from sla_timer.domain.rules import CANCELLED_BY
-from sla_timer.metrics import timer_metrics
+from sla_timer.adapters.metrics import timer_metrics
 from sla_timer.models import Timer
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from sla_timer.domain.rules import facts_of_created, facts_of_transition, rules_
 from sla_timer.domain.schedule import due_at, pick_policy
 from sla_timer.handlers.armed import publish_armed
 from sla_timer.handlers.policies import Policies
-from sla_timer.metrics import timer_metrics
+from sla_timer.adapters.metrics import timer_metrics
 from sla_timer.models import Timer
 
 TIMERS = Timer.__table__

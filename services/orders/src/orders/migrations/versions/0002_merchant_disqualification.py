@@ -1,4 +1,4 @@
-"""merchants.disqualified_since: a manufacturer the KPI service disqualified (SPEC §5.2)
+"""merchants.disqualified_since: a manufacturer the KPI service disqualified (docs/kpis.md)
 
 Revision ID: 0002
 Revises: 0001

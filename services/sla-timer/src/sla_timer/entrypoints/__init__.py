@@ -1,0 +1,1 @@
+"""How the service is started from outside HTTP: its command line."""
