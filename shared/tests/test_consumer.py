@@ -258,3 +258,37 @@ async def test_a_revoked_partition_is_checked_again_at_its_next_first_commit():
     client.held = {}  # meanwhile the broker lost the group's offset
     await consumer._commit(client, {a: 9})
     assert client.seeks == [(a, "beginning")] and client.commits == [{a: 5}]
+
+
+async def test_the_applied_hook_sees_only_the_events_applied_now(database_url):
+    """``on_applied`` (e.g. a publication-to-effect histogram) gets the records whose events
+    took effect in this poll: not redeliveries, not parked records; in batch and single mode."""
+    from collections import namedtuple
+
+    Record = namedtuple("Record", "topic partition offset timestamp value key headers")
+    metadata, tables, effects, engine = build(await database_url("consumer-hook"))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    reg = EventRegistry()
+    reg.register("test.ping", topic=TOPIC)(Ping)
+    sessions = db.session_factory(engine)
+
+    async def many(session, items):
+        await session.execute(insert(effects), [{"event_id": str(env.id)} for env, _ in items])
+
+    async def one(session, env, data):
+        await many(session, [(env, data)])
+
+    seen: list[list[int]] = []
+    consumer = EventConsumer(ConsumerConfig(name="hook", topics=[TOPIC], bootstrap="unused"), sessions=sessions,
+                             tables=tables, registry=reg, handlers={"test.ping": batched(one, many)},
+                             clock=SystemClock(), on_applied=lambda recs: seen.append([r.offset for r in recs]))
+    a, b = ping(reg, 1), ping(reg, 2)
+    records = [Record(TOPIC, 0, i, 0, raw, b"k", ()) for i, raw in enumerate(
+        [a.to_bytes(), b"{not json", b.to_bytes(), a.to_bytes()])]
+    await consumer.handle_records(records)  # batch: a, b applied; the copy of a and the bad one not
+    await consumer.handle_records(records[:1])  # single: a redelivered, nothing applied
+    await consumer.handle_records([Record(TOPIC, 0, 9, 0, ping(reg, 3).to_bytes(), b"k", ())])
+    assert seen == [[0, 2], [9]]
+    assert await count(sessions, effects) == 3 and await count(sessions, tables.dead_letters) == 1
+    await engine.dispose()

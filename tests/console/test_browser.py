@@ -159,6 +159,12 @@ def drive(p: Platform) -> None:
         _ok(c.post(o("/admin/clock/advance"), headers=op, json={"seconds": 31 * 60}))
 
 
+def _context(browser):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    ctx.set_default_timeout(90_000)  # generous: a machine busy with other work answers slowly
+    return ctx
+
+
 def _screenshot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -179,7 +185,7 @@ def _sign_in(page, console: str, creds: tuple[str, str]) -> None:
     page.click('button[type="submit"]')
 
 
-def _wait(check, what: str, timeout: float = 45) -> None:
+def _wait(check, what: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
@@ -199,7 +205,7 @@ def browser():
 
 def test_operator_sees_every_page_live_and_signs_out(platform, browser):
     console = platform.urls["console"]
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    ctx = _context(browser)
     page = ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -268,7 +274,7 @@ def test_operator_sees_every_page_live_and_signs_out(platform, browser):
 
 def test_arbitrator_decides_from_the_page_and_sees_no_operator_page(platform, browser):
     console = platform.urls["console"]
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    ctx = _context(browser)
     page = ctx.new_page()
     _sign_in(page, console, platform.creds["demo-arbitrator"])
     page.wait_for_url(console + "/overview")

@@ -48,7 +48,8 @@ Handler = Callable[[AsyncSession, Envelope, Any], Awaitable[None]]
 # Applies events in their log order inside one transaction; must have the same effect
 # as calling the single-event handler for each of them in turn.
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[Envelope, Any]]], Awaitable[None]]
-# Called with a poll's records once their effects are committed (e.g. a latency histogram).
+# Called with the records of a poll whose events were applied, once their effects are committed
+# (not duplicates, skipped types or parked records): e.g. a publication-to-effect histogram.
 AppliedHook = Callable[[Sequence[ConsumerRecord]], None]
 
 PARTITION_CHANGE_GRACE_S = 5.0  # the group's own rebalance gets this long to take new partitions
@@ -277,12 +278,11 @@ class EventConsumer:
         """Apply one poll's records (log order within each partition): in one transaction
         when the handlers have batch forms, else one by one. Never raises for bad input."""
         if self.batchable and len(records) > 1:
-            await self.handle_batch(records)
+            applied = await self.handle_batch(records)
         else:
-            for msg in records:
-                await self.handle_record(msg)
-        if self.on_applied is not None:
-            self.on_applied(records)
+            applied = [msg for msg in records if await self.handle_record(msg)]
+        if self.on_applied is not None and applied:
+            self.on_applied(applied)
 
     @property
     def batchable(self) -> bool:
@@ -310,32 +310,32 @@ class EventConsumer:
 
     # ------------------------------------------------------------------ one by one
 
-    async def handle_record(self, msg: ConsumerRecord) -> None:
-        """Apply one record; never raises for bad input (it is parked)."""
+    async def handle_record(self, msg: ConsumerRecord) -> bool:
+        """Apply one record; never raises for bad input (it is parked). True when its event
+        was applied now (not a duplicate, a skipped type or parked)."""
         decoded = await self._decode(msg)
-        if decoded is not None:
-            await self._apply_retrying(msg, *decoded)
+        return decoded is not None and await self._apply_retrying(msg, *decoded)
 
-    async def _apply_retrying(self, msg: ConsumerRecord, env: Envelope, handler: Handler) -> None:
+    async def _apply_retrying(self, msg: ConsumerRecord, env: Envelope, handler: Handler) -> bool:
         token = set_correlation_id(env.correlation_id)
         base = self.config.retry_base_s
         backoff = Backoff(base, base * 2 ** max(0, self.config.max_attempts - 2))
         try:
             for attempt in range(1, self.config.max_attempts + 1):
                 try:
-                    await self.apply(env, handler)
-                    return
+                    return await self.apply(env, handler)
                 except PermanentError as exc:
                     await self._park(msg, f"handler refused: {exc}")
-                    return
+                    return False
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001
                     if attempt == self.config.max_attempts:
                         log.exception("handler failed; parking event", extra={"event_id": str(env.id)})
                         await self._park(msg, f"handler failed {attempt} times: {exc!r}")
-                        return
+                        return False
                     await backoff.wait()
+            return False
         finally:
             reset_correlation_id(token)
 
@@ -354,16 +354,16 @@ class EventConsumer:
 
     # ------------------------------------------------------------------ batches
 
-    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> list[ConsumerRecord]:
         """Apply records in one transaction (bad ones parked first); if it fails, apply
-        them one by one (retries, parking)."""
+        them one by one (retries, parking). Returns the records whose events were applied."""
         items: list[tuple[ConsumerRecord, Envelope, Handler]] = []
         for msg in records:
             decoded = await self._decode(msg)
             if decoded is not None:
                 items.append((msg, *decoded))
         if not items:
-            return
+            return []
         try:
             applied, duplicates, wrote = await self._apply_batch(items)
         except asyncio.CancelledError:
@@ -371,26 +371,27 @@ class EventConsumer:
         except Exception as exc:  # noqa: BLE001 - rolled back; one by one, with retries and parking
             log.warning("batch of %d failed, replaying one by one: %r", len(items), exc,
                         extra={"consumer": self.config.name})
-            for msg, env, handler in items:
-                await self._apply_retrying(msg, env, handler)
-            return
-        self.processed_total.inc(applied)
+            return [msg for msg, env, handler in items if await self._apply_retrying(msg, env, handler)]
+        self.processed_total.inc(len(applied))
         self.duplicates_total.inc(duplicates)
         if wrote and self.after_commit:
             self.after_commit()
+        return applied
 
-    async def _apply_batch(self, items) -> tuple[int, int, bool]:
+    async def _apply_batch(self, items) -> tuple[list[ConsumerRecord], int, bool]:
         """One transaction: the inbox rows of the events not seen before, then their effects.
-        Returns (applied, duplicates, whether a handler wrote to the outbox)."""
+        Returns (the records applied, duplicates, whether a handler wrote to the outbox)."""
         async with self.sessions() as s:
             async with s.begin():
                 fresh_ids = await self._claim(s, [env for _, env, _ in items])
                 fresh: list[tuple[Envelope, Handler]] = []
-                for _, env, handler in items:
+                applied: list[ConsumerRecord] = []
+                for msg, env, handler in items:
                     eid = str(env.id)
                     if eid in fresh_ids:
                         fresh_ids.discard(eid)  # the same event twice in one batch: applied once
                         fresh.append((env, handler))
+                        applied.append(msg)
                 # Consecutive events sharing a batch form go to it together, in log order.
                 start = 0
                 for i in range(1, len(fresh) + 1):
@@ -403,7 +404,7 @@ class EventConsumer:
                             for env, _ in group:
                                 await handler(s, env, env.data)
                         start = i
-        return len(fresh), len(items) - len(fresh), bool(s.info.get("outbox_added"))
+        return applied, len(items) - len(fresh), bool(s.info.get("outbox_added"))
 
     # ------------------------------------------------------------------ the inbox
 

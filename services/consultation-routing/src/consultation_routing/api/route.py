@@ -15,8 +15,10 @@ dependencies costs more than the decision itself, so
 
 - the query is read by ``RouteQuery`` in one pydantic call from the parameters Starlette
   parsed, not declared as nine parameters; ``RouteQuery`` documents them (``openapi_extra``);
-- the route checks its policy itself (``with_policy`` marks it, so the start-up check and
-  the OpenAPI document see it), rather than as a dependency FastAPI solves;
+- the route is a ``RequestRoute`` (FastAPI's documented route-class hook): its endpoint takes
+  the Request and answers a Response, with nothing for FastAPI to solve or serialize;
+- it checks its policy itself (``with_policy`` marks it, so the start-up check and the
+  OpenAPI document see it), rather than as a dependency FastAPI solves;
 - the answer is encoded by msgspec in ``AnswerJSON`` and not validated again against
   ``RouteAnswer``, which documents it (the tests check answers against it)."""
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Literal, Mapping
 
 import msgspec
 from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -148,6 +151,16 @@ class AnswerJSON(JSONResponse):
         return self.encode(content)
 
 
+class RequestRoute(APIRoute):
+    """FastAPI's route-class hook (``route_class_override``; "Custom Request and APIRoute
+    class" in FastAPI's documentation): the endpoint takes the Request and answers a Response
+    itself, so FastAPI neither solves parameters and dependencies for it nor serializes its
+    answer. The route still documents its parameters, answer and policy."""
+
+    def get_route_handler(self):
+        return self.endpoint
+
+
 async def route(request: Request) -> AnswerJSON:
     started = time.perf_counter()
     principal = STOREFRONT.check(request)  # first: bad parameters without a token are 401
@@ -160,7 +173,7 @@ async def route(request: Request) -> AnswerJSON:
 
 
 router.add_api_route(
-    "/route", with_policy(route, STOREFRONT), methods=["GET"],
+    "/route", with_policy(route, STOREFRONT), methods=["GET"], route_class_override=RequestRoute,
     summary="Route a consultation to the manufacturer's or the platform's queue",
     description="For the storefront (its own token) and platform operators. The consultation's time is the "
                 "server's clock; only the storefront's calls are recorded as consultations. Answers target, "

@@ -9,16 +9,13 @@ from datetime import timedelta
 from typing import Callable
 
 from consultation_routing.domain.model import Facts, Manufacturer
-from shared.clock import BEIJING
 
 
 def in_hours(m: Manufacturer, f: Facts) -> bool:
-    c = f.consultation
     if not (f.working_day or m.serve_non_working_days):
         return False
-    start, end = m.hours[c.channel]
-    local = c.at.astimezone(BEIJING).time()
-    return start <= local < end
+    start, end = m.hours[f.consultation.channel]
+    return start <= f.local.time() < end
 
 
 def has_agents(m: Manufacturer, f: Facts) -> bool:
@@ -58,4 +55,5 @@ def decide(facts: Facts) -> str:
 
 
 def is_fresh(reported_at, now, ttl: timedelta) -> bool:
+    """A queue report counts while at most ``ttl`` old (docs/routing.md, "The decision")."""
     return now - reported_at <= ttl

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Protocol
 
-from consultation_routing.domain.decision import decide
+from consultation_routing.domain.decision import decide, is_fresh
 from consultation_routing.domain.model import Consultation, Facts, Manufacturer, QueueState, Sku
 from shared.calendar import BusinessCalendar
 from shared.clock import BEIJING
@@ -106,10 +106,11 @@ class RoutingEngine:
         sku = v.skus.get(c.sku) if c.sku else None
         m = v.manufacturers.get(sku.manufacturer_id) if sku else None
         q = v.queues.get(m.id) if m else None
+        local = c.at.astimezone(BEIJING)
         reason = decide(Facts(
-            consultation=c, sku=sku, manufacturer=m, queue=q,
-            working_day=self.is_working_day(c.at.astimezone(BEIJING).date()),
-            queue_fresh=q is not None and c.at - q.reported_at <= self.queue_ttl,
+            consultation=c, local=local, sku=sku, manufacturer=m, queue=q,
+            working_day=self.is_working_day(local.date()),
+            queue_fresh=q is not None and is_fresh(q.reported_at, c.at, self.queue_ttl),
         ))
         return self.answer(c, "platform" if reason != "enrolled" else "manufacturer", reason, sku, m)
 

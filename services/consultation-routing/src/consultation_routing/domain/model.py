@@ -1,7 +1,7 @@
 """The routing's in-memory view of a manufacturer, a SKU and a queue (immutable values)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time
 from functools import cached_property
 from typing import NamedTuple
@@ -95,9 +95,9 @@ class Facts:
     """What one decision looks at (resolved from the in-memory state)."""
 
     consultation: Consultation
+    local: datetime  # the consultation's time in Beijing, where service hours are set
     sku: Sku | None = None
     manufacturer: Manufacturer | None = None
     queue: QueueState | None = None
     working_day: bool = True
     queue_fresh: bool = False
-    extra: dict = field(default_factory=dict)

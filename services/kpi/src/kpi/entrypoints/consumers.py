@@ -83,7 +83,7 @@ def facts_consumer(rt: Runtime) -> EventConsumer:
                            "Time to apply one batch of events",
                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
-    def observe_lag(records: Sequence[ConsumerRecord]) -> None:
+    def observe_lag(records: Sequence[ConsumerRecord]) -> None:  # the records whose events were applied
         now = time.time()
         for msg in records:
             if msg.timestamp and msg.timestamp > 0:
