@@ -55,10 +55,20 @@ class Platform:
 
 
 def _ports() -> int:
-    """A base port with six free ports above it."""
-    for _ in range(50):
-        base = 21000 + (os.getpid() * 7 + int(time.monotonic() * 1000)) % 20000
-        if not any(port_open(base + k) for k in range(6)):
+    """A base port with six free ports above it, below the kernel's ephemeral range (from
+    32768), where other processes' outgoing connections take ports a listener can't bind."""
+    import socket
+
+    def bindable(port: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+    for attempt in range(200):
+        base = 20000 + (os.getpid() * 7 + int(time.monotonic() * 1000) + attempt * 13) % 12000
+        if all(bindable(base + k) and not port_open(base + k) for k in range(6)):
             return base
     raise RuntimeError("no six free ports in a row")
 

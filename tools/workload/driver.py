@@ -505,14 +505,21 @@ class Workload:
             if transfer and c.target == "manufacturer" and c.manufacturer_id:
                 maker = next((x for x in makers if x.id == c.manufacturer_id), None)
                 if maker is not None:
-                    try:
-                        tr = await self.api.call("consultation-routing", "POST", "/v1/transfers", as_=maker.main,
-                                                 json={"decision_id": c.decision_id, "manufacturer_id": maker.id,
-                                                       "agent_id": "agent-1", "reason": "needs the platform",
-                                                       "channel": params["channel"], "sku": sku})
-                    except Unavailable as exc:
-                        self._error(f"transfer {cid}: {exc}")
-                        return
+                    # The decision is written to routing's store a moment after the answer: a
+                    # 404 decision_not_found says to retry, which a real agent's desk does too.
+                    for attempt in range(20):
+                        try:
+                            tr = await self.api.call(
+                                "consultation-routing", "POST", "/v1/transfers", as_=maker.main,
+                                json={"decision_id": c.decision_id, "manufacturer_id": maker.id,
+                                      "agent_id": "agent-1", "reason": "needs the platform",
+                                      "channel": params["channel"], "sku": sku})
+                        except Unavailable as exc:
+                            self._error(f"transfer {cid}: {exc}")
+                            return
+                        if tr.status_code != 404 or "decision_not_found" not in tr.text:
+                            break
+                        await asyncio.sleep(0.5)
                     if tr.status_code == 201:
                         c.transferred = True
                         self.stats["transfers"] += 1
