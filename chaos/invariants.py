@@ -118,6 +118,9 @@ def facts_of(entry: dict) -> set[str]:
     facts = {f"action:{entry['action']}"}
     if entry["to_state"] != entry["from_state"]:
         facts.add(f"state:{entry['to_state']}")
+    outcome = (entry.get("details") or {}).get("outcome")
+    if entry["action"] == "arbitration.decide" and isinstance(outcome, str):
+        facts.add(f"outcome:{outcome}")  # an arbitrator's binding outcome starts its deadlines too
     return facts
 
 

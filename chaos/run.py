@@ -23,7 +23,7 @@ duplicated and invariant_violations are all 0.
 Environment: CHAOS_SECONDS (1200), CHAOS_SEED (1), CHAOS_KILL_EVERY_S (5: mean seconds
 between kills), CHAOS_MERCHANTS (8), CHAOS_ORDERS_PER_ROUND (3), CHAOS_ROUND_MIN_S (1.5),
 CHAOS_DATA_DIR (a new temporary directory: logs of every process), CHAOS_KEEP (1: keep
-the databases and the directory), CHAOS_QUIESCE_TIMEOUT_S (180), CHAOS_TARGETS (all;
+the databases and the directory; a failed run always keeps them), CHAOS_QUIESCE_TIMEOUT_S (180), CHAOS_TARGETS (all;
 `services`: every replica but not the broker; or a list such as `orders-1,kpi`),
 CHAOS_CLOCK_SCALE (1: multiplies the virtual-clock steps of the workload's rounds).
 """
@@ -411,10 +411,13 @@ class ChaosRun:
         finally:
             say("stopping the platform")
             self.platform.stop()
-            if not self.s.keep:
+            # A failed run keeps its databases and logs so the finding can be diagnosed.
+            if code == 0 and not self.s.keep:
                 self.platform.drop_databases()
-                if code == 0 and self.s.data_dir is None:
+                if self.s.data_dir is None:
                     shutil.rmtree(self.data_dir, ignore_errors=True)
+            elif code != 0:
+                say(f"kept the databases and logs for diagnosis: {self.data_dir}")
         print(json.dumps(out), flush=True)
         return code
 

@@ -231,3 +231,20 @@ def test_penalties_and_bills_follow_the_orders_that_earned_them():
     assert ledger(o, [], [bill]) == []
     assert ledger(o, [], []) == ["lost:order_fee_not_billed"]
     assert ledger(o, [], [bill, bill]) == ["duplicated:billed_twice"]
+
+
+def test_an_arbitrators_refund_arms_the_refund_payout_timer():
+    """Chaos run 3 reported ``unexpected_timer refund_payout``: the checker did not know that an
+    arbitrator's binding outcome (``outcome:refund`` of arbitration.decide) starts the payout
+    deadline, as sla-timer's rules say."""
+    from chaos.invariants import expected_armings
+    t = T0 + timedelta(days=2)
+    timeline = [entry(1, "apply", "", "pending_claim", T0, role="storefront", actor="c-1"),
+                entry(2, "arbitration.request", "pending_claim", "in_arbitration", t),
+                entry(3, "arbitration.decide", "in_arbitration", "refunded", t + timedelta(hours=1),
+                      role="arbitrator", actor="arb", outcome="refund")]
+    armings, _ = expected_armings(timeline, RULE_TABLE, "quality")
+    assert ("refund_payout", 3) in {(a.rule, a.version) for a in armings}
+    timeline[2]["details"]["outcome"] = "exchange"
+    armings, _ = expected_armings(timeline, RULE_TABLE, "quality")
+    assert ("refund_payout", 3) not in {(a.rule, a.version) for a in armings}
