@@ -67,9 +67,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /var/lib/aftersales
 # Numeric user: Kubernetes' runAsNonRoot can check it without resolving a name.
 USER ${APP_UID}:${APP_UID}
-# Service ports 8101–8105 (orders, consultation-routing, sla-timer, kpi, notifier) and the
+# Service ports 8101–8106 (orders, consultation-routing, sla-timer, kpi, notifier, console) and the
 # operations listener for Prometheus (METRICS_PORT, 9100 in deploy/).
-EXPOSE 8101 8102 8103 8104 8105 9100
+EXPOSE 8101 8102 8103 8104 8105 8106 9100
 # Stops on SIGTERM (uvicorn), bounded (see the README's "Stopping takes bounded time").
 STOPSIGNAL SIGTERM
 CMD ["orders", "--help"]

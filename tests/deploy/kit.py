@@ -12,6 +12,7 @@ import sys
 from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -22,13 +23,15 @@ KUBE_DIR = DEPLOY / "kubernetes"
 PROM_DIR = DEPLOY / "prometheus"
 GRAFANA_DIR = DEPLOY / "grafana"
 
-# service (console script) → environment prefix; the settings classes come from tests/helpers.py
+# service (console script) → environment prefix: every workload the kit deploys. The tests
+# below iterate it, so a service left out of Compose or Kubernetes fails them.
 PREFIXES = {
     "orders": "ORDERS_",
     "consultation-routing": "CONSULTATION_ROUTING_",
     "sla-timer": "SLA_TIMER_",
     "kpi": "KPI_",
     "notifier": "NOTIFIER_",
+    "console": "CONSOLE_",
 }
 # Variables a service container may set that are not its settings, each with the reader.
 NON_SETTING_ENV = {
@@ -38,16 +41,22 @@ NON_SETTING_ENV = {
 PROMETHEUS_SERIES = {"up"}
 
 
-def settings_class(service: str):
+def _apps() -> dict[str, tuple]:
+    """Service → (create_app, settings class): the five of tests/helpers.py (the ones the
+    cross-service tests start) and the operators' console, a client of those five."""
+    from console.app import create_app as console_app
+    from console.settings import ConsoleSettings
     from tests.helpers import SERVICES
 
-    return SERVICES[service][1]
+    return {**SERVICES, "console": (console_app, ConsoleSettings)}
+
+
+def settings_class(service: str):
+    return _apps()[service][1]
 
 
 def app_factory(service: str):
-    from tests.helpers import SERVICES
-
-    return SERVICES[service][0]
+    return _apps()[service][0]
 
 
 def setting_env_names(service: str) -> set[str]:
@@ -60,7 +69,7 @@ def setting_env_names(service: str) -> set[str]:
 
 @lru_cache
 def console_scripts() -> dict[str, str]:
-    """Console script name → entry point, for the five services (from the installed metadata
+    """Console script name → entry point, for the deployed services (from the installed metadata
     of services/*/pyproject.toml)."""
     eps = entry_points(group="console_scripts")
     return {ep.name: ep.value for ep in eps if ep.name in PREFIXES}
@@ -98,15 +107,49 @@ def check_command(argv: list[str]) -> str | None:
 
 
 @lru_cache
-def public_paths(service: str) -> frozenset[str]:
-    """GET paths of the service's app (from its OpenAPI document)."""
+def route_paths(service: str, method: str = "get") -> frozenset[str]:
+    """Paths of the service's app that answer ``method`` (from its OpenAPI document)."""
     import tempfile
 
     cls = settings_class(service)
     with tempfile.TemporaryDirectory() as tmp:
         app = app_factory(service)(cls(environment="test", data_dir=tmp))
         paths = app.openapi()["paths"]
-    return frozenset(p for p, ops in paths.items() if "get" in ops)
+    return frozenset(p for p, ops in paths.items() if method in ops)
+
+
+def public_paths(service: str) -> frozenset[str]:
+    """GET paths of the service's app."""
+    return route_paths(service, "get")
+
+
+# The console's settings naming a service it reads → that service. Kept equal to the settings
+# class's *_url fields (console_reads), so a service the console starts reading is checked too.
+CONSOLE_URLS = {
+    "orders_url": "orders",
+    "routing_url": "consultation-routing",
+    "sla_timer_url": "sla-timer",
+    "kpi_url": "kpi",
+    "notifier_url": "notifier",
+}
+
+
+def console_reads() -> dict[str, str]:
+    fields = {f for f in settings_class("console").model_fields if f.endswith("_url")} - {"database_url", "token_url"}
+    assert fields == set(CONSOLE_URLS), f"the console reads services through {sorted(fields)}"
+    return CONSOLE_URLS
+
+
+def check_console_settings(s, address: Callable[[str], str]) -> None:
+    """The console's production settings as the kit sets them: Secure cookies, its own operator
+    client, every service it reads at ``address(service)`` (a Compose service, a Kubernetes
+    Service) and orders' token endpoint there."""
+    assert s.environment == "production" and s.cookie_secure is True
+    assert s.service_client_id and s.service_client_secret.get_secret_value()
+    for field, service in console_reads().items():
+        assert getattr(s, field) == address(service), (field, getattr(s, field))
+    token_path = s.token_url.removeprefix(address("orders"))
+    assert token_path != s.token_url and token_path in route_paths("orders", "post"), s.token_url
 
 
 # ------------------------------------------------------------------------------ environment

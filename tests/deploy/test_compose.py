@@ -90,6 +90,31 @@ def test_the_environment_passes_the_production_checks(service, monkeypatch):
     assert _env(f"{service}-migrate") == env
 
 
+def _serves(service: str) -> str:
+    """``http://<Compose service>:<port>`` of the container running ``<service> serve``."""
+    name = next(n for n, svc in _app_services().items() if svc == service and SVC[n]["command"][1] == "serve")
+    return f"http://{name}:{_env(name)[f'{kit.PREFIXES[service]}PORT']}"
+
+
+def test_the_console_reads_the_services_on_the_backend_network_with_secure_cookies(monkeypatch):
+    from shared.settings import load_settings
+
+    env = _env("console")
+    with kit.environment(monkeypatch, env, "CONSOLE_"):
+        s = load_settings(kit.settings_class("console"))
+    kit.check_console_settings(s, _serves)
+    # its operator client and Secure cookies are what production insists on: without them the
+    # console (and its migration) refuses to start
+    from shared.settings import SettingsError
+
+    for missing in ("CONSOLE_COOKIE_SECURE", "CONSOLE_SERVICE_CLIENT_SECRET"):
+        with kit.environment(monkeypatch, {k: v for k, v in env.items() if k != missing}, "CONSOLE_"):
+            with pytest.raises(SettingsError, match=missing):
+                load_settings(kit.settings_class("console"))
+    variables = kit.compose_variables((kit.COMPOSE_DIR / "compose.yaml").read_text())
+    assert variables["CONSOLE_SERVICE_CLIENT_SECRET"][0] == ":?"
+
+
 def test_ports_and_probe_paths_match_the_settings_and_routes():
     for name, service in _app_services().items():
         if SVC[name]["command"][1] != "serve":
@@ -109,6 +134,14 @@ def test_ports_and_probe_paths_match_the_settings_and_routes():
         port = kit.settings_class(service).model_fields["port"].default
         assert upstreams[service] == port and port in listens, service
         assert any(p.endswith(f":{port}:{port}") for p in SVC["gateway"]["ports"]), service
+    # the console compares a form's Origin with the Host it is given: the browser's, port included
+    port = kit.settings_class("console").model_fields["port"].default
+    console = re.search(rf"listen {port};(.*?)\n    \}}", nginx, re.S).group(1)
+    assert "proxy_set_header Host $http_host;" in console
+    # a server block's own proxy_set_header drops the http block's: X-Forwarded-For is repeated
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in console
+    for service in SERVICES:
+        assert SVC["gateway"]["depends_on"][service] == {"condition": "service_healthy"}, service
 
 
 def test_replicas_and_start_order():
@@ -160,7 +193,7 @@ def test_one_database_and_login_per_service():
         assert m, url
         assert m.group(1) == m.group(3), "each service logs in as the owner of its own database"
         dbs.append(m.group(3))
-    assert sorted(dbs) == sorted(created) and len(set(dbs)) == 5
+    assert sorted(dbs) == sorted(created) and len(set(dbs)) == len(SERVICES)
     for db in created:
         assert f"{db.upper()}_DB_PASSWORD" in SVC["postgres"]["environment"]
     assert subprocess.run(["bash", "-n", str(kit.COMPOSE_DIR / "postgres" / "init-databases.sh")]).returncode == 0
@@ -174,7 +207,8 @@ def test_secrets_come_from_the_uncommitted_env_file():
     missing = [v for v, (op, _) in variables.items() if op in (":?", "?") and v not in example]
     assert not missing, missing
     for secret in ("TOKEN_SECRET", "POSTGRES_PASSWORD", "ORDERS_DB_PASSWORD", "SMS_GATEWAY_SECRET",
-                   "GRAFANA_ADMIN_PASSWORD", "MINIO_ROOT_PASSWORD", "ORDERS_S3_SECRET_KEY"):
+                   "GRAFANA_ADMIN_PASSWORD", "MINIO_ROOT_PASSWORD", "ORDERS_S3_SECRET_KEY", "CONSOLE_DB_PASSWORD",
+                   "CONSOLE_SERVICE_CLIENT_SECRET"):
         assert variables[secret][0] == ":?", f"{secret} must be required, never defaulted"
         assert example[secret] == "", f"{secret} has no value in the committed example"
     ignored = subprocess.run(["git", "check-ignore", "-q", str(kit.COMPOSE_DIR / ".env")], cwd=kit.ROOT)

@@ -66,7 +66,7 @@ def test_every_container_runs_a_command_that_exists():
         assert kit.check_command(_containers(job)[0]["command"]) is None
     app_containers = [(d, c) for d in [*WORKLOADS.values(), *JOBS.values()] for c in _containers(d)
                       if c["image"].startswith("registry.example.com/aftersales/")]
-    assert len(app_containers) == 11  # five services, five migrations, the topics Job
+    assert len(app_containers) == 2 * len(SERVICES) + 1  # each service and its migration, the topics Job
     for d, c in app_containers:
         assert kit.check_command(c["command"]) is None, (d["metadata"]["name"], c["command"])
 
@@ -85,9 +85,12 @@ def _example_name(secret: str, key: str) -> str:
     """The example file's name for a Secret's key: aftersales-token/token-secret → TOKEN_SECRET,
     <svc>-database/url → <PREFIX>DATABASE_URL, <svc>-kafka/username → <PREFIX>KAFKA_USERNAME,
     kafka-admin/password → KAFKA_ADMIN_PASSWORD, orders-blob-store/access-key-id →
-    ORDERS_BLOB_S3_ACCESS_KEY_ID, notifier-sms-gateway/key → SMS_GATEWAY_KEY."""
+    ORDERS_BLOB_S3_ACCESS_KEY_ID, notifier-sms-gateway/key → SMS_GATEWAY_KEY,
+    console-service-client/client-id → CONSOLE_SERVICE_CLIENT_ID."""
     if secret == "aftersales-token":
         return "TOKEN_SECRET"
+    if secret == "console-service-client":
+        return f"CONSOLE_SERVICE_{key.replace('-', '_').upper()}"
     if secret == "notifier-sms-gateway":
         return f"SMS_GATEWAY_{key.upper()}"
     if secret == "orders-blob-store":
@@ -133,6 +136,23 @@ def test_the_settings_pass_the_production_checks(service, monkeypatch):
     # the migration Job reads the same settings
     job = JOBS[f"{service}-migrate"]
     assert _resolved_env(job, _containers(job)[0]) == env
+
+
+def test_the_console_reads_the_services_through_their_services_with_secure_cookies(monkeypatch):
+    from shared.settings import load_settings
+
+    def address(service: str) -> str:
+        port = next(p["port"] for p in BY_KIND["Service"][service]["spec"]["ports"] if p["name"] == "http")
+        return f"http://{service}:{port}"
+
+    doc = WORKLOADS["console"]
+    env = _resolved_env(doc, _containers(doc)[0])
+    with kit.environment(monkeypatch, env, "CONSOLE_"):
+        s = load_settings(kit.settings_class("console"))
+    kit.check_console_settings(s, address)
+    # its operator client comes from a Secret, never from the ConfigMap
+    data = CONFIGMAPS["console-config"]["data"]
+    assert not {"CONSOLE_SERVICE_CLIENT_ID", "CONSOLE_SERVICE_CLIENT_SECRET"} & set(data)
 
 
 def test_ports_probes_and_scraping_match_the_settings_and_routes():
@@ -250,7 +270,8 @@ def test_secret_names_in_the_example_are_the_ones_the_manifests_read():
                 refs.add((e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"]))
     expected = {("aftersales-token", "token-secret"), ("notifier-sms-gateway", "key"), ("notifier-sms-gateway", "secret"),
                 ("kafka-admin", "username"), ("kafka-admin", "password"),
-                ("orders-blob-store", "access-key-id"), ("orders-blob-store", "secret-access-key")}
+                ("orders-blob-store", "access-key-id"), ("orders-blob-store", "secret-access-key"),
+                ("console-service-client", "client-id"), ("console-service-client", "client-secret")}
     expected |= {(f"{s}-database", "url") for s in SERVICES}
     expected |= {(f"{s}-kafka", k) for s in SERVICES for k in ("username", "password")}
     assert refs == expected

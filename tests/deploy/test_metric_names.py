@@ -1,7 +1,7 @@
 """Every metric name an alert rule or a dashboard queries is one the services really expose:
-the five services are started, a little traffic is driven through them (an order applied and
-claimed, consultations routed, so the labelled families have series), and their /metrics are
-scraped (with an operator's token). Then each series selector of each query is looked up
+the five services and the console are started, a little traffic is driven through them (an
+order applied and claimed, consultations routed, so the labelled families have series), and
+their /metrics are scraped (with an operator's token). Then each series selector of each query is looked up
 there — on the service its `job` names, with the label names it filters on — and every metric
 docs/operations.md lists is found on the service whose section lists it."""
 from __future__ import annotations
@@ -38,14 +38,14 @@ def test_the_selector_reader_finds_names_labels_and_name_patterns():
 
 def documented_metrics() -> dict[str, set[str]]:
     """docs/operations.md, "Metrics": metric name → the services whose section lists it (the
-    shared section: all five)."""
+    shared section: every service the kit deploys, the console included)."""
     text = OPERATIONS.read_text()
     text = text[text.index("## Metrics"):text.index("## Logs")]
     out: dict[str, set[str]] = {}
     for section in re.split(r"^### ", text, flags=re.M)[1:]:
         title = section.splitlines()[0].strip()
-        services = set(SERVICES) if title.startswith("Every service") else {title}
-        assert services <= set(SERVICES), f"docs/operations.md: section {title!r} names no service"
+        services = set(kit.PREFIXES) if title.startswith("Every service") else {title}
+        assert services <= set(kit.PREFIXES), f"docs/operations.md: section {title!r} names no service"
         for row in re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)*) \|", section, flags=re.M):
             for name in re.findall(r"`([a-z_]+)`", row):
                 out.setdefault(name, set()).update(services)
@@ -83,6 +83,9 @@ async def _drive(running) -> None:
 
 async def test_every_metric_in_the_rules_dashboards_and_docs_is_exposed(start_service, database_url, broker):
     running = await start_services(start_service, database_url, broker, list(SERVICES), metrics_refresh_s=0.5)
+    # the operators' console too: the rules select it by job like the five
+    running["console"] = await start_service(kit.app_factory("console"), kit.settings_class("console"),
+                                             database_url=await database_url("console"), metrics_refresh_s=0.5)
     await _drive(running)
     exposed: dict[str, set[str]] = {}
     labels: dict[str, dict[str, set[str]]] = {}

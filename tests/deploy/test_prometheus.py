@@ -36,6 +36,17 @@ def test_promtool_unit_tests_fire_every_alert():
     assert "SUCCESS" in out.stdout
 
 
+def test_service_not_ready_watches_every_deployed_service():
+    """`up == 0` only means something for the jobs it names: every service the kit deploys
+    (a scrape job each in prometheus.yml), the console included, and nothing else."""
+    rule = next(r for r in kit.alert_rules() if r["alert"] == "ServiceNotReady")
+    jobs = [v for name, matchers in kit.selectors(rule["expr"]) if name == "up"
+            for lbl, op, v in matchers if lbl == "job" and op == "=~"]
+    assert len(jobs) == 1 and set(jobs[0].split("|")) == set(kit.PREFIXES)
+    prom = yaml.safe_load((kit.PROM_DIR / "prometheus.yml").read_text())
+    assert {j["job_name"] for j in prom["scrape_configs"]} == set(kit.PREFIXES)
+
+
 def test_each_alert_has_a_runbook_a_firing_test_and_a_quiet_test():
     rules = {r["alert"]: r for r in kit.alert_rules()}
     assert set(rules) == REQUIRED
