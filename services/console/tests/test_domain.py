@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from console.domain import access
-from console.domain.figures import backlog_trend, last_hours, lateness_buckets, percentile, share
+from console.domain.figures import backlog_trend, last_hours, share
 from console.domain.i18n import STATES, TEXT, Words
 from shared.contracts.vocabulary import OrderState
 
@@ -20,6 +20,7 @@ def test_only_operators_and_arbitrators_sign_in_and_arbitrators_see_two_pages():
         assert not access.may_sign_in(role) and access.pages_for(role) == []
     assert access.pages_for("platform_operator") == list(access.PAGES)
     assert access.pages_for("arbitrator") == ["overview", "arbitration"]
+    assert not access.may_see("arbitrator", "platform")  # the services' /metrics are for operators
     assert access.DECIDERS == {"arbitrator"}
 
 
@@ -63,12 +64,7 @@ def test_backlog_trend_walks_back_from_the_open_orders_now():
     assert backlog_trend(11, hours, opened, closed, {now + timedelta(hours=1): (1, 0)}) == [6, 11, 8, 10]
 
 
-def test_lateness_buckets_and_percentiles():
-    values = [0.2, 0.5, 3, 40, 400, 5000, -1]
-    buckets = dict(lateness_buckets(values))
-    assert sum(buckets.values()) == len(values)
-    assert buckets["0 s–1 s"] == 3 and buckets["≥ 1 h"] == 1
-    assert percentile([], 95) is None and percentile([1, 2, 3, 4], 50) == 2 and percentile([1, 2, 3, 4], 95) == 4
+def test_shares_round_to_a_tenth_and_need_a_whole():
     assert share(1, 0) is None and share(1, 3) == 33.3
 
 

@@ -4,6 +4,7 @@ opens, CSRF, sessions, the live part, CSV exports. (The browser tests in tests/c
 drive all of it in Chromium against the whole platform.)"""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -11,12 +12,15 @@ from functools import partial
 import httpx
 import pytest
 
+from console.adapters.platform import ServiceUnavailable, parse_metrics
 from console.app import create_app
 from console.settings import ConsoleSettings
 from orders.app import create_app as orders_app
 from orders.settings import OrdersSettings
 from shared.auth import Principal, issue_token
 from shared.testing import eventually
+
+from .metrics_texts import NOTIFIER, ORDERS, ROUTING, SLA_TIMER
 
 pytestmark = pytest.mark.broker
 
@@ -203,3 +207,81 @@ async def _assets_are_served_by_the_console(client: httpx.AsyncClient) -> None:
     assert again.status_code == 304
     assert (await client.get("/static/console.js")).status_code == 200
     assert (await client.get("/static/nope.js")).status_code == 404
+
+
+def _charts(html: str) -> dict:
+    found = re.search(r'<script type="application/json" id="charts-data">(.*?)</script>', html, re.S)
+    return json.loads(found.group(1))
+
+
+def _fake_metrics(console, monkeypatch) -> list[str]:
+    """The services' /metrics at the gateway: four answer (the fixture pages, parsed as the
+    gateway parses them), kpi does not."""
+    asked: list[str] = []
+    texts = {"orders": ORDERS, "sla-timer": SLA_TIMER, "notifier": NOTIFIER, "consultation-routing": ROUTING}
+
+    async def metrics(service: str):
+        asked.append(service)
+        if service not in texts:
+            raise ServiceUnavailable(service, "ConnectError")
+        return parse_metrics(service, texts[service])
+    monkeypatch.setattr(console.app.state.console.gateway, "metrics", metrics)
+    return asked
+
+
+async def test_the_pages_show_the_services_metrics(setup, monkeypatch):
+    _orders, console, creds, _wall = setup
+    asked = _fake_metrics(console, monkeypatch)
+    c = console.client
+    await sign_in(c, creds["operator"])
+    await c.get("/lang/en", params={"next": "/platform"})
+
+    page = await c.get("/platform")
+    assert page.status_code == 200 and 'data-nav="platform"' in page.text
+    assert sorted(asked) == ["consultation-routing", "kpi", "notifier", "orders", "sla-timer"]
+    html = page.text
+    # orders' broker check fails and kpi does not answer: 3 of 5 ready, kpi's trouble said in red
+    assert 'data-fig="ready" data-raw="3"' in html and "3 / 5" in html
+    assert "kpi unavailable: ConnectError" in html and "unreachable" in html
+    assert 'data-fig="max_lag" data-raw="12.0"' in html and 'data-fig="dead_letters" data-raw="4"' in html
+    assert 'data-fig="outbox_pending" data-raw="17"' in html and 'data-fig="outbox_oldest" data-raw="42.5"' in html
+    charts = _charts(html)
+    lag = charts["lag"]["data"][0]
+    assert dict(zip(lag["y"], lag["x"])) == {"orders.deadlines": 12.0, "notifier.orders": 1.5,
+                                             "sla-timer.orders": 0.4, "consultation-routing.orders": 0.0}
+    assert dict(zip(charts["dead_letters"]["data"][0]["x"], charts["dead_letters"]["data"][0]["y"])) == {
+        "orders": 1, "consultation-routing": 0, "sla-timer": 0, "notifier": 3}
+    services = (await c.get("/platform/export/services.csv")).content.decode("utf-8-sig").splitlines()
+    assert services[0] == "service,ready,failing,outbox_pending,outbox_oldest_s,dead_letters"
+    assert "orders,False,broker,5.0,3.0,1" in services and "kpi,False,,—,—,—" in services
+    consumers = (await c.get("/platform/export/consumers.csv")).content.decode("utf-8-sig").splitlines()
+    assert "notifier,notifier.orders,1.5,4.0,3" in consumers and len(consumers) == 5
+
+    deadlines = (await c.get("/deadlines")).text
+    # p50/p99 of the firing lateness histogram (rank 6 of 12 tops the 0.1-0.25 s bucket; p99 is in
+    # the open-ended one: its lower bound), pending timers by rule, the overdue gauge
+    assert 'data-fig="lateness_p50" data-raw="0.25"' in deadlines and "0.25 s" in deadlines
+    assert 'data-fig="lateness_p99" data-raw="3600.0"' in deadlines
+    assert 'data-fig="pending" data-raw="10"' in deadlines and 'data-fig="overdue" data-raw="2.0"' in deadlines
+    charts = _charts(deadlines)
+    assert charts["pending_by_rule"]["data"][0]["y"] == [7, 3]
+    assert sum(charts["lateness"]["data"][0]["y"]) == 12 and charts["lateness"]["data"][0]["x"][-1] == "≥ 1 h"
+
+    notifications = await c.get("/notifications")
+    charts = _charts(notifications.text)
+    by_name = {d["name"]: dict(zip(d["x"], d["y"])) for d in charts["counted"]["data"]}
+    assert by_name == {"Sent": {"in-site": 4, "SMS": 7}, "Failed": {"in-site": 0, "SMS": 1},
+                       "Retries": {"in-site": 0, "SMS": 3}}
+    counted = (await c.get("/notifications/export/counted.csv")).content.decode("utf-8-sig").splitlines()
+    assert counted[0] == "channel,template,sent,failed,retries" and "sms,order_rejected,5,1,0" in counted
+
+    charts = _charts((await c.get("/routing")).text)
+    assert charts["share"]["data"][0]["values"] == [8, 4]
+    reasons = {d["name"]: dict(zip(d["x"], d["y"])) for d in charts["reasons"]["data"]}
+    assert reasons["manufacturer"]["enrolled"] == 8 and reasons["platform"]["out of hours"] == 3
+
+    # arbitrators may not read /metrics from the services, so not the page either
+    await c.post("/logout", data={"csrf_token": csrf_of((await c.get("/overview")).text)})
+    await sign_in(c, creds["arbitrator"])
+    assert (await c.get("/platform")).status_code == 403
+    assert 'data-nav="platform"' not in (await c.get("/overview")).text

@@ -4,7 +4,11 @@ Reads go out with the console's own platform-operator client (a token from the o
 token endpoint, renewed before it expires) and their answers are reused for
 ``service_cache_s``, so a wall of open console pages costs each service one call per
 figure and interval. Actions (an arbitrator's decision) go out with the person's own
-token, so the services decide and record who acted."""
+token, so the services decide and record who acted.
+
+``metrics`` reads a service's Prometheus ``/metrics`` the same way (operators only on the
+service port: the console's operator client) and parses the text format with
+prometheus_client's own parser."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from console.domain.metrics import Sample, Scrape
 
 SERVICES = ("orders", "consultation-routing", "sla-timer", "kpi", "notifier")
 TOKEN_MARGIN_S = 60  # renew the console's token this long before it expires
@@ -108,6 +115,14 @@ class PlatformGateway:
 
     async def read(self, service: str, path: str, params: dict | None = None, *, fresh: bool = False) -> Any:
         """GET with the console's credential; answers reused for ``cache_s``."""
+        return await self._cached(service, path, params, fresh, lambda r: r.json())
+
+    async def metrics(self, service: str) -> Scrape:
+        """The service's ``/metrics``, parsed (sample name -> samples); reused for ``cache_s``."""
+        return await self._cached(service, "/metrics", None, False, lambda r: parse_metrics(service, r.text))
+
+    async def _cached(self, service: str, path: str, params: dict | None, fresh: bool,
+                      decode: Callable[[httpx.Response], Any]) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         key = (service, path, tuple(sorted(clean.items())))
         hit = self._cache.get(key)
@@ -116,7 +131,7 @@ class PlatformGateway:
         r = await self._get(service, path, clean, await self._service_token())
         if r.status_code == 401:  # renewed meanwhile, revoked, or a clock jump: once more
             r = await self._get(service, path, clean, await self._service_token(renew=True))
-        value = self._answer(service, r)
+        value = self._answer(service, r, decode)
         if len(self._cache) > 2000:
             self._cache.clear()
         self._cache[key] = (time.monotonic() + self.cache_s, value)
@@ -140,10 +155,23 @@ class PlatformGateway:
         return value
 
     @staticmethod
-    def _answer(service: str, r: httpx.Response) -> Any:
+    def _answer(service: str, r: httpx.Response, decode: Callable[[httpx.Response], Any] = lambda r: r.json()) -> Any:
         if r.status_code >= 500:
             raise ServiceUnavailable(service, f"HTTP {r.status_code}")
         if r.status_code >= 400:
             code, message = _error(r)
             raise ServiceRefused(service, r.status_code, code, message)
-        return r.json()
+        return decode(r)
+
+
+def parse_metrics(service: str, text: str) -> Scrape:
+    """Prometheus text format -> sample name -> samples (a counter's ``x_total``, a
+    histogram's ``x_bucket``/``x_count``/``x_sum`` each under its own name)."""
+    out: dict[str, list[Sample]] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                out.setdefault(s.name, []).append(Sample(dict(s.labels), float(s.value)))
+    except (ValueError, TypeError, IndexError) as exc:  # not the text format: the service is not readable
+        raise ServiceUnavailable(service, f"/metrics unreadable ({type(exc).__name__})") from None
+    return out

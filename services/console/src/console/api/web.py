@@ -134,6 +134,7 @@ BUILDERS: dict[str, Callable] = {
     "arbitration": pages.arbitration,
     "routing": pages.routing,
     "notifications": pages.notifications,
+    "platform": pages.platform,
 }
 
 

@@ -3,9 +3,9 @@
 The console reads the services with its own operator credential, so it must not show a
 person what their own role could not read from the services: arbitrators see the overview
 and the arbitration pages (the queue and the orders' timelines, which the orders and
-sla-timer APIs give them too) but not the delivery log, deadlines, routing or merchants'
-figures; only arbitrators decide (the orders service takes the decision with their own
-token)."""
+sla-timer APIs give them too) but not the delivery log, deadlines, routing, merchants'
+figures or the services' /metrics (platform operators only); only arbitrators decide (the
+orders service takes the decision with their own token)."""
 from __future__ import annotations
 
 OPERATOR, ARBITRATOR = "platform_operator", "arbitrator"
@@ -19,6 +19,7 @@ PAGES: dict[str, frozenset[str]] = {
     "routing": frozenset({OPERATOR}),
     "notifications": frozenset({OPERATOR}),
     "merchants": frozenset({OPERATOR}),
+    "platform": frozenset({OPERATOR}),  # the services' /metrics answer platform operators only
 }
 DECIDERS = frozenset({ARBITRATOR})
 # parts of a page shown to some of its readers only

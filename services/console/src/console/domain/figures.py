@@ -1,4 +1,4 @@
-"""Figures the pages derive from the read model: pure functions."""
+"""Figures the pages derive (from the read model, chart axes): pure functions."""
 from __future__ import annotations
 
 import math
@@ -26,24 +26,11 @@ def backlog_trend(open_now: int, hours: list[datetime], opened: dict[datetime, i
     return list(reversed(out))
 
 
-# Firing lateness buckets (seconds): upper bounds, the last one open-ended.
-LATENESS_BOUNDS = (1.0, 5.0, 30.0, 60.0, 300.0, 3600.0)
-
-
-def lateness_buckets(values: list[float]) -> list[tuple[str, int]]:
-    labels = []
-    lower = 0.0
-    for b in LATENESS_BOUNDS:
-        labels.append((f"{_fmt(lower)}–{_fmt(b)}", lower, b))
-        lower = b
-    labels.append((f"≥ {_fmt(lower)}", lower, math.inf))
-    counts = [0] * len(labels)
-    for v in values:
-        for i, (_label, lo, hi) in enumerate(labels):
-            if lo <= max(v, 0.0) < hi:
-                counts[i] += 1
-                break
-    return [(label, n) for (label, _lo, _hi), n in zip(labels, counts)]
+def range_label(lower: float, upper: float) -> str:
+    """A histogram bucket's range for a chart axis: ``0.1–0.25 s``, ``≥ 1 h`` (the open one)."""
+    if math.isinf(upper):
+        return f"≥ {_fmt(lower)}"
+    return f"{_fmt(lower)}–{_fmt(upper)}"
 
 
 def _fmt(s: float) -> str:
@@ -52,15 +39,6 @@ def _fmt(s: float) -> str:
     if s >= 60:
         return f"{s / 60:g} min"
     return f"{s:g} s"
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100); None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def share(part: int, whole: int) -> float | None:

@@ -19,6 +19,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav.routing": ("咨询分流", "Routing"),
     "nav.notifications": ("通知", "Notifications"),
     "nav.merchants": ("商家", "Merchants"),
+    "nav.platform": ("平台运行", "Platform"),
     "nav.logout": ("退出登录", "Sign out"),
     "nav.lang": ("English", "中文"),
     "role.platform_operator": ("平台运营", "platform operator"),
@@ -138,6 +139,17 @@ TEXT: dict[str, tuple[str, str]] = {
     "col.details": ("详情", "Details"),
     "col.waiting": ("已等待", "Waiting"),
     "col.requested_by": ("发起方", "Requested by"),
+    "col.pending": ("待触发", "Pending"),
+    "col.retries": ("重试", "Retries"),
+    "col.service": ("服务", "Service"),
+    "col.group": ("消费组", "Consumer group"),
+    "col.lag_s": ("消费延迟", "Lag"),
+    "col.lag_messages": ("未消费消息", "Lag (messages)"),
+    "col.dead_letters": ("死信", "Parked"),
+    "col.ready": ("就绪", "Ready"),
+    "col.failing": ("未通过的检查", "Failing checks"),
+    "col.outbox_pending": ("待发布事件", "Outbox pending"),
+    "col.outbox_oldest": ("最久待发布", "Oldest pending"),
     # deadlines
     "deadlines.title": ("时效监控", "Deadlines"),
     "deadlines.due": ("即将到期的计时器（按规则）", "Timers coming due, by rule"),
@@ -148,9 +160,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "deadlines.open_escalations": ("未解除的升级", "Open escalations"),
     "deadlines.breaches": ("超时（服务单仍停留在超时状态）", "Breaches (the order is still where it breached)"),
     "deadlines.escalations": ("升级（服务单仍停留在升级状态）", "Escalations (the order is still where it escalated)"),
-    "deadlines.lateness": ("触发延迟分布（近 24 小时）", "Firing lateness (last 24 h)"),
+    "deadlines.lateness": ("触发延迟分布（自 sla-timer 启动）", "Firing lateness (since sla-timer started)"),
     "deadlines.fired_24h": ("近 24 小时触发", "Fired in 24 h"),
-    "deadlines.lateness_p95": ("延迟 P95", "Lateness p95"),
+    "deadlines.lateness_p50": ("触发延迟 P50", "Lateness p50"),
+    "deadlines.lateness_p99": ("触发延迟 P99", "Lateness p99"),
+    "deadlines.pending": ("待触发计时器", "Pending timers"),
+    "deadlines.pending_by_rule": ("待触发计时器（按规则）", "Pending timers by rule"),
     "deadlines.recent": ("最近触发", "Recently fired"),
     # arbitration
     "arbitration.title": ("仲裁队列", "Arbitration queue"),
@@ -188,7 +203,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "routing.decisions": ("分流决定", "Decisions"),
     "routing.manufacturer_share": ("厂家接待占比", "Manufacturer share"),
     "routing.platform_share": ("平台接待占比", "Platform share"),
-    "routing.share": ("厂家 vs 平台", "Manufacturer vs platform"),
+    "routing.share": ("厂家 vs 平台（自分流服务启动）", "Manufacturer vs platform (since routing started)"),
+    "routing.reasons_since": ("分流原因（自分流服务启动）", "Reasons (since routing started)"),
     "routing.reasons": ("分流原因", "Reasons"),
     "routing.per_manufacturer": ("按厂家与渠道", "Per manufacturer and channel"),
     "routing.per_hour": ("每小时分流（北京时间）", "Decisions per hour (Beijing time)"),
@@ -203,6 +219,22 @@ TEXT: dict[str, tuple[str, str]] = {
     "notifications.retrying": ("重试中", "Retrying"),
     "notifications.queued": ("排队中", "Queued"),
     "notifications.status_chart": ("投递状态", "Delivery status"),
+    "notifications.counted": ("发送与失败（按渠道，自通知服务启动）", "Sent and failed by channel (since the notifier started)"),
+    "notifications.counted_table": ("发送、失败与重试（按渠道与模板，自通知服务启动）",
+                                    "Sent, failed and retried by channel and template (since the notifier started)"),
+    # platform
+    "platform.title": ("平台运行状态", "Platform health"),
+    "platform.ready": ("就绪的服务", "Services ready"),
+    "platform.max_lag": ("最大消费延迟", "Largest consumer lag"),
+    "platform.dead_letters": ("死信（待处理）", "Parked messages held"),
+    "platform.outbox_pending": ("待发布事件", "Outbox: pending events"),
+    "platform.outbox_oldest": ("最久待发布事件", "Outbox: oldest pending"),
+    "platform.lag_chart": ("消费延迟（按消费组，秒）", "Consumer lag by group (seconds)"),
+    "platform.dead_letters_chart": ("死信（按服务）", "Parked messages held, by service"),
+    "platform.outbox_chart": ("Outbox 待发布事件（按服务）", "Outbox: pending events by service"),
+    "platform.services": ("各服务", "Services"),
+    "platform.consumers": ("消费组", "Consumer groups"),
+    "platform.unreachable": ("无法读取", "unreachable"),
     # merchants
     "merchants.title": ("商家考核", "Merchants"),
     "merchants.week": ("考核周（周一）", "Week (Monday)"),
@@ -274,6 +306,8 @@ RULES = {
     "exchange_shipping": ("换货发货", "exchange shipping"), "repair": ("维修", "repair"),
     "refund_payout": ("退款到账", "refund payout"), "customer_confirmation": ("顾客确认", "customer confirmation"),
 }
+READY_CHECKS = {"database": ("数据库", "database"), "broker": ("消息队列", "broker"),
+                "schema": ("数据库结构", "schema")}
 TIMER_STATES = {"pending": ("待触发", "pending"), "fired": ("已触发", "fired"), "cancelled": ("已取消", "cancelled")}
 ORDER_ACTIONS = {
     "apply": ("申请", "application"), "claim": ("领取", "claim"), "assign": ("分配", "assign"),
@@ -348,6 +382,9 @@ class Words:
 
     def rule(self, v) -> str:
         return self._named(RULES, v)
+
+    def check(self, v) -> str:
+        return self._named(READY_CHECKS, v)
 
     def timer_state(self, v) -> str:
         return self._named(TIMER_STATES, v)

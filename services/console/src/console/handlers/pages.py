@@ -5,6 +5,7 @@ from the console's own tables are always there; a service that does not answer c
 only its own sections (the page says which)."""
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -15,7 +16,10 @@ from urllib.parse import quote
 from console.adapters import readmodel as store
 from console.adapters.platform import PlatformGateway, ServiceRefused, ServiceUnavailable
 from console.domain import access
-from console.domain.figures import backlog_trend, last_hours, lateness_buckets, percentile, share
+from console.domain import metric_names as names
+from console.domain.figures import backlog_trend, last_hours, range_label, share
+from console.domain.metrics import Scrape, bucket_counts, buckets, by_label, histogram_quantile
+from console.domain.metrics import total as metric_total
 from console.domain.i18n import STATES, Words, beijing_label
 from console.domain.readmodel import hour_of, is_open
 from console.handlers.views import Card, Cell, Chart, Column, Page, Table
@@ -164,24 +168,31 @@ async def deadlines(ctx: Ctx) -> Page:
     w, now = ctx.words, ctx.now
     page = Page("deadlines", w("deadlines.title"))
     due = await _try(page, w, ctx.gateway.read("sla-timer", "/v1/timers/due"), {"items": []})
+    scrape: Scrape = await _try(page, w, ctx.gateway.metrics("sla-timer"), {})
     async with ctx.sessions() as s:
         n_breach, breaches = await store.open_fired(s, "breach", ctx.limit)
         n_escalate, escalations = await store.open_fired(s, "escalate", ctx.limit)
         fired = await store.fired_since(s, now - timedelta(hours=24))
     items = due.get("items", [])
-    lateness = [f["lateness_s"] for f in fired]
-    p95 = percentile(lateness, 95)
+    # what the deadlines dashboard shows, from the same series (since the replica started)
+    lateness = buckets(scrape, names.FIRING_LATENESS_BUCKET)
+    p50, p99 = histogram_quantile(0.5, lateness), histogram_quantile(0.99, lateness)
+    pending = {k[0]: int(v) for k, v in by_label(scrape, names.PENDING_TIMERS, "rule", how="max").items()}
+    overdue = metric_total(scrape, names.OVERDUE_TIMERS)
+    n_pending = sum(pending.values()) if names.PENDING_TIMERS in scrape else None
     page.cards = [
+        Card("pending", w("deadlines.pending"), w.count(n_pending, "timers"), n_pending),
         Card("due_next_hour", w("deadlines.due_next_hour"), w.count(sum(i["next_hour"] for i in items), "timers")),
         Card("due_next_day", w("deadlines.due_next_day"), w.count(sum(i["next_day"] for i in items), "timers")),
-        Card("overdue", w("deadlines.overdue"), w.count(sum(i["overdue"] for i in items), "timers"),
-             tone="warn" if any(i["overdue"] for i in items) else None),
+        Card("overdue", w("deadlines.overdue"), w.count(None if overdue is None else int(overdue), "timers"),
+             overdue, tone="warn" if overdue else None),
         Card("open_breaches", w("deadlines.open_breaches"), w.count(n_breach, "orders"), n_breach,
              "bad" if n_breach else None),
         Card("open_escalations", w("deadlines.open_escalations"), w.count(n_escalate, "orders"), n_escalate,
              "warn" if n_escalate else None),
         Card("fired_24h", w("deadlines.fired_24h"), w.count(len(fired), "timers"), len(fired)),
-        Card("lateness_p95", w("deadlines.lateness_p95"), w.seconds(p95), p95),
+        Card("lateness_p50", w("deadlines.lateness_p50"), w.seconds(p50), p50),
+        Card("lateness_p99", w("deadlines.lateness_p99"), w.seconds(p99), p99),
     ]
     rules = sorted(items, key=lambda i: (-i["next_day"], i["rule"]))
     page.charts.append(Chart("due_by_rule", w("deadlines.due"), [
@@ -190,16 +201,24 @@ async def deadlines(ctx: Ctx) -> Page:
         {"type": "bar", "name": w("col.next_day"), "x": [w.rule(i["rule"]) for i in rules],
          "y": [i["next_day"] for i in rules]},
     ], {"barmode": "group"}))
-    buckets = lateness_buckets(lateness)
+    by_rule = sorted(((r, n) for r, n in pending.items() if n), key=lambda kv: (-kv[1], kv[0]))
+    page.charts.append(Chart("pending_by_rule", w("deadlines.pending_by_rule"), [
+        {"type": "bar", "name": w("col.pending"), "x": [w.rule(r) for r, _n in by_rule],
+         "y": [n for _r, n in by_rule]}]))
+    spread = bucket_counts(lateness)
     page.charts.append(Chart("lateness", w("deadlines.lateness"), [
-        {"type": "bar", "name": w("col.lateness"), "x": [b for b, _n in buckets], "y": [n for _b, n in buckets]}]))
+        {"type": "bar", "name": w("col.lateness"), "x": [range_label(lo, hi) for lo, hi, _n in spread],
+         "y": [n for _lo, _hi, n in spread]}]))
     t = Table("due", w("deadlines.due"), [
         Column("rule", w("col.rule")), Column("action", w("col.action")), Column("overdue", w("col.overdue"), True),
-        Column("next_hour", w("col.next_hour"), True), Column("next_day", w("col.next_day"), True)])
+        Column("next_hour", w("col.next_hour"), True), Column("next_day", w("col.next_day"), True),
+        Column("pending", w("col.pending"), True)])
     for i in rules:
+        n = pending.get(i["rule"])
         t.rows.append([Cell(w.rule(i["rule"]), i["rule"]), Cell(w.fired_action(i["action"]), i["action"]),
                        Cell(w.count(i["overdue"]), i["overdue"], tone="warn" if i["overdue"] else None),
-                       Cell(w.count(i["next_hour"]), i["next_hour"]), Cell(w.count(i["next_day"]), i["next_day"])])
+                       Cell(w.count(i["next_hour"]), i["next_hour"]), Cell(w.count(i["next_day"]), i["next_day"]),
+                       Cell(w.count(n), n)])
     page.tables.append(t)
     for table_id, title, rows, total in (("breaches", w("deadlines.breaches"), breaches, n_breach),
                                          ("escalations", w("deadlines.escalations"), escalations, n_escalate)):
@@ -373,14 +392,20 @@ async def routing(ctx: Ctx) -> Page:
         Card("disqualified", w("routing.disqualified"), w.count(len(disqualified), "manufacturers"),
              len(disqualified), "warn" if disqualified else None),
     ]
+    # the routing dashboard's series: decisions by target and reason since the replica started
+    scrape: Scrape = await _try(page, w, ctx.gateway.metrics("consultation-routing"), {})
+    decided = by_label(scrape, names.ROUTING_DECISIONS, "target", "reason")
+    counted = defaultdict(int)
+    for (tg, reason), n in decided.items():
+        counted[(reason, tg)] += int(n)
     page.charts.append(Chart("share", w("routing.share"), [
         {"type": "pie", "hole": 0.45, "labels": [w.target(t) for t in ("manufacturer", "platform")],
-         "values": [by_target["manufacturer"], by_target["platform"]], "sort": False}], {"showlegend": True}))
-    reasons = sorted({r for r, _t in by_reason}, key=lambda r: -(by_reason[(r, "manufacturer")]
-                                                                + by_reason[(r, "platform")]))
-    page.charts.append(Chart("reasons", w("routing.reasons"), [
+         "values": [sum(n for (_r, tg), n in counted.items() if tg == t) for t in ("manufacturer", "platform")],
+         "sort": False}], {"showlegend": True}))
+    reasons = sorted({r for r, _t in counted}, key=lambda r: -(counted[(r, "manufacturer")] + counted[(r, "platform")]))
+    page.charts.append(Chart("reasons", w("routing.reasons_since"), [
         {"type": "bar", "name": w.target(tg), "x": [w.reason(r) for r in reasons],
-         "y": [by_reason[(r, tg)] for r in reasons]} for tg in ("manufacturer", "platform")], {"barmode": "stack"}))
+         "y": [counted[(r, tg)] for r in reasons]} for tg in ("manufacturer", "platform")], {"barmode": "stack"}))
     page.charts.append(Chart("per_hour", w("routing.per_hour"), [
         {"type": "bar", "name": w.target(tg), "x": [beijing_label(h) for h in hours],
          "y": [per_hour[(h, tg)] for h in hours]} for tg in ("manufacturer", "platform")],
@@ -462,6 +487,26 @@ async def notifications(ctx: Ctx) -> Page:
             Cell(w.count(by_template[(c, tk)][st]), by_template[(c, tk)][st],
                  tone="bad" if st == "failed" and by_template[(c, tk)][st] else None) for st in STATUS_ORDER])
     page.tables.append(t)
+    # the notifications dashboard's counters (since the notifier replica started)
+    scrape: Scrape = await _try(page, w, ctx.gateway.metrics("notifier"), {})
+    counters = (("sent", names.MESSAGES_SENT), ("failed", names.MESSAGES_FAILED), ("retries", names.MESSAGE_RETRIES))
+    counted = {key: by_label(scrape, name, "channel", "template") for key, name in counters}
+    counted_channels = sorted({c for per in counted.values() for c, _tk in per})
+    page.charts.append(Chart("counted", w("notifications.counted"), [
+        {"type": "bar", "name": w(f"col.{key}"), "x": [w.channel(c) for c in counted_channels],
+         "y": [int(sum(n for (c2, _tk), n in counted[key].items() if c2 == c)) for c in counted_channels],
+         "marker": {"color": {"sent": STATUS_COLORS["sent"], "failed": STATUS_COLORS["failed"],
+                              "retries": STATUS_COLORS["retrying"]}[key]}}
+        for key, _name in counters], {"barmode": "group"}))
+    t = Table("counted", w("notifications.counted_table"),
+              [Column("channel", w("col.channel")), Column("template", w("col.template"))]
+              + [Column(key, w(f"col.{key}"), True) for key, _name in counters])
+    for c, tk in sorted({k for per in counted.values() for k in per}):
+        values = [int(counted[key].get((c, tk), 0)) for key, _name in counters]
+        t.rows.append([Cell(w.channel(c), c), Cell(tk)] + [
+            Cell(w.count(n), n, tone="bad" if key == "failed" and n else None)
+            for (key, _name), n in zip(counters, values)])
+    page.tables.append(t)
     failures = summary.get("failures", [])
     t = Table("failures", w("notifications.failures"), [
         Column("created_at", w("col.created_at")), Column("channel", w("col.channel")),
@@ -475,6 +520,87 @@ async def notifications(ctx: Ctx) -> Page:
                             _order_link(m["order_id"]) if m.get("order_id") else None),
                        Cell(m["recipient"]), Cell(str(m["attempts"]), m["attempts"]),
                        Cell(m.get("last_error") or "", tone="bad")])
+    page.tables.append(t)
+    return page
+
+
+# ------------------------------------------------------------------------------------------ platform
+async def platform(ctx: Ctx) -> Page:
+    """The services' health as the consumers-and-outbox and overview dashboards show it: each
+    service's /metrics (operators only), read at once; a service that does not answer is
+    marked so and counts as not ready."""
+    w = ctx.words
+    page = Page("platform", w("platform.title"))
+    services = names.EVERY_SERVICE
+    scrapes: list[Scrape | None] = list(await asyncio.gather(
+        *(_try(page, w, ctx.gateway.metrics(svc), None) for svc in services)))
+    read = {svc: sc for svc, sc in zip(services, scrapes) if sc is not None}
+    lag, lag_messages, held = {}, {}, {}
+    for svc, sc in read.items():
+        for (group,), v in by_label(sc, names.CONSUMER_LAG_SECONDS, "group", how="max").items():
+            lag[(svc, group)] = v
+        for (group,), v in by_label(sc, names.CONSUMER_LAG_MESSAGES, "group").items():
+            lag_messages[(svc, group)] = v
+        for (group,), v in by_label(sc, names.CONSUMER_DEAD_LETTERS, "group", how="max").items():
+            held[(svc, group)] = int(v)
+    failing = {svc: sorted(k[0] for k, v in by_label(sc, names.SERVICE_READY, "check", how="max").items() if v < 1)
+               for svc, sc in read.items()}
+    ready = [svc for svc in read if names.SERVICE_READY in read[svc] and not failing[svc]]
+    pending = {svc: metric_total(sc, names.OUTBOX_PENDING) for svc, sc in read.items()}
+    oldest = {svc: metric_total(sc, names.OUTBOX_OLDEST_AGE) for svc, sc in read.items()}
+    held_by_service = {svc: sum(n for (s2, _g), n in held.items() if s2 == svc) for svc in read}
+    max_lag = max(lag.values(), default=None)
+    n_held = sum(held.values())
+    n_pending = int(sum(v for v in pending.values() if v is not None))
+    max_oldest = max((v for v in oldest.values() if v is not None), default=None)
+    page.cards = [
+        Card("ready", w("platform.ready"), f"{len(ready)} / {len(services)}", len(ready),
+             "bad" if len(ready) < len(services) else "good"),
+        Card("max_lag", w("platform.max_lag"), w.seconds(max_lag), max_lag,
+             "warn" if max_lag and max_lag > 30 else None),
+        Card("dead_letters", w("platform.dead_letters"), w.count(n_held, "messages"), n_held,
+             "bad" if n_held else None),
+        Card("outbox_pending", w("platform.outbox_pending"), w.count(n_pending, "events"), n_pending),
+        Card("outbox_oldest", w("platform.outbox_oldest"), w.seconds(max_oldest), max_oldest,
+             "warn" if max_oldest and max_oldest > 60 else None),
+    ]
+    groups = sorted(lag, key=lambda k: (-lag[k], k))
+    page.charts.append(Chart("lag", w("platform.lag_chart"), [
+        {"type": "bar", "orientation": "h", "name": w("col.lag_s"), "y": [g for _svc, g in groups],
+         "x": [lag[k] for k in groups]}],
+        {"height": max(260, 26 * len(groups) + 80), "margin": {"l": 240, "r": 12, "t": 8, "b": 40}}))
+    page.charts.append(Chart("dead_letters", w("platform.dead_letters_chart"), [
+        {"type": "bar", "name": w("col.dead_letters"), "x": list(held_by_service),
+         "y": list(held_by_service.values()), "marker": {"color": "#cf222e"}}]))
+    page.charts.append(Chart("outbox", w("platform.outbox_chart"), [
+        {"type": "bar", "name": w("col.outbox_pending"), "x": list(pending),
+         "y": [int(v or 0) for v in pending.values()]}]))
+    t = Table("services", w("platform.services"), [
+        Column("service", w("col.service")), Column("ready", w("col.ready")), Column("failing", w("col.failing")),
+        Column("outbox_pending", w("col.outbox_pending"), True),
+        Column("outbox_oldest_s", w("col.outbox_oldest"), True),
+        Column("dead_letters", w("col.dead_letters"), True)])
+    for svc in services:
+        if svc not in read:
+            t.rows.append([Cell(svc), Cell(w("platform.unreachable"), False, tone="bad"), Cell(""), Cell(w("none")),
+                           Cell(w("none")), Cell(w("none"))])
+            continue
+        ok = svc in ready
+        t.rows.append([Cell(svc), Cell(w("yes") if ok else w("no"), ok, tone="good" if ok else "bad"),
+                       Cell(", ".join(w.check(c) for c in failing[svc]), ";".join(failing[svc])),
+                       Cell(w.count(None if pending[svc] is None else int(pending[svc])), pending[svc]),
+                       Cell(w.seconds(oldest[svc]), oldest[svc]),
+                       Cell(w.count(held_by_service[svc]), held_by_service[svc],
+                            tone="bad" if held_by_service[svc] else None)])
+    page.tables.append(t)
+    t = Table("consumers", w("platform.consumers"), [
+        Column("service", w("col.service")), Column("group", w("col.group")), Column("lag_s", w("col.lag_s"), True),
+        Column("lag_messages", w("col.lag_messages"), True), Column("dead_letters", w("col.dead_letters"), True)])
+    for svc, group in sorted(set(lag) | set(lag_messages) | set(held)):
+        n_lag, n_msgs, n_dead = lag.get((svc, group)), lag_messages.get((svc, group)), held.get((svc, group))
+        t.rows.append([Cell(svc), Cell(group), Cell(w.seconds(n_lag), n_lag),
+                       Cell(w.count(None if n_msgs is None else int(n_msgs)), n_msgs),
+                       Cell(w.count(n_dead), n_dead, tone="bad" if n_dead else None)])
     page.tables.append(t)
     return page
 
