@@ -4,7 +4,7 @@ only what it billed itself) both publish a billable event for it, with the same
 consultation id, and KPI bills it once. An operator's what-if is never billed."""
 from datetime import datetime, timedelta, timezone
 
-from consultation_routing.components import routing_of
+from consultation_routing.parts import routing_of
 from shared.testing import eventually
 from tests.helpers import bearer, operator_headers, start_services
 

@@ -68,3 +68,16 @@ def test_the_checks_see_a_violation(tmp_path: Path):
     bad.write_text("import sqlalchemy as sa\nfrom fastapi import APIRouter\nfrom ..adapters import x\n"
                    "def f():\n    from aiokafka import AIOKafkaConsumer\n")
     assert [m for _l, m in _imports(bad)] == ["sqlalchemy", "fastapi", "..adapters", "aiokafka"]
+
+
+# What may sit beside the layers at a package's root: the process entry, the app factory, its
+# settings, its tables, the typed runtime parts, and (orders) the request schemas its API and
+# handlers share. Anything else belongs to a layer.
+ROOT_MODULES = frozenset({"__init__.py", "__main__.py", "app.py", "settings.py", "models.py", "parts.py",
+                          "schemas.py"})
+
+
+@pytest.mark.parametrize("package", _packages(), ids=_id)
+def test_nothing_else_sits_at_the_package_root(package: Path):
+    extra = sorted(p.name for p in package.glob("*.py") if p.name not in ROOT_MODULES)
+    assert not extra, f"{package.relative_to(ROOT)}: {extra} belong in one of {LAYERS}"

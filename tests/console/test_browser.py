@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "var" / "screenshots"
-PAGES = ("overview", "deadlines", "arbitration", "routing", "notifications", "merchants")
+PAGES = ("overview", "deadlines", "arbitration", "routing", "notifications", "merchants", "platform")
 
 
 @dataclass
@@ -239,7 +239,8 @@ def test_operator_sees_every_page_live_and_signs_out(platform, browser):
 
     expect_rows = {"overview": ["by_state", "oldest", "top_merchants"], "deadlines": ["due", "escalations", "fired"],
                    "arbitration": ["queue"], "routing": ["reasons", "manufacturers"],
-                   "notifications": ["by_template"], "merchants": ["scorecards"]}
+                   "notifications": ["by_template"], "merchants": ["scorecards"],
+                   "platform": ["services", "consumers"]}
     for name in PAGES:
         page.goto(f"{console}/{name}")
         assert page.locator("[data-error]").count() == 0, page.locator("[data-error]").all_inner_texts()
@@ -290,7 +291,7 @@ def test_arbitrator_decides_from_the_page_and_sees_no_operator_page(platform, br
     page.wait_for_url(console + "/overview")
     nav = page.locator("nav a").all_inner_texts()
     assert nav == ["总览", "仲裁"], nav
-    for name in ("deadlines", "routing", "notifications", "merchants"):
+    for name in ("deadlines", "routing", "notifications", "merchants", "platform"):
         response = page.goto(f"{console}/{name}")
         assert response.status == 403 and page.locator("[data-forbidden]").count() == 1, name
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from consultation_routing.app import MIGRATIONS, create_app
-from consultation_routing.components import routing_of
+from consultation_routing.parts import routing_of
 from consultation_routing.settings import ConsultationRoutingSettings
 from shared.auth import Principal, issue_token
 from shared.clock import ManualClock

@@ -7,7 +7,7 @@ import json
 from aiokafka import AIOKafkaConsumer
 
 from consultation_routing.app import create_app
-from consultation_routing.components import routing_of
+from consultation_routing.parts import routing_of
 from consultation_routing.settings import ConsultationRoutingSettings
 from shared.auth import Principal, issue_token
 from shared.contracts.routing import SkuUpserted

@@ -12,7 +12,7 @@ from consultation_routing.entrypoints.consumers import catalogue_handlers, order
 from consultation_routing.domain.categories import CATEGORY_NAMES, category_names
 from consultation_routing.domain.packages import PACKAGE_1, PACKAGE_2
 from consultation_routing.models import DecisionRow, OrderSkuRow, SkuRow
-from consultation_routing.publisher import forget_decisions
+from consultation_routing.adapters.publisher import forget_decisions
 from consultation_routing.adapters.state import RoutingState
 from shared.contracts.orders import ServiceOrderCreated
 from shared.contracts.routing import SkuUpserted

@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 import pytest
 
 from consultation_routing.domain.model import DEFAULT_HOURS, Consultation, Manufacturer, QueueState, Sku
-from consultation_routing.components import routing_engine
+from consultation_routing.parts import routing_engine
 from consultation_routing.settings import ConsultationRoutingSettings
 from consultation_routing.adapters.state import RoutingState
 from shared.calendar import BusinessCalendar

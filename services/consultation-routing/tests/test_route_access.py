@@ -166,7 +166,7 @@ def test_the_memory_of_billed_consultations_is_bounded():
     from prometheus_client import CollectorRegistry
 
     from consultation_routing.domain.model import Consultation
-    from consultation_routing.publisher import DecisionPublisher
+    from consultation_routing.adapters.publisher import DecisionPublisher
 
     pub = DecisionPublisher(SimpleNamespace(metrics=CollectorRegistry()), None, capacity=1000, batch=10,
                             remember_billed=3)

@@ -53,7 +53,7 @@ async def test_seed_demo_itself_refuses_a_production_runtime():
     import pytest
     from types import SimpleNamespace
 
-    from orders.demo import DemoRefused, seed_demo
+    from orders.entrypoints.demo import DemoRefused, seed_demo
 
     with pytest.raises(DemoRefused):
         await seed_demo(SimpleNamespace(settings=SimpleNamespace(environment="production")))

@@ -10,7 +10,7 @@ from pathlib import Path
 import shared.contracts  # noqa: F401 - registers event types
 from consultation_routing.api.operators import router as operators_router
 from consultation_routing.api.route import router as route_router
-from consultation_routing.components import Routing, build, routing_of
+from consultation_routing.parts import Routing, build, routing_of
 from consultation_routing.entrypoints.consumers import catalogue_handlers, order_handlers
 from consultation_routing.entrypoints.qualification import qualification_handlers
 from consultation_routing.models import Base, messaging

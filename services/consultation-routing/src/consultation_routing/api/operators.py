@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from consultation_routing.api.schemas import CatalogueLoadOut, EnrollmentOut, QueueStateOut, TransferOut
-from consultation_routing.components import routing_of
+from consultation_routing.parts import routing_of
 from consultation_routing.domain.model import DEFAULT_HOURS
 from consultation_routing.handlers.catalogue import load_catalogue
 from consultation_routing.handlers.enrollment import get_enrollment, save_enrollment, set_disqualified

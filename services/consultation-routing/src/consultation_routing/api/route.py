@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from consultation_routing.api.schemas import RouteAnswer
-from consultation_routing.components import routing_of
+from consultation_routing.parts import routing_of
 from consultation_routing.domain.model import Consultation
 from consultation_routing.handlers.route import route_consultation
 from shared.auth import Policy, Principal, with_policy

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import event
 
-from consultation_routing.components import routing_of
+from consultation_routing.parts import routing_of
 from consultation_routing.domain.model import OrderSku, Sku
 from consultation_routing.handlers.catalogue import store_skus
 from consultation_routing.handlers.upsert import upsert

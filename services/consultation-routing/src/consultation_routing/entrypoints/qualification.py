@@ -9,7 +9,7 @@ import logging
 from sqlalchemy import event
 
 from consultation_routing.adapters.state import manufacturer_from_row
-from consultation_routing.components import routing_of
+from consultation_routing.parts import routing_of
 from consultation_routing.models import ManufacturerRow
 from shared.contracts.kpi import ManufacturerDisqualified, ManufacturerRequalified
 

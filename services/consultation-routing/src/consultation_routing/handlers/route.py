@@ -1,12 +1,12 @@
 """The consultation use case (docs/routing.md): decide from memory and, for a
 consultation (not an operator's what-if), hand the decision to the publisher. A
 billable decision is answered only once it is durable (journaled and fsynced, see
-publisher.py); the others are journaled within ``JOURNAL_INTERVAL_S``."""
+adapters/publisher.py); the others are journaled within ``JOURNAL_INTERVAL_S``."""
 from __future__ import annotations
 
 import time
 
-from consultation_routing.components import Routing
+from consultation_routing.parts import Routing
 from consultation_routing.domain.model import Consultation
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from consultation_routing.domain.packages import package_for
 from consultation_routing.models import DecisionRow, ManufacturerRow, TransferRow
-from consultation_routing.publisher import PRODUCER
+from consultation_routing.adapters.publisher import PRODUCER
 from shared.errors import ApiError
 from shared.events import make_envelope
 

@@ -62,7 +62,7 @@ def _seed_args(p) -> None:
 
 
 def _seed(settings, args) -> None:
-    from orders.demo import seed_demo
+    from orders.entrypoints.demo import seed_demo
 
     if settings.environment == "production":
         # Demo clients (an operator among them) get secrets anyone with this code can derive

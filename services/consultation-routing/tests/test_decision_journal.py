@@ -72,7 +72,7 @@ async def test_a_killed_writer_is_replaced_and_nothing_is_lost(api, monkeypatch)
     one drains from the recorded position; nothing is dropped."""
     import signal
 
-    from consultation_routing import publisher as publisher_module
+    from consultation_routing.adapters import publisher as publisher_module
 
     monkeypatch.setattr(publisher_module, "WRITER_START_RETRY_S", 0.05)
     await ready(api)
@@ -137,7 +137,7 @@ async def test_stopping_with_the_database_down_is_bounded_and_loses_nothing(api)
     async with api.app.state.runtime.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE outbox_away RENAME TO outbox"))
     # the next start (a new publisher on the same journal) drains them
-    from consultation_routing.publisher import DecisionPublisher
+    from consultation_routing.adapters.publisher import DecisionPublisher
     from prometheus_client import CollectorRegistry
     from types import SimpleNamespace
 
@@ -151,7 +151,7 @@ async def test_stopping_with_the_database_down_is_bounded_and_loses_nothing(api)
 
 async def test_a_billable_decision_is_answered_only_once_it_is_on_disk(api, monkeypatch):
     """The answer to a billable consultation waits for the fsync that made it durable."""
-    from consultation_routing import journal as journal_module
+    from consultation_routing.adapters import journal as journal_module
 
     await ready(api)
     pub = api.routing.publisher
@@ -185,7 +185,7 @@ def test_decision_events_are_envelopes_of_the_contracts():
 
     import shared.contracts  # noqa: F401 - registers the routing events
     from consultation_routing.domain.model import Consultation
-    from consultation_routing.publisher import decision_events, decision_record
+    from consultation_routing.adapters.publisher import decision_events, decision_record
     from shared.contracts.routing import BillableConsultation, RoutingDecided
     from shared.events import decode, encode
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from consultation_routing.adapters.state import RoutingState
 from consultation_routing.domain.engine import PlatformQueue, RoutingEngine, RoutingView
-from consultation_routing.metrics import DecisionMetrics
-from consultation_routing.publisher import DecisionPublisher
+from consultation_routing.adapters.metrics import DecisionMetrics
+from consultation_routing.adapters.publisher import DecisionPublisher
 from consultation_routing.settings import ConsultationRoutingSettings
 from shared.calendar import DEFAULT_CALENDAR, BusinessCalendar
 from shared.runtime import Runtime

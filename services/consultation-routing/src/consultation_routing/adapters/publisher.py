@@ -10,7 +10,7 @@ enrolled manufacturer's customer) is answered only after the fsync that made it
 durable; it wakes the journal task at once, so it waits one fsync (~1-3 ms), not an
 interval. Other decisions are answered at once and journaled within ``interval_s``.
 
-The decision writer process (``consultation_routing.decision_writer``) drains the
+The decision writer process (``consultation_routing.entrypoints.decision_writer``) drains the
 journal: it builds the envelopes (the shared codec, ``shared.events``) and writes each
 batch to the outbox as one bundle row per topic (``Outbox.add_bundle``) in one transaction, then
 records how far it got (``journal.Drainer``) and tells the service how many decisions
@@ -54,7 +54,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from consultation_routing.domain.decision import BILLABLE_REASONS
 from consultation_routing.domain.model import Consultation
 from consultation_routing.domain.packages import package_for
-from consultation_routing.journal import Drainer, Journal
+from consultation_routing.adapters.journal import Drainer, Journal
 from consultation_routing.models import DecisionRow
 from shared.contracts.routing import BillableConsultation, RoutingDecided
 from shared.events import DecodeError, Envelope, make_envelope
@@ -423,7 +423,7 @@ class DecisionPublisher:
                "ROUTING_WRITER_PRODUCTION": str(settings.environment == "production")}
         try:
             return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "consultation_routing.decision_writer",
+                sys.executable, "-m", "consultation_routing.entrypoints.decision_writer",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
         except OSError as exc:
             log.error("cannot start the decision writer", extra={"error": repr(exc)})

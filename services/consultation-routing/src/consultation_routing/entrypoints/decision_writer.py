@@ -1,4 +1,4 @@
-"""The decision writer process (started by ``DecisionPublisher.run``, see publisher.py).
+"""The decision writer process (started by ``DecisionPublisher.run``, see adapters/publisher.py).
 
 Drains the decision journal (``journal.Drainer``: one writer per journal directory, by
 lock) into the outbox, batch by batch, each in one transaction (retrying while the
@@ -22,16 +22,16 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import shared.contracts  # noqa: F401 - registers the event types (topics)
-from consultation_routing.journal import Drainer
+from consultation_routing.adapters.journal import Drainer
 from consultation_routing.models import messaging
-from consultation_routing.publisher import drain_once, forget_decisions
+from consultation_routing.adapters.publisher import drain_once, forget_decisions
 from shared import db
 from shared.events import registry
 from shared.logging import configure_logging
 from shared.outbox import Outbox
 from shared.retry import Backoff
 
-log = logging.getLogger("consultation_routing.decision_writer")
+log = logging.getLogger("consultation_routing.entrypoints.decision_writer")
 POLL_S = 0.2
 FORGET_EVERY_S = 60.0
 STOP_ATTEMPTS = 2
