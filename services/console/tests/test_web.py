@@ -285,3 +285,29 @@ async def test_the_pages_show_the_services_metrics(setup, monkeypatch):
     await sign_in(c, creds["arbitrator"])
     assert (await c.get("/platform")).status_code == 403
     assert 'data-nav="platform"' not in (await c.get("/overview")).text
+
+
+async def test_the_database_holds_no_usable_cookie_or_bearer_token(setup):
+    """A stolen console database yields neither a session cookie (only its hash is kept) nor the
+    person's bearer token (kept encrypted under a key derived from the cookie)."""
+    from sqlalchemy import select
+
+    from console.adapters.sessions import token_hash, unseal
+    from console.api.web import SESSION_COOKIE
+    from console.models import ConsoleSession
+
+    _orders, console, creds, _wall = setup
+    c = console.client
+    await sign_in(c, creds["operator"])
+    cookie = c.cookies[SESSION_COOKIE]
+    async with console.runtime.sessions() as s:
+        row = (await s.execute(select(ConsoleSession))).scalars().one()
+    assert row.id_hash == token_hash(cookie) and cookie not in (row.id_hash, row.token)
+    assert not row.token.startswith("eyJ")  # not a JWT in the clear
+    assert unseal(cookie, row.token).startswith("eyJ")
+    assert unseal("another cookie", row.token) is None
+    assert (await c.get("/overview")).status_code == 200
+    # a row whose token cannot be unsealed with the cookie is no session
+    async with console.runtime.sessions() as s, s.begin():
+        (await s.get(ConsoleSession, row.id_hash)).token = "tampered"
+    assert (await c.get("/overview")).status_code == 303

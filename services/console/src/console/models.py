@@ -121,8 +121,9 @@ class TransfersHourly(Base):
 
 class ConsoleSession(Base):
     """One sign-in. The cookie holds a random token; only its SHA-256 is stored. ``token``
-    is the person's own bearer token from the sign-in (short-lived): their actions (an
-    arbitration decision) are made with it, never with the console's credential."""
+    is the person's own bearer token from the sign-in (short-lived), encrypted under a key
+    derived from the cookie (adapters/sessions.py): their actions (an arbitration decision)
+    are made with it, never with the console's credential."""
 
     __tablename__ = "sessions"
     __table_args__ = (Index("ix_sessions_expires", "expires_at"),)
