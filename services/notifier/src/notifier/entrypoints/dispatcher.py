@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -15,6 +16,8 @@ from notifier.models import Message
 from notifier.adapters.metrics import notifier_metrics
 from notifier.adapters.providers import ProviderError, SmsProvider
 from shared.runtime import Runtime
+
+ORPHAN_SWEEP_S = 5.0  # how often deadlines deferred during a concurrent order commit are released
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +110,13 @@ class Dispatcher:
         return 1
 
     async def run(self) -> None:
+        swept = float("-inf")
         while True:
             try:
-                await release_orphaned_deferred(self.rt)
+                # The race it mends is rare: a sweep every few seconds, not one query per tick.
+                if time.monotonic() - swept >= ORPHAN_SWEEP_S:
+                    swept = time.monotonic()
+                    await release_orphaned_deferred(self.rt)
                 await self.step()
             except Exception:  # noqa: BLE001 - keep the loop alive; the row stays queued
                 log.exception("dispatch step failed")
