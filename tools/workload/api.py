@@ -3,7 +3,7 @@ service's token endpoint (refreshed before they expire on the shared virtual clo
 and retries that make every call safe to repeat while replicas and the broker die.
 
 Retries: a connection refused or reset, a timeout, 502/503/504 or a 500 is tried again
-(backoff 0.2 s doubling to 2 s) for up to ``retry_for_s``. The calls the workload makes are
+(backoff from 0.2 s doubling to 2 s, jittered: shared.retry) for up to ``retry_for_s``. The calls the workload makes are
 all safe to repeat: applications carry an ``Idempotency-Key``, order actions an
 ``If-Match`` version (a repeat of an action that went through is refused with 409, and the
 caller reads the order again), route calls a ``consultation_id``. The clock advance is not
@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import httpx
+
+from shared.retry import Backoff
 
 RETRY_STATUS = {500, 502, 503, 504}
 
@@ -108,7 +110,7 @@ class Api:
     async def _send(self, service: str, method: str, path: str, *, headers: dict | None = None,
                     retry: bool = True, **kw) -> httpx.Response:
         deadline = time.monotonic() + self.retry_for_s
-        backoff = 0.2
+        backoff = Backoff(0.2, 2.0)  # jittered: many workers retrying a restarted service spread out
         while True:
             cause = None
             try:
@@ -125,17 +127,17 @@ class Api:
             self.stats[f"retry:{service}:{cause}"] += 1
             if time.monotonic() > deadline:
                 raise Unavailable(f"{method} {service}{path}: still failing after {self.retry_for_s:.0f}s ({cause})")
-            await asyncio.sleep(backoff)
-            backoff = min(2.0, backoff * 2)
+            await backoff.wait()
 
     async def call(self, service: str, method: str, path: str, *, as_: str | None, customer: str | None = None,
                    headers: dict | None = None, **kw) -> httpx.Response:
         """One call as client ``as_`` (None: anonymous); a 401 fetches a new token. Right after
         a virtual-clock jump, a replica that has not applied it yet (one just restarted, say)
         issues a token the others already see as expired: fetched again for a few seconds."""
+        pace = Backoff(0.5, 0.5, floor=0.6)
         for attempt in range(TOKEN_ATTEMPTS):
             if attempt > 1:
-                await asyncio.sleep(0.5)
+                await pace.wait()
             h = dict(headers or {})
             if as_ is not None:
                 h["Authorization"] = "Bearer " + await self.token(as_, force=attempt > 0)

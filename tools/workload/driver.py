@@ -30,6 +30,7 @@ from typing import Callable
 from tools.workload import model
 from tools.workload.api import Api, ApiError, Unavailable
 from tools.workload.model import D, H, Merchant, Step, Track
+from shared.retry import Backoff
 
 # clock steps of a round (seconds) and their weights
 CLOCK_STEPS = ((15 * 60, 2), (1 * H, 4), (3 * H, 4), (8 * H, 3), (1 * D, 3), (3 * D, 2), (9 * D, 1))
@@ -507,6 +508,7 @@ class Workload:
                 if maker is not None:
                     # The decision is written to routing's store a moment after the answer: a
                     # 404 decision_not_found says to retry, which a real agent's desk does too.
+                    pace = Backoff(0.2, 1.0)
                     for attempt in range(20):
                         try:
                             tr = await self.api.call(
@@ -519,7 +521,7 @@ class Workload:
                             return
                         if tr.status_code != 404 or "decision_not_found" not in tr.text:
                             break
-                        await asyncio.sleep(0.5)
+                        await pace.wait()
                     if tr.status_code == 201:
                         c.transferred = True
                         self.stats["transfers"] += 1
