@@ -30,8 +30,11 @@ run-prod-like: setup
 chaos: setup
 	$(UV) run --frozen --no-sync python -m chaos
 
+# Two worker processes (pytest-xdist), a test module per worker at a time (module fixtures
+# start once): most tests wait on brokers, sockets and subprocesses. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: setup browser-tools
-	$(UV) run --frozen --no-sync pytest $(PYTEST_ARGS)
+	$(UV) run --frozen --no-sync pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope) $(PYTEST_ARGS)
 
 # Chromium (Debian package) and a CJK font for the console's browser tests (tests/console),
 # installed with apt-get when missing and run as root (the tests do the same themselves).

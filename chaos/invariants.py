@@ -432,7 +432,10 @@ class Checker:
                 done = next((ts(e["at"]) for e in tl if (e["action"].startswith("process.") or
                                                          e["action"] == "arbitration.decide" or
                                                          e["to_state"] in TERMINAL) and ts(e["at"]) >= received), None)
+                # Undecided: owed once 48 h passed (``may_charge``), and surely charged by now
+                # once the timers had GRACE to fire (``earned``). A charge inside that grace is right.
                 earned = (done - received > H48) if done else (self.now - received > H48 + GRACE)
+                may_charge = (done - received > H48) if done else (self.now - received > H48)
                 fired = [t for t in o.timers if self.rule_action.get(t["rule"]) == "penalty" and t["state"] == "fired"]
                 if earned and not charged[oid]:
                     why = "; ".join(f"{t['rule']} {t['state']} due {t['due_at']} cancelled {t['cancelled_at']} by "
@@ -440,7 +443,7 @@ class Checker:
                                     if self.rule_action.get(t["rule"]) == "penalty")
                     rep.add("lost", "penalty_not_charged", oid,
                             f"received {received.isoformat()}, decided {done and done.isoformat()}: {why}")
-                elif charged[oid] and not earned:
+                elif charged[oid] and not may_charge:
                     rep.add("invariant", "penalty_unearned", oid,
                             f"received {received.isoformat()}, decided {done and done.isoformat()}, fired "
                             f"{[t['fired_at'] for t in fired]}")

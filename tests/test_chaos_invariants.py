@@ -248,3 +248,23 @@ def test_an_arbitrators_refund_arms_the_refund_payout_timer():
     timeline[2]["details"]["outcome"] = "exchange"
     armings, _ = expected_armings(timeline, RULE_TABLE, "quality")
     assert ("refund_payout", 3) not in {(a.rule, a.version) for a in armings}
+
+
+def test_a_penalty_charged_inside_the_grace_after_48_hours_is_earned():
+    """The short chaos run reported ``penalty_unearned`` for orders received 48 h and 3 s before
+    the check, undecided, charged by a timer that fired on time: the checker allowed the
+    charge only after the grace it gives a timer to fire."""
+    o = received_order(timedelta(hours=30), False)
+    o.detail["timeline"].pop()  # never decided
+    received = T0 + timedelta(days=1)
+    line = {"merchant_id": "m", "week": "2026-11-09", "kind": "unprocessed_48h", "count": 1, "amount": "2000.00",
+            "order_ids": ["o-1"]}
+
+    def ledger(now, lines):
+        rep = Report()
+        checker(now).check_ledgers([o], lines, [], {"m"}, {}, rep)
+        return kinds(rep)
+    assert ledger(received + timedelta(hours=48, seconds=3), [line]) == []
+    assert ledger(received + timedelta(hours=48, seconds=3), []) == []  # not yet: the timer may still fire
+    assert ledger(received + timedelta(hours=47), [line]) == ["invariant:penalty_unearned"]
+    assert ledger(received + timedelta(hours=49), []) == ["lost:penalty_not_charged"]
