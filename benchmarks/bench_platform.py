@@ -26,8 +26,8 @@ the front door.
    - ``lost``: acknowledged actions whose event never reached orders.events, plus events a
      downstream group never committed, after the load stopped and everything drained.
    CPU per process (services, PostgreSQL, broker, driver) over the window says where the time
-   goes; BENCH_PROFILE_SECONDS=N samples each service with py-spy for N seconds mid-window
-   and prints the hottest functions (raw stacks kept in the data directory).
+   goes; BENCH_PROFILE_SECONDS=N samples each service and the driver with py-spy for N
+   seconds mid-window and prints the hottest functions (raw stacks kept in the data directory).
 4. The platform stops (databases dropped); bench_orders.measure runs the orders-only
    lifecycle load for BENCH_ORDERS_ONLY_S: ``orders_only_ops_per_s``; ``ratio`` =
    actions_per_s / orders_only_ops_per_s.
@@ -67,7 +67,8 @@ ORDERS_ONLY_S = float(E.get("BENCH_ORDERS_ONLY_S", "30"))
 PROFILE_S = float(E.get("BENCH_PROFILE_SECONDS", "0"))
 TARGET_RATE, TARGET_LAG_S = 500.0, 2.0
 # the project's packages, as py-spy names their files (the start-up frames every stack has are left out)
-OWN_CODE = ("orders/", "sla_timer/", "kpi/", "notifier/", "consultation_routing/", "shared/", "console/")
+OWN_CODE = ("orders/", "sla_timer/", "kpi/", "notifier/", "consultation_routing/", "shared/", "console/",
+            "tools/")
 PG = E.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres").split("://", 1)[1].rsplit("/", 1)[0]
 
 
@@ -245,6 +246,7 @@ async def observe(platform, driver: subprocess.Popen, data_dir: Path) -> dict:
                 if PROFILE_S > 0:
                     await asyncio.sleep(max(0.0, SECONDS / 2 - PROFILE_S / 2))
                     services = {n: pid for n, pid in platform.pids().items() if n != "broker"}  # Python only
+                    services["driver"] = driver.pid
                     tops = await asyncio.to_thread(profile, services, PROFILE_S, data_dir)
                 await asyncio.sleep(max(0.0, window[1] - time.time()))
                 cpu1 = (time.time(), cpu_by_owner(owners))

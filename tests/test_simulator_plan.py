@@ -74,29 +74,50 @@ def test_partition_log_and_quantiles():
     assert quantile([float(i) for i in range(100)], 0.99) == 99.0 and quantile([3.0, 1.0, 2.0], 0.5) == 2.0
 
 
-def test_paced_load_takes_due_steps_in_rotation_and_looks_again_later():
-    """``Workload.pace``'s choice of calls: due steps up to the cap, every order in turn;
-    ended orders leave the rotation; an order with nobody due is looked at again after
-    15 virtual minutes, then 30 (not at every tick)."""
+def test_paced_load_takes_due_steps_from_the_due_index_and_looks_again_when_due():
+    """``Workload.pace``'s choice of calls: due steps up to the cap, those due longest first;
+    ended orders leave the index; an order with nobody due is not looked at again before
+    someone may be (``model.look``'s wake), and then is; a call in flight: not twice."""
     from tools.workload import Config, Workload
     from tools.workload.model import H, Track
 
     w = Workload(api=None, operator_id="op", config=Config(seed=3, merchants=4, refresh="events"))
     w.shops = model.merchants(3, 4, "t")
     t0 = 1_000_000.0
-    for i in range(6):
-        p = model.order_plan(3, i, w.shops, "t")
-        state = "rejected" if i == 5 else "pending_claim"
-        w.tracks[f"o{i}"] = Track(plan=p, id=f"o{i}", state=state, version=1, entered_at=t0)
-        w._scan.append(f"o{i}")
-    assert w._due_steps(t0 + 60, cap=10) == []  # a minute after: nobody acts yet
-    assert "o5" not in w._scan and len(w._scan) == 5  # the rejected order left the rotation
-    assert all(w._recheck_at[f"o{i}"] == (t0 + 60 + 0.25 * H, 0.25 * H) for i in range(5))
-    assert w._due_steps(t0 + 120, cap=10) == []  # not looked at again before its time
-    late = t0 + 200 * H  # long after every persona's delay (negligent ones may never act)
-    due = w._due_steps(late, cap=2)
-    assert len(due) == 2 and len({t.id for t, _s in due}) == 2
-    w._busy.add(due[0][0].id)
-    again = w._due_steps(late, cap=10)
-    assert due[0][0].id not in {t.id for t, _s in again}  # a call in flight: not twice at once
-    assert due[1][0].id in {t.id for t, _s in again}
+    looked: list[str] = []
+    real_look = model.look
+
+    def counting_look(t, seed, now):
+        looked.append(t.id)
+        return real_look(t, seed, now)
+
+    model.look = counting_look
+    try:
+        for i in range(6):
+            p = model.order_plan(3, i, w.shops, "t")
+            state = "rejected" if i == 5 else "pending_claim"
+            w.tracks[f"o{i}"] = Track(plan=p, id=f"o{i}", state=state, version=1, entered_at=t0)
+            w._index(f"o{i}", t0)
+        assert w._due_steps(t0 + 60, cap=10) == []  # a minute after: nobody acts yet
+        assert sorted(looked) == [f"o{i}" for i in range(6)]
+        # the rejected order left the index, and so did any whose merchant never acts (negligent):
+        # a deadline moves those on
+        assert "o5" not in w._looks and len(w._looks) >= 3
+        wakes = {oid: when for when, seq, oid in w._heap if w._looks.get(oid) == seq}
+        assert all(when > t0 + 60 for when in wakes.values())
+        looked.clear()
+        first = min(wakes.values())
+        assert w._due_steps(first - 1, cap=10) == [] and looked == []  # nobody looked at before its time
+        late = t0 + 200 * H  # long after every persona's delay (negligent ones may never act)
+        due = w._due_steps(late, cap=2)
+        assert len(due) == 2 and len({t.id for t, _s in due}) == 2
+        w._busy.add(due[0][0].id)
+        w._index(due[0][0].id)  # e.g. an event seen while its call is in flight
+        again = w._due_steps(late, cap=10)
+        assert due[0][0].id not in {t.id for t, _s in again}  # a call in flight: not twice at once
+        assert due[1][0].id not in {t.id for t, _s in again}  # taken already, not indexed until it moves
+        w._busy.discard(due[0][0].id)
+        w._index(due[0][0].id)  # its call ended
+        assert due[0][0].id in {t.id for t, _s in w._due_steps(late, cap=10)}
+    finally:
+        model.look = real_look

@@ -35,3 +35,37 @@ def test_every_mode_and_quality_and_exchanges_at_one_price():
     for m in shops:
         prices = {s.sku: s.price for s in m.skus}
         assert all(prices[s.twin] == s.price for s in m.skus)
+
+
+def test_look_wakes_exactly_when_someone_becomes_due():
+    """Nobody due at ``now``: nobody due until ``look``'s wake time, someone just after it —
+    in every state, with the follow-up flags set or not (the driver's due index relies on it)."""
+    import math
+    import random
+
+    seed = 5
+    shops = model.merchants(seed, 8)
+    states = ["pending_claim", "pending_audit", "awaiting_customer_feedback", "awaiting_return_shipment",
+              "awaiting_receipt", "pending_process", "provisionally_completed", "unresolved", "arbitration",
+              "completed", "refunded_by_system", "rejected"]
+    pick = random.Random(1)
+    woke = never = 0
+    for i in range(600):
+        t = Track(plan=model.order_plan(seed, i, shops), id=f"o{i}", state=states[i % len(states)], version=3,
+                  entered_at=1_800_000_000.0, entered_version=3)
+        t.exchange_pending, t.repair_pending, t.refund_to_pay = (pick.random() < 0.3 for _ in range(3))
+        t.rated, t.replied, t.feedback_rounds = pick.random() < 0.3, pick.random() < 0.5, pick.choice((0, 1))
+        if t.state == "provisionally_completed":
+            t.outcome = pick.choice(("return_original", "refund", "exchange"))
+        step, wake = model.look(t, seed, t.entered_at + 60)
+        if step is not None:
+            assert wake == t.entered_at + 60
+            continue
+        if wake == math.inf:
+            never += 1
+            assert model.next_step(t, seed, t.entered_at + 400 * D) is None
+            continue
+        woke += 1
+        assert model.next_step(t, seed, wake - 1) is None
+        assert model.next_step(t, seed, wake + 1) is not None
+    assert woke > 200 and never > 20

@@ -21,8 +21,10 @@ What it did is recorded for checking: every order action the platform acknowledg
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -103,11 +105,15 @@ class Workload:
         self.storefront = f"{self.tag}-storefront"
         self.arbitrator = f"{self.tag}-arbitrator"
         self._sem = asyncio.Semaphore(config.concurrency)
-        # paced mode (``pace``): orders in rotation, those with a call in flight, and when an
-        # order whose actors were not due is looked at again (virtual time, current gap)
-        self._scan: deque[str] = deque()
+        # Open orders by the virtual time they are looked at next (``_due_steps``): a heap of
+        # (time, sequence, order id); an order's live entry is the one whose sequence
+        # ``_looks`` holds (an order indexed again leaves its older entry behind, skipped when
+        # popped). Orders with a call in flight are in ``_busy`` and indexed when it ends.
+        self._heap: list[tuple[float, int, str]] = []
+        self._looks: dict[str, int] = {}
+        self._seq = 0
+        self._looked_at = 0.0  # the virtual time of the last look: an order that moved is looked at from then
         self._busy: set[str] = set()
-        self._recheck_at: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ onboarding
     async def setup(self) -> None:
@@ -181,10 +187,7 @@ class Workload:
             n = min(n, self.cfg.max_orders - self.next_order)
         jobs = [self._apply(self.next_order + k, now) for k in range(max(0, n))]
         self.next_order += max(0, n)
-        for t in list(self.tracks.values()):
-            step = model.next_step(t, self.cfg.seed, now)
-            if step is not None:
-                jobs.append(self._act(t, step))
+        jobs += [self._act(t, step) for t, step in self._due_steps(now, len(self.tracks))]
         for _ in range(self.cfg.consultations_per_round if consultations is None else consultations):
             jobs.append(self._consult(r))
         await asyncio.gather(*jobs)
@@ -211,9 +214,9 @@ class Workload:
         A due step not started in its tick stays due; with 4 × concurrency calls in flight no
         new call starts (the platform is not keeping up, and the achieved rate shows it).
 
-        An order whose actors were not due is looked at again after a gap (15 virtual
-        minutes, doubling to 4 hours): ``model.next_step`` costs tens of microseconds, and
-        looking at every open order every tick would make the load generator the bottleneck."""
+        Choosing the due steps costs O(log n) per order looked at, not a pass over every open
+        order (``_due_steps``): at hundreds of actions per second the scan was the load
+        generator's bottleneck."""
         loop = asyncio.get_running_loop()
         await self.api.read_clock(self.op)
         tasks: set[asyncio.Task] = set()
@@ -238,7 +241,7 @@ class Workload:
             if budget:
                 now = self.api.clock.now()
                 steps = self._due_steps(now, budget - max(1, round(budget * apply_share)) if budget > 1 else budget)
-                jobs = [self._act_busy(t, step) for t, step in steps]
+                jobs = [self._act(t, step) for t, step in steps]
                 n = budget - len(jobs)
                 if self.cfg.max_orders:
                     n = min(n, self.cfg.max_orders - self.next_order)
@@ -264,36 +267,38 @@ class Workload:
             await clock_task
 
     def _due_steps(self, now: float, cap: int) -> list[tuple[Track, Step]]:
-        """Up to ``cap`` orders whose actor is due, in rotation (each gets its turn)."""
+        """Up to ``cap`` orders whose actor is due at virtual time ``now``, those due longest
+        first. Only orders whose time has come are looked at (``model.look``); one with
+        nobody due yet is indexed again at the time someone may be, an ended one (nobody
+        acts again until it moves) is not; one with a call in flight waits for its answer."""
         out: list[tuple[Track, Step]] = []
-        scan = self._scan
-        for _ in range(len(scan)):
-            if len(out) >= cap:
-                break
-            oid = scan.popleft()
-            t = self.tracks[oid]
-            if t.state in model.ENDED and t.state != "refunded_by_system":
-                continue  # rejected, abandoned, closed: nobody acts again (dropped from the rotation)
-            scan.append(oid)
+        looks = self._looks
+        self._looked_at = now
+        while self._heap and len(out) < cap and self._heap[0][0] <= now:  # (``_index`` may compact the heap)
+            _when, seq, oid = heapq.heappop(self._heap)
+            if looks.get(oid) != seq:
+                continue  # indexed again since
+            del looks[oid]
             if oid in self._busy:
-                continue
-            again = self._recheck_at.get(oid)
-            if again is not None and now < again[0]:
-                continue
-            step = model.next_step(t, self.cfg.seed, now)
-            if step is None:
-                gap = min(4 * H, max(0.25 * H, 2 * again[1])) if again else 0.25 * H
-                self._recheck_at[oid] = (now + gap, gap)
-                continue
-            out.append((t, step))
+                continue  # indexed when its call ends
+            t = self.tracks[oid]
+            step, wake = model.look(t, self.cfg.seed, now)
+            if step is not None:
+                self._busy.add(oid)  # from now: its call may start a moment later (spread over the tick)
+                out.append((t, step))
+            elif wake != math.inf:
+                # just after ``now`` at the earliest: the float sum behind ``wake`` may round below it
+                self._index(oid, max(wake, now + 1e-3))
         return out
 
-    async def _act_busy(self, t: Track, step: Step) -> None:
-        self._busy.add(t.id)
-        try:
-            await self._act(t, step)
-        finally:
-            self._busy.discard(t.id)
+    def _index(self, oid: str, when: float | None = None) -> None:
+        """Look at order ``oid`` at virtual time ``when`` (default: at the next look)."""
+        self._seq += 1
+        self._looks[oid] = self._seq
+        heapq.heappush(self._heap, (self._looked_at if when is None else when, self._seq, oid))
+        if len(self._heap) > 4 * len(self._looks) + 1024:  # superseded entries pile up: drop them
+            self._heap = [e for e in self._heap if self._looks.get(e[2]) == e[1]]
+            heapq.heapify(self._heap)
 
     async def refresh(self) -> None:
         """Every order's state and version from the platform's search (operators see all)."""
@@ -337,7 +342,8 @@ class Workload:
             self.on_ack(a)
 
     def _moved(self, t: Track, state: str, version: int, at: float) -> None:
-        self._recheck_at.pop(t.id, None)  # a new state: its actors' delays start again
+        if t.id not in self._busy:
+            self._index(t.id)  # a new state: its actors' delays start again (after a call: indexed when it ends)
         if state != t.state:
             t.state, t.entered_at, t.entered_version = state, at, version
             if state == "refunded_by_system":
@@ -360,10 +366,9 @@ class Workload:
             self._error(f"apply {index}: {r.status_code} {r.text[:200]}")
             return
         o = r.json()
-        if o["id"] not in self.tracks:
-            self._scan.append(o["id"])
         self.tracks[o["id"]] = Track(plan=plan, id=o["id"], state=o["state"], version=o["version"],
                                      entered_at=parse_ts(o["created_at"]))
+        self._index(o["id"])
         self._ack(o["id"], 1, "apply")
         self.stats["applications"] += 1
         self.stats["actions"] += 1
@@ -382,6 +387,14 @@ class Workload:
         return client, None, ORDER_PATH["merchant"]
 
     async def _act(self, t: Track, step: Step) -> None:
+        self._busy.add(t.id)
+        try:
+            await self._call(t, step)
+        finally:
+            self._busy.discard(t.id)
+            self._index(t.id)  # whatever the answer: looked at again from the next look
+
+    async def _call(self, t: Track, step: Step) -> None:
         client, customer, prefix = self._who(t, step.actor)
         kind = step.kind or f"process.{step.body.get('decision')}"
         headers = {}

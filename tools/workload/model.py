@@ -9,6 +9,7 @@ do); the scenario — who would do what, when — is the seed's."""
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -218,15 +219,45 @@ class Track:
         return rng_for(seed, "step", self.plan.index, self.entered_version, what)
 
 
+class Due:
+    """The time gates of one look at an order: whether ``waited`` (virtual seconds in its
+    state) has reached an actor's delay, and the smallest delay not reached yet. Every
+    decision is drawn before its gate is asked, whatever the time, so until that delay has
+    passed the look takes the same path and finds nobody due again: the driver looks at the
+    order next at ``entered_at + wake`` rather than at every tick."""
+
+    __slots__ = ("waited", "wake")
+
+    def __init__(self, waited: float) -> None:
+        self.waited = waited
+        self.wake = math.inf
+
+    def __call__(self, what: str, delay: float | None) -> bool:
+        if delay is None:
+            return False
+        if self.waited >= delay:
+            return True
+        if delay < self.wake:
+            self.wake = delay
+        return False
+
+
 def next_step(t: Track, seed: int, now: float) -> Step | None:
     """The next call for order ``t`` at virtual time ``now`` (None: nobody acts yet)."""
-    waited = now - t.entered_at
+    return look(t, seed, now)[0]
+
+
+def look(t: Track, seed: int, now: float) -> tuple[Step | None, float]:
+    """``next_step`` and, when nobody is due, the virtual time from which someone may be
+    (``inf``: nobody until the order moves on)."""
+    due = Due(now - t.entered_at)
+    step = _next_step(t, seed, due)
+    return step, (now if step is not None else t.entered_at + due.wake)
+
+
+def _next_step(t: Track, seed: int, due: Due) -> Step | None:
     q = t.plan.merchant.quality
     p = t.plan
-
-    def due(what: str, delay: float | None) -> bool:
-        return delay is not None and waited >= delay
-
     s = t.state
     if s == "pending_claim":
         r = t.rng(seed, "claim")
@@ -292,7 +323,7 @@ def next_step(t: Track, seed: int, now: float) -> Step | None:
             return None
         return Step(t.handler("process", "merchant_processor"), "process", process_body(t, r), "")
     if s == "provisionally_completed":
-        side = side_step(t, seed, now)
+        side = side_step(t, seed, due)
         if side:
             return side
         r = t.rng(seed, "confirm")
@@ -307,7 +338,7 @@ def next_step(t: Track, seed: int, now: float) -> Step | None:
             return Step("customer", "messages", {"text": "it still does not work"}, "message")
         return None
     if s == "unresolved":
-        side = side_step(t, seed, now)
+        side = side_step(t, seed, due)
         if side:
             return side
         r = t.rng(seed, "unresolved")
@@ -336,7 +367,7 @@ def next_step(t: Track, seed: int, now: float) -> Step | None:
             body["sku"] = p.sku.twin
         return Step("arbitrator", "arbitration-decision", body, "arbitration.decide")
     if s == "completed":
-        side = side_step(t, seed, now)
+        side = side_step(t, seed, due)
         if side:
             return side
         r = t.rng(seed, "rate")
@@ -348,7 +379,7 @@ def next_step(t: Track, seed: int, now: float) -> Step | None:
             return Step("customer", "rating", body, "rate")
         return None
     if s == "refunded_by_system":
-        return side_step(t, seed, now)
+        return side_step(t, seed, due)
     return None
 
 
@@ -371,24 +402,24 @@ def process_body(t: Track, r: random.Random) -> dict:
             "remark": "half refund agreed"}
 
 
-def side_step(t: Track, seed: int, now: float) -> Step | None:
+def side_step(t: Track, seed: int, due: Due) -> Step | None:
     """Follow-ups that do not wait for the customer: the exchange shipment, the repaired item
     shipped back, finance confirming a refund payout (each once, some late, some never)."""
-    waited = now - t.entered_at
     if t.exchange_pending and not t.exchange_shipped:
         r = t.rng(seed, "exship")
         delay = r.uniform(1 * H, 12 * H) if t.plan.merchant.quality == "fast" else r.uniform(6 * H, 40 * H)
-        if waited >= delay:
+        if due("exship", delay):
             return Step(t.handler("process", "merchant_processor"), "exchange-shipment",
                         {"carrier": "SF", "tracking_number": f"EX{t.plan.index:08d}"}, "exchange.shipped")
     if t.repair_pending:
         r = t.rng(seed, "repair")
-        if waited >= r.uniform(1 * D, 5 * D):
+        if due("repair", r.uniform(1 * D, 5 * D)):
             return Step(t.handler("process", "merchant_processor"), "repair-shipped-back",
                         {"carrier": "SF", "tracking_number": f"RP{t.plan.index:08d}"}, "repair.shipped_back")
     if t.refund_to_pay and not t.refund_paid:
         r = t.rng(seed, "payout")
         choice = r.choices(("soon", "late", "never"), (50, 30, 20))[0]
-        if choice != "never" and waited >= (r.uniform(1 * H, 20 * H) if choice == "soon" else r.uniform(1 * D, 4 * D)):
+        if choice != "never" and due("payout", r.uniform(1 * H, 20 * H) if choice == "soon"
+                                     else r.uniform(1 * D, 4 * D)):
             return Step("operator", "refund-paid", {"payout_reference": f"PAY-{t.plan.index}"}, "refund.paid")
     return None

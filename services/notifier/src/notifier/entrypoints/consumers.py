@@ -1,4 +1,9 @@
-"""Order and SLA events → contact projection + message rows."""
+"""Order and SLA events → contact projection + message rows.
+
+Each consumer applies everything one poll fetched in one transaction (the shared consumer's
+batch form): the batch's rows are read up front (``handlers.known.preload``), then the
+single-event handlers run for each event in log order and find them there; the inbox row
+of every event is written in the same transaction, as for a single event."""
 from __future__ import annotations
 
 import logging
@@ -8,9 +13,11 @@ from sqlalchemy import select
 from notifier.handlers.messages import (context, record, remember_merchant_phone, remember_transition, retract_stale,
                                stale_deadlines, stale_reason)
 from notifier.adapters.metrics import notifier_metrics
-from notifier.models import DeferredDeadline, OrderContact
+from notifier.handlers.known import add, flush, get, known, preload
+from notifier.models import DeferredDeadline, OrderContact, SeenTransition
 from notifier.domain.triggers import from_deadline, from_order_action
 from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitioned
+from shared.consumer import batched
 from shared.contracts.sla import DeadlineFired
 from shared.events import registry, to_builtins
 from shared.runtime import Runtime
@@ -21,15 +28,15 @@ log = logging.getLogger(__name__)
 def order_handlers(rt: Runtime):
     async def on_created(session, env, data: ServiceOrderCreated) -> None:
         now = rt.clock.now()
-        contact = await session.get(OrderContact, data.order_id)
+        contact = await get(session, OrderContact, data.order_id)
         if contact is None:
-            session.add(OrderContact(
+            add(session, OrderContact(
                 order_id=data.order_id, number=data.number, merchant_id=data.merchant_id,
                 customer_id=data.customer_id, customer_phone=data.customer_phone,
-                return_address=data.return_address, updated_at=now))
+                return_address=data.return_address, updated_at=now), data.order_id)
         await remember_merchant_phone(session, data.merchant_id, data.merchant_contact_phone, now)
         if contact is None:
-            await session.flush()
+            await flush(session)
             await release_deferred(rt, session, data.order_id)
 
     async def on_transitioned(session, env, data: ServiceOrderTransitioned) -> None:
@@ -41,22 +48,22 @@ def order_handlers(rt: Runtime):
                                         data.to_state, now, occurred_at=data.occurred_at)
         if retracted:
             stale_deadlines(rt).labels("retracted").inc(retracted)
-        contact = await session.get(OrderContact, data.order_id)
+        contact = await get(session, OrderContact, data.order_id)
         address = data.details.get("return_address") or snap.return_address
         if contact is None:
-            session.add(OrderContact(
+            add(session, OrderContact(
                 order_id=data.order_id, number=data.number, merchant_id=snap.merchant_id,
                 customer_id=snap.customer_id, customer_phone=snap.customer_phone, return_address=address,
-                updated_at=now))
+                updated_at=now), data.order_id)
         else:
             contact.customer_phone = snap.customer_phone
-            if address:
+            if address and address != contact.return_address:  # unchanged: no UPDATE for every transition
                 contact.return_address, contact.updated_at = address, now
-        await session.flush()
+        await flush(session)
         await remember_merchant_phone(
             session, snap.merchant_id, data.details.get("merchant_contact_phone") or snap.merchant_contact_phone, now)
-        if contact is None:
-            await release_deferred(rt, session, data.order_id)
+        # deadlines that waited for the order, or for this version of it (armed at it)
+        await release_deferred(rt, session, data.order_id)
         _, ctx = await context(session, data.order_id)
         for intent in from_order_action(data.action, data.number, data.details, ctx,
                                         from_state=data.from_state, to_state=data.to_state):
@@ -64,7 +71,17 @@ def order_handlers(rt: Runtime):
                          customer_id=snap.customer_id, customer_phone=snap.customer_phone,
                          merchant_id=snap.merchant_id, now=now, metrics=notifier_metrics(rt))
 
-    return {"service_order.created": on_created, "service_order.transitioned": on_transitioned}
+    handlers = {"service_order.created": on_created, "service_order.transitioned": on_transitioned}
+
+    async def many(session, events) -> None:
+        await preload(session, order_ids=[data.order_id for _env, data in events],
+                      merchant_ids=[getattr(data, "merchant_id", None) or data.order.merchant_id
+                                    for _env, data in events],
+                      event_ids=[str(env.id) for env, _data in events])
+        for env, data in events:
+            await handlers[env.type](session, env, data)
+
+    return {kind: batched(one, many) for kind, one in handlers.items()}
 
 
 async def notify_fired(rt: Runtime, session, event_id: str, data: DeadlineFired) -> None:
@@ -72,7 +89,7 @@ async def notify_fired(rt: Runtime, session, event_id: str, data: DeadlineFired)
     now = rt.clock.now()
     contact, ctx = await context(session, data.order_id)
     await remember_merchant_phone(session, contact.merchant_id, data.details.get("merchant_contact_phone"), now)
-    await session.flush()
+    await flush(session)
     intents = from_deadline(data.action, data.rule, data.details, ctx)
     if not intents:
         return
@@ -91,14 +108,35 @@ async def notify_fired(rt: Runtime, session, event_id: str, data: DeadlineFired)
                      metrics=notifier_metrics(rt))
 
 
-async def release_deferred(rt: Runtime, session, order_id: str) -> None:
-    """The order is known now: the deadlines that waited for it notify."""
+async def release_deferred(rt: Runtime, session, order_id: str) -> int:
+    """The order is known now (at a new version): the deadlines that waited for it, or for
+    this version of it, notify. Returns how many were released."""
+    k = known(session)
+    if k is not None and _none_deferred(k, order_id):
+        return 0
     rows = (await session.scalars(select(DeferredDeadline).where(DeferredDeadline.order_id == order_id)
                                   .order_by(DeferredDeadline.deferred_at, DeferredDeadline.event_id))).all()
+    released = 0
     for row in rows:
+        data = registry.data_from_builtins("sla.deadline_fired", 1, row.payload)
+        if not await armed_version_seen(session, order_id, data.order_version):
+            continue  # still waiting for the order's version the timer was armed at
         await session.delete(row)
-        await notify_fired(rt, session, row.event_id,
-                           registry.data_from_builtins("sla.deadline_fired", 1, row.payload))
+        await notify_fired(rt, session, row.event_id, data)
+        released += 1
+    return released
+
+
+async def armed_version_seen(session, order_id: str, version: int | None) -> bool:
+    """Whether the order's events up to ``version`` (the one a timer was armed at) were
+    applied here. Events of one order arrive in version order, so that version's row is
+    enough; a fired deadline checked before it would be checked against a partial history.
+    Every version of an order is one ``service_order.*`` event (version 1: created)."""
+    if await get(session, OrderContact, order_id) is None:
+        return False
+    if version is None or version <= 1:
+        return True
+    return await get(session, SeenTransition, (order_id, version)) is not None
 
 
 async def release_orphaned_deferred(rt: Runtime) -> int:
@@ -116,26 +154,40 @@ async def release_orphaned_deferred(rt: Runtime) -> int:
     for order_id in orders:
         try:
             async with rt.uow() as session:
-                await release_deferred(rt, session, order_id)
-            released += 1
+                released += await release_deferred(rt, session, order_id)
         except Exception:  # noqa: BLE001 - released by the other party meanwhile; retried next tick
             log.info("deferred deadline release raced; retried next tick", extra={"order_id": order_id})
     if released:
-        log.info("released deferred deadlines of known orders", extra={"orders": released})
+        log.info("released deferred deadlines of known orders", extra={"deadlines": released})
     return released
 
 
 def sla_handlers(rt: Runtime):
     async def on_fired(session, env, data: DeadlineFired) -> None:
-        if await session.get(OrderContact, data.order_id) is None:
-            # the order's own events have not arrived yet (they travel on another topic):
-            # wait for them rather than send a message without the order's number
+        if not await armed_version_seen(session, data.order_id, data.order_version):
+            # the order's own events up to the version the timer was armed at have not arrived
+            # yet (they travel on another topic): wait for them rather than send a message
+            # without the order's number, or one the transitions after that version cancel
             if await session.get(DeferredDeadline, str(env.id)) is None:
                 session.add(DeferredDeadline(event_id=str(env.id), order_id=data.order_id,
                                              payload=to_builtins(data), deferred_at=rt.clock.now()))
-            log.info("deadline deferred until the order is known", extra={"order_id": data.order_id,
-                                                                           "rule": data.rule})
+                k = known(session)
+                if k is not None:
+                    k.deferred_orders.add(data.order_id)
+            log.info("deadline deferred until the order is known at the version it was armed at",
+                     extra={"order_id": data.order_id, "rule": data.rule, "armed_version": data.order_version})
             return
         await notify_fired(rt, session, str(env.id), data)
 
-    return {"sla.deadline_fired": on_fired}
+    async def many(session, events) -> None:
+        await preload(session, order_ids=[data.order_id for _env, data in events], merchant_ids=(),
+                      event_ids=[str(env.id) for env, _data in events])
+        for env, data in events:
+            await on_fired(session, env, data)
+
+    return {"sla.deadline_fired": batched(on_fired, many)}
+
+
+def _none_deferred(k, order_id: str) -> bool:
+    """The batch read the order's deferred deadlines up front and there were none (nor added since)."""
+    return order_id in k.orders and order_id not in k.deferred_orders

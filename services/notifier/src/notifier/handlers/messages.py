@@ -7,6 +7,7 @@ from prometheus_client import Counter
 from sqlalchemy import select
 
 from notifier.domain.delivery import sms_capable, valid_phone
+from notifier.handlers.known import LIVE, add, deadline_messages, get, known
 from notifier.domain.masking import mask_phone
 from notifier.models import MerchantContact, Message, OrderContact, SeenTransition
 from notifier.parts import notifier_parts
@@ -21,11 +22,23 @@ log = logging.getLogger(__name__)
 async def remember_merchant_phone(session, merchant_id: str | None, phone: str | None, now) -> None:
     if not merchant_id or not phone:
         return
-    row = await session.get(MerchantContact, merchant_id)
+    row = await get(session, MerchantContact, merchant_id)
     if row is None:
-        session.add(MerchantContact(merchant_id=merchant_id, contact_phone=phone, updated_at=now))
+        add(session, MerchantContact(merchant_id=merchant_id, contact_phone=phone, updated_at=now), merchant_id)
     elif row.contact_phone != phone:
         row.contact_phone, row.updated_at = phone, now
+
+
+TEMPLATES = "notifier_templates"
+
+
+async def template(session, key: str):
+    """The latest version of template ``key``, read once per transaction (an event, or a
+    batch of them, renders many messages from a few templates)."""
+    cache = session.info.setdefault(TEMPLATES, {})
+    if key not in cache:
+        cache[key] = await latest(session, key)
+    return cache[key]
 
 
 def stale_deadlines(rt) -> Counter:
@@ -35,9 +48,15 @@ def stale_deadlines(rt) -> Counter:
 
 async def remember_transition(session, order_id: str, version: int, action: str, from_state: str, to_state: str,
                               now) -> None:
-    if await session.get(SeenTransition, (order_id, version)) is None:
-        session.add(SeenTransition(order_id=order_id, version=version, action=action, from_state=from_state,
-                                   to_state=to_state, seen_at=now))
+    k = known(session)
+    if k is not None and order_id in k.transitions:  # all of the order's transitions are in hand
+        if any(v == version for v, *_ in k.transitions[order_id]):
+            return
+        k.transitions[order_id].append((version, action, from_state, to_state))
+    elif await session.get(SeenTransition, (order_id, version)) is not None:
+        return
+    add(session, SeenTransition(order_id=order_id, version=version, action=action, from_state=from_state,
+                                to_state=to_state, seen_at=now), (order_id, version))
 
 
 async def retract_stale(session, order_id: str, version: int, action: str, from_state: str, to_state: str,
@@ -47,16 +66,17 @@ async def retract_stale(session, order_id: str, version: int, action: str, from_
     the inbox and its SMS still queued are not sent — status ``cancelled``. A reminder recorded
     before the transition happened was right when it was sent and stays. Returns how many were
     retracted. An SMS already sent stays sent."""
+    k = known(session)
+    if k is not None and order_id in k.deadline_messages:
+        rows = k.deadline_messages[order_id]  # read with the batch, and recorded since
+    else:
+        rows = (await session.scalars(deadline_messages([order_id]))).all()
     facts = transition_facts(action, from_state, to_state)
-    q = select(Message).where(
-        Message.order_id == order_id, Message.deadline_version.is_not(None), Message.deadline_version < version,
-        Message.status.in_(("delivered", "queued")),
-        (Message.channel == "inbox") | (Message.status == "queued"))
-    if occurred_at is not None:
-        q = q.where(Message.created_at > occurred_at)
-    rows = (await session.scalars(q)).all()
     n = 0
     for m in rows:
+        if not (m.deadline_version < version and m.status in LIVE and (m.channel == "inbox" or m.status == "queued")
+                and (occurred_at is None or m.created_at > occurred_at)):
+            continue
         hit = facts & set(m.deadline_cancelled_by or ())
         if hit:
             m.status, m.last_error, m.next_attempt_at = "cancelled", f"stale: {min(hit)} at order version {version}", None
@@ -70,10 +90,14 @@ async def stale_reason(session, order_id: str | None, armed_version: int | None,
     event carried no cancelling facts: nothing to check against)."""
     if not order_id or armed_version is None or not cancelling:
         return None
-    rows = (await session.execute(
-        select(SeenTransition.version, SeenTransition.action, SeenTransition.from_state, SeenTransition.to_state)
-        .where(SeenTransition.order_id == order_id, SeenTransition.version > armed_version))).all()
-    hit = cancelled_by([tuple(r) for r in rows], armed_version, cancelling)
+    k = known(session)
+    if k is not None and order_id in k.transitions:
+        rows = [t for t in k.transitions[order_id] if t[0] > armed_version]
+    else:
+        rows = [tuple(r) for r in (await session.execute(
+            select(SeenTransition.version, SeenTransition.action, SeenTransition.from_state, SeenTransition.to_state)
+            .where(SeenTransition.order_id == order_id, SeenTransition.version > armed_version))).all()]
+    hit = cancelled_by(rows, armed_version, cancelling)
     if hit is None:
         return None
     version, fact = hit
@@ -81,7 +105,7 @@ async def stale_reason(session, order_id: str | None, armed_version: int | None,
 
 
 async def context(session, order_id: str) -> tuple[OrderContact | None, Context]:
-    c = await session.get(OrderContact, order_id)
+    c = await get(session, OrderContact, order_id)
     return c, Context(number=c.number if c else None, return_address=c.return_address if c else None)
 
 
@@ -94,7 +118,7 @@ async def record(session, *, event_id: str, order_id: str | None, intent: Intent
     messages delivered and the messages failed here once the transaction commits."""
     merchant_phone = None
     if merchant_id:
-        mc = await session.get(MerchantContact, merchant_id)
+        mc = await get(session, MerchantContact, merchant_id)
         merchant_phone = mc.contact_phone if mc else None
     if intent.audience in ("customer", "merchant"):
         phone, audience_id = (customer_phone, customer_id) if intent.audience == "customer" else \
@@ -113,7 +137,9 @@ async def record(session, *, event_id: str, order_id: str | None, intent: Intent
         # ``to`` is a phone number or a role name: a mobile number gets the SMS, anything else an
         # in-site message addressed to the role
         targets = [("sms", to, "staff", role)] if sms_capable(to) else [("inbox", None, "staff", role)]
-    tpl = await latest(session, intent.template_key)
+    tpl = await template(session, intent.template_key)
+    k = known(session)
+    recorded = k.messages.get(event_id) if k is not None else None  # None: not read up front
     for channel, phone, audience, audience_id in targets:
         error = intent.error
         if error is None and tpl is None:
@@ -131,20 +157,28 @@ async def record(session, *, event_id: str, order_id: str | None, intent: Intent
             except KeyError as e:
                 error = f"missing fields: {e.args[0]}"
         recipient = f"sms:{phone}" if channel == "sms" else f"inbox:{audience}:{audience_id}"
-        exists = (await session.execute(select(Message.id).where(
-            Message.event_id == event_id, Message.recipient == recipient,
-            Message.template_key == intent.template_key))).first()
+        if recorded is not None:
+            exists = (recipient, intent.template_key) in recorded
+        else:
+            exists = (await session.execute(select(Message.id).where(
+                Message.event_id == event_id, Message.recipient == recipient,
+                Message.template_key == intent.template_key))).first() is not None
         if exists:
             continue
+        if recorded is not None:
+            recorded.add((recipient, intent.template_key))
         status = "failed" if error else ("queued" if channel == "sms" else "delivered")
-        session.add(Message(
+        message = Message(
             event_id=event_id, recipient=recipient, template_key=intent.template_key,
             template_version=tpl.version if tpl else None, channel=channel, kind=intent.kind, order_id=order_id,
             audience=audience, audience_id=audience_id, phone=phone, title=title, body=body, status=status,
             attempts=0, next_attempt_at=now if status == "queued" else None, last_error=error, created_at=now,
             delivered_at=now if status == "delivered" else None,
             deadline_version=deadline[0] if deadline else None,
-            deadline_cancelled_by=list(deadline[1]) if deadline and deadline[1] else None))
+            deadline_cancelled_by=list(deadline[1]) if deadline and deadline[1] else None)
+        session.add(message)
+        if k is not None and deadline and order_id in k.deadline_messages:
+            k.deadline_messages[order_id].append(message)  # a later transition of the batch may retract it
         if metrics is not None and status != "queued":
             metrics.at_commit(session, "failed" if error else "sent", channel, intent.template_key)
         if error:

@@ -1,0 +1,108 @@
+"""What a batch of events reads up front: the rows its handlers look up one event at a
+time, fetched with one SELECT per table for the whole batch (the shared consumer applies a
+poll's events in one transaction: ``shared.consumer.batched``).
+
+The handlers are the single-event ones; they ask through ``get``/``add`` here, which answer
+from the batch's rows when the session carries them (``session.info[KEY]``) and go to the
+database otherwise. What an event of the batch adds is noted as it is added, so a later event
+of the same batch sees it as it would have after a flush: the batch's effect is the same as
+applying its events one after another."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import select
+
+from notifier.models import DeferredDeadline, MerchantContact, Message, OrderContact, SeenTransition
+
+KEY = "notifier_known"
+LIVE = ("delivered", "queued")  # the statuses a later transition may still retract
+
+
+@dataclass
+class Known:
+    # (model, primary key) -> the row, or None when it does not exist
+    rows: dict[tuple[type, Any], Any] = field(default_factory=dict)
+    # order id -> its transitions seen (version, action, from_state, to_state), all of them
+    transitions: dict[str, list[tuple[int, str, str, str]]] = field(default_factory=dict)
+    # event id -> (recipient, template key) of its messages
+    messages: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    # order id -> its messages of fired deadlines still live (what ``retract_stale`` looks at)
+    deadline_messages: dict[str, list] = field(default_factory=dict)
+    # the batch's orders, and among them those with deferred deadlines
+    orders: set[str] = field(default_factory=set)
+    deferred_orders: set[str] = field(default_factory=set)
+
+
+def known(session) -> Known | None:
+    return session.info.get(KEY)
+
+
+async def get(session, model: type, key):
+    k = known(session)
+    if k is not None and (model, key) in k.rows:
+        return k.rows[(model, key)]
+    return await session.get(model, key)
+
+
+def add(session, row, key) -> None:
+    session.add(row)
+    k = known(session)
+    if k is not None:
+        k.rows[(type(row), key)] = row
+
+
+def deadline_messages(order_ids: list[str]):
+    """The orders' messages of fired deadlines that a later transition may still retract."""
+    return select(Message).where(Message.order_id.in_(order_ids), Message.deadline_version.is_not(None),
+                                 Message.status.in_(LIVE)).order_by(Message.id)
+
+
+async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[str | None],
+                  event_ids: Iterable[str]) -> Known:
+    """Read the batch's rows (its orders' contacts and transitions, their merchants' contacts,
+    the messages of its events, which orders have live deadline messages or deferred
+    deadlines) and attach them to ``session``."""
+    k = Known()
+    orders = sorted(set(order_ids))
+    k.orders = set(orders)
+    for oid in orders:
+        k.rows[(OrderContact, oid)] = None
+        k.transitions[oid] = []
+        k.deadline_messages[oid] = []
+    merchants = set(filter(None, merchant_ids))
+    if orders:
+        for c in (await session.scalars(select(OrderContact).where(OrderContact.order_id.in_(orders)))).all():
+            k.rows[(OrderContact, c.order_id)] = c
+            merchants.add(c.merchant_id)
+        for t in (await session.scalars(select(SeenTransition).where(SeenTransition.order_id.in_(orders)))).all():
+            k.rows[(SeenTransition, (t.order_id, t.version))] = t
+            k.transitions[t.order_id].append((t.version, t.action, t.from_state, t.to_state))
+        for m in (await session.scalars(deadline_messages(orders))).all():
+            k.deadline_messages[m.order_id].append(m)
+        k.deferred_orders = set((await session.scalars(
+            select(DeferredDeadline.order_id).where(DeferredDeadline.order_id.in_(orders)).distinct())).all())
+    for mid in merchants:
+        k.rows[(MerchantContact, mid)] = None
+    if merchants:
+        for m in (await session.scalars(
+                select(MerchantContact).where(MerchantContact.merchant_id.in_(sorted(merchants))))).all():
+            k.rows[(MerchantContact, m.merchant_id)] = m
+    events = sorted(set(event_ids))
+    k.messages = {eid: set() for eid in events}
+    if events:
+        for eid, recipient, template_key in (await session.execute(
+                select(Message.event_id, Message.recipient, Message.template_key)
+                .where(Message.event_id.in_(events)))).all():
+            k.messages[eid].add((recipient, template_key))
+    session.info[KEY] = k
+    return k
+
+
+async def flush(session) -> None:
+    """Make the rows added so far visible to the next lookups: a flush for a single event; in a
+    batch they are found through ``get`` already and written once, at its end (one statement
+    per table rather than a round trip per event)."""
+    if known(session) is None:
+        await session.flush()
