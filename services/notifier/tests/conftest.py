@@ -68,10 +68,11 @@ class OrderFeed:
         return self
 
     async def fired(self, action: str, rule: str = "r", order_version: int | None = None,
-                    cancelled_by: list[str] | None = None, **details) -> "OrderFeed":
+                    cancelled_by: list[str] | None = None, at=None, **details) -> "OrderFeed":
         """A fired deadline, armed at ``order_version`` (default: the order's current version),
-        with its rule's cancelling facts when given (events from before the field have none)."""
-        now = self.clock.now()
+        with its rule's cancelling facts when given (events from before the field have none);
+        ``at``: when the timer fired (default: now on the feed's clock)."""
+        now = at or self.clock.now()
         data = {"timer_id": str(uuid.uuid4()), "order_id": self.order_id, "rule": rule, "action": action,
                 "order_version": self.version if order_version is None else order_version,
                 "order_state": self.state, "due_at": now, "fired_at": now, "details": details}

@@ -37,9 +37,11 @@ async def scenario(o) -> list[list[tuple[str, object]]]:
             await c
         steps.append(o.sent[start:])
 
-    # order not known yet: deferred; the second is cancelled by the claim applied with its release
+    # order not known yet: deferred; the second (fired after the claim happened) is cancelled by
+    # the claim applied with its release
     await step(o.fired("remind_merchant", "merchant_reminder", order_version=1, day=10),
-               o.fired("remind_merchant", "first_response", order_version=1, cancelled_by=["action:claim"], day=1))
+               o.fired("remind_merchant", "first_response", order_version=1, cancelled_by=["action:claim"],
+                       at=o.clock.now() + timedelta(minutes=1), day=1))
     await step(o.created(), o.act("claim", "pending_audit"),
                o.act("audit.approve_return", "awaiting_return_shipment", return_address=ADDRESS))
     armed = o.version

@@ -5,6 +5,8 @@ the order's creation had been applied, was checked against that partial history,
 went out although the customer had shipped (v4) days before."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -31,9 +33,9 @@ async def test_a_deadline_armed_at_a_version_not_seen_yet_waits_and_goes_stale(n
     o = new_order()
     await o.created()
     await eventually(lambda: _known(notifier, o))
-    # the timer saw the approval (v3); the notifier has only v1
+    # the timer saw the approval (v3) and fired after the shipment (v4); the notifier has only v1
     await o.fired("remind_customer", "ship_back_reminder_1", order_version=3, cancelled_by=SHIP_BACK_REMINDER,
-                  reminder=1, day=5)
+                  at=notifier.rt.clock.now() + timedelta(hours=1), reminder=1, day=5)
     assert await eventually(lambda: _deferred(notifier, o))
     assert [m for m in await notifier.messages(o.order_id) if m["kind"] == "ship_back_reminder"] == []
     # the sweep does not release it either: the order is known, but not at v3
@@ -65,3 +67,28 @@ async def test_a_deferred_deadline_notifies_once_its_version_arrives(notifier, n
     msgs = await notifier.wait_messages(o.order_id, 1, kind="ship_back_reminder")
     assert msgs and all(m["status"] != "cancelled" for m in msgs)
     assert await _deferred(notifier, o) == []
+
+
+async def test_a_stale_deadline_is_retracted_whatever_the_notifiers_own_clock_says(notifier, new_order):
+    """Found by the chaos run: the timer fired an escalation after the claim that cancels it, the
+    notifier (whose clock was behind the orders service's after a clock jump) recorded it, and
+    the claim arriving later did not retract it: the retraction compared the claim's time with
+    the notifier's own recording time. It compares it with the timer's firing time now."""
+    from .test_stale_deadlines import FIRST_RESPONSE
+
+    o = new_order(merchant_id="m-skew")
+    await o.created()
+    await eventually(lambda: _known(notifier, o))
+    now = notifier.rt.clock.now()
+    await o.fired("escalate", "first_response", order_version=1, cancelled_by=FIRST_RESPONSE,
+                  at=now + timedelta(hours=2), level=1, to="supervisor")
+    [m] = await notifier.wait_messages(o.order_id, 1, kind="escalation")
+    assert m["status"] == "delivered"
+    # the claim happened an hour before the timer fired, and after the notifier recorded it
+    await o.act("claim", "pending_audit", at=now + timedelta(hours=1))
+    await seen(notifier, o, 2)
+
+    async def retracted():
+        got = [x for x in await notifier.messages(o.order_id) if x["kind"] == "escalation"]
+        return got if got and all(x["status"] == "cancelled" for x in got) else None
+    assert await eventually(retracted)

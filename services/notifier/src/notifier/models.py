@@ -84,6 +84,9 @@ class Message(Base):
     # it waited (NULL for messages of order events).
     deadline_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     deadline_cancelled_by: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # When the timer fired (sla-timer's clock): a transition that happened before it cancels the
+    # message however late the notifier learned of either (each service's clock is its own).
+    deadline_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class SeenNonce(Base):

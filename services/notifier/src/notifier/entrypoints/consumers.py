@@ -104,7 +104,7 @@ async def notify_fired(rt: Runtime, session, event_id: str, data: DeadlineFired)
     for intent in intents:
         await record(session, event_id=event_id, order_id=data.order_id, intent=intent,
                      customer_id=contact.customer_id, customer_phone=contact.customer_phone,
-                     merchant_id=contact.merchant_id, now=now, deadline=(data.order_version, data.cancelled_by),
+                     merchant_id=contact.merchant_id, now=now, deadline=(data.order_version, data.cancelled_by, data.fired_at),
                      metrics=notifier_metrics(rt))
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from datetime import datetime
+
 from prometheus_client import Counter
 from sqlalchemy import select
 
@@ -63,9 +65,10 @@ async def retract_stale(session, order_id: str, version: int, action: str, from_
                         now, occurred_at=None) -> int:
     """A transition that cancels a deadline notified after the transition happened (the timer
     fired before it saw it; the notifier saw the deadline first): its in-site messages leave
-    the inbox and its SMS still queued are not sent — status ``cancelled``. A reminder recorded
-    before the transition happened was right when it was sent and stays. Returns how many were
-    retracted. An SMS already sent stays sent."""
+    the inbox and its SMS still queued are not sent — status ``cancelled``. A reminder whose
+    timer fired before the transition happened was right when it was sent and stays (compared
+    on the firing time the deadline carries: the notifier's own clock may differ from the
+    order's and the timer's). Returns how many were retracted. An SMS already sent stays sent."""
     k = known(session)
     if k is not None and order_id in k.deadline_messages:
         rows = k.deadline_messages[order_id]  # read with the batch, and recorded since
@@ -75,7 +78,7 @@ async def retract_stale(session, order_id: str, version: int, action: str, from_
     n = 0
     for m in rows:
         if not (m.deadline_version < version and m.status in LIVE and (m.channel == "inbox" or m.status == "queued")
-                and (occurred_at is None or m.created_at > occurred_at)):
+                and (occurred_at is None or (m.deadline_fired_at or m.created_at) > occurred_at)):
             continue
         hit = facts & set(m.deadline_cancelled_by or ())
         if hit:
@@ -111,9 +114,9 @@ async def context(session, order_id: str) -> tuple[OrderContact | None, Context]
 
 async def record(session, *, event_id: str, order_id: str | None, intent: Intent, customer_id: str | None,
                  customer_phone: str | None, merchant_id: str | None, now,
-                 deadline: tuple[int, list[str]] | None = None, metrics=None) -> None:
+                 deadline: tuple[int, list[str] | None, datetime] | None = None, metrics=None) -> None:
     """Record the intent's messages: SMS + in-site for customers and merchants, SMS for staff.
-    ``deadline``: (armed order version, cancelling facts) of a fired deadline, kept on the
+    ``deadline``: (armed order version, cancelling facts, firing time) of a fired deadline, kept on the
     messages for the dispatcher's last check. ``metrics`` (NotifierMetrics) counts the in-site
     messages delivered and the messages failed here once the transaction commits."""
     merchant_phone = None
@@ -175,7 +178,8 @@ async def record(session, *, event_id: str, order_id: str | None, intent: Intent
             attempts=0, next_attempt_at=now if status == "queued" else None, last_error=error, created_at=now,
             delivered_at=now if status == "delivered" else None,
             deadline_version=deadline[0] if deadline else None,
-            deadline_cancelled_by=list(deadline[1]) if deadline and deadline[1] else None)
+            deadline_cancelled_by=list(deadline[1]) if deadline and deadline[1] else None,
+            deadline_fired_at=deadline[2] if deadline else None)
         session.add(message)
         if k is not None and deadline and order_id in k.deadline_messages:
             k.deadline_messages[order_id].append(message)  # a later transition of the batch may retract it
