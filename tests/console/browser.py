@@ -10,18 +10,10 @@ import subprocess
 
 import pytest
 
+from tests.debian import apt_install
+
 PACKAGES = ("chromium", "fonts-wqy-microhei")
 _tried = False
-
-
-def _install() -> str:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:  # the package lists may be missing or stale
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    return proc.stderr[-1000:] if proc.returncode else ""
 
 
 def chromium() -> str:
@@ -33,7 +25,7 @@ def chromium() -> str:
     reason = "chromium (Debian package) not found"
     if not _tried and os.geteuid() == 0 and shutil.which("apt-get"):
         _tried = True
-        error = _install()
+        error = apt_install(*PACKAGES)
         path = shutil.which("chromium")
         if path:
             return path

@@ -10,17 +10,9 @@ import subprocess
 
 import pytest
 
+from tests.debian import apt_install
+
 _tried = False
-
-
-def _install() -> str:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:  # the package lists may be missing or stale
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    return proc.stderr[-1000:] if proc.returncode else ""
 
 
 def promtool() -> str:
@@ -32,7 +24,7 @@ def promtool() -> str:
     reason = "promtool not found"
     if not _tried and os.geteuid() == 0 and shutil.which("apt-get"):
         _tried = True
-        error = _install()
+        error = apt_install("prometheus", timeout=600)
         path = shutil.which("promtool")
         if path:
             return path
