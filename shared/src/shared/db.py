@@ -1,14 +1,17 @@
 """Async SQLAlchemy engine/session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import time
+import weakref
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterable
 
 from sqlalchemy import MetaData, event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 # Stable constraint names so Alembic migrations are reproducible across backends.
 NAMING_CONVENTION = {
@@ -100,6 +103,51 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+def lock_key(scope: str, name: str) -> int:
+    """A signed 64-bit key naming ``name`` within ``scope`` (PostgreSQL advisory locks)."""
+    digest = hashlib.blake2b(f"{scope}\x00{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_names(session: AsyncSession, scope: str, names: Iterable[str]) -> None:
+    """Hold a lock on each of ``names`` until the session's transaction ends.
+
+    Two transactions that read what the other writes (a check in one, its counterpart in
+    the other) must not both read before either commits: each would miss the other. The
+    first takes the names' locks, the second waits for its end and then reads what it
+    committed. The locks are taken in one order, so two transactions with overlapping
+    names cannot deadlock. PostgreSQL: advisory locks (READ COMMITTED: every statement sees
+    what committed before it), across replicas. SQLite (one process writes a file): locks of
+    this process, released when the transaction ends; its reads run outside the write
+    transaction, so the database alone would not order them."""
+    if session.get_bind().dialect.name == "postgresql":
+        keys = sorted({lock_key(scope, n) for n in names})
+        if keys:
+            # unnest keeps the array's order: the locks are taken in ascending key order
+            await session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                                  {"keys": keys})
+        return
+    held: dict[tuple[str, str], asyncio.Lock] = session.info.setdefault(_HELD, {})
+    for key in sorted({(scope, n) for n in names} - held.keys()):
+        lock = _LOCAL_LOCKS.get(key)
+        if lock is None:
+            lock = _LOCAL_LOCKS[key] = asyncio.Lock()
+        await lock.acquire()
+        held[key] = lock
+
+
+_HELD = "shared.db.held_locks"
+# a lock lives while a transaction holds it (or waits for it)
+_LOCAL_LOCKS: "weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock]" = weakref.WeakValueDictionary()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_local_locks(session: Session, transaction) -> None:
+    if transaction.parent is None and _HELD in session.info:
+        for lock in session.info.pop(_HELD).values():
+            lock.release()
 
 
 @asynccontextmanager

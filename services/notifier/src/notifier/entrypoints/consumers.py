@@ -18,6 +18,7 @@ from notifier.models import DeferredDeadline, OrderContact, SeenTransition
 from notifier.domain.triggers import from_deadline, from_order_action
 from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitioned
 from shared.consumer import batched
+from shared.db import lock_names
 from shared.contracts.sla import DeadlineFired
 from shared.events import registry, to_builtins
 from shared.runtime import Runtime
@@ -74,6 +75,7 @@ def order_handlers(rt: Runtime):
     handlers = {"service_order.created": on_created, "service_order.transitioned": on_transitioned}
 
     async def many(session, events) -> None:
+        await lock_orders(session, [data.order_id for _env, data in events])
         await preload(session, order_ids=[data.order_id for _env, data in events],
                       merchant_ids=[getattr(data, "merchant_id", None) or data.order.merchant_id
                                     for _env, data in events],
@@ -81,7 +83,7 @@ def order_handlers(rt: Runtime):
         for env, data in events:
             await handlers[env.type](session, env, data)
 
-    return {kind: batched(one, many) for kind, one in handlers.items()}
+    return {kind: batched(locked(one), many) for kind, one in handlers.items()}
 
 
 async def notify_fired(rt: Runtime, session, event_id: str, data: DeadlineFired) -> None:
@@ -140,12 +142,9 @@ async def armed_version_seen(session, order_id: str, version: int | None) -> boo
 
 
 async def release_orphaned_deferred(rt: Runtime) -> int:
-    """Deadlines deferred while the order's first event was being applied concurrently.
-
-    The two consumers run in separate transactions: the deadline's saw no contact row and
-    deferred, the order's saw no deferred row and released nothing; both committed. Such a
-    deadline is released here, on the dispatcher's next tick, once its order is known. A
-    concurrent release of the same row fails on its delete and rolls back: one message each."""
+    """Deadlines whose order's version arrived without releasing them: a safety net (the
+    consumers lock the order, so one sees what the other committed), run on the dispatcher's
+    tick, under the same lock."""
     async with rt.sessions() as session:
         orders = (await session.scalars(
             select(DeferredDeadline.order_id).join(OrderContact, OrderContact.order_id == DeferredDeadline.order_id)
@@ -154,6 +153,7 @@ async def release_orphaned_deferred(rt: Runtime) -> int:
     for order_id in orders:
         try:
             async with rt.uow() as session:
+                await lock_orders(session, [order_id])
                 released += await release_deferred(rt, session, order_id)
         except Exception:  # noqa: BLE001 - released by the other party meanwhile; retried next tick
             log.info("deferred deadline release raced; retried next tick", extra={"order_id": order_id})
@@ -180,12 +180,34 @@ def sla_handlers(rt: Runtime):
         await notify_fired(rt, session, str(env.id), data)
 
     async def many(session, events) -> None:
+        await lock_orders(session, [data.order_id for _env, data in events])
         await preload(session, order_ids=[data.order_id for _env, data in events], merchant_ids=(),
                       event_ids=[str(env.id) for env, _data in events])
         for env, data in events:
             await on_fired(session, env, data)
 
-    return {"sla.deadline_fired": batched(on_fired, many)}
+    return {"sla.deadline_fired": batched(locked(on_fired), many)}
+
+
+LOCK_SCOPE = "notifier.order"
+
+
+async def lock_orders(session, order_ids) -> None:
+    """Serialise this transaction with the others touching the same orders.
+
+    The order consumer retracts live deadline messages a transition cancels; the deadline
+    consumer checks the order's transitions before it writes a message. Run side by side,
+    each could read before the other committed: the deadline's message would be written
+    after the transition's check and never retracted. Both take the orders' locks first."""
+    await lock_names(session, LOCK_SCOPE, order_ids)
+
+
+def locked(one):
+    """The single-event form of a handler, taking its order's lock first."""
+    async def handler(session, env, data) -> None:
+        await lock_orders(session, [data.order_id])
+        await one(session, env, data)
+    return handler
 
 
 def _none_deferred(k, order_id: str) -> bool:
