@@ -1,5 +1,5 @@
 """Routing benchmark (`make bench-routing`): GET /v1/route on one uvicorn worker,
-against a trivial FastAPI endpoint (same uvicorn settings) as the ceiling, in the
+against a trivial FastAPI endpoint (uvicorn's defaults) as the ceiling, in the
 same run, with load from separate processes on loopback.
 
 Data: 5,000 manufacturers (enrolled, with live queue state) written to a fresh
@@ -44,7 +44,8 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 RATE_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", "20"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 RATE = 2000
-# BENCH_PROFILE=/path/to/py-spy: sample the routing server (non-blocking) during the fixed-rate phase
+# BENCH_PROFILE=/path/to/py-spy: sample the routing server (non-blocking) during the fixed-rate phase;
+# BENCH_PROFILE_OUT=file keeps the raw samples (py-spy's "raw" format: stack;stack;... count)
 PROFILE = os.environ.get("BENCH_PROFILE")
 # BENCH_DIAG=1: the routing server reports its event-loop stalls and GC pauses of the fixed-rate phase
 DIAG = bool(os.environ.get("BENCH_DIAG"))
@@ -69,11 +70,12 @@ ROUTING_APP = """
 import os, sys, uvicorn
 from consultation_routing.app import create_app
 from consultation_routing.settings import ConsultationRoutingSettings
+from shared.http_server import uvicorn_options
 from shared.settings import load_settings
 app = create_app(load_settings(ConsultationRoutingSettings))
 if os.environ.get("BENCH_DIAG"):
     exec(os.environ["BENCH_DIAG_CODE"])
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", **uvicorn_options())
 """
 
 # With BENCH_DIAG, inside the routing server: event-loop stalls (a 1 ms ticker's lateness) and
@@ -510,6 +512,8 @@ def main() -> None:
             routing.send_signal(signal.SIGUSR2)
             time.sleep(0.5)
         profile_report(prof, tmp / "profile.txt")
+        if prof is not None and os.environ.get("BENCH_PROFILE_OUT"):  # the raw samples, kept for a closer look
+            shutil.copy(tmp / "profile.txt", os.environ["BENCH_PROFILE_OUT"])
         f = results["fixed"]
         say(f"  achieved {f['achieved_rps']:.0f} req/s, p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, "
             f"max {f['max_ms']:.1f} ms, errors {f['errors']}")

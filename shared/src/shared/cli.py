@@ -53,7 +53,9 @@ def run_cli(
     except (SettingsError, CommandError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    from shared.http_server import uvicorn_options
+
+    uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options())
 
 
 def provision_topics_command(name: str, settings: ServiceSettings) -> int:

@@ -161,17 +161,20 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
 
 
 async def serve_uvicorn(app):
-    """``app`` under a real uvicorn server (httptools) on a free loopback port, lifespan off:
-    (server, its task, port). Stop it with ``server.should_exit = True; await task``."""
+    """``app`` under a real uvicorn server (the services' HTTP protocol: ``shared.http_server``)
+    on a free loopback port, lifespan off: (server, its task, port). Stop it with
+    ``server.should_exit = True; await task``."""
     import socket
 
     import uvicorn
+
+    from shared.http_server import uvicorn_options
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="critical",
-                                           access_log=False, http="httptools"))
+                                           access_log=False, http=uvicorn_options()["http"]))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

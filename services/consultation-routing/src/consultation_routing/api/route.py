@@ -15,8 +15,9 @@ dependencies costs more than the decision itself, so
 
 - the query is read by ``RouteQuery`` in one pydantic call from the parameters Starlette
   parsed, not declared as nine parameters; ``RouteQuery`` documents them (``openapi_extra``);
-- the route is a ``RequestRoute`` (FastAPI's documented route-class hook): its endpoint takes
-  the Request and answers a Response, with nothing for FastAPI to solve or serialize;
+- the route is a ``shared.request_route.RequestRoute`` (FastAPI's documented route-class
+  hook): its endpoint takes the Request and answers a Response, with nothing for FastAPI to
+  solve, wrap or serialize in between;
 - it checks its policy itself (``with_policy`` marks it, so the start-up check and the
   OpenAPI document see it), rather than as a dependency FastAPI solves;
 - the answer is encoded by msgspec in ``AnswerJSON`` and not validated again against
@@ -26,10 +27,10 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 from typing import Literal, Mapping
+from urllib.parse import parse_qsl
 
 import msgspec
 from fastapi import APIRouter, Request
-from fastapi.routing import APIRoute
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,6 +41,7 @@ from consultation_routing.handlers.route import route_consultation
 from shared.auth import Policy, Principal, with_policy
 from shared.contracts.routing import CHANNELS, ENTRY_POINTS, PHASES
 from shared.errors import ApiError
+from shared.request_route import RequestRoute
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 # The storefront authenticates; operators may ask too (what-if checks with a time).
@@ -89,12 +91,28 @@ def _query_parameters(model: type[BaseModel]) -> list[dict]:
     return out
 
 
+def query_values(raw: bytes) -> dict[str, str]:
+    """The query string's parameters, the last of a repeated one, blank ones left out: what
+    ``urllib.parse.parse_qsl`` reads (as Starlette's ``QueryParams``). A query with nothing
+    escaped (``%``, ``+``), the storefront's usual one, is split directly: the same result
+    without unquoting each part."""
+    qs = raw.decode("latin-1")
+    if "%" in qs or "+" in qs:
+        return {k: v for k, v in parse_qsl(qs) if v}
+    out = {}
+    for part in qs.split("&"):
+        k, _, v = part.partition("=")
+        if v:
+            out[k] = v
+    return out
+
+
 def read_query(params: Mapping[str, str]) -> RouteQuery:
-    """The query's parameters (the last of a repeated one) as a ``RouteQuery``, or ApiError
-    422 (``unknown_<name>`` for a channel, entry point or phase outside its values,
+    """The query's parameters (see ``query_values``) as a ``RouteQuery``, or ApiError 422
+    (``unknown_<name>`` for a channel, entry point or phase outside its values,
     ``validation_error`` otherwise). A blank parameter counts as absent."""
     try:
-        return RouteQuery.model_validate({k: v for k, v in params.items() if v})
+        return RouteQuery.model_validate(params)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         name = str(error["loc"][0]) if error["loc"] else "query"
@@ -151,22 +169,12 @@ class AnswerJSON(JSONResponse):
         return self.encode(content)
 
 
-class RequestRoute(APIRoute):
-    """FastAPI's route-class hook (``route_class_override``; "Custom Request and APIRoute
-    class" in FastAPI's documentation): the endpoint takes the Request and answers a Response
-    itself, so FastAPI neither solves parameters and dependencies for it nor serializes its
-    answer. The route still documents its parameters, answer and policy."""
-
-    def get_route_handler(self):
-        return self.endpoint
-
-
 async def route(request: Request) -> AnswerJSON:
     started = time.perf_counter()
     principal = STOREFRONT.check(request)  # first: bad parameters without a token are 401
     rt = request.app.state.runtime
     routing = routing_of(rt)
-    c = consultation_of(read_query(request.query_params), rt.clock.now(), principal)
+    c = consultation_of(read_query(query_values(request.scope["query_string"])), rt.clock.now(), principal)
     answer = await route_consultation(routing, c, what_if=principal.role != "storefront")
     routing.metrics.route.observe(time.perf_counter() - started)
     return AnswerJSON(answer)
