@@ -7,9 +7,8 @@ import re
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import JSONResponse
 
-from orders.api.common import (AttachmentId, OrderId, Page, StaffId, action_context, content_disposition,
+from orders.api.common import (AttachmentId, OrderId, Page, StaffId, add_action_route, content_disposition,
                                instant_filter, merchant, page, platform, get_runtime, text_filter)
 from orders.api.responses import (BINARY_RESPONSE, ActionResult, BatchResults, CreatedStaff, OrderSearch,
                                   OrderView, StaffList, StaffOut)
@@ -74,22 +73,18 @@ def build(prefix: str, tag: str, back_office) -> APIRouter:
         return Response(content, media_type=media_type,
                         headers={"Content-Disposition": content_disposition(a.filename)})
 
-    context = action_context(back_office)
-
     def action(path: str, act, model, summary: str, convert=None):
-        async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
-                           ctx: tuple = Depends(context)) -> JSONResponse:
-            rt, p, version = ctx
+        async def run(rt: Runtime, p: Principal, order_id: str, body, version: int | None) -> dict:
             data = body.model_dump(mode="json")
             if convert:
                 data.update(convert(body))
             order = await perform(rt, p, order_id, act(body) if callable(act) else act, data, version)
-            # Already JSON-ready (str/int/bool/None): answered as is. FastAPI does not validate a
-            # returned Response: ``ActionResult`` only documents it (the tests check the answers).
-            return JSONResponse(queries.brief(order, p))
+            # Already JSON-ready (str/int/bool/None): answered as is. ``ActionResult`` documents
+            # it (the tests check the answers against it).
+            return queries.brief(order, p)
 
-        router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
-                             name=f"{tag}_{path}", response_model=ActionResult)
+        add_action_route(router, f"/service-orders/{{order_id}}/{path}", back_office, model, run,
+                         summary=summary, name=f"{tag}_{path}", response_model=ActionResult)
 
     action("claim", "claim", NoteIn, "Claim an order from the pool (staff with audit permission)")
     action("assign", "assign", AssignIn, "Assign an order to a staff member (main account)")

@@ -9,11 +9,14 @@ from datetime import datetime, timezone
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Header, Path, Query, Request
-from pydantic import AfterValidator
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, Field, TypeAdapter
 
 from shared.auth import Principal, require_principal, with_policy
 from shared.errors import ApiError
+from shared.request_route import RequestRoute, json_body_openapi, read_json_body, read_path_value
 from shared.runtime import Runtime
 
 storefront = require_principal("storefront")
@@ -32,29 +35,47 @@ def _version(if_match: str | None) -> int | None:
         raise ApiError(422, "bad_if_match", "If-Match must be the order version number") from None
 
 
-def action_context(principal, *, customer: bool = False):
-    """ONE dependency for an order action: (runtime, principal, If-Match version).
+# --- order actions: POST .../service-orders/{order_id}/<action> ---------------------------------
 
-    The same checks, in the same order, as separate ``get_runtime`` / principal /
-    If-Match dependencies would make, but FastAPI resolves one dependant per request instead of
-    four or five (each costs a sub-solve, a scratch response and cache-key work on the
-    hottest endpoints). ``principal`` is a ``require_principal(...)`` dependency;
-    ``customer``: the storefront acts for a customer, ``X-Customer-Id`` is required."""
+IF_MATCH_DESCRIPTION = "expected order version (optimistic concurrency)"
 
-    async def dependency(request: Request,
-                         if_match: str | None = Header(default=None, alias="If-Match",
-                                                       description="expected order version (optimistic concurrency)"),
-                         ) -> tuple[Runtime, Principal, int | None]:
-        p = await principal(request)
+
+def add_action_route(router: APIRouter, path: str, principal, model, run, *, customer: bool = False,
+                     **documented) -> None:
+    """``POST {path}`` (with ``{order_id}``): an order action, the route the storefront's and
+    back offices' traffic is mostly made of. A ``shared.request_route.RequestRoute``: the
+    request goes from the router to this endpoint, which does in one place what FastAPI's
+    dependency solving and body validation did for it, in the same order and with the same
+    answers — the caller (``principal``, then ``X-Customer-Id`` when ``customer``), If-Match,
+    then the order id and the JSON body (every invalid part in one 422 ``validation_error``).
+    ``run(rt, p, order_id, body, version)`` performs the action and answers the JSON-ready
+    dict; ``documented``: the route's summary, name, response model."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        p = principal.check(request)
         if customer and not p.customer_id:
             raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
-        return request.app.state.runtime, p, _version(if_match)
+        version = _version(request.headers.get("if-match"))
+        errors: list[dict] = []
+        order_id = read_path_value(request, "order_id", _ORDER_ID, errors)
+        body = await read_json_body(request, model, errors)
+        if errors:
+            raise RequestValidationError(errors)
+        return JSONResponse(await run(request.app.state.runtime, p, order_id, body, version))
 
-    return with_policy(dependency, principal)
+    router.add_api_route(
+        path, with_policy(endpoint, principal), methods=["POST"], route_class_override=RequestRoute,
+        response_class=JSONResponse,
+        openapi_extra={"parameters": [ORDER_ID_PARAMETER, IF_MATCH_PARAMETER], "requestBody": json_body_openapi(model)},
+        **documented)
 
 
 def caller_context(principal, *, customer: bool = False):
-    """Like ``action_context`` without If-Match: (runtime, principal)."""
+    """ONE dependency for a route acting for a caller: (runtime, principal), with the same
+    checks in the same order as separate ``get_runtime`` / principal dependencies would make
+    (FastAPI resolves one dependant per request instead of three). ``principal`` is a
+    ``require_principal(...)`` dependency; ``customer``: the storefront acts for a customer,
+    ``X-Customer-Id`` is required."""
 
     async def dependency(request: Request) -> tuple[Runtime, Principal]:
         p = await principal(request)
@@ -77,6 +98,13 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 OrderId = Annotated[str, Path(description="service order id", pattern=ID_PATTERN, max_length=64)]
+_ORDER_ID = TypeAdapter(Annotated[str, Field(pattern=ID_PATTERN, max_length=64)])
+ORDER_ID_PARAMETER = {"name": "order_id", "in": "path", "required": True, "description": "service order id",
+                      "schema": {"type": "string", "maxLength": 64, "pattern": ID_PATTERN,
+                                 "description": "service order id", "title": "Order Id"}}
+IF_MATCH_PARAMETER = {"name": "If-Match", "in": "header", "required": False, "description": IF_MATCH_DESCRIPTION,
+                      "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": IF_MATCH_DESCRIPTION,
+                                 "title": "If-Match"}}
 AttachmentId = Annotated[str, Path(description="attachment id", pattern=ID_PATTERN, max_length=64)]
 MerchantId = Annotated[str, Path(description="merchant id", pattern=ID_PATTERN, max_length=64)]
 StaffId = Annotated[str, Path(description="staff id (<merchant>.<login>)", pattern=ID_PATTERN, max_length=64)]

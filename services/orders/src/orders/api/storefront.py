@@ -6,7 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
-from orders.api.common import OrderId, Page, action_context, caller_context, page, storefront, get_runtime
+from orders.api.common import OrderId, Page, add_action_route, caller_context, page, storefront, get_runtime
 from orders.api.responses import CustomerActionResult, CustomerOrderView, CustomerOrders
 from orders.domain.states import STATES
 from orders.handlers import queries
@@ -66,19 +66,14 @@ async def progress(order_id: OrderId, rt: Runtime = Depends(get_runtime), p: Pri
     return await queries.view(rt, p, order_id)
 
 
-_context = action_context(storefront, customer=True)
-
-
 def _action(path: str, action: str, model, summary: str):
-    async def endpoint(order_id: OrderId, body: model,  # type: ignore[valid-type]
-                       ctx: tuple = Depends(_context)) -> JSONResponse:
-        rt, p, version = ctx
+    async def run(rt: Runtime, p: Principal, order_id: str, body, version: int | None) -> dict:
         order = await perform(rt, p, order_id, action, body.model_dump(mode="json"), version)
         # JSON-ready already: answered as is, not validated (see back_office.action).
-        return JSONResponse(queries.brief(order, p))
+        return queries.brief(order, p)
 
-    router.add_api_route(f"/service-orders/{{order_id}}/{path}", endpoint, methods=["POST"], summary=summary,
-                         name=f"storefront_{path}", response_model=CustomerActionResult)
+    add_action_route(router, f"/service-orders/{{order_id}}/{path}", storefront, model, run, customer=True,
+                     summary=summary, name=f"storefront_{path}", response_model=CustomerActionResult)
 
 
 class _Empty(NoteIn):
