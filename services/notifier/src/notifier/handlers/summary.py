@@ -21,9 +21,11 @@ async def delivery_summary(rt: Runtime, failures: int) -> dict:
             select(Message.channel, Message.template_key, Message.status, retrying.label("retrying"), func.count())
             .group_by(Message.channel, Message.template_key, Message.status, retrying)
             .order_by(Message.channel, Message.template_key, Message.status))).all()
-        failed_total = await s.scalar(select(func.count()).select_from(Message).where(Message.status == "failed"))
         rows = (await s.scalars(select(Message).where(Message.status == "failed")
                                 .order_by(Message.id.desc()).limit(failures))).all() if failures else []
+    # counted from the groups, not by a query of its own: the dispatcher moves messages between
+    # statuses meanwhile, and the total must agree with the groups it is shown with
+    failed_total = sum(n for _c, _t, st, _r, n in groups if st == "failed")
     return {
         "groups": [{"channel": c, "template_key": t, "status": st, "retrying": bool(r), "count": int(n)}
                    for c, t, st, r, n in groups],
