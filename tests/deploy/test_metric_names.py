@@ -98,9 +98,14 @@ async def test_every_metric_in_the_rules_dashboards_and_docs_is_exposed(start_se
         assert r.status_code == 200
         r = await c.get("/metrics", headers=operator_headers())
         exposed[name], labels[name] = kit.exposed_names(r.text)
-        # the readiness gauge is sampled (every METRICS_REFRESH_S, 0.5 s here) from /ready's checks
+        # the readiness gauge is sampled (every METRICS_REFRESH_S, 0.5 s here) from /ready's checks;
+        # one round may count a check failed that took longer than /ready allows (a loaded
+        # machine running the other test worker): the next rounds pass
         for check in ("database", "schema"):
-            assert f'service_ready{{check="{check}"}} 1.0' in r.text, (name, check)
+            async def ready(check=check, c=c):
+                text = (await c.get("/metrics", headers=operator_headers())).text
+                return f'service_ready{{check="{check}"}} 1.0' in text
+            assert await eventually(ready, timeout=15), (name, check)
 
     problems, checked = [], set()
     for where, expr in _queries():
