@@ -18,7 +18,6 @@ configured adapter, and one test runs the same actions through both.
 """
 from __future__ import annotations
 
-import hashlib
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -27,6 +26,7 @@ from sqlalchemy import Select, and_, bindparam, exists, func, literal, select
 from orders.domain.application import RELEASING_STATES, Application, ApplicationFacts
 from orders.domain.decisions import Decision, Facts, FactsNeeded, Order
 from orders.models import Attachment, ExchangeOrder, Merchant, Rating, ServiceOrder, Sku, Staff, TimelineEntry
+from shared.db import lock_key
 
 _SO = ServiceOrder.__table__
 _SKU = Sku.__table__
@@ -68,8 +68,7 @@ class Collided(Exception):
 
 def line_lock_key(sales_order_id: str, order_line_id: str) -> int:
     """A signed 64-bit key naming one sales-order line (PostgreSQL advisory locks)."""
-    digest = hashlib.blake2b(f"{sales_order_id}\x00{order_line_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return lock_key(sales_order_id, order_line_id)  # the line within its sales order
 
 
 class OrderUnit:
