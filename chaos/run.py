@@ -271,8 +271,8 @@ class ChaosRun:
         for name, inst in self.platform.instances.items():
             if inst.service == BROKER:
                 continue
-            r = await self.api.http.get(f"http://127.0.0.1:{inst.port}/admin/clock",
-                                        headers={"Authorization": f"Bearer {token}"})
+            r = await self.api.get_url(f"http://127.0.0.1:{inst.port}/admin/clock",
+                                       headers={"Authorization": f"Bearer {token}"})
             offset = float(r.json()["offset_seconds"])
             if offset < target - 1:
                 behind[name] = round(target - offset)

@@ -16,7 +16,7 @@ from shared.migrations import upgrade
 from shared.outbox import row_messages
 from sla_timer.app import MIGRATIONS, create_app
 from sla_timer.domain.rules import RULES, RULES_BY_NAME
-from sla_timer.handlers.firing import fire_due
+from sla_timer.handlers.firing import fire_due, next_due
 from sla_timer.models import Timer
 from sla_timer.settings import SlaTimerSettings
 
@@ -183,5 +183,65 @@ async def test_every_rule_fires_with_its_cancelling_facts_on_both_paths(database
                 assert fired.cancelled_by == env["data"]["cancelled_by"]
             t = timers[rule]
             assert (fired.timer_id, fired.due_at, fired.fired_at, fired.details) == (t.id, t.due_at, T0, {"day": 5})
+    finally:
+        await rt.engine.dispose()
+
+
+class _ClockOnly:
+    clock = ManualClock(T0)
+
+
+async def test_partial_batches_are_claimed_at_most_once_per_gap(monkeypatch):
+    """Timers coming due one by one fire together: after a batch that was not full the loop
+    waits the gap before it claims again (one claim per gap, not one per timer); a full batch
+    is followed by the next claim at once."""
+    from sla_timer.handlers import firing
+
+    results = iter([1000, 3, 2, 0])  # a full batch, two partial ones, then nothing due
+    claims: list[str] = []
+    pauses: list[float] = []
+
+    async def fake_fire_due(rt, limit):
+        n = next(results, None)
+        if n is None:
+            raise asyncio.CancelledError
+        claims.append(f"claim->{n}")
+        return n
+
+    async def fake_next_due(rt, after):
+        raise asyncio.CancelledError  # stop once nothing was due
+
+    monkeypatch.setattr(firing, "fire_due", fake_fire_due)
+    monkeypatch.setattr(firing, "next_due", fake_next_due)
+    loop = firing.FiringLoop(rt=_ClockOnly(), batch=1000, poll_s=0.2, min_gap_s=0.05)
+
+    async def record(seconds):
+        pauses.append(seconds)
+        claims.append("pause")
+
+    loop.pause = record
+    try:
+        await loop.run()
+    except asyncio.CancelledError:
+        pass
+    assert claims == ["claim->1000", "claim->3", "pause", "claim->2", "pause", "claim->0"]
+    assert pauses == [0.05, 0.05]
+
+
+async def test_the_next_due_time_is_the_earliest_pending_after_the_claim(database_url):
+    """What the firing loop sleeps until: the earliest pending timer due after the claim that
+    found nothing more due; fired timers before it, and a later one, do not count."""
+    url = await database_url("sla-timer")
+    await upgrade(MIGRATIONS, url)
+    clock = ManualClock(T0)
+    rt = replica(url, clock)
+    try:
+        await seed(rt, 5, T0 - timedelta(minutes=10))
+        assert await fire_due(rt, 100) == 5
+        assert await next_due(rt, T0) is None
+        await seed(rt, 3, T0 + timedelta(minutes=7))  # due 0, 1 and 2 s after +7 minutes
+        got = await next_due(rt, T0)
+        assert got == T0 + timedelta(minutes=7)
+        assert await next_due(rt, T0 + timedelta(minutes=7)) == T0 + timedelta(minutes=7, seconds=1)
     finally:
         await rt.engine.dispose()

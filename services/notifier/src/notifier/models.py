@@ -54,6 +54,11 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "recipient", "template_key", name="uq_messages_once"),
         Index("ix_messages_due", "status", "next_attempt_at"),
+        # an order's messages (the live deadline messages a transition may retract, in every
+        # consumed batch; the inbox's order filter) and a phone's recent SMS (the rate limit,
+        # for every SMS sent): without them each was a scan of the whole table
+        Index("ix_messages_order", "order_id", "id"),
+        Index("ix_messages_phone_sent", "phone", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

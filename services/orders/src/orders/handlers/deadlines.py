@@ -69,6 +69,8 @@ async def cancelled_since(session, fired: DeadlineFired) -> bool:
 
 def deadline_handlers(rt):
     async def on_fired(session, env, data: DeadlineFired) -> None:
+        if data.action not in DEADLINE_EFFECTS:
+            return  # a reminder, escalation, breach or penalty: other services act on it, not orders
         # the consumer's transaction (its inbox record included): the session adapter of the store
         unit = SessionUnit(session, rt.outbox)
         order = await unit.load_fresh(data.order_id)
