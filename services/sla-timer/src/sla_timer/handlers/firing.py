@@ -25,7 +25,7 @@ import logging
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, String, bindparam, func, select, text, update
+from sqlalchemy import JSON, String, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from shared.contracts.sla import DeadlineFired
@@ -127,8 +127,11 @@ async def next_due(rt: Runtime, after: datetime) -> datetime | None:
     more due timers). The range starts there, not at the first pending entry of the index:
     each fired timer leaves a dead pending entry before it, which an index-only scan from the
     start would visit on every call until a vacuum."""
-    async with rt.sessions() as s:
-        return await s.scalar(select(func.min(Timer.due_at)).where(Timer.state == "pending", Timer.due_at > after))
+    async with rt.sessions() as s, s.begin():
+        if not rt.settings.is_sqlite:
+            await s.execute(_NO_BITMAP_SCAN)  # the index in order from ``after``: not every later timer
+        return await s.scalar(select(Timer.due_at).where(Timer.state == "pending", Timer.due_at > after)
+                              .order_by(Timer.due_at).limit(1))
 
 
 class FiringLoop:
