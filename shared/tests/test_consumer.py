@@ -11,7 +11,7 @@ from sqlalchemy import Column, Integer, String, Table, func, insert, select
 
 from shared import db
 from shared.clock import SystemClock
-from shared.consumer import ConsumerConfig, EventConsumer, PermanentError, batched
+from shared.consumer import ConsumerConfig, EventConsumer, PermanentError, batched, only_when
 from shared.events import Contract, EventRegistry, make_envelope
 from shared.kafka import TopicSpec, ensure_topics
 from shared.messaging_tables import MessagingTables
@@ -291,4 +291,44 @@ async def test_the_applied_hook_sees_only_the_events_applied_now(database_url):
     await consumer.handle_records([Record(TOPIC, 0, 9, 0, ping(reg, 3).to_bytes(), b"k", ())])
     assert seen == [[0, 2], [9]]
     assert await count(sessions, effects) == 3 and await count(sessions, tables.dead_letters) == 1
+    await engine.dispose()
+
+
+@pytest.mark.parametrize("form", ["batched", "single"])
+async def test_a_selective_handler_skips_the_events_it_does_not_want_without_an_inbox_row(database_url, form):
+    """``only_when``: the events the predicate refuses are skipped like a type the consumer does
+    not handle (no effect, no inbox row, not parked); the others are applied once, in batch and
+    single mode alike."""
+    from collections import namedtuple
+
+    Record = namedtuple("Record", "topic partition offset timestamp value key headers")
+    metadata, tables, effects, engine = build(await database_url(f"consumer-selective-{form}"))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    reg = EventRegistry()
+    reg.register("test.ping", topic=TOPIC)(Ping)
+    sessions = db.session_factory(engine)
+
+    async def many(session, items):
+        await session.execute(insert(effects), [{"event_id": str(env.id)} for env, _ in items])
+
+    async def one(session, env, data):
+        await many(session, [(env, data)])
+
+    handler = batched(one, many) if form == "batched" else one
+    consumer = EventConsumer(ConsumerConfig(name="selective", topics=[TOPIC], bootstrap="unused"),
+                             sessions=sessions, tables=tables, registry=reg,
+                             handlers={"test.ping": only_when(lambda data: data.n % 2 == 0, handler)},
+                             clock=SystemClock())
+    assert consumer.batchable is (form == "batched")
+    events = [ping(reg, n) for n in range(6)]
+    records = [Record(TOPIC, 0, i, 0, e.to_bytes(), b"k", ()) for i, e in enumerate(events)]
+    await consumer.handle_records(records)
+    await consumer.handle_records(records)  # redelivered: the wanted ones are duplicates, the rest skipped again
+    async with sessions() as s:
+        applied = set((await s.execute(select(effects.c.event_id))).scalars())
+    assert applied == {str(e.id) for e in events if e.data.n % 2 == 0}
+    assert await count(sessions, effects) == 3
+    assert await count(sessions, tables.processed_events) == 3
+    assert await count(sessions, tables.dead_letters) == 0
     await engine.dispose()

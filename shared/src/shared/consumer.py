@@ -72,6 +72,25 @@ def batched(one: Handler, many: BatchHandler) -> BatchingHandler:
     return BatchingHandler(one, many)
 
 
+@dataclass(frozen=True)
+class SelectiveHandler:
+    """A handler for only some events of its type (see :func:`only_when`). The others are
+    skipped as a type the consumer does not handle is: no transaction, no inbox row. Skipping
+    has no effect, so a redelivered event is skipped again; ``wants`` must decide on the
+    event's data alone."""
+
+    handler: Handler
+    wants: Callable[[Any], bool]
+
+    async def __call__(self, session: AsyncSession, env: Envelope, data: Any) -> None:
+        await self.handler(session, env, data)
+
+
+def only_when(wants: Callable[[Any], bool], handler: Handler) -> SelectiveHandler:
+    """``handler`` for the events whose data ``wants`` accepts; the consumer skips the rest."""
+    return SelectiveHandler(handler, wants)
+
+
 class PermanentError(Exception):
     """Raised by a handler for an event it can never apply (parked at once)."""
 
@@ -286,7 +305,8 @@ class EventConsumer:
 
     @property
     def batchable(self) -> bool:
-        return any(isinstance(h, BatchingHandler) for h in self.handlers.values())
+        return any(isinstance(h.handler if isinstance(h, SelectiveHandler) else h, BatchingHandler)
+                   for h in self.handlers.values())
 
     # ------------------------------------------------------------------ decoding
 
@@ -303,10 +323,15 @@ class EventConsumer:
                 if not self.registry.knows_type(head.type):
                     await self._park(msg, f"unknown event type {head.type!r} v{head.schema_version}")
                 return None  # a known type this consumer does not need: skipped, not parked
-            return self.registry.decode_data(head), handler
+            env = self.registry.decode_data(head)
         except DecodeError as exc:
             await self._park(msg, str(exc))
             return None
+        if isinstance(handler, SelectiveHandler):
+            if not handler.wants(env.data):
+                return None  # not an event this consumer acts on: skipped, nothing recorded
+            handler = handler.handler
+        return env, handler
 
     # ------------------------------------------------------------------ one by one
 
@@ -544,4 +569,5 @@ def _form(handler: Handler):
 
 
 __all__ = ["AppliedHook", "BatchHandler", "BatchingHandler", "ConsumerConfig", "EventConsumer", "Handler",
-           "LagTracker", "PartitionsChanged", "PermanentError", "TopicPartition", "batched"]
+           "LagTracker", "PartitionsChanged", "PermanentError", "SelectiveHandler", "TopicPartition", "batched",
+           "only_when"]

@@ -56,8 +56,10 @@ class Message(Base):
         Index("ix_messages_due", "status", "next_attempt_at"),
         # an order's messages (the live deadline messages a transition may retract, in every
         # consumed batch; the inbox's order filter) and a phone's recent SMS (the rate limit,
-        # for every SMS sent): without them each was a scan of the whole table
-        Index("ix_messages_order", "order_id", "id"),
+        # for every SMS sent): without them each was a scan of the whole table. The status in
+        # the first: on a table not analyzed yet the planner otherwise reads every live message
+        # through ix_messages_due rather than the batch's orders
+        Index("ix_messages_order", "order_id", "status"),
         Index("ix_messages_phone_sent", "phone", "sent_at"),
     )
 

@@ -21,6 +21,7 @@ from orders.domain.decisions import Actor, Order, conflict
 from orders.domain.states import DEADLINE_EFFECTS, TRANSITIONS
 from orders.handlers.lifecycle import decide_and_commit
 from orders.models import TimelineEntry
+from shared.consumer import only_when
 from shared.contracts.sla import DeadlineFired
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,6 @@ async def cancelled_since(session, fired: DeadlineFired) -> bool:
 
 def deadline_handlers(rt):
     async def on_fired(session, env, data: DeadlineFired) -> None:
-        if data.action not in DEADLINE_EFFECTS:
-            return  # a reminder, escalation, breach or penalty: other services act on it, not orders
         # the consumer's transaction (its inbox record included): the session adapter of the store
         unit = SessionUnit(session, rt.outbox)
         order = await unit.load_fresh(data.order_id)
@@ -92,7 +91,14 @@ def deadline_handlers(rt):
                                    actor, rt.clock.now()) is None:
             raise conflict()
 
-    return {"sla.deadline_fired": on_fired}
+    # Reminders, escalations, breaches and penalties (most fired deadlines) are other services'
+    # business: skipped by the consumer before any read or inbox row.
+    return {"sla.deadline_fired": only_when(acts_on, on_fired)}
 
 
-__all__ = ["deadline_handlers", "applies"]
+def acts_on(fired: DeadlineFired) -> bool:
+    """Whether the orders service has an action for this fired deadline's rule at all."""
+    return fired.action in DEADLINE_EFFECTS
+
+
+__all__ = ["acts_on", "deadline_handlers", "applies"]

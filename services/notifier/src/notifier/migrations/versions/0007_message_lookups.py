@@ -12,7 +12,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_messages_order", "messages", ["order_id", "id"])
+    op.create_index("ix_messages_order", "messages", ["order_id", "status"])
     op.create_index("ix_messages_phone_sent", "messages", ["phone", "sent_at"])
 
 
