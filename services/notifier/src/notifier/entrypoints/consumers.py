@@ -181,8 +181,9 @@ def sla_handlers(rt: Runtime):
 
     async def many(session, events) -> None:
         await lock_orders(session, [data.order_id for _env, data in events])
+        # fired deadlines retract nothing: their orders' deadline messages are not read
         await preload(session, order_ids=[data.order_id for _env, data in events], merchant_ids=(),
-                      event_ids=[str(env.id) for env, _data in events])
+                      event_ids=[str(env.id) for env, _data in events], retractable=False)
         for env, data in events:
             await on_fired(session, env, data)
 

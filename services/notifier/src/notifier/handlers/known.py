@@ -60,17 +60,19 @@ def deadline_messages(order_ids: list[str]):
 
 
 async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[str | None],
-                  event_ids: Iterable[str]) -> Known:
+                  event_ids: Iterable[str], retractable: bool = True) -> Known:
     """Read the batch's rows (its orders' contacts and transitions, their merchants' contacts,
-    the messages of its events, which orders have live deadline messages or deferred
-    deadlines) and attach them to ``session``."""
+    the messages of its events, which orders have deferred deadlines, and with
+    ``retractable`` their live deadline messages, which only transitions retract) and attach
+    them to ``session``."""
     k = Known()
     orders = sorted(set(order_ids))
     k.orders = set(orders)
     for oid in orders:
         k.rows[(OrderContact, oid)] = None
         k.transitions[oid] = []
-        k.deadline_messages[oid] = []
+        if retractable:
+            k.deadline_messages[oid] = []
     merchants = set(filter(None, merchant_ids))
     if orders:
         for c in (await session.scalars(select(OrderContact).where(OrderContact.order_id.in_(orders)))).all():
@@ -79,8 +81,9 @@ async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[s
         for t in (await session.scalars(select(SeenTransition).where(SeenTransition.order_id.in_(orders)))).all():
             k.rows[(SeenTransition, (t.order_id, t.version))] = t
             k.transitions[t.order_id].append((t.version, t.action, t.from_state, t.to_state))
-        for m in (await session.scalars(deadline_messages(orders))).all():
-            k.deadline_messages[m.order_id].append(m)
+        if retractable:
+            for m in (await session.scalars(deadline_messages(orders))).all():
+                k.deadline_messages[m.order_id].append(m)
         k.deferred_orders = set((await session.scalars(
             select(DeferredDeadline.order_id).where(DeferredDeadline.order_id.in_(orders)).distinct())).all())
     for mid in merchants:
