@@ -11,7 +11,9 @@ the front door.
    orders (claims, audits, shipments, receipts, decisions, exchanges, confirmations, ratings,
    arbitration…) plus routing consultations, the virtual clock moving BENCH_VIRTUAL_PER_S
    seconds per real second so deadlines fire steadily; orders' states follow the
-   orders.events stream. BENCH_WARMUP_S first, then BENCH_SECONDS measured.
+   orders.events stream. BENCH_WARMUP_S first, then BENCH_SECONDS measured; 5 s before the
+   window opens every database is analyzed (``analyze``: the planner statistics of a running
+   platform, which autovacuum would otherwise give a new database only after a minute or more).
 3. This process watches the broker (tools/simulator/tap.py): every consumer group's committed
    offsets every 0.2 s and every order and deadline event. Measured over the window:
    - ``actions_per_s``: order actions the platform acknowledged (200/201) per second;
@@ -66,6 +68,7 @@ CONCURRENCY = int(E.get("BENCH_DRIVER_CONCURRENCY", "48"))
 ORDERS_ONLY_S = float(E.get("BENCH_ORDERS_ONLY_S", "30"))
 PROFILE_S = float(E.get("BENCH_PROFILE_SECONDS", "0"))
 TARGET_RATE, TARGET_LAG_S = 500.0, 2.0
+ANALYZE_BEFORE_S = 5.0  # the databases are analyzed this long before the window opens
 # the project's packages, as py-spy names their files (the start-up frames every stack has are left out)
 OWN_CODE = ("orders/", "sla_timer/", "kpi/", "notifier/", "consultation_routing/", "shared/", "console/",
             "tools/")
@@ -197,7 +200,31 @@ def profile(pids: dict[str, int], seconds: float, out_dir: Path) -> dict[str, li
 
 
 # ------------------------------------------------------------------ the run
-async def observe(platform, driver: subprocess.Popen, data_dir: Path) -> dict:
+async def analyze(db_prefix: str) -> float:
+    """ANALYZE every database of the platform: the window starts with the planner statistics of
+    a platform that has been running. Autovacuum's analyze visits a database at most once a
+    minute, and a database the benchmark created has none before that first visit: the tables
+    the warm-up filled in seconds would be planned as empty (whole-table scans for the
+    consumers' ``IN`` lists, the wrong index for others). Returns the seconds it took."""
+    import asyncpg
+
+    started = time.time()
+    server = await asyncpg.connect(f"postgresql://{PG}/postgres")
+    try:
+        names = [r[0] for r in await server.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
+                                                   db_prefix + "\\_%")]
+    finally:
+        await server.close()
+    for name in names:
+        conn = await asyncpg.connect(f"postgresql://{PG}/{name}")
+        try:
+            await conn.execute("ANALYZE")
+        finally:
+            await conn.close()
+    return time.time() - started
+
+
+async def observe(platform, driver: subprocess.Popen, data_dir: Path, db_prefix: str) -> dict:
     from tools.simulator.tap import EventTap, LagProbe
     from shared.topics import ORDER_EVENTS, ROUTING_EVENTS, SLA_EVENTS
 
@@ -241,6 +268,8 @@ async def observe(platform, driver: subprocess.Popen, data_dir: Path) -> dict:
 
             async def at_window() -> None:
                 nonlocal cpu0, cpu1, tops
+                await asyncio.sleep(max(0.0, window[0] - time.time() - ANALYZE_BEFORE_S))
+                log(f"planner statistics: every database analyzed in {await analyze(db_prefix):.1f} s")
                 await asyncio.sleep(max(0.0, window[0] - time.time()))
                 cpu0 = (time.time(), cpu_by_owner(owners))
                 if PROFILE_S > 0:
@@ -336,7 +365,8 @@ def main() -> int:
     data_dir = Path(E["BENCH_DATA_DIR"]) if E.get("BENCH_DATA_DIR") else Path(tempfile.mkdtemp(prefix="bench-platform-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     keep = E.get("BENCH_KEEP", "") in ("1", "true", "yes")
-    platform = PostgresPlatform(data_dir, db_prefix=f"bench_platform_{secrets.token_hex(3)}", replicas={}, log=log,
+    db_prefix = f"bench_platform_{secrets.token_hex(3)}"
+    platform = PostgresPlatform(data_dir, db_prefix=db_prefix, replicas={}, log=log,
                                 pg=PG, keep=keep)
     load_before = os.getloadavg()[0]
     driver = None
@@ -348,7 +378,7 @@ def main() -> int:
                "out": str(data_dir / "driver.json")}
         driver = subprocess.Popen([sys.executable, __file__, "--drive", json.dumps(cfg)], stdout=subprocess.PIPE,
                                   text=True, cwd=ROOT)
-        obs = asyncio.run(observe(platform, driver, data_dir))
+        obs = asyncio.run(observe(platform, driver, data_dir, db_prefix))
         if driver.returncode != 0:
             raise RuntimeError(f"the driver failed (exit {driver.returncode})")
         out = figures(obs)
