@@ -2,6 +2,7 @@
 effect; malformed and unknown messages are parked and the partition moves on."""
 import asyncio
 import uuid
+from collections import namedtuple
 from datetime import datetime, timezone
 
 import pytest
@@ -260,13 +261,13 @@ async def test_a_revoked_partition_is_checked_again_at_its_next_first_commit():
     assert client.seeks == [(a, "beginning")] and client.commits == [{a: 5}]
 
 
-async def test_the_applied_hook_sees_only_the_events_applied_now(database_url):
-    """``on_applied`` (e.g. a publication-to-effect histogram) gets the records whose events
-    took effect in this poll: not redeliveries, not parked records; in batch and single mode."""
-    from collections import namedtuple
+Record = namedtuple("Record", "topic partition offset timestamp value key headers")  # a fetched message
 
-    Record = namedtuple("Record", "topic partition offset timestamp value key headers")
-    metadata, tables, effects, engine = build(await database_url("consumer-hook"))
+
+async def offline(database_url, name: str):
+    """Tables, registry, sessions and an effect-writing handler (batch form and single form) for
+    a consumer fed records directly (no broker)."""
+    metadata, tables, effects, engine = build(await database_url(name))
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     reg = EventRegistry()
@@ -279,6 +280,13 @@ async def test_the_applied_hook_sees_only_the_events_applied_now(database_url):
     async def one(session, env, data):
         await many(session, [(env, data)])
 
+    return reg, sessions, tables, effects, engine, one, many
+
+
+async def test_the_applied_hook_sees_only_the_events_applied_now(database_url):
+    """``on_applied`` (e.g. a publication-to-effect histogram) gets the records whose events
+    took effect in this poll: not redeliveries, not parked records; in batch and single mode."""
+    reg, sessions, tables, effects, engine, one, many = await offline(database_url, "consumer-hook")
     seen: list[list[int]] = []
     consumer = EventConsumer(ConsumerConfig(name="hook", topics=[TOPIC], bootstrap="unused"), sessions=sessions,
                              tables=tables, registry=reg, handlers={"test.ping": batched(one, many)},
@@ -299,22 +307,7 @@ async def test_a_selective_handler_skips_the_events_it_does_not_want_without_an_
     """``only_when``: the events the predicate refuses are skipped like a type the consumer does
     not handle (no effect, no inbox row, not parked); the others are applied once, in batch and
     single mode alike."""
-    from collections import namedtuple
-
-    Record = namedtuple("Record", "topic partition offset timestamp value key headers")
-    metadata, tables, effects, engine = build(await database_url(f"consumer-selective-{form}"))
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    reg = EventRegistry()
-    reg.register("test.ping", topic=TOPIC)(Ping)
-    sessions = db.session_factory(engine)
-
-    async def many(session, items):
-        await session.execute(insert(effects), [{"event_id": str(env.id)} for env, _ in items])
-
-    async def one(session, env, data):
-        await many(session, [(env, data)])
-
+    reg, sessions, tables, effects, engine, one, many = await offline(database_url, f"consumer-selective-{form}")
     handler = batched(one, many) if form == "batched" else one
     consumer = EventConsumer(ConsumerConfig(name="selective", topics=[TOPIC], bootstrap="unused"),
                              sessions=sessions, tables=tables, registry=reg,
