@@ -5,7 +5,8 @@ On PostgreSQL the claim is ``FOR UPDATE SKIP LOCKED``: replicas share the work, 
 a timer.
 
 A batch is a claim (the due rows locked, earliest first) and one statement marking them
-fired and returning them (on SQLite one statement, one writer, without the row locks) and the batch's events as ONE outbox bundle
+fired and returning them (on SQLite one statement, one writer, without the row locks),
+and the batch's events as ONE outbox bundle
 row (``shared.outbox``: sent by the relay as separate messages, in due order), built and
 encoded by the shared codec (``shared.events``): the database writes, indexes, reads
 back and marks one outbox row per batch instead of one per timer. A timer fires once
