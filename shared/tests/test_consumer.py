@@ -309,11 +309,19 @@ async def test_a_selective_handler_skips_the_events_it_does_not_want_without_an_
     single mode alike."""
     reg, sessions, tables, effects, engine, one, many = await offline(database_url, f"consumer-selective-{form}")
     handler = batched(one, many) if form == "batched" else one
+
+    def even(data) -> bool:
+        if data.n == 7:
+            raise ValueError("cannot judge seven")
+        return data.n % 2 == 0
+
     consumer = EventConsumer(ConsumerConfig(name="selective", topics=[TOPIC], bootstrap="unused"),
                              sessions=sessions, tables=tables, registry=reg,
-                             handlers={"test.ping": only_when(lambda data: data.n % 2 == 0, handler)},
-                             clock=SystemClock())
+                             handlers={"test.ping": only_when(even, handler)}, clock=SystemClock())
     assert consumer.batchable is (form == "batched")
+    # a filter that fails on an event parks that event; the others go on
+    await consumer.handle_records([Record(TOPIC, 0, 99, 0, ping(reg, 7).to_bytes(), b"k", ())])
+    assert await count(sessions, tables.dead_letters) == 1
     events = [ping(reg, n) for n in range(6)]
     records = [Record(TOPIC, 0, i, 0, e.to_bytes(), b"k", ()) for i, e in enumerate(events)]
     await consumer.handle_records(records)
@@ -323,5 +331,5 @@ async def test_a_selective_handler_skips_the_events_it_does_not_want_without_an_
     assert applied == {str(e.id) for e in events if e.data.n % 2 == 0}
     assert await count(sessions, effects) == 3
     assert await count(sessions, tables.processed_events) == 3
-    assert await count(sessions, tables.dead_letters) == 0
+    assert await count(sessions, tables.dead_letters) == 1  # the event the filter could not judge
     await engine.dispose()

@@ -328,7 +328,12 @@ class EventConsumer:
             await self._park(msg, str(exc))
             return None
         if isinstance(handler, SelectiveHandler):
-            if not handler.wants(env.data):
+            try:
+                wanted = handler.wants(env.data)
+            except Exception as exc:  # noqa: BLE001 - a predicate that cannot judge the event parks it
+                await self._park(msg, f"handler's filter failed: {exc!r}")
+                return None
+            if not wanted:
                 return None  # not an event this consumer acts on: skipped, nothing recorded
             handler = handler.handler
         return env, handler
