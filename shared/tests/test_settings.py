@@ -97,3 +97,12 @@ def test_production_refuses_a_token_secret_that_is_not_random(secret):
         load_settings(DemoSettings, **{**PROD, "token_secret": secret}, kafka_allow_plaintext=True)
     # a random one of the same length passes
     assert load_settings(DemoSettings, **PROD, kafka_allow_plaintext=True)
+
+
+def test_sent_outbox_rows_are_kept_at_least_the_republish_window(monkeypatch):
+    monkeypatch.setenv("DEMO_OUTBOX_REPUBLISH_WINDOW_S", "900")
+    monkeypatch.setenv("DEMO_OUTBOX_KEEP_SENT_S", "600")
+    with pytest.raises(SettingsError, match="DEMO_OUTBOX_KEEP_SENT_S"):
+        load_settings(DemoSettings)
+    monkeypatch.setenv("DEMO_OUTBOX_KEEP_SENT_S", "900")
+    assert load_settings(DemoSettings).outbox_keep_sent_s == 900

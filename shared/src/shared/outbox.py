@@ -23,7 +23,9 @@ never used): the relay re-creates the topics with their partitions, marks every 
 the last ``republish_window_s`` seconds (``OUTBOX_REPUBLISH_WINDOW_S``, wall-clock time) as
 unsent again, leaves its marker, and sends those rows again, in outbox order, before anything
 newer, every event with its own id: the consumers' inboxes absorb the copies of what they had
-already applied. Sent rows stay in the table, so nothing else is kept for this. The marker
+already applied. Sent rows stay in the table for ``keep_sent_s`` (``OUTBOX_KEEP_SENT_S``, an hour,
+never less than the window), so nothing else is kept for this; the relay deletes older ones
+about once a minute (``purge``), a few thousand rows per short transaction. The marker
 lives as long as the broker's data does, so the check needs no memory of its own: a relay that
 starts after the restart (a new replica, the service restarted meanwhile) sees it just the
 same. Rows re-published at a restart count as published at that time (they are on the new
@@ -44,7 +46,7 @@ import zlib
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import BigInteger, any_, bindparam, func, insert, select, text, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -62,6 +64,9 @@ BATCH_SLICE = 512
 BUNDLE = "outbox.bundle"  # event_type of a bundle row
 REPUBLISH_WINDOW_S = 600.0  # rows sent this recently go out again after the broker restarted empty
 MARKER_CHECK_S = 1.0  # an idle relay looks for its marker on the broker this often
+KEEP_SENT_S = 3600.0  # sent rows are deleted this long after they were sent (at least the republish window)
+PURGE_EVERY_S = 60.0  # the relay deletes the sent rows past KEEP_SENT_S this often
+PURGE_CHUNK = 5000  # rows per delete (one short transaction each)
 MARKER_REFRESH_S = 3600.0  # and re-commits it this often (Kafka expires offsets of memberless groups)
 CHECK_WARN_S = 60.0  # at most one warning this often when the marker cannot be read
 
@@ -207,7 +212,11 @@ class OutboxRelay:
         republish_window_s: float = REPUBLISH_WINDOW_S,
         marker_check_s: float = MARKER_CHECK_S,
         wall_clock: Clock | None = None,
+        keep_sent_s: float = KEEP_SENT_S,
+        purge_every_s: float = PURGE_EVERY_S,
     ) -> None:
+        if keep_sent_s < republish_window_s:
+            raise ValueError(f"sent outbox rows must be kept at least the republish window ({republish_window_s} s)")
         self.service = service
         self.sessions = sessions
         self.tables = tables
@@ -225,6 +234,9 @@ class OutboxRelay:
         # consumers may lag, and a virtual clock's jumps would empty it.
         self.wall_clock = wall_clock or SystemClock()
         self.republish_window_s = republish_window_s
+        self.keep_sent_s = keep_sent_s
+        self.purge_every_s = purge_every_s
+        self._next_purge = time.monotonic() + purge_every_s
         self.marker_check_s = marker_check_s
         self._republish = False  # the broker lost the marker: the window goes out again
         self._next_check = 0.0  # monotonic time of the next idle marker check
@@ -251,6 +263,9 @@ class OutboxRelay:
             "outbox_republished_rows_total", "Sent outbox rows marked unsent again after a broker restart",
             registry=metrics,
         )
+        self.purged_total = Counter(
+            "outbox_purged_rows_total", "Sent outbox rows deleted after OUTBOX_KEEP_SENT_S", registry=metrics,
+        )
 
     def wake(self) -> None:
         self._wake.set()
@@ -266,6 +281,9 @@ class OutboxRelay:
                 await self.drain()
                 self._retry.reset()
                 self._delay = 0.0
+                if time.monotonic() >= self._next_purge:
+                    self._next_purge = time.monotonic() + self.purge_every_s
+                    await self.purge()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the relay must survive any broker/DB failure
@@ -273,6 +291,28 @@ class OutboxRelay:
                 self._delay = self._retry.next_delay()
                 log.warning("outbox publish failed; will retry in %.1fs: %r", self._delay, exc)
                 await self.producer.reset()
+
+    async def purge(self) -> int:
+        """Delete the rows sent more than ``keep_sent_s`` ago (wall-clock), ``PURGE_CHUNK`` at a
+        time, each chunk its own short transaction (found through the index on
+        (published_at, id)); unsent rows are never touched. Replicas may purge side by side: a
+        row deleted twice is deleted once. Returns how many rows were deleted."""
+        ob = self.tables.outbox
+        cutoff = self.wall_clock.now() - timedelta(seconds=self.keep_sent_s)
+        total = 0
+        while True:
+            async with self.sessions() as s, s.begin():
+                chunk = (select(ob.c.id).where(ob.c.published_at.is_not(None), ob.c.published_at < cutoff)
+                         .order_by(ob.c.published_at).limit(PURGE_CHUNK).scalar_subquery())
+                n = max((await s.execute(delete(ob).where(ob.c.id.in_(chunk)))).rowcount or 0, 0)
+            total += n
+            self.purged_total.inc(n)
+            if n < PURGE_CHUNK:
+                break
+            await asyncio.sleep(0)  # a long backlog of sent rows does not hold the loop
+        if total:
+            log.info("outbox: deleted %d rows sent before %s", total, cutoff.isoformat(), extra={"rows": total})
+        return total
 
     async def drain(self) -> int:
         """Publish everything pending; returns how many events were published."""

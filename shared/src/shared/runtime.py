@@ -114,6 +114,7 @@ class Runtime:
             poll_interval_s=settings.outbox_poll_interval_s,
             metrics=self.metrics,
             republish_window_s=settings.outbox_republish_window_s,
+            keep_sent_s=settings.outbox_keep_sent_s,
         )
         self.parts: object = definition.parts(self) if definition.parts else None
         self.consumers = [

@@ -72,6 +72,8 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     # A broker that restarted empty gets the rows sent this recently again (shared.outbox); 0: never.
     outbox_republish_window_s: float = Field(default=600, ge=0, le=7 * 86400)
+    # Sent outbox rows are deleted this long after they were sent; at least the window above.
+    outbox_keep_sent_s: float = Field(default=3600, ge=0, le=30 * 86400)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Log lines: JSON (one object per line), or short human lines; unset: human lines when
     # stderr is a terminal outside production, JSON otherwise (shared.logging).
@@ -95,6 +97,10 @@ class ServiceSettings(BaseSettings):
         if self.run_migrations_on_start is None:
             self.run_migrations_on_start = self.environment != "production"
         prefix = self.model_config.get("env_prefix", "")
+        if self.outbox_keep_sent_s < self.outbox_republish_window_s:
+            raise ValueError(f"{prefix}OUTBOX_KEEP_SENT_S ({self.outbox_keep_sent_s:g}) must be at least "
+                             f"{prefix}OUTBOX_REPUBLISH_WINDOW_S ({self.outbox_republish_window_s:g}): the rows of "
+                             "the window are sent again after a broker restart")
         kafka = self._kafka_problems(prefix)
         if kafka:
             raise ValueError("; ".join(kafka))

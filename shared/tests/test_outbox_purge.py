@@ -1,0 +1,64 @@
+"""The relay deletes sent outbox rows once they are older than ``keep_sent_s`` (wall-clock),
+in chunks; rows not sent yet and rows sent more recently stay. SQLite and PostgreSQL."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select, update
+
+from shared import db, outbox as outbox_module
+from shared.clock import ManualClock
+from shared.events import Contract, EventRegistry, make_envelope
+from shared.messaging_tables import MessagingTables
+from shared.outbox import Outbox, OutboxRelay
+
+
+class N(Contract, kw_only=True):
+    n: int
+
+
+NOW = datetime(2026, 11, 11, 4, 0, tzinfo=timezone.utc)
+
+
+async def test_sent_rows_older_than_the_keep_time_are_deleted_in_chunks(database_url, monkeypatch):
+    monkeypatch.setattr(outbox_module, "PURGE_CHUNK", 4)  # several chunks out of 11 rows
+    metadata = db.new_metadata()
+    tables = MessagingTables(metadata)
+    engine = db.create_engine(await database_url("purge"))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    sessions = db.session_factory(engine)
+    reg = EventRegistry()
+    reg.register("n.happened", topic="t")(N)
+    ob = tables.outbox
+    try:
+        async with sessions() as s, s.begin():
+            for i in range(14):
+                env = make_envelope(type_="n.happened", key=f"k{i}", producer="p", occurred_at=NOW,
+                                    data={"n": i}, reg=reg)
+                await Outbox(tables, reg, ManualClock(NOW)).add(s, env)
+            ids = (await s.scalars(select(ob.c.id).order_by(ob.c.id))).all()
+            # 0-10: sent 2 h ago; 11: sent 59 min ago; 12: sent just now; 13: never sent
+            await s.execute(update(ob).where(ob.c.id.in_(ids[:11])).values(published_at=NOW - timedelta(hours=2)))
+            await s.execute(update(ob).where(ob.c.id == ids[11]).values(published_at=NOW - timedelta(minutes=59)))
+            await s.execute(update(ob).where(ob.c.id == ids[12]).values(published_at=NOW))
+        metrics = CollectorRegistry()
+        relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=None, clock=ManualClock(NOW),
+                            wall_clock=ManualClock(NOW), is_postgres=engine.dialect.name == "postgresql",
+                            keep_sent_s=3600, metrics=metrics)
+        assert await relay.purge() == 11
+        async with sessions() as s:
+            left = (await s.scalars(select(ob.c.id).order_by(ob.c.id))).all()
+        assert left == ids[11:]
+        assert metrics.get_sample_value("outbox_purged_rows_total") == 11
+        assert await relay.purge() == 0  # nothing more to delete; the unsent row is never touched
+    finally:
+        await engine.dispose()
+
+
+def test_rows_are_kept_at_least_the_republish_window():
+    with pytest.raises(ValueError, match="republish window"):
+        OutboxRelay(service="t", sessions=None, tables=None, producer=None, clock=ManualClock(NOW), is_postgres=False,
+                    republish_window_s=600, keep_sent_s=300)
