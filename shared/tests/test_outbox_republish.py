@@ -40,15 +40,18 @@ class Env:
         self.group = f"reader-{uuid.uuid4().hex[:6]}"
         self._consumer: asyncio.Task | None = None
         self.handles: list[ProducerHandle] = []
+        self.relays: list[OutboxRelay] = []
 
     def relay(self, *, window_s: float = 600.0, service: str = "svc") -> OutboxRelay:
         """A relay as a service replica builds it (each replica its own producer handle)."""
         handle = ProducerHandle(self.broker.bootstrap, idempotent=False, client_id=service, topics=TOPICS,
                                 default_partitions=3, marker_topic=MARKER)
         self.handles.append(handle)
-        return OutboxRelay(service=service, sessions=self.sessions, tables=self.tables, producer=handle,
-                           clock=SystemClock(), is_postgres=self.is_postgres,
-                           republish_window_s=window_s, marker_check_s=0, metrics=CollectorRegistry())
+        relay = OutboxRelay(service=service, sessions=self.sessions, tables=self.tables, producer=handle,
+                            clock=SystemClock(), is_postgres=self.is_postgres,
+                            republish_window_s=window_s, marker_check_s=0, metrics=CollectorRegistry())
+        self.relays.append(relay)
+        return relay
 
     async def add(self, count: int) -> list[int]:
         """``count`` events, keys round-robin, numbered in outbox order."""
@@ -134,6 +137,8 @@ async def env(database_url, broker):
     e = Env(broker, db.session_factory(engine), tables, effects, reg, is_postgres=url.startswith("postgresql"))
     yield e
     await e.stop_consumer()
+    for r in e.relays:
+        await r.stand_down()
     for h in e.handles:
         await h.close()
     await engine.dispose()
@@ -206,6 +211,7 @@ async def test_an_idle_relay_and_a_relay_started_after_the_restart_both_notice_i
     env.restart_broker_empty()
     # a replica that never saw the old broker (started after the restart, or the service restarted
     # meanwhile): the broker keeps the marker, not the relay, so it notices just the same
+    await relay.stand_down()  # the first one stopped (on PostgreSQL it held the relay's lock)
     fresh = env.relay()
     assert await drain(fresh) == 10
     env.start_consumer()
@@ -218,7 +224,9 @@ async def test_without_a_restart_nothing_is_sent_twice(env):
     assert await relay.drain() == 10
     for _ in range(3):
         assert await relay.drain() == 0  # idle checks: the marker is there
-    # a replica starting on the same broker finds the marker too
+    # a replica starting on the same broker finds the marker too (once the first stood down, on
+    # PostgreSQL: one relay leads at a time)
+    await relay.stand_down()
     other = env.relay()
     assert await other.drain() == 0
     more = await env.add(5)
@@ -260,7 +268,8 @@ async def test_a_disabled_window_re_publishes_nothing(env):
 @pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 async def test_two_replicas_after_a_restart_one_relay_at_a_time_every_event_in_order(env):
     """PostgreSQL: both replicas' relays notice the restart; the advisory lock keeps one
-    publishing at a time, so the new log holds every key's events in order (copies at most)."""
+    publishing at a time, so the new log holds every key's events in order (copies at most).
+    Then the leader stops: the other takes over and publishes what comes next."""
     a, b = env.relay(), env.relay()
     sent = await env.add(20)
     await a.drain()
@@ -279,3 +288,10 @@ async def test_two_replicas_after_a_restart_one_relay_at_a_time_every_event_in_o
         assert first_seen == sorted(first_seen), (key, first_seen)
     env.start_consumer()
     assert_once_in_order(await env.wait_applied(sent + after), sent + after)
+    leader, standby = (a, b) if a._lead_conn is not None else (b, a)
+    assert standby._lead_conn is None
+    await leader.stand_down()
+    later = await env.add(4)
+    assert await drain(standby) == 4 and await leader.drain() == 0
+    assert_once_in_order(await env.wait_applied(sent + after + later), sent + after + later)
+    await standby.stand_down()

@@ -3,8 +3,9 @@ change; the relay publishes them in insertion order and marks them sent.
 
 While the broker is down, writes still commit and events wait here; when it comes
 back they go out in order (per key and overall). Only one relay per service
-publishes at a time on PostgreSQL (advisory lock), which keeps the order across
-replicas; the others stand by.
+publishes at a time on PostgreSQL (a session advisory lock, held while it leads), which
+keeps the order across replicas; the others stand by. No transaction stays open while the
+broker's acks are awaited: rows are read in one short transaction, marked sent in another.
 
 A high-volume producer (routing decisions: thousands a second) may write a
 *bundle*: many events of one topic in one row (``add_bundle``), which spares the
@@ -228,6 +229,7 @@ class OutboxRelay:
         self.send_timeout_s = send_timeout_s
         self._wake = asyncio.Event()
         self._lock_key = zlib.crc32(f"outbox:{service}".encode()) & 0x7FFFFFFF
+        self._lead_conn = None  # the connection holding the relay's lock while it leads (PostgreSQL)
         self._retry = Backoff(0.2, 5.0)  # after a failed send (docs/events.md § 4)
         self._delay = 0.0
         # published_at is wall-clock time, not the service clock: the window is about how long
@@ -271,6 +273,12 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            await self.stand_down()
+
+    async def _run(self) -> None:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(self.poll_interval_s, self._delay))
@@ -407,11 +415,9 @@ class OutboxRelay:
             return True
         ob = self.tables.outbox
         since = self.wall_clock.now() - timedelta(seconds=self.republish_window_s)
+        if not await self._lead():
+            return False
         async with self.sessions() as s, s.begin():
-            if self.is_postgres:
-                got = await s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key})
-                if not got:
-                    return False
             n = (await s.execute(update(ob).where(ob.c.published_at >= since).values(published_at=None))).rowcount
         # Marked only now: a relay dying before this leaves the broker unmarked, and the next
         # one republishes again (copies, never a loss).
@@ -451,15 +457,19 @@ class OutboxRelay:
     async def _publish_batch(self) -> tuple[int, bool]:
         """One batch: at most ``batch_size`` rows, and no more rows than make
         ``batch_size`` events (a bundle bigger than that goes alone). Returns the events
-        published and whether more may be waiting."""
+        published and whether more may be waiting.
+
+        The rows are read in a transaction of their own, over before the broker is waited on,
+        and marked sent in another: an open transaction would hold back PostgreSQL's cleanup
+        horizon for the whole database (the read's portal keeps its snapshot) for as long as
+        the acks take, leaving every table's dead rows and index entries in place for the
+        service's other work to step over."""
         if self._republish and not await self._republish_window():
             return 0, False
+        if not await self._lead():
+            return 0, False
         ob = self.tables.outbox
-        async with self.sessions() as s, s.begin():
-            if self.is_postgres:
-                got = await s.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key})
-                if not got:
-                    return 0, False
+        async with self.sessions() as s:
             selected = (
                 await s.execute(
                     select(ob.c.id, ob.c.topic, ob.c.key, ob.c.event_type, ob.c.payload)
@@ -468,47 +478,97 @@ class OutboxRelay:
                     .limit(self.batch_size)
                 )
             ).all()
-            if not selected:
-                self.pending_gauge.set(0)
-                self.oldest_age_gauge.set(0)
-                return 0, False
-            rows, messages = [], []
-            for row in selected:
-                msgs = row_messages(row.event_type, row.key, row.payload)
-                if rows and len(messages) + len(msgs) > self.batch_size:
-                    break
-                rows.append(row)
-                messages.append(msgs)
-            more = len(selected) == self.batch_size or len(rows) < len(selected)
-            producer = await self.producer.get()
-            topics = {row.topic for row in rows}
-            if await self._lost_us(topics):
-                return 0, True  # the window first: nothing newer before the rows the broker lost
-            sent, error = await self._send(producer, rows, messages)
-            if error is None and await self._lost_us(topics):
-                # Acked, but by a broker that restarted meanwhile: nothing is marked sent, and
-                # the batch goes out again after the window.
-                return 0, True
-            failed_id = rows[len(sent)].id if error is not None and len(sent) < len(rows) else None
-            # Only the unbroken prefix is marked: everything after a failure is sent again,
-            # in order, so no key ever sees a later event before an earlier one.
-            if sent:
-                # one array parameter on PostgreSQL (an IN list of thousands of ids is
-                # compiled and bound one by one)
-                ids = (ob.c.id == any_(bindparam("ids", sent, type_=ARRAY(BigInteger)))) if self.is_postgres \
-                    else ob.c.id.in_(sent)
-                await s.execute(update(ob).where(ids).values(published_at=self.wall_clock.now()))
-            if failed_id is not None:
-                await s.execute(
-                    update(ob)
-                    .where(ob.c.id == failed_id)
-                    .values(attempts=ob.c.attempts + 1, last_error=repr(error)[:2000])
-                )
+        if not selected:
+            self.pending_gauge.set(0)
+            self.oldest_age_gauge.set(0)
+            return 0, False
+        rows, messages = [], []
+        for row in selected:
+            msgs = row_messages(row.event_type, row.key, row.payload)
+            if rows and len(messages) + len(msgs) > self.batch_size:
+                break
+            rows.append(row)
+            messages.append(msgs)
+        more = len(selected) == self.batch_size or len(rows) < len(selected)
+        producer = await self.producer.get()
+        topics = {row.topic for row in rows}
+        if await self._lost_us(topics):
+            return 0, True  # the window first: nothing newer before the rows the broker lost
+        sent, error = await self._send(producer, rows, messages)
+        if error is None and await self._lost_us(topics):
+            # Acked, but by a broker that restarted meanwhile: nothing is marked sent, and
+            # the batch goes out again after the window.
+            return 0, True
+        failed_id = rows[len(sent)].id if error is not None and len(sent) < len(rows) else None
+        # Only the unbroken prefix is marked: everything after a failure is sent again,
+        # in order, so no key ever sees a later event before an earlier one.
+        if sent or failed_id is not None:
+            async with self.sessions() as s, s.begin():
+                if sent:
+                    # one array parameter on PostgreSQL (an IN list of thousands of ids is
+                    # compiled and bound one by one)
+                    ids = (ob.c.id == any_(bindparam("ids", sent, type_=ARRAY(BigInteger)))) if self.is_postgres \
+                        else ob.c.id.in_(sent)
+                    await s.execute(update(ob).where(ids).values(published_at=self.wall_clock.now()))
+                if failed_id is not None:
+                    await s.execute(
+                        update(ob)
+                        .where(ob.c.id == failed_id)
+                        .values(attempts=ob.c.attempts + 1, last_error=repr(error)[:2000])
+                    )
         published = sum(len(m) for m in messages[: len(sent)])
         self.published_total.inc(published)
         if error is not None:
             raise error
         return published, more
+
+    # ---- one relay per service at a time (PostgreSQL)
+    async def _lead(self) -> bool:
+        """Whether this relay may publish. On PostgreSQL one replica's relay publishes at a
+        time: the one holding the service's session advisory lock, on a connection it keeps
+        for as long as it leads (idle between batches: no transaction, no snapshot). If that
+        connection dies, PostgreSQL releases the lock and a standby takes over at its next
+        poll; the leader notices at its next batch and stands by in turn. SQLite: one
+        process, always."""
+        if not self.is_postgres:
+            return True
+        if self._lead_conn is not None:
+            try:
+                await self._lead_conn.exec_driver_sql("SELECT 1")  # the lock lives with the connection
+                await self._lead_conn.commit()
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the connection is gone, and the lock with it
+                log.warning("outbox relay lost its lock connection; trying to lead again: %r", exc)
+                await self.stand_down()
+        engine = self.sessions.kw["bind"]
+        conn = await engine.connect()
+        try:
+            got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key})
+            await conn.commit()  # ends the statement's transaction; a session lock outlives it
+        except BaseException:
+            await conn.invalidate()
+            await conn.close()
+            raise
+        if not got:
+            await conn.close()
+            return False
+        self._lead_conn = conn
+        log.info("outbox relay leads for %s", self.service)
+        return True
+
+    async def stand_down(self) -> None:
+        """Release the lead: the connection is closed, not pooled (a pooled connection would
+        keep the session lock)."""
+        conn, self._lead_conn = self._lead_conn, None
+        if conn is None:
+            return
+        try:
+            await conn.invalidate()
+            await conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            pass
 
     async def _send(self, producer, rows, messages) -> tuple[list[int], Exception | None]:
         """Hand every message to the producer, then wait for all the acks, under one
