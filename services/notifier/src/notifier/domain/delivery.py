@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
@@ -10,26 +11,28 @@ from phonenumbers import NumberParseException, PhoneNumberType
 REGION = "CN"
 
 
-def _parse(phone: str | None) -> phonenumbers.PhoneNumber | None:
-    if not isinstance(phone, str) or not phone:
-        return None
+@lru_cache(maxsize=65536)
+def _kind(phone: str) -> tuple[bool, bool]:
+    """(valid, mobile) of a number. Parsing is the costly part of recording a message and the
+    same customers, merchants and staff numbers come back all the time: remembered (pure)."""
     try:
         number = phonenumbers.parse(phone, REGION)
     except NumberParseException:
-        return None
-    return number if phonenumbers.is_valid_number(number) else None
+        return False, False
+    if not phonenumbers.is_valid_number(number):
+        return False, False
+    return True, phonenumbers.number_type(number) == PhoneNumberType.MOBILE
 
 
 def valid_phone(phone: str | None) -> bool:
     """A real phone number (mobile, landline, 400 service number...)."""
-    return _parse(phone) is not None
+    return isinstance(phone, str) and bool(phone) and _kind(phone)[0]
 
 
 def sms_capable(phone: str | None) -> bool:
     """Only mobile numbers receive SMS: a landline or a 400 hotline is a valid contact, but an
     SMS to it is never delivered (its owner gets the in-site message instead)."""
-    number = _parse(phone)
-    return number is not None and phonenumbers.number_type(number) == PhoneNumberType.MOBILE
+    return isinstance(phone, str) and bool(phone) and _kind(phone)[1]
 
 
 def backoff(attempts: int, base_s: float, cap_s: float) -> timedelta:
