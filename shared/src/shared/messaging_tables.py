@@ -2,7 +2,7 @@
 the transactional outbox, the processed-events inbox and parked (dead-letter) messages."""
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, text
 
 from shared.db import BigIntPK, UTCDateTime
 
@@ -22,7 +22,9 @@ class MessagingTables:
             Column("published_at", UTCDateTime(), nullable=True),
             Column("attempts", Integer, nullable=False, default=0),
             Column("last_error", Text, nullable=True),
-            Index("ix_outbox_unpublished", "published_at", "id"),
+            Index("ix_outbox_unpublished", "published_at", "id"),  # sent rows by time: purge, republish
+            # the relay's read: rows not sent yet, in order (create_outbox_pending_index_v2)
+            Index("ix_outbox_pending", "id", postgresql_where=text(PENDING), sqlite_where=text(PENDING)),
         )
         self.processed_events = Table(
             "processed_events",
@@ -45,6 +47,27 @@ class MessagingTables:
             Column("error", Text, nullable=False),
             Column("created_at", UTCDateTime(), nullable=False),
         )
+
+
+PENDING = "published_at IS NULL"
+
+
+def create_outbox_pending_index_v2(op) -> None:
+    """The relay's read (the rows not sent yet, in id order) through a partial index of its own.
+
+    Through (published_at, id) it walked the entries of the rows sent since the last vacuum:
+    on PostgreSQL they stay in the index until vacuum, and the scan could not mark them dead
+    while inserts kept changing the same rightmost pages (tens of milliseconds a read under
+    load). Here the sent rows' entries fall behind, on pages nothing writes to any more,
+    and one pass marks them dead for good."""
+    import sqlalchemy as sa
+
+    op.create_index("ix_outbox_pending", "outbox", ["id"], postgresql_where=sa.text(PENDING),
+                    sqlite_where=sa.text(PENDING))
+
+
+def drop_outbox_pending_index_v2(op) -> None:
+    op.drop_index("ix_outbox_pending", table_name="outbox")
 
 
 def create_messaging_tables_v1(op) -> None:
