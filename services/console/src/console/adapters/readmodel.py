@@ -42,10 +42,6 @@ async def _add_counts(session: AsyncSession, table: Table, keys: tuple[str, ...]
         await session.execute(stmt, rows)
 
 
-def _as_order(r: OrderRow) -> R.Order:
-    return R.Order(*(getattr(r, c) for c in ORDER_COLUMNS))
-
-
 async def apply_events(session: AsyncSession, items: Sequence[tuple[object, object]]) -> None:
     """Apply events (envelope, data), log order, in the caller's transaction."""
     order_events = [(env.type, d) for env, d in items if env.type in (R.ORDER_CREATED, R.ORDER_TRANSITIONED)]
@@ -68,9 +64,11 @@ async def apply_events(session: AsyncSession, items: Sequence[tuple[object, obje
 async def _apply_orders(session: AsyncSession, events: list[tuple[str, object]]) -> None:
     ids = list({d.order_id for _t, d in events})
     stored: dict[str, R.Order] = {}
+    columns = [OrderRow.__table__.c[c] for c in ORDER_COLUMNS]
     for k in range(0, len(ids), IN_CHUNK):
-        rows = (await session.scalars(select(OrderRow).where(OrderRow.order_id.in_(ids[k:k + IN_CHUNK])))).all()
-        stored.update((r.order_id, _as_order(r)) for r in rows)
+        # plain rows, not ORM objects: nothing here is changed through the session
+        rows = (await session.execute(select(*columns).where(OrderRow.order_id.in_(ids[k:k + IN_CHUNK])))).all()
+        stored.update((r[0], R.Order(*r)) for r in rows)
     ch = R.fold_orders(stored, events)
     table = OrderRow.__table__
     values = [{**{c: getattr(o, c) for c in ORDER_COLUMNS}, "is_open": o.is_open} for o in ch.rows.values()]
