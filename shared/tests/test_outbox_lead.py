@@ -47,6 +47,10 @@ async def test_one_relay_leads_without_holding_a_transaction_and_a_standby_takes
             state = (await probe.execute(text("SELECT state, backend_xmin FROM pg_stat_activity WHERE pid = :p"),
                                          {"p": pid})).one()
         assert state.state == "idle" and state.backend_xmin is None  # no transaction between batches
+        # a leader that vanished without closing its connection loses the lock after a silent minute
+        timeout = (await a._lead_conn.exec_driver_sql("SHOW idle_session_timeout")).scalar()
+        await a._lead_conn.commit()
+        assert timeout == "1min"
         await a.stand_down()
         assert await b._lead() is True
         assert await a._lead() is False

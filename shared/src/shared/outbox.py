@@ -68,6 +68,7 @@ MARKER_CHECK_S = 1.0  # an idle relay looks for its marker on the broker this of
 KEEP_SENT_S = 3600.0  # sent rows are deleted this long after they were sent (at least the republish window)
 PURGE_EVERY_S = 60.0  # the relay deletes the sent rows past KEEP_SENT_S this often
 PURGE_CHUNK = 5000  # rows per delete (one short transaction each)
+LEAD_IDLE_TIMEOUT_S = 60.0  # PostgreSQL ends the leading relay's session after this long without a word
 MARKER_REFRESH_S = 3600.0  # and re-commits it this often (Kafka expires offsets of memberless groups)
 CHECK_WARN_S = 60.0  # at most one warning this often when the marker cannot be read
 
@@ -554,6 +555,17 @@ class OutboxRelay:
         if not got:
             await conn.close()
             return False
+        try:
+            if conn.dialect.server_version_info >= (14,):
+                # A leader whose host vanished leaves a half-open connection, and with it the lock,
+                # until TCP notices (hours). It checks its connection at every poll, so an idle
+                # minute means it is gone: PostgreSQL ends the session and a standby takes over.
+                await conn.exec_driver_sql(f"SET idle_session_timeout = '{int(LEAD_IDLE_TIMEOUT_S)}s'")
+                await conn.commit()
+        except BaseException:
+            await conn.invalidate()
+            await conn.close()
+            raise
         self._lead_conn = conn
         log.info("outbox relay leads for %s", self.service)
         return True
