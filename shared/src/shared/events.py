@@ -18,6 +18,7 @@ from typing import Annotated, Any, Callable, Generic, TypeVar
 
 import msgspec
 
+from shared.ids import new_uuid
 from shared.logging import current_correlation_id
 
 T = TypeVar("T")
@@ -28,7 +29,7 @@ class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     """One event on the wire. The field names and their order are the wire format
     (docs/events.md § 1): existing events keep decoding, byte for byte the same."""
 
-    id: uuid.UUID = msgspec.field(default_factory=uuid.uuid4)
+    id: uuid.UUID = msgspec.field(default_factory=new_uuid)
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
     schema_version: Annotated[int, msgspec.Meta(ge=1)] = 1
     occurred_at: Annotated[datetime, msgspec.Meta(tz=True)]
@@ -192,7 +193,7 @@ def make_envelope(
     except (TypeError, msgspec.EncodeError) as exc:
         raise InvalidData(f"invalid data for {type_} v{version}: {exc}") from None
     return Envelope(
-        id=uuid.UUID(event_id) if isinstance(event_id, str) else (event_id or uuid.uuid4()),
+        id=uuid.UUID(event_id) if isinstance(event_id, str) else (event_id or new_uuid()),
         type=type_,
         schema_version=version,
         occurred_at=occurred_at,

@@ -42,7 +42,6 @@ import json
 import logging
 import struct
 import time
-import uuid
 import zlib
 from datetime import timedelta
 
@@ -53,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import Clock, SystemClock
 from shared.events import Envelope, EventRegistry, encode_str
+from shared.ids import new_id
 from shared.kafka import ProducerHandle, TopicsMissing
 from shared.messaging_tables import MessagingTables
 from shared.retry import Backoff
@@ -183,7 +183,7 @@ class Outbox:
             insert(self.tables.outbox),
             [
                 {
-                    "event_id": str(uuid.uuid4()),
+                    "event_id": new_id(),
                     "topic": topic,
                     "key": events[0].key,
                     "event_type": BUNDLE,

@@ -8,7 +8,6 @@ with its timeline entry.
 from __future__ import annotations
 
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +19,7 @@ from orders.domain.modes import effective_mode, return_address
 from orders.domain.money import cny, return_freight_payer
 from shared.clock import to_beijing
 from shared.errors import ApiError
+from shared.ids import new_id
 
 # States after which an order no longer holds quantity of its sales-order line.
 RELEASING_STATES = ("rejected", "abandoned", "closed")
@@ -106,7 +106,7 @@ def decide_application(body, facts: ApplicationFacts, *, idempotency_key: str, d
                                      merchant.served_by_platform or merchant.disqualified_since is not None)
     order = Order(
         **_FRESH,
-        id=order_id or str(uuid.uuid4()),
+        id=order_id or new_id(),
         number=number or new_number(now),
         version=1,
         state="pending_claim",

@@ -9,13 +9,13 @@ adapter stores it.
 """
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Callable
 
 from orders.domain import actions as rules
+from shared.ids import new_id
 from orders.domain.modes import EXECUTION
 from orders.domain.money import cny
 from orders.domain.states import target
@@ -133,7 +133,7 @@ def _new_values(order, action: str, eff: rules.Effect, from_state: str, to_state
 
 
 def decide(order: Order, action: str, data: dict, actor: Actor, facts: Facts, now: datetime, *,
-           expected_version: int | None = None, new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> Decision:
+           expected_version: int | None = None, new_id: Callable[[], str] = new_id) -> Decision:
     """The action's outcome, or ApiError (409 version_conflict, 422 and 409 of the rules).
 
     The caller has checked that ``actor`` may see the order and do the action in its state

@@ -6,7 +6,6 @@ as applying them one after another."""
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.consumer import batched
 from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitioned
+from shared.ids import new_ids
 from shared.runtime import Runtime
 from sla_timer.domain.rules import facts_of_created, facts_of_transition, rules_cancelled, rules_started
 from sla_timer.domain.schedule import due_at, pick_policy
@@ -42,14 +42,6 @@ class Plan:
     # fires (late) — it was earned before the event (e.g. a 48 h penalty the receipt and the
     # late decision, consumed together, would otherwise erase).
     at: datetime | None = None
-
-
-def new_ids(n: int) -> list[str]:
-    """n random (version 4) UUIDs as text, from one urandom call: uuid.uuid4() per timer
-    was a visible share of a consumed batch's CPU."""
-    h = os.urandom(16 * n).hex()
-    return [f"{h[k:k + 8]}-{h[k + 8:k + 12]}-4{h[k + 13:k + 16]}-{'89ab'[int(h[k + 16], 16) & 3]}{h[k + 17:k + 20]}-"
-            f"{h[k + 20:k + 32]}" for k in range(0, 32 * n, 32)]
 
 
 def timer_rows(pol: Policies, *, facts: set[str], order_id: str, version: int, state: str, merchant_id: str,
