@@ -18,6 +18,7 @@ from notifier.models import DeferredDeadline, MerchantContact, Message, OrderCon
 
 KEY = "notifier_known"
 LIVE = ("delivered", "queued")  # the statuses a later transition may still retract
+SEEN = True  # ``get(session, SeenTransition, key)`` of a transition read up front: it was seen
 
 
 @dataclass
@@ -53,10 +54,30 @@ def add(session, row, key) -> None:
         k.rows[(type(row), key)] = row
 
 
-def deadline_messages(order_ids: list[str]):
+@dataclass
+class LiveMessage:
+    """A stored message of a fired deadline that a later transition may still retract: the
+    columns that decide it (``retract_stale``), read as plain rows rather than ORM objects (an
+    order batch reads a few hundred of them and retracts almost none)."""
+
+    id: int
+    order_id: str
+    status: str
+    channel: str
+    deadline_version: int
+    deadline_cancelled_by: list[str] | None
+    deadline_fired_at: Any
+    created_at: Any
+
+
+async def deadline_messages(session, order_ids: list[str]) -> list[LiveMessage]:
     """The orders' messages of fired deadlines that a later transition may still retract."""
-    return select(Message).where(Message.order_id.in_(order_ids), Message.deadline_version.is_not(None),
-                                 Message.status.in_(LIVE)).order_by(Message.id)
+    rows = (await session.execute(
+        select(Message.id, Message.order_id, Message.status, Message.channel, Message.deadline_version,
+               Message.deadline_cancelled_by, Message.deadline_fired_at, Message.created_at)
+        .where(Message.order_id.in_(order_ids), Message.deadline_version.is_not(None), Message.status.in_(LIVE))
+        .order_by(Message.id))).all()
+    return [LiveMessage(*r) for r in rows]
 
 
 async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[str | None],
@@ -78,11 +99,16 @@ async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[s
         for c in (await session.scalars(select(OrderContact).where(OrderContact.order_id.in_(orders)))).all():
             k.rows[(OrderContact, c.order_id)] = c
             merchants.add(c.merchant_id)
-        for t in (await session.scalars(select(SeenTransition).where(SeenTransition.order_id.in_(orders)))).all():
-            k.rows[(SeenTransition, (t.order_id, t.version))] = t
-            k.transitions[t.order_id].append((t.version, t.action, t.from_state, t.to_state))
+        # plain rows, not ORM objects (the most numerous rows of a batch, never changed): ``get``
+        # answers whether a version was seen, and ``transitions`` holds what they were
+        for oid, version, action, from_state, to_state in (await session.execute(
+                select(SeenTransition.order_id, SeenTransition.version, SeenTransition.action,
+                       SeenTransition.from_state, SeenTransition.to_state)
+                .where(SeenTransition.order_id.in_(orders)))).all():
+            k.rows[(SeenTransition, (oid, version))] = SEEN
+            k.transitions[oid].append((version, action, from_state, to_state))
         if retractable:
-            for m in (await session.scalars(deadline_messages(orders))).all():
+            for m in await deadline_messages(session, orders):
                 k.deadline_messages[m.order_id].append(m)
         k.deferred_orders = set((await session.scalars(
             select(DeferredDeadline.order_id).where(DeferredDeadline.order_id.in_(orders)).distinct())).all())

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from notifier.domain.delivery import sms_capable, valid_phone
 from notifier.handlers.known import LIVE, add, deadline_messages, get, known
@@ -73,7 +73,7 @@ async def retract_stale(session, order_id: str, version: int, action: str, from_
     if k is not None and order_id in k.deadline_messages:
         rows = k.deadline_messages[order_id]  # read with the batch, and recorded since
     else:
-        rows = (await session.scalars(deadline_messages([order_id]))).all()
+        rows = await deadline_messages(session, [order_id])
     facts = transition_facts(action, from_state, to_state)
     n = 0
     for m in rows:
@@ -82,7 +82,13 @@ async def retract_stale(session, order_id: str, version: int, action: str, from_
             continue
         hit = facts & set(m.deadline_cancelled_by or ())
         if hit:
-            m.status, m.last_error, m.next_attempt_at = "cancelled", f"stale: {min(hit)} at order version {version}", None
+            reason = f"stale: {min(hit)} at order version {version}"
+            if isinstance(m, Message):  # recorded by this batch, not written yet
+                m.status, m.last_error, m.next_attempt_at = "cancelled", reason, None
+            else:  # a stored one (LiveMessage): still live when written, unless the dispatcher got there first
+                await session.execute(update(Message).where(Message.id == m.id, Message.status.in_(LIVE))
+                                      .values(status="cancelled", last_error=reason, next_attempt_at=None))
+                m.status = "cancelled"
             n += 1
     return n
 
