@@ -22,6 +22,38 @@ class N(Contract, kw_only=True):
 NOW = datetime(2026, 11, 11, 4, 0, tzinfo=timezone.utc)
 
 
+async def _sent_long_ago(database_url, count: int):
+    """An outbox of ``count`` rows sent two hours ago; (engine, sessions, tables, relay)."""
+    metadata = db.new_metadata()
+    tables = MessagingTables(metadata)
+    engine = db.create_engine(await database_url("purge"))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    sessions = db.session_factory(engine)
+    reg = EventRegistry()
+    reg.register("n.happened", topic="t")(N)
+    async with sessions() as s, s.begin():
+        for i in range(count):
+            await Outbox(tables, reg, ManualClock(NOW)).add(s, make_envelope(
+                type_="n.happened", key=f"k{i}", producer="p", occurred_at=NOW, data={"n": i}, reg=reg))
+        await s.execute(update(tables.outbox).values(published_at=NOW - timedelta(hours=2)))
+    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=None, clock=ManualClock(NOW),
+                        wall_clock=ManualClock(NOW), is_postgres=engine.dialect.name == "postgresql")
+    return engine, relay
+
+
+async def test_a_purge_round_deletes_a_bounded_number_of_chunks(database_url, monkeypatch):
+    """A large backlog (a first start after an upgrade) is deleted round by round, between the
+    relay's batches, not all before the next one."""
+    monkeypatch.setattr(outbox_module, "PURGE_CHUNK", 4)
+    monkeypatch.setattr(outbox_module, "PURGE_ROUND_CHUNKS", 2)
+    engine, relay = await _sent_long_ago(database_url, 11)
+    try:
+        assert [await relay.purge() for _ in range(3)] == [8, 3, 0]
+    finally:
+        await engine.dispose()
+
+
 async def test_sent_rows_older_than_the_keep_time_are_deleted_in_chunks(database_url, monkeypatch):
     monkeypatch.setattr(outbox_module, "PURGE_CHUNK", 4)  # several chunks out of 11 rows
     metadata = db.new_metadata()

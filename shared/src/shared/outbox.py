@@ -65,12 +65,13 @@ BATCH_SLICE = 512
 BUNDLE = "outbox.bundle"  # event_type of a bundle row
 REPUBLISH_WINDOW_S = 600.0  # rows sent this recently go out again after the broker restarted empty
 MARKER_CHECK_S = 1.0  # an idle relay looks for its marker on the broker this often
+MARKER_REFRESH_S = 3600.0  # and re-commits it this often (Kafka expires offsets of memberless groups)
+CHECK_WARN_S = 60.0  # at most one warning this often when the marker cannot be read
 KEEP_SENT_S = 3600.0  # sent rows are deleted this long after they were sent (at least the republish window)
 PURGE_EVERY_S = 60.0  # the relay deletes the sent rows past KEEP_SENT_S this often
 PURGE_CHUNK = 5000  # rows per delete (one short transaction each)
+PURGE_ROUND_CHUNKS = 10  # chunks per purge round: a backlog is worked off between batches, not before them
 LEAD_IDLE_TIMEOUT_S = 60.0  # PostgreSQL ends the leading relay's session after this long without a word
-MARKER_REFRESH_S = 3600.0  # and re-commits it this often (Kafka expires offsets of memberless groups)
-CHECK_WARN_S = 60.0  # at most one warning this often when the marker cannot be read
 
 
 def murmur2(data: bytes) -> int:
@@ -291,8 +292,10 @@ class OutboxRelay:
                 self._retry.reset()
                 self._delay = 0.0
                 if time.monotonic() >= self._next_purge:
-                    self._next_purge = time.monotonic() + self.purge_every_s
-                    await self.purge()
+                    done = await self.purge()
+                    # a full round: more may be waiting, and the next round follows the next batch
+                    more = done >= PURGE_ROUND_CHUNKS * PURGE_CHUNK
+                    self._next_purge = time.monotonic() + (0.0 if more else self.purge_every_s)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the relay must survive any broker/DB failure
@@ -304,12 +307,14 @@ class OutboxRelay:
     async def purge(self) -> int:
         """Delete the rows sent more than ``keep_sent_s`` ago (wall-clock), ``PURGE_CHUNK`` at a
         time, each chunk its own short transaction (found through the index on
-        (published_at, id)); unsent rows are never touched. Replicas may purge side by side: a
-        row deleted twice is deleted once. Returns how many rows were deleted."""
+        (published_at, id)), at most ``PURGE_ROUND_CHUNKS`` chunks a round: a large backlog
+        (a first start after an upgrade) is deleted round by round between the relay's batches
+        rather than holding them up. Unsent rows are never touched. Replicas may purge side by
+        side: a row deleted twice is deleted once. Returns how many rows were deleted."""
         ob = self.tables.outbox
         cutoff = self.wall_clock.now() - timedelta(seconds=self.keep_sent_s)
         total = 0
-        while True:
+        for _ in range(PURGE_ROUND_CHUNKS):
             async with self.sessions() as s, s.begin():
                 chunk = (select(ob.c.id).where(ob.c.published_at.is_not(None), ob.c.published_at < cutoff)
                          .order_by(ob.c.published_at).limit(PURGE_CHUNK).scalar_subquery())
@@ -318,7 +323,6 @@ class OutboxRelay:
             self.purged_total.inc(n)
             if n < PURGE_CHUNK:
                 break
-            await asyncio.sleep(0)  # a long backlog of sent rows does not hold the loop
         if total:
             log.info("outbox: deleted %d rows sent before %s", total, cutoff.isoformat(), extra={"rows": total})
         return total
@@ -547,7 +551,12 @@ class OutboxRelay:
         conn = await engine.connect()
         try:
             got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key})
-            await conn.commit()  # ends the statement's transaction; a session lock outlives it
+            if got and conn.dialect.server_version_info >= (14,):
+                # A leader whose host vanished leaves a half-open connection, and with it the lock,
+                # until TCP notices (hours). It checks its connection at every poll, so an idle
+                # minute means it is gone: PostgreSQL ends the session and a standby takes over.
+                await conn.exec_driver_sql(f"SET idle_session_timeout = '{int(LEAD_IDLE_TIMEOUT_S)}s'")
+            await conn.commit()  # ends the statements' transaction; a session lock and setting outlive it
         except BaseException:
             await conn.invalidate()
             await conn.close()
@@ -555,17 +564,6 @@ class OutboxRelay:
         if not got:
             await conn.close()
             return False
-        try:
-            if conn.dialect.server_version_info >= (14,):
-                # A leader whose host vanished leaves a half-open connection, and with it the lock,
-                # until TCP notices (hours). It checks its connection at every poll, so an idle
-                # minute means it is gone: PostgreSQL ends the session and a standby takes over.
-                await conn.exec_driver_sql(f"SET idle_session_timeout = '{int(LEAD_IDLE_TIMEOUT_S)}s'")
-                await conn.commit()
-        except BaseException:
-            await conn.invalidate()
-            await conn.close()
-            raise
         self._lead_conn = conn
         log.info("outbox relay leads for %s", self.service)
         return True
