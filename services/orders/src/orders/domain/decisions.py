@@ -15,11 +15,11 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from orders.domain import actions as rules
-from shared.ids import new_id
 from orders.domain.modes import EXECUTION
 from orders.domain.money import cny
 from orders.domain.states import target
 from shared.errors import ApiError
+from shared.ids import new_id
 
 # Which deadline each transition arms (the timer's order_version is the version of that event;
 # docs/deadlines.md).
