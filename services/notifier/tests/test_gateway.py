@@ -204,3 +204,43 @@ async def test_competing_dispatchers_send_each_message_once(notifier_factory, fe
     await eventually(all_sent)
     refs = [a["client_ref"] for a in gateway.accepted]
     assert len(refs) == 5 and len(set(refs)) == 5
+
+
+async def test_a_step_sends_its_batch_in_a_few_statements_and_a_full_batch_is_followed_at_once(
+        notifier_factory, feed_for, gateway):
+    """The dispatcher claims a batch in one transaction and records the outcomes in another:
+    the statements of a step do not grow with the messages it sends. A full batch means more
+    are due: the loop goes on without its pause."""
+    from sqlalchemy import event
+
+    from notifier.parts import notifier_parts
+
+    notifier = await notifier_factory(**gateway_settings(gateway.url, dispatch_batch=4), dispatch_interval_s=3600)
+    dispatcher = notifier_parts(notifier.rt).dispatcher
+    orders = [feed_for(notifier) for _ in range(6)]
+    for o in orders:
+        await o.created()
+        await o.act("audit.reject", "rejected", opinion="x")
+    for o in orders:
+        await notifier.wait_messages(o.order_id, 1, channel="sms", status="queued")
+    statements: list[str] = []
+
+    def listener(conn, cursor, statement, *args) -> None:
+        if "messages" in statement and "outbox" not in statement:  # (the relay and the pool's pings share the engine)
+            statements.append(statement)
+
+    event.listen(notifier.rt.engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        assert await dispatcher.step() == 4 and dispatcher.backlog
+        full = len(statements)
+        statements.clear()
+        assert await dispatcher.step() == 2 and not dispatcher.backlog
+        rest = len(statements)
+    finally:
+        event.remove(notifier.rt.engine.sync_engine, "before_cursor_execute", listener)
+    # the due rows, the numbers' recent sends, the claim, the outcomes
+    assert full == rest == 4, [s[:30] for s in statements]
+    for o in orders:
+        assert (await sms(notifier, o.order_id))["status"] == "sent"
+    refs = [a["client_ref"] for a in gateway.accepted]
+    assert len(refs) == 6 and len(set(refs)) == 6

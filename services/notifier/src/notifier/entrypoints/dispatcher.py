@@ -1,18 +1,26 @@
-"""Sends queued SMS outside any consumer transaction, with backoff and rate limit."""
+"""Sends queued SMS outside any consumer transaction, with backoff and rate limit.
+
+A step takes the due SMS as one batch: one transaction claims them (each checked for a stale
+deadline, a number that cannot receive SMS and the recipient's rate limit, with one read of
+the orders' transitions and one of the phones' recent sends for the whole batch), the provider
+is called for each outside any transaction, and one more transaction records the outcomes.
+Whatever the batch size, that is a handful of statements, not ten per message."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from notifier.entrypoints.consumers import release_orphaned_deferred
 from notifier.domain.delivery import backoff, rate_limited_until, sms_capable
-from notifier.handlers.messages import stale_deadlines, stale_reason
+from notifier.handlers.messages import stale_deadlines, why_stale
 from notifier.domain.masking import mask_phone
-from notifier.models import Message
+from notifier.models import Message, SeenTransition
 from notifier.adapters.metrics import notifier_metrics
 from notifier.adapters.providers import ProviderError, SmsProvider
 from shared.runtime import Runtime
@@ -21,93 +29,159 @@ ORPHAN_SWEEP_S = 5.0  # how often deadlines deferred during a concurrent order c
 
 log = logging.getLogger(__name__)
 
+M = Message.__table__
+# A held message's new due time (executemany: one round trip for the batch's held ones).
+HOLD = (update(M).where(M.c.id == bindparam("b_id"), M.c.status == "queued", M.c.next_attempt_at == bindparam("b_due"))
+        .values(next_attempt_at=bindparam("b_until"), last_error="rate_limited: held until the window frees"))
+# The outcome of a send on a claimed (leased) message: nobody else changes it meanwhile.
+OUTCOME = (update(M).where(M.c.id == bindparam("b_id"))
+           .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"), sent_at=bindparam("b_sent_at"),
+                   provider_message_id=bindparam("b_provider_id"), last_error=bindparam("b_error"),
+                   next_attempt_at=bindparam("b_next")))
+
+
+@dataclass
+class Due:
+    """A queued SMS as the claim reads it."""
+    id: int
+    order_id: str | None
+    phone: str | None
+    body: str
+    template_key: str
+    attempts: int
+    next_attempt_at: datetime
+    deadline_version: int | None
+    deadline_cancelled_by: list | None
+
+
+async def _transitions(session, order_ids: set[str]) -> dict[str, list[tuple[int, str, str, str]]]:
+    """The transitions the notifier has seen of these orders (the staleness of their deadline messages)."""
+    found: dict[str, list[tuple[int, str, str, str]]] = defaultdict(list)
+    if order_ids:
+        t = SeenTransition.__table__
+        for order_id, *transition in (await session.execute(
+                select(t.c.order_id, t.c.version, t.c.action, t.c.from_state, t.c.to_state)
+                .where(t.c.order_id.in_(sorted(order_ids))))).all():
+            found[order_id].append(tuple(transition))
+    return found
+
+
+async def _recent_sends(session, phones: set[str], since: datetime) -> defaultdict[str, list[datetime]]:
+    """When each number was last sent an SMS, inside the rate-limit window."""
+    sent: defaultdict[str, list[datetime]] = defaultdict(list)
+    if phones:
+        for phone, at in (await session.execute(
+                select(M.c.phone, M.c.sent_at).where(M.c.phone.in_(sorted(phones)), M.c.channel == "sms",
+                                                     M.c.sent_at.is_not(None), M.c.sent_at > since))).all():
+            sent[phone].append(at)
+    return sent
+
 
 class Dispatcher:
     def __init__(self, rt: Runtime, provider: SmsProvider) -> None:
         self.rt, self.provider = rt, provider
+        self.backlog = False  # the last step's batch was full: more are due, no pause before the next
 
     async def step(self) -> int:
-        """Send every due queued SMS once; returns how many were attempted."""
-        s, now = self.rt.settings, self.rt.clock.now()
-        async with self.rt.sessions() as session:
-            due = (await session.execute(
-                select(Message.id).where(Message.status == "queued", Message.channel == "sms",
-                                         Message.next_attempt_at <= now)
-                .order_by(Message.next_attempt_at, Message.id).limit(s.dispatch_batch))).scalars().all()
-        attempted = 0
-        for mid in due:
-            attempted += await self._one(mid)
-        return attempted
+        """Send every due queued SMS once (``dispatch_batch`` at most); returns how many were attempted."""
+        claimed, lease = await self._claim()
+        outcomes: list[tuple[Due, str | None, str | None]] = []
+        for m in claimed:
+            try:
+                outcomes.append((m, await self.provider.send(m.phone, m.body, m.id), None))
+            except ProviderError as e:
+                outcomes.append((m, None, str(e)))
+        if outcomes:
+            await self._record(outcomes, lease)
+        return len(claimed)
 
-    async def _one(self, mid: int) -> int:
+    async def _claim(self) -> tuple[list[Due], datetime]:
+        """The due messages this dispatcher may send now, leased to it (a second replica skips
+        them, and a crash mid-send leaves them due again after the lease); the others of the
+        batch cancelled (stale deadline), failed (not a mobile number) or held (rate limit)."""
         s, now = self.rt.settings, self.rt.clock.now()
         window = timedelta(seconds=s.rate_limit_window_s)
+        lease = now + timedelta(seconds=s.dispatch_lease_s)
         async with self.rt.uow() as session:
-            m = await session.get(Message, mid)
-            if m is None or m.status != "queued" or m.next_attempt_at is None or m.next_attempt_at > now:
-                return 0  # sent, failed, or claimed by another dispatcher meanwhile
-            # A reminder or escalation whose deadline a transition consumed since it was
-            # recorded has cancelled: not sent (one indexed read, deadline messages only).
-            stale = await stale_reason(session, m.order_id, m.deadline_version, m.deadline_cancelled_by)
-            if stale is not None:
-                # conditional, like the claim below: a replica that claimed it first sends it
-                done = await session.execute(
-                    update(Message).where(Message.id == mid, Message.status == "queued",
-                                          Message.next_attempt_at == m.next_attempt_at)
-                    .values(status="cancelled", next_attempt_at=None, last_error=f"stale deadline: {stale}"))
-                if done.rowcount == 1:
-                    log.info("stale deadline: sms cancelled", extra={"message_id": mid, "reason": stale})
-                    stale_deadlines(self.rt).labels("dispatch").inc()
-                return 0
-            if not sms_capable(m.phone):
-                # queued before SMS went to mobile numbers only: a landline never receives it
-                done = await session.execute(
-                    update(Message).where(Message.id == mid, Message.status == "queued",
-                                          Message.next_attempt_at == m.next_attempt_at)
-                    .values(status="failed", next_attempt_at=None,
-                            last_error=f"cannot receive SMS (not a mobile number): {mask_phone(m.phone)}"))
-                if done.rowcount == 1:
-                    notifier_metrics(self.rt).at_commit(session, "failed", "sms", m.template_key)
-                return 0
-            recent = (await session.execute(
-                select(Message.sent_at).where(Message.phone == m.phone, Message.channel == "sms",
-                                              Message.sent_at.is_not(None), Message.sent_at > now - window)
-            )).scalars().all()
-            until = rate_limited_until(list(recent), now, s.rate_limit_per_window, window)
-            if until is not None:
-                m.next_attempt_at, m.last_error = until, "rate_limited: held until the window frees"
-                return 0
-            phone, body, due = m.phone, m.body, m.next_attempt_at
-            # Claim with a lease (conditional update): a second dispatcher replica skips it,
-            # and a crash mid-send leaves it due again after the lease.
-            claimed = await session.execute(
-                update(Message).where(Message.id == mid, Message.status == "queued", Message.next_attempt_at == due,
-                       Message.next_attempt_at <= now)
-                .values(next_attempt_at=now + timedelta(seconds=s.dispatch_lease_s)))
-            if claimed.rowcount != 1:
-                return 0
-        try:
-            provider_id = await self.provider.send(phone, body, mid)
-            error = None
-        except ProviderError as e:
-            provider_id, error = None, str(e)
-        now = self.rt.clock.now()
+            # PostgreSQL: the rows are locked until the claim commits and a replica takes the
+            # next ones (SKIP LOCKED); SQLite has one writer and no FOR UPDATE: the claim's
+            # conditions below decide a race.
+            due = [Due(*r) for r in (await session.execute(
+                select(M.c.id, M.c.order_id, M.c.phone, M.c.body, M.c.template_key, M.c.attempts, M.c.next_attempt_at,
+                       M.c.deadline_version, M.c.deadline_cancelled_by)
+                .where(M.c.status == "queued", M.c.channel == "sms", M.c.next_attempt_at <= now)
+                .order_by(M.c.next_attempt_at, M.c.id).limit(s.dispatch_batch)
+                .with_for_update(skip_locked=True))).all()]
+            self.backlog = len(due) == s.dispatch_batch
+            if not due:
+                return [], lease
+            transitions = await _transitions(session, {m.order_id for m in due
+                                                       if m.deadline_version is not None and m.deadline_cancelled_by})
+            recent = await _recent_sends(session, {m.phone for m in due if m.phone}, now - window)
+            ready, held = [], []
+            for m in due:
+                # A reminder or escalation whose deadline a transition consumed since it was
+                # recorded has cancelled: not sent.
+                stale = why_stale(transitions.get(m.order_id, ()), m.deadline_version, m.deadline_cancelled_by)
+                if stale is not None:
+                    await self._close(session, m, "cancelled", f"stale deadline: {stale}")
+                elif not sms_capable(m.phone):
+                    # queued before SMS went to mobile numbers only: a landline never receives it
+                    await self._close(session, m, "failed",
+                                      f"cannot receive SMS (not a mobile number): {mask_phone(m.phone)}")
+                else:
+                    sent = recent[m.phone]
+                    until = rate_limited_until(sent, now, s.rate_limit_per_window, window)
+                    if until is not None:
+                        held.append({"b_id": m.id, "b_due": m.next_attempt_at, "b_until": until})
+                    else:
+                        sent.append(now)  # the batch's earlier sends to the number count against its limit
+                        ready.append(m)
+            if held:
+                await session.execute(HOLD, held)
+            if not ready:
+                return [], lease
+            claimed = set((await session.execute(
+                update(M).where(M.c.id.in_([m.id for m in ready]), M.c.status == "queued", M.c.next_attempt_at <= now)
+                .values(next_attempt_at=lease).returning(M.c.id))).scalars())
+        return [m for m in ready if m.id in claimed], lease
+
+    async def _close(self, session, m: Due, status: str, reason: str) -> None:
+        """A due message that will not be sent: conditional, like the claim (a replica that claimed it first sends it)."""
+        done = await session.execute(
+            update(M).where(M.c.id == m.id, M.c.status == "queued", M.c.next_attempt_at == m.next_attempt_at)
+            .values(status=status, next_attempt_at=None, last_error=reason))
+        if done.rowcount != 1:
+            return
+        if status == "cancelled":
+            log.info("stale deadline: sms cancelled", extra={"message_id": m.id, "reason": reason})
+            stale_deadlines(self.rt).labels("dispatch").inc()
+        else:
+            notifier_metrics(self.rt).at_commit(session, "failed", "sms", m.template_key)
+
+    async def _record(self, outcomes: list[tuple[Due, str | None, str | None]], lease: datetime) -> None:
+        """Each send's outcome: sent, tried again after a backoff, or given up after the last attempt."""
+        s, now = self.rt.settings, self.rt.clock.now()
+        rows = []
         async with self.rt.uow() as session:
-            m = await session.get(Message, mid)
-            m.attempts += 1
-            if error is None:
-                m.status, m.sent_at, m.provider_message_id, m.last_error = "sent", now, provider_id, None
-                outcome = "sent"
-            elif m.attempts >= s.retry_max_attempts:
-                m.status, m.last_error = "failed", f"gave up after {m.attempts} attempts: {error}"
-                log.warning("sms failed", extra={"to": mask_phone(phone), "error": error})
-                outcome = "failed"
-            else:
-                m.last_error = error
-                m.next_attempt_at = now + backoff(m.attempts, s.retry_base_s, s.retry_cap_s)
-                outcome = "retried"
-            notifier_metrics(self.rt).at_commit(session, outcome, "sms", m.template_key)
-        return 1
+            metrics = notifier_metrics(self.rt)
+            for m, provider_id, error in outcomes:
+                attempts = m.attempts + 1
+                row = {"b_id": m.id, "b_attempts": attempts, "b_sent_at": None, "b_provider_id": provider_id,
+                       "b_error": error, "b_next": lease}
+                if error is None:
+                    row.update(b_status="sent", b_sent_at=now)
+                    outcome = "sent"
+                elif attempts >= s.retry_max_attempts:
+                    row.update(b_status="failed", b_error=f"gave up after {attempts} attempts: {error}")
+                    log.warning("sms failed", extra={"to": mask_phone(m.phone), "error": error})
+                    outcome = "failed"
+                else:
+                    row.update(b_status="queued", b_next=now + backoff(attempts, s.retry_base_s, s.retry_cap_s))
+                    outcome = "retried"
+                rows.append(row)
+                metrics.at_commit(session, outcome, "sms", m.template_key)
+            await session.execute(OUTCOME, rows)
 
     async def run(self) -> None:
         swept = float("-inf")
@@ -120,4 +194,5 @@ class Dispatcher:
                 await self.step()
             except Exception:  # noqa: BLE001 - keep the loop alive; the row stays queued
                 log.exception("dispatch step failed")
-            await asyncio.sleep(self.rt.settings.dispatch_interval_s)
+                self.backlog = False
+            await asyncio.sleep(0 if self.backlog else self.rt.settings.dispatch_interval_s)

@@ -106,7 +106,14 @@ async def stale_reason(session, order_id: str | None, armed_version: int | None,
         rows = [tuple(r) for r in (await session.execute(
             select(SeenTransition.version, SeenTransition.action, SeenTransition.from_state, SeenTransition.to_state)
             .where(SeenTransition.order_id == order_id, SeenTransition.version > armed_version))).all()]
-    hit = cancelled_by(rows, armed_version, cancelling)
+    return why_stale(rows, armed_version, cancelling)
+
+
+def why_stale(transitions, armed_version: int | None, cancelling: list[str] | None) -> str | None:
+    """``stale_reason`` on the order's transitions in hand ((version, action, from, to))."""
+    if armed_version is None or not cancelling:
+        return None
+    hit = cancelled_by(transitions, armed_version, cancelling)
     if hit is None:
         return None
     version, fact = hit
