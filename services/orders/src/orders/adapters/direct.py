@@ -15,7 +15,8 @@ A single statement is atomic: the order row, its records and its events commit t
 not at all (transactional outbox), and a lost version race writes nothing. That is two round
 trips per action instead of six (BEGIN, SELECT, UPDATE, INSERT, INSERT, COMMIT), without the
 session's layers on the request path. An application is a transaction holding the line's
-advisory lock: one read of its facts, one statement inserting order, timeline entry and events.
+advisory lock (BEGIN and the lock in one round trip): one read of its facts, one statement
+inserting order, timeline entry and events, COMMIT.
 
 The reads are the port's Core statements (adapters/store.py) compiled once for PostgreSQL.
 Connections come from an asyncpg pool; JSON columns use the codec SQLAlchemy's dialect
@@ -266,9 +267,16 @@ class DirectStore:
                 if line_lock is None:
                     yield unit  # autocommit: each write is one atomic statement
                 else:
-                    async with conn.transaction():
-                        await conn.execute("SELECT pg_advisory_xact_lock($1)", line_lock)
+                    # BEGIN and the lock in one round trip (the simple query protocol: the key is
+                    # our own integer, never text from a request)
+                    await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(line_lock)})")
+                    try:
                         yield unit
+                    except BaseException:
+                        if not conn.is_closed():
+                            await conn.execute("ROLLBACK")
+                        raise
+                    await conn.execute("COMMIT")
             finally:
                 if unit.wrote_events:  # (after a failed commit of the transaction: a harmless extra wake-up)
                     self.after_commit()
