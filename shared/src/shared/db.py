@@ -58,6 +58,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # overflow ones per request (each new PostgreSQL connection costs a backend process,
     # a TLS attempt and re-preparing statements); same maximum (30) as before.
     engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=10, pool_timeout=30)
+    # Rows inserted together (a unit of work's flush, an executemany) go as multi-row INSERTs
+    # ("insertmanyvalues", as the psycopg2 dialect does by default) rather than asyncpg's
+    # executemany, which PostgreSQL runs as one bind and execute per row: a consumer's batch
+    # writes hundreds of rows a table.
+    engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
     _ping_when_idle(engine)
     return engine
 

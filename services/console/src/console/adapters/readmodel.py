@@ -13,10 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.domain import readmodel as R
 from console.models import (FiredDeadline, HourlyOrders, MerchantBacklog, OrderRow, RoutingHourly, StateCount,
                             TransfersHourly)
+from shared.bulk import json_rows, json_rows_insert
 
 IN_CHUNK = 1000  # bounded IN lists (SQLite's variable limit)
 ORDER_COLUMNS = ("order_id", "number", "merchant_id", "state", "mode", "service_type", "category", "version",
                  "created_at", "entered_state_at", "updated_at")
+ORDER_CHANGES = ("state", "version", "is_open", "entered_state_at", "updated_at")
+FIRED_COLUMNS = tuple(c.name for c in FiredDeadline.__table__.columns)
+# PostgreSQL: a batch's rows in one statement (shared/bulk.py); SQLite: an executemany.
+_PG_ORDERS = json_rows_insert(OrderRow.__table__, (*ORDER_COLUMNS, "is_open"), "ON CONFLICT (order_id) DO UPDATE SET "
+                              + ", ".join(f"{c} = EXCLUDED.{c}" for c in ORDER_CHANGES))
+_PG_FIRED = json_rows_insert(FiredDeadline.__table__, FIRED_COLUMNS, "ON CONFLICT (timer_id) DO NOTHING")
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
 
 
 def _insert(session: AsyncSession, table: Table):
@@ -50,8 +61,11 @@ async def apply_events(session: AsyncSession, items: Sequence[tuple[object, obje
     fired = [R.fired_row(d) for env, d in items if env.type == R.DEADLINE_FIRED]
     if fired:
         # a timer fires once; a republished copy (another event id) changes nothing
-        await session.execute(_insert(session, FiredDeadline.__table__)
-                              .on_conflict_do_nothing(index_elements=["timer_id"]), fired)
+        if _is_pg(session):
+            await session.execute(_PG_FIRED, {"rows": json_rows(fired, FIRED_COLUMNS)})
+        else:
+            await session.execute(_insert(session, FiredDeadline.__table__)
+                                  .on_conflict_do_nothing(index_elements=["timer_id"]), fired)
     decided = Counter(R.routing_key(d) for env, d in items if env.type == R.ROUTING_DECIDED)
     if decided:
         await _add_counts(session, RoutingHourly.__table__, ("hour", "target", "reason", "channel", "manufacturer_id"),
@@ -72,10 +86,11 @@ async def _apply_orders(session: AsyncSession, events: list[tuple[str, object]])
     ch = R.fold_orders(stored, events)
     table = OrderRow.__table__
     values = [{**{c: getattr(o, c) for c in ORDER_COLUMNS}, "is_open": o.is_open} for o in ch.rows.values()]
-    if values:
+    if values and _is_pg(session):  # (one row an order: ``fold_orders`` keys them by id)
+        await session.execute(_PG_ORDERS, {"rows": json_rows(values, (*ORDER_COLUMNS, "is_open"))})
+    elif values:
         stmt = _insert(session, table)
-        stmt = stmt.on_conflict_do_update(index_elements=["order_id"], set_={
-            c: stmt.excluded[c] for c in ("state", "version", "is_open", "entered_state_at", "updated_at")})
+        stmt = stmt.on_conflict_do_update(index_elements=["order_id"], set_={c: stmt.excluded[c] for c in ORDER_CHANGES})
         await session.execute(stmt, values)
     await _add_counts(session, StateCount.__table__, ("state", "mode"), ch.state_counts)
     hourly = {h: (ch.opened.get(h, 0), ch.closed.get(h, 0)) for h in set(ch.opened) | set(ch.closed)}

@@ -1,0 +1,58 @@
+"""Many rows in one statement on PostgreSQL: the rows travel as ONE JSON parameter (an array
+of arrays, one per row) that ``jsonb_array_elements`` expands and the statement casts to the
+columns' types.
+
+Why not an executemany: asyncpg pipelines it, but PostgreSQL still binds and executes the
+statement once per row, and a consumer's batch writes hundreds of rows a table. Why not a
+multi-row VALUES: its text changes with every row count (compiled again, prepared again).
+One JSON parameter is one statement text whatever the number of rows, encoded in C.
+
+SQLite runs statements in-process: callers keep their executemany there."""
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import JSON, Table, TextClause, text
+
+
+@functools.cache
+def _pg():
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect()
+
+
+def _cast(table: Table, column: str, i: int) -> str:
+    t = table.c[column].type
+    if isinstance(t, JSON):
+        return f"(r->{i})::{t.compile(dialect=_pg())}"
+    return f"(r->>{i})::{t.compile(dialect=_pg())}"
+
+
+def json_rows_insert(table: Table, columns: Sequence[str], suffix: str = "") -> TextClause:
+    """``INSERT INTO table (columns) SELECT … FROM jsonb_array_elements(:rows)`` followed by
+    ``suffix`` (an ``ON CONFLICT`` clause); bind ``rows=json_rows(...)``. Within one statement a
+    key may appear once under ``DO UPDATE`` (PostgreSQL refuses to change a row twice)."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    casts = ", ".join(_cast(table, c, i) for i, c in enumerate(columns))
+    return text(f'INSERT INTO "{table.name}" ({names}) SELECT {casts} '
+                f"FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r {suffix}".rstrip())
+
+
+def _default(v: Any) -> Any:
+    if isinstance(v, datetime):
+        if v.tzinfo is None:  # as the UTC columns (shared.db.UTCDateTime) refuse it
+            raise ValueError("naive datetime given to a UTC column")
+        return v.astimezone(timezone.utc).isoformat()
+    raise TypeError(f"{type(v).__name__} in a bulk row")
+
+
+_encode = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def json_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    """The ``rows`` parameter of a ``json_rows_insert`` statement: each row's values in ``columns`` order."""
+    return _encode([[row[c] for c in columns] for row in rows])
