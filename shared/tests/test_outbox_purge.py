@@ -94,3 +94,42 @@ def test_rows_are_kept_at_least_the_republish_window():
     with pytest.raises(ValueError, match="republish window"):
         OutboxRelay(service="t", sessions=None, tables=None, producer=None, clock=ManualClock(NOW), is_postgres=False,
                     republish_window_s=600, keep_sent_s=300)
+
+
+async def test_inbox_ids_older_than_the_keep_time_are_deleted_in_bounded_rounds(database_url, monkeypatch):
+    """The consumers' processed event ids (every consumer group of the service) are deleted
+    once applied longer ago than ``inbox_keep_s``, in chunks, a bounded number a round; the
+    recent ones stay, so a redelivered recent event is still recognised."""
+    monkeypatch.setattr(outbox_module, "PURGE_CHUNK", 3)
+    monkeypatch.setattr(outbox_module, "PURGE_ROUND_CHUNKS", 2)
+    metadata = db.new_metadata()
+    tables = MessagingTables(metadata)
+    engine = db.create_engine(await database_url("inbox_purge"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        sessions = db.session_factory(engine)
+        pe = tables.processed_events
+        week = timedelta(days=7)
+        old = [{"consumer": f"svc.{g}", "event_id": f"old-{g}-{i}", "event_type": "n.happened",
+                "processed_at": NOW - week - timedelta(minutes=i + 1)} for g in ("a", "b") for i in range(4)]
+        recent = [{"consumer": "svc.a", "event_id": f"new-{i}", "event_type": "n.happened",
+                   "processed_at": NOW - week + timedelta(minutes=i + 1)} for i in range(3)]
+        async with sessions() as s, s.begin():
+            await s.execute(pe.insert(), old + recent)
+        relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=None, clock=ManualClock(NOW),
+                            wall_clock=ManualClock(NOW), is_postgres=engine.dialect.name == "postgresql",
+                            inbox_keep_s=week.total_seconds(), metrics=CollectorRegistry())
+        assert [await relay.purge_inbox() for _ in range(3)] == [6, 2, 0]
+        async with sessions() as s:
+            left = set((await s.execute(select(pe.c.event_id))).scalars())
+        assert left == {r["event_id"] for r in recent}
+        assert relay.inbox_purged_total._value.get() == 8
+    finally:
+        await engine.dispose()
+
+
+def test_inbox_ids_are_kept_at_least_the_republish_window():
+    with pytest.raises(ValueError, match="republish window"):
+        OutboxRelay(service="t", sessions=None, tables=None, producer=None, clock=ManualClock(NOW),
+                    is_postgres=False, republish_window_s=600, inbox_keep_s=599)

@@ -106,3 +106,17 @@ def test_sent_outbox_rows_are_kept_at_least_the_republish_window(monkeypatch):
         load_settings(DemoSettings)
     monkeypatch.setenv("DEMO_OUTBOX_KEEP_SENT_S", "900")
     assert load_settings(DemoSettings).outbox_keep_sent_s == 900
+
+
+def test_inbox_ids_are_kept_at_least_an_hour_and_the_republish_window(monkeypatch):
+    assert load_settings(DemoSettings).inbox_keep_s == 7 * 86400
+    monkeypatch.setenv("DEMO_INBOX_KEEP_S", "60")
+    with pytest.raises(SettingsError, match="DEMO_INBOX_KEEP_S"):
+        load_settings(DemoSettings)
+    monkeypatch.setenv("DEMO_OUTBOX_REPUBLISH_WINDOW_S", str(3 * 86400))
+    monkeypatch.setenv("DEMO_OUTBOX_KEEP_SENT_S", str(3 * 86400))
+    monkeypatch.setenv("DEMO_INBOX_KEEP_S", str(86400))
+    with pytest.raises(SettingsError, match="DEMO_INBOX_KEEP_S"):
+        load_settings(DemoSettings)
+    monkeypatch.setenv("DEMO_INBOX_KEEP_S", str(3 * 86400))
+    assert load_settings(DemoSettings).inbox_keep_s == 3 * 86400

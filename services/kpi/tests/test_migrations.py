@@ -23,8 +23,8 @@ H = timedelta(hours=1)
 
 def test_single_head():
     script = ScriptDirectory.from_config(alembic_config(MIGRATIONS, "sqlite://"))
-    assert script.get_heads() == ["0006"]
-    assert [r.revision for r in script.walk_revisions()] == ["0006", "0005", "0004", "0003", "0002", "0001"]
+    assert script.get_heads() == ["0007"]
+    assert [r.revision for r in script.walk_revisions()] == ["0007", "0006", "0005", "0004", "0003", "0002", "0001"]
 
 
 async def test_0003_facts_are_carried_over_and_counted(database_url):

@@ -31,7 +31,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.clock import Clock
+from shared.clock import Clock, SystemClock
 from shared.events import DecodeError, Envelope, EventRegistry, decode_head
 from shared.kafka import Kafka, consume_reconnecting, kafka_options
 from shared.logging import reset_correlation_id, set_correlation_id
@@ -197,6 +197,7 @@ class EventConsumer:
         self.registry = registry
         self.handlers = handlers
         self.clock = clock
+        self.wall_clock = SystemClock()
         self.after_commit = after_commit  # the outbox relay's wake-up, when a handler wrote events
         self.provision = provision  # e.g. create the consumed topics before subscribing
         self.on_applied = on_applied
@@ -444,7 +445,9 @@ class EventConsumer:
         waits for it: once it commits the event counts as seen, so two replicas never both
         apply it."""
         pe = self.tables.processed_events
-        now = self.clock.now()
+        # wall-clock time, not the service clock: the ids are kept for the broker's redelivery
+        # window (``OutboxRelay.purge_inbox``), which a virtual clock's jumps would cut short
+        now = self.wall_clock.now()
         first: dict[str, str] = {}
         for env in envelopes:
             first.setdefault(str(env.id), env.type)

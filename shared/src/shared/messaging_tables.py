@@ -33,6 +33,8 @@ class MessagingTables:
             Column("event_id", String(36), primary_key=True),
             Column("event_type", String(120), nullable=False),
             Column("processed_at", UTCDateTime(), nullable=False),
+            # the purge's read: ids applied longer ago than the retention (create_inbox_age_index_v3)
+            Index("ix_processed_events_processed_at", "processed_at"),
         )
         self.dead_letters = Table(
             "dead_letters",
@@ -68,6 +70,16 @@ def create_outbox_pending_index_v2(op) -> None:
 
 def drop_outbox_pending_index_v2(op) -> None:
     op.drop_index("ix_outbox_pending", table_name="outbox")
+
+
+def create_inbox_age_index_v3(op) -> None:
+    """The inbox purge finds the ids applied before its cutoff through an index on their time
+    (``OutboxRelay.purge``); without it each round would scan the whole inbox."""
+    op.create_index("ix_processed_events_processed_at", "processed_events", ["processed_at"])
+
+
+def drop_inbox_age_index_v3(op) -> None:
+    op.drop_index("ix_processed_events_processed_at", table_name="processed_events")
 
 
 def create_messaging_tables_v1(op) -> None:

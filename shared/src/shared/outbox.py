@@ -46,7 +46,7 @@ import zlib
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -68,7 +68,8 @@ MARKER_CHECK_S = 1.0  # an idle relay looks for its marker on the broker this of
 MARKER_REFRESH_S = 3600.0  # and re-commits it this often (Kafka expires offsets of memberless groups)
 CHECK_WARN_S = 60.0  # at most one warning this often when the marker cannot be read
 KEEP_SENT_S = 3600.0  # sent rows are deleted this long after they were sent (at least the republish window)
-PURGE_EVERY_S = 60.0  # the relay deletes the sent rows past KEEP_SENT_S this often
+INBOX_KEEP_S = 7 * 86400.0  # processed event ids are kept this long (Kafka's default retention)
+PURGE_EVERY_S = 60.0  # the relay deletes the sent rows past KEEP_SENT_S (and old inbox ids) this often
 PURGE_CHUNK = 5000  # rows per delete (one short transaction each)
 PURGE_ROUND_CHUNKS = 10  # chunks per purge round: a backlog is worked off between batches, not before them
 LEAD_IDLE_TIMEOUT_S = 60.0  # PostgreSQL ends the leading relay's session after this long without a word
@@ -217,9 +218,12 @@ class OutboxRelay:
         wall_clock: Clock | None = None,
         keep_sent_s: float = KEEP_SENT_S,
         purge_every_s: float = PURGE_EVERY_S,
+        inbox_keep_s: float = INBOX_KEEP_S,
     ) -> None:
         if keep_sent_s < republish_window_s:
             raise ValueError(f"sent outbox rows must be kept at least the republish window ({republish_window_s} s)")
+        if inbox_keep_s < republish_window_s:
+            raise ValueError(f"processed event ids must be kept at least the republish window ({republish_window_s} s)")
         self.service = service
         self.sessions = sessions
         self.tables = tables
@@ -239,6 +243,7 @@ class OutboxRelay:
         self.wall_clock = wall_clock or SystemClock()
         self.republish_window_s = republish_window_s
         self.keep_sent_s = keep_sent_s
+        self.inbox_keep_s = inbox_keep_s
         self.purge_every_s = purge_every_s
         self._next_purge = time.monotonic() + purge_every_s
         self.marker_check_s = marker_check_s
@@ -270,6 +275,9 @@ class OutboxRelay:
         self.purged_total = Counter(
             "outbox_purged_rows_total", "Sent outbox rows deleted after OUTBOX_KEEP_SENT_S", registry=metrics,
         )
+        self.inbox_purged_total = Counter(
+            "inbox_purged_rows_total", "Processed event ids deleted after INBOX_KEEP_S", registry=metrics,
+        )
 
     def wake(self) -> None:
         self._wake.set()
@@ -292,7 +300,7 @@ class OutboxRelay:
                 self._retry.reset()
                 self._delay = 0.0
                 if time.monotonic() >= self._next_purge:
-                    done = await self.purge()
+                    done = max(await self.purge(), await self.purge_inbox())
                     # a full round: more may be waiting, and the next round follows the next batch
                     more = done >= PURGE_ROUND_CHUNKS * PURGE_CHUNK
                     self._next_purge = time.monotonic() + (0.0 if more else self.purge_every_s)
@@ -325,6 +333,30 @@ class OutboxRelay:
                 break
         if total:
             log.info("outbox: deleted %d rows sent before %s", total, cutoff.isoformat(), extra={"rows": total})
+        return total
+
+    async def purge_inbox(self) -> int:
+        """Delete the ids of events applied more than ``inbox_keep_s`` ago (wall-clock, the time
+        ``processed_at`` is stamped with), of every consumer of the service, as ``purge`` does:
+        chunks of ``PURGE_CHUNK`` through the index on ``processed_at``, ``PURGE_ROUND_CHUNKS``
+        at most a round. An id is what makes a redelivered event a no-op: it must outlive every
+        way the event can come back (the broker's retention, the republish window). Returns how
+        many ids were deleted."""
+        pe = self.tables.processed_events
+        cutoff = self.wall_clock.now() - timedelta(seconds=self.inbox_keep_s)
+        total = 0
+        for _ in range(PURGE_ROUND_CHUNKS):
+            async with self.sessions() as s, s.begin():
+                chunk = (select(pe.c.consumer, pe.c.event_id).where(pe.c.processed_at < cutoff)
+                         .order_by(pe.c.processed_at).limit(PURGE_CHUNK))
+                n = max((await s.execute(delete(pe).where(tuple_(pe.c.consumer, pe.c.event_id).in_(chunk))))
+                        .rowcount or 0, 0)
+            total += n
+            self.inbox_purged_total.inc(n)
+            if n < PURGE_CHUNK:
+                break
+        if total:
+            log.info("inbox: deleted %d event ids applied before %s", total, cutoff.isoformat(), extra={"rows": total})
         return total
 
     async def drain(self) -> int:

@@ -115,6 +115,7 @@ class Runtime:
             metrics=self.metrics,
             republish_window_s=settings.outbox_republish_window_s,
             keep_sent_s=settings.outbox_keep_sent_s,
+            inbox_keep_s=settings.inbox_keep_s,
         )
         self.parts: object = definition.parts(self) if definition.parts else None
         self.consumers = [

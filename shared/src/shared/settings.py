@@ -74,6 +74,10 @@ class ServiceSettings(BaseSettings):
     outbox_republish_window_s: float = Field(default=600, ge=0, le=7 * 86400)
     # Sent outbox rows are deleted this long after they were sent; at least the window above.
     outbox_keep_sent_s: float = Field(default=3600, ge=0, le=30 * 86400)
+    # The ids of applied events (the consumers' inbox) are deleted this long after they were
+    # applied: keep it at least as long as the broker keeps the topics (a redelivered event
+    # whose id is gone is applied again). Kafka's default retention: 7 days.
+    inbox_keep_s: float = Field(default=7 * 86400, ge=3600, le=365 * 86400)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Log lines: JSON (one object per line), or short human lines; unset: human lines when
     # stderr is a terminal outside production, JSON otherwise (shared.logging).
@@ -101,6 +105,10 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"{prefix}OUTBOX_KEEP_SENT_S ({self.outbox_keep_sent_s:g}) must be at least "
                              f"{prefix}OUTBOX_REPUBLISH_WINDOW_S ({self.outbox_republish_window_s:g}): the rows of "
                              "the window are sent again after a broker restart")
+        if self.inbox_keep_s < self.outbox_republish_window_s:
+            raise ValueError(f"{prefix}INBOX_KEEP_S ({self.inbox_keep_s:g}) must be at least "
+                             f"{prefix}OUTBOX_REPUBLISH_WINDOW_S ({self.outbox_republish_window_s:g}): an event "
+                             "sent again after a broker restart must still find its id")
         kafka = self._kafka_problems(prefix)
         if kafka:
             raise ValueError("; ".join(kafka))
