@@ -5,10 +5,10 @@ of the progress view (handlers/queries.py::expected_completion). Only the rules 
 step the customer waits on are kept."""
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orders.models import OrderDeadline
+from shared.bulk import json_rows, json_rows_insert
 from shared.consumer import batched
 from shared.contracts.sla import DeadlinesArmed
 
@@ -21,7 +21,12 @@ STATE_DEADLINE = {
 }
 SHOWN_RULES = frozenset(STATE_DEADLINE.values())
 TABLE = OrderDeadline.__table__
-CHUNK = 1000  # rows per statement (bound parameters stay far below the databases' limits)
+CHUNK = 1000  # rows per statement on SQLite (bound parameters stay far below its limit)
+COLUMNS = ("order_id", "rule", "due_at", "order_version")
+# PostgreSQL: one statement text whatever the number of rows (shared/bulk.py)
+_PG_RECORD = json_rows_insert(TABLE, COLUMNS, "ON CONFLICT (order_id, rule) DO UPDATE SET due_at = EXCLUDED.due_at, "
+                              "order_version = EXCLUDED.order_version "
+                              "WHERE order_deadlines.order_version <= EXCLUDED.order_version")
 
 
 def _rows(items) -> list[dict]:
@@ -44,9 +49,11 @@ async def record(session, items) -> None:
     rows = _rows(items)
     if not rows:
         return
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_PG_RECORD, {"rows": json_rows(rows, COLUMNS)})
+        return
     for k in range(0, len(rows), CHUNK):
-        stmt = insert(TABLE).values(rows[k:k + CHUNK])
+        stmt = sqlite_insert(TABLE).values(rows[k:k + CHUNK])
         await session.execute(stmt.on_conflict_do_update(
             index_elements=[TABLE.c.order_id, TABLE.c.rule],
             set_={"due_at": stmt.excluded.due_at, "order_version": stmt.excluded.order_version},
