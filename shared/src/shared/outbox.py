@@ -321,16 +321,9 @@ class OutboxRelay:
         side: a row deleted twice is deleted once. Returns how many rows were deleted."""
         ob = self.tables.outbox
         cutoff = self.wall_clock.now() - timedelta(seconds=self.keep_sent_s)
-        total = 0
-        for _ in range(PURGE_ROUND_CHUNKS):
-            async with self.sessions() as s, s.begin():
-                chunk = (select(ob.c.id).where(ob.c.published_at.is_not(None), ob.c.published_at < cutoff)
-                         .order_by(ob.c.published_at).limit(PURGE_CHUNK).scalar_subquery())
-                n = max((await s.execute(delete(ob).where(ob.c.id.in_(chunk)))).rowcount or 0, 0)
-            total += n
-            self.purged_total.inc(n)
-            if n < PURGE_CHUNK:
-                break
+        chunk = (select(ob.c.id).where(ob.c.published_at.is_not(None), ob.c.published_at < cutoff)
+                 .order_by(ob.c.published_at).limit(PURGE_CHUNK).scalar_subquery())
+        total = await self._delete_round(delete(ob).where(ob.c.id.in_(chunk)), self.purged_total)
         if total:
             log.info("outbox: deleted %d rows sent before %s", total, cutoff.isoformat(), extra={"rows": total})
         return total
@@ -344,19 +337,25 @@ class OutboxRelay:
         many ids were deleted."""
         pe = self.tables.processed_events
         cutoff = self.wall_clock.now() - timedelta(seconds=self.inbox_keep_s)
+        chunk = (select(pe.c.consumer, pe.c.event_id).where(pe.c.processed_at < cutoff)
+                 .order_by(pe.c.processed_at).limit(PURGE_CHUNK))
+        total = await self._delete_round(delete(pe).where(tuple_(pe.c.consumer, pe.c.event_id).in_(chunk)),
+                                         self.inbox_purged_total)
+        if total:
+            log.info("inbox: deleted %d event ids applied before %s", total, cutoff.isoformat(), extra={"rows": total})
+        return total
+
+    async def _delete_round(self, chunk_delete, counter) -> int:
+        """Run ``chunk_delete`` (a DELETE of at most ``PURGE_CHUNK`` rows) until it deletes fewer,
+        each its own short transaction, ``PURGE_ROUND_CHUNKS`` times at most; counted in ``counter``."""
         total = 0
         for _ in range(PURGE_ROUND_CHUNKS):
             async with self.sessions() as s, s.begin():
-                chunk = (select(pe.c.consumer, pe.c.event_id).where(pe.c.processed_at < cutoff)
-                         .order_by(pe.c.processed_at).limit(PURGE_CHUNK))
-                n = max((await s.execute(delete(pe).where(tuple_(pe.c.consumer, pe.c.event_id).in_(chunk))))
-                        .rowcount or 0, 0)
+                n = max((await s.execute(chunk_delete)).rowcount or 0, 0)
             total += n
-            self.inbox_purged_total.inc(n)
+            counter.inc(n)
             if n < PURGE_CHUNK:
                 break
-        if total:
-            log.info("inbox: deleted %d event ids applied before %s", total, cutoff.isoformat(), extra={"rows": total})
         return total
 
     async def drain(self) -> int:
