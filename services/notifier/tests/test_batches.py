@@ -109,3 +109,36 @@ async def test_a_batch_records_what_its_events_record_one_at_a_time(notifier_fac
     assert sum(1 for m in one_by_one[1:] if m[0] == "remind_to_ship") == 2  # sms + inbox, once
     assert await messages(api, a.order_id) == one_by_one
     assert await messages(api, b.order_id) == one_by_one
+
+
+async def test_recorded_messages_are_written_together_and_never_dropped_silently(notifier_factory):
+    """``record`` keeps a transaction's messages and ``write_messages`` inserts them in one
+    statement; a repeated intent in the same transaction is recorded once; a transaction that
+    would commit with messages recorded but not written fails instead of losing them."""
+    from notifier.domain.triggers import Intent
+    from notifier.handlers.messages import pending_messages, record, write_messages
+
+    api = await notifier_factory(dispatch_interval_s=3600)
+    now = api.rt.clock.now()
+    intent = Intent("audit_rejected", "audit_rejected", "customer", {"number": "S1", "opinion": "x"})
+
+    async def rec(session, event_id: str) -> None:
+        await record(session, event_id=event_id, order_id="o-1", intent=intent, customer_id="c-1",
+                     customer_phone="13800138000", merchant_id=None, now=now)
+
+    async with api.rt.uow() as session:
+        await rec(session, "e-1")
+        await rec(session, "e-1")  # the same event again: nothing new
+        assert len(pending_messages(session)) == 2  # the SMS and the in-site message
+        assert await write_messages(session) == 2
+        assert await write_messages(session) == 0
+    async with api.rt.sessions() as session:
+        stored = (await session.execute(select(Message.channel, Message.status, Message.body)
+                                        .where(Message.event_id == "e-1").order_by(Message.channel))).all()
+    assert [(c, st) for c, st, _b in stored] == [("inbox", "delivered"), ("sms", "queued")]
+    assert all(b for _c, _s, b in stored)
+    with pytest.raises(RuntimeError, match="not written"):
+        async with api.rt.uow() as session:
+            await rec(session, "e-2")
+    async with api.rt.sessions() as session:
+        assert (await session.execute(select(Message.id).where(Message.event_id == "e-2"))).first() is None

@@ -11,7 +11,7 @@ import logging
 from sqlalchemy import select
 
 from notifier.handlers.messages import (context, record, remember_merchant_phone, remember_transition, retract_stale,
-                               stale_deadlines, stale_reason)
+                               stale_deadlines, stale_reason, write_messages)
 from notifier.adapters.metrics import notifier_metrics
 from notifier.handlers.known import add, flush, get, known, preload
 from notifier.models import DeferredDeadline, OrderContact, SeenTransition
@@ -82,6 +82,7 @@ def order_handlers(rt: Runtime):
                       event_ids=[str(env.id) for env, _data in events])
         for env, data in events:
             await handlers[env.type](session, env, data)
+        await write_messages(session)
 
     return {kind: batched(locked(one), many) for kind, one in handlers.items()}
 
@@ -155,6 +156,7 @@ async def release_orphaned_deferred(rt: Runtime) -> int:
             async with rt.uow() as session:
                 await lock_orders(session, [order_id])
                 released += await release_deferred(rt, session, order_id)
+                await write_messages(session)
         except Exception:  # noqa: BLE001 - released by the other party meanwhile; retried next tick
             log.info("deferred deadline release raced; retried next tick", extra={"order_id": order_id})
     if released:
@@ -186,6 +188,7 @@ def sla_handlers(rt: Runtime):
                       event_ids=[str(env.id) for env, _data in events], retractable=False)
         for env, data in events:
             await on_fired(session, env, data)
+        await write_messages(session)
 
     return {"sla.deadline_fired": batched(locked(on_fired), many)}
 
@@ -204,10 +207,11 @@ async def lock_orders(session, order_ids) -> None:
 
 
 def locked(one):
-    """The single-event form of a handler, taking its order's lock first."""
+    """The single-event form of a handler, taking its order's lock first and writing its messages last."""
     async def handler(session, env, data) -> None:
         await lock_orders(session, [data.order_id])
         await one(session, env, data)
+        await write_messages(session)
     return handler
 
 

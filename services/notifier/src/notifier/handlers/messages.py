@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
-
 from datetime import datetime
+from types import SimpleNamespace
 
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import event, insert, select, update
 
 from notifier.domain.delivery import sms_capable, valid_phone
 from notifier.handlers.known import LIVE, add, deadline_messages, get, known
@@ -17,6 +17,7 @@ from notifier.domain.staleness import cancelled_by, transition_facts
 from notifier.adapters.template_store import latest
 from notifier.domain.templates import render
 from notifier.domain.triggers import Context, Intent
+from shared.bulk import json_rows, json_rows_insert
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ async def retract_stale(session, order_id: str, version: int, action: str, from_
         hit = facts & set(m.deadline_cancelled_by or ())
         if hit:
             reason = f"stale: {min(hit)} at order version {version}"
-            if isinstance(m, Message):  # recorded by this batch, not written yet
+            if m.id is None:  # recorded by this batch, not written yet
                 m.status, m.last_error, m.next_attempt_at = "cancelled", reason, None
             else:  # a stored one (LiveMessage): still live when written, unless the dispatcher got there first
                 await session.execute(update(Message).where(Message.id == m.id, Message.status.in_(LIVE))
@@ -123,6 +124,42 @@ def why_stale(transitions, armed_version: int | None, cancelling: list[str] | No
 async def context(session, order_id: str) -> tuple[OrderContact | None, Context]:
     c = await get(session, OrderContact, order_id)
     return c, Context(number=c.number if c else None, return_address=c.return_address if c else None)
+
+
+NEW_MESSAGES = "notifier_new_messages"
+MESSAGE_COLUMNS = tuple(c.name for c in Message.__table__.columns if c.name != "id")
+# PostgreSQL: the transaction's new messages in one statement (shared/bulk.py)
+_PG_INSERT = json_rows_insert(Message.__table__, MESSAGE_COLUMNS)
+
+
+def pending_messages(session) -> list[SimpleNamespace]:
+    """The messages ``record`` produced in this transaction, written by ``write_messages``
+    (a batch's in one statement, not an ORM object each). Committing with any left unwritten
+    fails: a message is never lost silently."""
+    new = session.info.get(NEW_MESSAGES)
+    if new is None:
+        new = session.info[NEW_MESSAGES] = []
+        event.listen(session.sync_session, "before_commit", _none_left)
+    return new
+
+
+def _none_left(sync_session) -> None:
+    if sync_session.info.get(NEW_MESSAGES):
+        raise RuntimeError("messages recorded but not written (write_messages was not called)")
+
+
+async def write_messages(session) -> int:
+    """Insert the messages recorded so far in this transaction; returns how many."""
+    new = session.info.get(NEW_MESSAGES)
+    if not new:
+        return 0
+    rows = [{c: getattr(m, c) for c in MESSAGE_COLUMNS} for m in new]
+    new.clear()
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_PG_INSERT, {"rows": json_rows(rows, MESSAGE_COLUMNS)})
+    else:
+        await session.execute(insert(Message.__table__), rows)
+    return len(rows)
 
 
 async def record(session, *, event_id: str, order_id: str | None, intent: Intent, customer_id: str | None,
@@ -173,27 +210,30 @@ async def record(session, *, event_id: str, order_id: str | None, intent: Intent
             except KeyError as e:
                 error = f"missing fields: {e.args[0]}"
         recipient = f"sms:{phone}" if channel == "sms" else f"inbox:{audience}:{audience_id}"
+        new = pending_messages(session)
         if recorded is not None:
             exists = (recipient, intent.template_key) in recorded
         else:
-            exists = (await session.execute(select(Message.id).where(
-                Message.event_id == event_id, Message.recipient == recipient,
-                Message.template_key == intent.template_key))).first() is not None
+            exists = any(m.event_id == event_id and m.recipient == recipient and m.template_key == intent.template_key
+                         for m in new) or (await session.execute(select(Message.id).where(
+                             Message.event_id == event_id, Message.recipient == recipient,
+                             Message.template_key == intent.template_key))).first() is not None
         if exists:
             continue
         if recorded is not None:
             recorded.add((recipient, intent.template_key))
         status = "failed" if error else ("queued" if channel == "sms" else "delivered")
-        message = Message(
-            event_id=event_id, recipient=recipient, template_key=intent.template_key,
+        message = SimpleNamespace(
+            id=None, event_id=event_id, recipient=recipient, template_key=intent.template_key,
             template_version=tpl.version if tpl else None, channel=channel, kind=intent.kind, order_id=order_id,
             audience=audience, audience_id=audience_id, phone=phone, title=title, body=body, status=status,
-            attempts=0, next_attempt_at=now if status == "queued" else None, last_error=error, created_at=now,
+            attempts=0, next_attempt_at=now if status == "queued" else None, last_error=error,
+            provider_message_id=None, receipt=None, read_at=None, created_at=now, sent_at=None,
             delivered_at=now if status == "delivered" else None,
             deadline_version=deadline[0] if deadline else None,
             deadline_cancelled_by=list(deadline[1]) if deadline and deadline[1] else None,
             deadline_fired_at=deadline[2] if deadline else None)
-        session.add(message)
+        new.append(message)
         if k is not None and deadline and order_id in k.deadline_messages:
             k.deadline_messages[order_id].append(message)  # a later transition of the batch may retract it
         if metrics is not None and status != "queued":
