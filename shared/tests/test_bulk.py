@@ -53,30 +53,3 @@ async def test_rows_round_trip_and_the_conflict_clause_applies(database_url):
         assert got[0]["at"].tzinfo is not None
     finally:
         await engine.dispose()
-
-
-@pytest.mark.parametrize("db_backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-                         indirect=True)
-async def test_one_of_finds_the_rows_and_keeps_one_statement_text_on_postgresql(database_url, db_backend):
-    from sqlalchemy import event
-
-    from shared.db import one_of, session_factory
-
-    engine = create_engine(await database_url("one_of"))
-    statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda c, cur, stmt, *a: statements.append(stmt))
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(meta.create_all)
-        at = datetime(2026, 11, 11, tzinfo=timezone.utc)
-        async with engine.begin() as conn:
-            await conn.execute(T.insert(), [{"id": f"o{i}", "n": i, "ok": True, "at": at} for i in range(5)])
-        statements.clear()
-        async with session_factory(engine)() as s:
-            found = [sorted((await s.execute(select(T.c.id).where(one_of(s, T.c.id, ids)))).scalars())
-                     for ids in (["o1"], ["o2", "o3", "x"], [])]
-        assert found == [["o1"], ["o2", "o3"], []]
-        if db_backend == "postgres":  # one text for 1, 3 and 0 values
-            assert len(set(statements)) == 1 and "ANY" in statements[0]
-    finally:
-        await engine.dispose()

@@ -7,14 +7,11 @@ import os
 import time
 import weakref
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, AsyncIterator, Iterable
+from typing import AsyncIterator, Iterable
 
 from sqlalchemy import MetaData, event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
-
-if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement
 
 # Stable constraint names so Alembic migrations are reproducible across backends.
 NAMING_CONVENTION = {
@@ -199,19 +196,3 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def one_of(session: AsyncSession, column, values: Iterable) -> "ColumnElement[bool]":
-    """``column IN (values)`` whose statement text does not depend on how many values there are.
-
-    An ``IN`` list is rendered with one parameter per value, so every batch size is a new
-    statement: compiled again, and on PostgreSQL prepared again by asyncpg (a parse and a plan
-    each time; its per-connection cache of statements churns). On PostgreSQL this is
-    ``column = ANY(:array)``, one statement text whatever the number; SQLite keeps ``IN``."""
-    from sqlalchemy import any_, bindparam
-    from sqlalchemy.dialects.postgresql import ARRAY
-
-    values = list(values)
-    if session.bind.dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-    return column.in_(values)

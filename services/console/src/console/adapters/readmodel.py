@@ -14,7 +14,6 @@ from console.domain import readmodel as R
 from console.models import (FiredDeadline, HourlyOrders, MerchantBacklog, OrderRow, RoutingHourly, StateCount,
                             TransfersHourly)
 from shared.bulk import json_rows, json_rows_insert
-from shared.db import one_of
 
 IN_CHUNK = 1000  # bounded IN lists (SQLite's variable limit)
 ORDER_COLUMNS = ("order_id", "number", "merchant_id", "state", "mode", "service_type", "category", "version",
@@ -82,8 +81,7 @@ async def _apply_orders(session: AsyncSession, events: list[tuple[str, object]])
     columns = [OrderRow.__table__.c[c] for c in ORDER_COLUMNS]
     for k in range(0, len(ids), IN_CHUNK):
         # plain rows, not ORM objects: nothing here is changed through the session
-        rows = (await session.execute(
-            select(*columns).where(one_of(session, OrderRow.order_id, ids[k:k + IN_CHUNK])))).all()
+        rows = (await session.execute(select(*columns).where(OrderRow.order_id.in_(ids[k:k + IN_CHUNK])))).all()
         stored.update((r[0], R.Order(*r)) for r in rows)
     ch = R.fold_orders(stored, events)
     table = OrderRow.__table__
@@ -92,8 +90,7 @@ async def _apply_orders(session: AsyncSession, events: list[tuple[str, object]])
         await session.execute(_PG_ORDERS, {"rows": json_rows(values, (*ORDER_COLUMNS, "is_open"))})
     elif values:
         stmt = _insert(session, table)
-        stmt = stmt.on_conflict_do_update(index_elements=["order_id"],
-                                          set_={c: stmt.excluded[c] for c in ORDER_CHANGES})
+        stmt = stmt.on_conflict_do_update(index_elements=["order_id"], set_={c: stmt.excluded[c] for c in ORDER_CHANGES})
         await session.execute(stmt, values)
     await _add_counts(session, StateCount.__table__, ("state", "mode"), ch.state_counts)
     hourly = {h: (ch.opened.get(h, 0), ch.closed.get(h, 0)) for h in set(ch.opened) | set(ch.closed)}

@@ -23,7 +23,6 @@ from notifier.domain.masking import mask_phone
 from notifier.models import Message, SeenTransition
 from notifier.adapters.metrics import notifier_metrics
 from notifier.adapters.providers import ProviderError, SmsProvider
-from shared.db import one_of
 from shared.runtime import Runtime
 
 ORPHAN_SWEEP_S = 5.0  # how often deadlines deferred during a concurrent order commit are released
@@ -62,7 +61,7 @@ async def _transitions(session, order_ids: set[str]) -> dict[str, list[tuple[int
         t = SeenTransition.__table__
         for order_id, *transition in (await session.execute(
                 select(t.c.order_id, t.c.version, t.c.action, t.c.from_state, t.c.to_state)
-                .where(one_of(session, t.c.order_id, sorted(order_ids))))).all():
+                .where(t.c.order_id.in_(sorted(order_ids))))).all():
             found[order_id].append(tuple(transition))
     return found
 
@@ -72,7 +71,7 @@ async def _recent_sends(session, phones: set[str], since: datetime) -> defaultdi
     sent: defaultdict[str, list[datetime]] = defaultdict(list)
     if phones:
         for phone, at in (await session.execute(
-                select(M.c.phone, M.c.sent_at).where(one_of(session, M.c.phone, sorted(phones)), M.c.channel == "sms",
+                select(M.c.phone, M.c.sent_at).where(M.c.phone.in_(sorted(phones)), M.c.channel == "sms",
                                                      M.c.sent_at.is_not(None), M.c.sent_at > since))).all():
             sent[phone].append(at)
     return sent
@@ -143,14 +142,12 @@ class Dispatcher:
             if not ready:
                 return [], lease
             claimed = set((await session.execute(
-                update(M).where(one_of(session, M.c.id, [m.id for m in ready]), M.c.status == "queued",
-                                M.c.next_attempt_at <= now)
+                update(M).where(M.c.id.in_([m.id for m in ready]), M.c.status == "queued", M.c.next_attempt_at <= now)
                 .values(next_attempt_at=lease).returning(M.c.id))).scalars())
         return [m for m in ready if m.id in claimed], lease
 
     async def _close(self, session, m: Due, status: str, reason: str) -> None:
-        """A due message that will not be sent: conditional, like the claim (a replica that claimed it
-        first sends it)."""
+        """A due message that will not be sent: conditional, like the claim (a replica that claimed it first sends it)."""
         done = await session.execute(
             update(M).where(M.c.id == m.id, M.c.status == "queued", M.c.next_attempt_at == m.next_attempt_at)
             .values(status=status, next_attempt_at=None, last_error=reason))

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.consumer import batched
 from shared.contracts.orders import ServiceOrderCreated, ServiceOrderTransitioned
-from shared.db import one_of
 from shared.ids import new_ids
 from shared.runtime import Runtime
 from sla_timer.domain.rules import facts_of_created, facts_of_transition, rules_cancelled, rules_started
@@ -93,8 +92,7 @@ async def cancel_pending(session: AsyncSession, *, order_ids: Sequence[str], rul
     cancelled: list[str] = []
     for k in range(0, len(order_ids), IN_CHUNK):
         chunk = order_ids[k:k + IN_CHUNK]
-        where = [one_of(session, TIMERS.c.order_id, chunk), TIMERS.c.state == "pending",
-                 TIMERS.c.rule.in_(sorted(rules))]
+        where = [TIMERS.c.order_id.in_(chunk), TIMERS.c.state == "pending", TIMERS.c.rule.in_(sorted(rules))]
         if at:
             typed = TIMERS.c.due_at.type  # bound as the column stores times (SQLite: text)
             where.append(TIMERS.c.due_at > case({o: literal(at[o], typed) for o in chunk if o in at},
