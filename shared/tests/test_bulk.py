@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, select
 
 from shared.bulk import json_rows, json_rows_insert
+from shared import db
 from shared.db import UTCDateTime, create_engine
 
 meta = MetaData()
@@ -51,5 +52,32 @@ async def test_rows_round_trip_and_the_conflict_clause_applies(database_url):
                                                                  .order_by(T.c.id))).all()]
         assert got == [{**rows[0], "n": 40}, rows[1], rows[2]]
         assert got[0]["at"].tzinfo is not None
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
+async def test_a_bulk_write_upserts_alike_on_both_databases(database_url):
+    from sqlalchemy.dialects import sqlite
+
+    from shared.bulk import BulkWrite
+
+    upsert = sqlite.insert(T)
+    write = BulkWrite(T, COLUMNS, pg_suffix="ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n",
+                      portable=upsert.on_conflict_do_update(index_elements=["id"], set_={"n": upsert.excluded.n}))
+    engine = create_engine(await database_url("bulk_write"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(meta.create_all)
+        at = datetime(2026, 11, 11, tzinfo=timezone.utc)
+        rows = [{"id": f"o{i}", "n": i, "ok": True, "at": at, "note": None, "doc": None} for i in range(3)]
+        async with db.session_factory(engine)() as s, s.begin():
+            await write(s, rows)
+            await write(s, [{**rows[1], "n": 41, "note": "ignored"}])
+            await write(s, [])
+        async with engine.connect() as conn:
+            got = (await conn.execute(select(T.c.id, T.c.n, T.c.note).order_by(T.c.id))).all()
+        assert [tuple(r) for r in got] == [("o0", 0, None), ("o1", 41, None), ("o2", 2, None)]
     finally:
         await engine.dispose()

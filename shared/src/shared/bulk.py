@@ -7,7 +7,7 @@ statement once per row, and a consumer's batch writes hundreds of rows a table. 
 multi-row VALUES: its text changes with every row count (compiled again, prepared again).
 One JSON parameter is one statement text whatever the number of rows, encoded in C.
 
-SQLite runs statements in-process: callers keep their executemany there."""
+SQLite runs statements in-process: there the same write is an executemany (``BulkWrite``)."""
 from __future__ import annotations
 
 import functools
@@ -15,7 +15,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import JSON, Table, TextClause, text
+from sqlalchemy import JSON, Executable, Table, TextClause, insert, text
 
 
 @functools.cache
@@ -56,3 +56,23 @@ _encode = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii
 def json_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     """The ``rows`` parameter of a ``json_rows_insert`` statement: each row's values in ``columns`` order."""
     return _encode([[row[c] for c in columns] for row in rows])
+
+
+class BulkWrite:
+    """A table's rows written together, one way per database: on PostgreSQL the
+    ``json_rows_insert`` statement (``pg_suffix``: its conflict clause), elsewhere ``portable``
+    (a SQLAlchemy insert with the same conflict clause; default a plain insert) as an executemany."""
+
+    def __init__(self, table: Table, columns: Sequence[str], *, pg_suffix: str = "",
+                 portable: Executable | None = None) -> None:
+        self.columns = tuple(columns)
+        self.pg = json_rows_insert(table, self.columns, pg_suffix)
+        self.portable = portable if portable is not None else insert(table)
+
+    async def __call__(self, session, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(self.pg, {"rows": json_rows(rows, self.columns)})
+        else:
+            await session.execute(self.portable, rows)

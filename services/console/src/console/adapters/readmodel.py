@@ -13,21 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from console.domain import readmodel as R
 from console.models import (FiredDeadline, HourlyOrders, MerchantBacklog, OrderRow, RoutingHourly, StateCount,
                             TransfersHourly)
-from shared.bulk import json_rows, json_rows_insert
+from shared.bulk import BulkWrite
 
 IN_CHUNK = 1000  # bounded IN lists (SQLite's variable limit)
 ORDER_COLUMNS = ("order_id", "number", "merchant_id", "state", "mode", "service_type", "category", "version",
                  "created_at", "entered_state_at", "updated_at")
 ORDER_CHANGES = ("state", "version", "is_open", "entered_state_at", "updated_at")
-FIRED_COLUMNS = tuple(c.name for c in FiredDeadline.__table__.columns)
-# PostgreSQL: a batch's rows in one statement (shared/bulk.py); SQLite: an executemany.
-_PG_ORDERS = json_rows_insert(OrderRow.__table__, (*ORDER_COLUMNS, "is_open"), "ON CONFLICT (order_id) DO UPDATE SET "
-                              + ", ".join(f"{c} = EXCLUDED.{c}" for c in ORDER_CHANGES))
-_PG_FIRED = json_rows_insert(FiredDeadline.__table__, FIRED_COLUMNS, "ON CONFLICT (timer_id) DO NOTHING")
-
-
-def _is_pg(session: AsyncSession) -> bool:
-    return session.bind.dialect.name == "postgresql"
+# A batch's rows in one statement on PostgreSQL, an executemany on SQLite (shared/bulk.py).
+_orders_upsert = sqlite.insert(OrderRow.__table__)
+_WRITE_ORDERS = BulkWrite(
+    OrderRow.__table__, (*ORDER_COLUMNS, "is_open"),
+    pg_suffix="ON CONFLICT (order_id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in ORDER_CHANGES),
+    portable=_orders_upsert.on_conflict_do_update(index_elements=["order_id"],
+                                                  set_={c: _orders_upsert.excluded[c] for c in ORDER_CHANGES}))
+# a timer fires once; a republished copy (another event id) changes nothing
+_WRITE_FIRED = BulkWrite(FiredDeadline.__table__, tuple(c.name for c in FiredDeadline.__table__.columns),
+                         pg_suffix="ON CONFLICT (timer_id) DO NOTHING",
+                         portable=sqlite.insert(FiredDeadline.__table__).on_conflict_do_nothing(
+                             index_elements=["timer_id"]))
 
 
 def _insert(session: AsyncSession, table: Table):
@@ -58,14 +61,7 @@ async def apply_events(session: AsyncSession, items: Sequence[tuple[object, obje
     order_events = [(env.type, d) for env, d in items if env.type in (R.ORDER_CREATED, R.ORDER_TRANSITIONED)]
     if order_events:
         await _apply_orders(session, order_events)
-    fired = [R.fired_row(d) for env, d in items if env.type == R.DEADLINE_FIRED]
-    if fired:
-        # a timer fires once; a republished copy (another event id) changes nothing
-        if _is_pg(session):
-            await session.execute(_PG_FIRED, {"rows": json_rows(fired, FIRED_COLUMNS)})
-        else:
-            await session.execute(_insert(session, FiredDeadline.__table__)
-                                  .on_conflict_do_nothing(index_elements=["timer_id"]), fired)
+    await _WRITE_FIRED(session, [R.fired_row(d) for env, d in items if env.type == R.DEADLINE_FIRED])
     decided = Counter(R.routing_key(d) for env, d in items if env.type == R.ROUTING_DECIDED)
     if decided:
         await _add_counts(session, RoutingHourly.__table__, ("hour", "target", "reason", "channel", "manufacturer_id"),
@@ -84,14 +80,9 @@ async def _apply_orders(session: AsyncSession, events: list[tuple[str, object]])
         rows = (await session.execute(select(*columns).where(OrderRow.order_id.in_(ids[k:k + IN_CHUNK])))).all()
         stored.update((r[0], R.Order(*r)) for r in rows)
     ch = R.fold_orders(stored, events)
-    table = OrderRow.__table__
-    values = [{**{c: getattr(o, c) for c in ORDER_COLUMNS}, "is_open": o.is_open} for o in ch.rows.values()]
-    if values and _is_pg(session):  # (one row an order: ``fold_orders`` keys them by id)
-        await session.execute(_PG_ORDERS, {"rows": json_rows(values, (*ORDER_COLUMNS, "is_open"))})
-    elif values:
-        stmt = _insert(session, table)
-        stmt = stmt.on_conflict_do_update(index_elements=["order_id"], set_={c: stmt.excluded[c] for c in ORDER_CHANGES})
-        await session.execute(stmt, values)
+    # one row an order (``fold_orders`` keys them by id): PostgreSQL changes a row once a statement
+    await _WRITE_ORDERS(session, [{**{c: getattr(o, c) for c in ORDER_COLUMNS}, "is_open": o.is_open}
+                                  for o in ch.rows.values()])
     await _add_counts(session, StateCount.__table__, ("state", "mode"), ch.state_counts)
     hourly = {h: (ch.opened.get(h, 0), ch.closed.get(h, 0)) for h in set(ch.opened) | set(ch.closed)}
     await _add_counts(session, HourlyOrders.__table__, ("hour",), hourly, ("opened", "closed"))

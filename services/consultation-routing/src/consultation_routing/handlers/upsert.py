@@ -1,4 +1,4 @@
-"""INSERT ... ON CONFLICT DO UPDATE for SQLite and PostgreSQL alike, in chunks.
+"""INSERT ... ON CONFLICT DO UPDATE for SQLite and PostgreSQL alike.
 
 PostgreSQL gets one statement text per (table, columns) with the rows as one JSON parameter
 (shared/bulk.py): a multi-row VALUES would be compiled anew for every batch size, which cost
@@ -9,27 +9,21 @@ import functools
 
 from sqlalchemy.dialects import sqlite
 
-from shared.bulk import json_rows, json_rows_insert
-
-CHUNK = 1000
+from shared.bulk import BulkWrite
 
 
 @functools.cache
-def _pg_upsert(table, columns: tuple[str, ...], key: str):
-    return json_rows_insert(table, columns, f"ON CONFLICT ({key}) DO UPDATE SET "
-                            + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c != key))
+def _writer(table, columns: tuple[str, ...], key: str) -> BulkWrite:
+    changed = [c for c in columns if c != key]
+    portable = sqlite.insert(table)
+    return BulkWrite(table, columns,
+                     pg_suffix=f"ON CONFLICT ({key}) DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"'
+                                                                                for c in changed),
+                     portable=portable.on_conflict_do_update(index_elements=[key],
+                                                             set_={c: portable.excluded[c] for c in changed}))
 
 
 async def upsert(session, table, rows: list[dict], key: str) -> None:
     """``rows`` (the same columns each, one row a key) inserted, or their other columns updated."""
-    if not rows:
-        return
-    columns = tuple(rows[0])
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(_pg_upsert(table, columns, key), {"rows": json_rows(rows, columns)})
-        return
-    for i in range(0, len(rows), CHUNK):
-        chunk = rows[i:i + CHUNK]
-        stmt = sqlite.insert(table).values(chunk)
-        stmt = stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in columns if c != key})
-        await session.execute(stmt)
+    if rows:
+        await _writer(table, tuple(rows[0]), key)(session, rows)

@@ -6,7 +6,7 @@ from datetime import datetime
 from types import SimpleNamespace
 
 from prometheus_client import Counter
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import event, select, update
 
 from notifier.domain.delivery import sms_capable, valid_phone
 from notifier.handlers.known import LIVE, add, deadline_messages, get, known
@@ -17,7 +17,7 @@ from notifier.domain.staleness import cancelled_by, transition_facts
 from notifier.adapters.template_store import latest
 from notifier.domain.templates import render
 from notifier.domain.triggers import Context, Intent
-from shared.bulk import json_rows, json_rows_insert
+from shared.bulk import BulkWrite
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,8 @@ async def context(session, order_id: str) -> tuple[OrderContact | None, Context]
 
 NEW_MESSAGES = "notifier_new_messages"
 MESSAGE_COLUMNS = tuple(c.name for c in Message.__table__.columns if c.name != "id")
-# PostgreSQL: the transaction's new messages in one statement (shared/bulk.py)
-_PG_INSERT = json_rows_insert(Message.__table__, MESSAGE_COLUMNS)
+# the transaction's new messages in one statement on PostgreSQL (shared/bulk.py)
+_WRITE = BulkWrite(Message.__table__, MESSAGE_COLUMNS)
 
 
 def pending_messages(session) -> list[SimpleNamespace]:
@@ -155,10 +155,7 @@ async def write_messages(session) -> int:
         return 0
     rows = [{c: getattr(m, c) for c in MESSAGE_COLUMNS} for m in new]
     new.clear()
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(_PG_INSERT, {"rows": json_rows(rows, MESSAGE_COLUMNS)})
-    else:
-        await session.execute(insert(Message.__table__), rows)
+    await _WRITE(session, rows)
     return len(rows)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orders.models import OrderDeadline
-from shared.bulk import json_rows, json_rows_insert
+from shared.bulk import BulkWrite
 from shared.consumer import batched
 from shared.contracts.sla import DeadlinesArmed
 
@@ -21,12 +21,17 @@ STATE_DEADLINE = {
 }
 SHOWN_RULES = frozenset(STATE_DEADLINE.values())
 TABLE = OrderDeadline.__table__
-CHUNK = 1000  # rows per statement on SQLite (bound parameters stay far below its limit)
-COLUMNS = ("order_id", "rule", "due_at", "order_version")
-# PostgreSQL: one statement text whatever the number of rows (shared/bulk.py)
-_PG_RECORD = json_rows_insert(TABLE, COLUMNS, "ON CONFLICT (order_id, rule) DO UPDATE SET due_at = EXCLUDED.due_at, "
-                              "order_version = EXCLUDED.order_version "
-                              "WHERE order_deadlines.order_version <= EXCLUDED.order_version")
+_upsert = sqlite_insert(TABLE)
+# A row replaced only by an arming of the same or a later order version; one statement on
+# PostgreSQL whatever the number of rows (shared/bulk.py), an executemany on SQLite.
+_WRITE = BulkWrite(
+    TABLE, ("order_id", "rule", "due_at", "order_version"),
+    pg_suffix="ON CONFLICT (order_id, rule) DO UPDATE SET due_at = EXCLUDED.due_at, "
+              "order_version = EXCLUDED.order_version WHERE order_deadlines.order_version <= EXCLUDED.order_version",
+    portable=_upsert.on_conflict_do_update(
+        index_elements=[TABLE.c.order_id, TABLE.c.rule],
+        set_={"due_at": _upsert.excluded.due_at, "order_version": _upsert.excluded.order_version},
+        where=TABLE.c.order_version <= _upsert.excluded.order_version))
 
 
 def _rows(items) -> list[dict]:
@@ -46,18 +51,7 @@ def _rows(items) -> list[dict]:
 async def record(session, items) -> None:
     """Upsert the shown deadlines of these events: one statement, a row replaced only by an
     arming of the same or a later order version."""
-    rows = _rows(items)
-    if not rows:
-        return
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(_PG_RECORD, {"rows": json_rows(rows, COLUMNS)})
-        return
-    for k in range(0, len(rows), CHUNK):
-        stmt = sqlite_insert(TABLE).values(rows[k:k + CHUNK])
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=[TABLE.c.order_id, TABLE.c.rule],
-            set_={"due_at": stmt.excluded.due_at, "order_version": stmt.excluded.order_version},
-            where=TABLE.c.order_version <= stmt.excluded.order_version))
+    await _WRITE(session, _rows(items))
 
 
 def armed_handlers(rt):
