@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from string import Template
 
 import pytest
 
@@ -42,6 +43,20 @@ def test_render_missing_variable_raises():
     with pytest.raises(KeyError):
         render("单号${number}", {})
     assert render("单号${number}", {"number": "SO1"}) == "单号SO1"
+
+
+@pytest.mark.parametrize("body", [t.body for t in DEFAULTS] + [
+    "a $$ b ${x}c $y.", "$x", "plain", "$$$x", "${x}${x}", "", "尾$$",
+])
+def test_render_answers_as_string_template(body):
+    values = {"x": 1, "y": "二", **{v: f"<{v}>" for t in DEFAULTS for v in t.variables}}
+    assert render(body, values) == Template(body).substitute(values)
+    assert render(body, values) == render(body, values)  # the parsed pieces are kept, not used up
+
+
+def test_render_refuses_a_malformed_placeholder():
+    with pytest.raises(ValueError):
+        render("单号 $ 与 ${number}", {"number": "SO1"})
 
 
 def _act(action, details, ctx=Context(), from_state="pending_process", to_state="pending_process"):

@@ -93,6 +93,49 @@ async def test_nul_in_a_body_is_a_422(api, world):
     assert_422(await api.client.post(f"{M}/{o['id']}/claim", headers=world["staff"], json={"note": "a\x00"}))
 
 
+async def test_an_application_lists_its_header_and_body_errors_in_one_answer(api, world):
+    r = await api.client.post(S, json={**api.apply_body(), "quantity": "many"},
+                              headers={**world["sf"], "X-Customer-Id": "c-1"})
+    assert_422(r)
+    fields = [d["field"] for d in r.json()["error"]["details"]]
+    assert fields == ["header.Idempotency-Key", "quantity"], r.text
+    r = await api.client.post(S, json=api.apply_body(), headers={**world["sf"], "X-Customer-Id": "c-1",
+                                                                 "Idempotency-Key": "k" * 101})
+    assert_422(r)
+    assert r.json()["error"]["details"][0]["type"] == "string_too_long"
+
+
+async def test_an_application_checks_its_caller_before_its_body(api, world):
+    # no token: 401 whatever the body (nothing of the request is read for a stranger)
+    r = await api.client.post(S, content=b"{not json", headers={"Content-Type": "application/json",
+                                                                "X-Customer-Id": "c-1", "Idempotency-Key": "k1"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized", r.text
+    r = await api.client.post(S, json=api.apply_body(), headers={**world["staff"], "Idempotency-Key": "k1"})
+    assert r.status_code == 403, r.text
+    r = await api.client.post(S, json=api.apply_body(), headers={**world["sf"], "Idempotency-Key": "k1"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "customer_required", r.text
+    r = await api.client.post(S, content=b"{not json", headers={**world["sf"], "X-Customer-Id": "c-1",
+                                                                "Content-Type": "application/json",
+                                                                "Idempotency-Key": "k1"})
+    assert_422(r)
+    assert r.json()["error"]["details"][0]["type"] == "json_invalid"
+
+
+def test_the_application_route_documents_its_header_body_and_answers(tmp_path):
+    from orders.app import create_app
+    from orders.settings import OrdersSettings
+
+    app = create_app(OrdersSettings(environment="test", database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db",
+                                    data_dir=str(tmp_path), log_json=False))
+    op = app.openapi()["paths"][S]["post"]
+    params = {p["name"]: p for p in op["parameters"]}
+    assert params["Idempotency-Key"]["required"] and params["Idempotency-Key"]["schema"]["maxLength"] == 100
+    assert "X-Customer-Id" in params
+    assert op["requestBody"]["required"]
+    assert "sales_order_id" in op["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert {"200", "201", "401", "403", "422"} <= set(op["responses"])
+
+
 async def test_ids_that_would_not_fit_are_refused(api, world):
     r = await api.client.post("/v1/platform/merchants", headers=world["op"], json={
         "id": "m" * 60, "name": "long", "kind": "pop_seller", "mode": "pop_self_service",

@@ -131,7 +131,9 @@ def document(app: FastAPI, token_url: str) -> None:
                 # Every error has the one shape of shared.errors (422 included, not FastAPI's
                 # default validation schema); "default" covers the statuses an operation does
                 # not list one by one (404, 409, 429, 503...).
-                if "422" in responses:
+                # (a route that reads its request itself, shared.request_route, documents its
+                # parameters and body by hand: FastAPI does not add its 422 then)
+                if "422" in responses or op.get("requestBody") or op.get("parameters"):
                     responses["422"] = {"description": "Invalid request (the fields are named in details)",
                                         "content": error_ref}
                 responses.setdefault("default", {"description": "Error", "content": error_ref})

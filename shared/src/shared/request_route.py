@@ -105,6 +105,20 @@ def read_path_value(request: Request, name: str, adapter: TypeAdapter, errors: l
         return None
 
 
+def read_header_value(request: Request, name: str, adapter: TypeAdapter, errors: list[dict]):
+    """Header ``name``, required, validated by ``adapter``; its errors (``loc`` ``header``,
+    name — FastAPI's entries for a declared ``Header(alias=name)``) go into ``errors``."""
+    value = request.headers.get(name)
+    if value is None:
+        errors.append({"type": "missing", "loc": ("header", name), "msg": "Field required", "input": None})
+        return None
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        errors.extend({**e, "loc": ("header", name, *e["loc"])} for e in exc.errors(include_url=False))
+        return None
+
+
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return False

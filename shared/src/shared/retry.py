@@ -14,6 +14,9 @@ import asyncio
 import random
 
 
+_JITTER = random.Random()
+
+
 class Backoff:
     def __init__(self, base_s: float = 0.2, cap_s: float = 5.0, *, factor: float = 2.0,
                  jitter: bool = True, floor: float = 0.5, rng: random.Random | None = None) -> None:
@@ -21,7 +24,7 @@ class Backoff:
             raise ValueError("backoff needs 0 < base_s <= cap_s and factor >= 1")
         self.base_s, self.cap_s, self.factor = base_s, cap_s, factor
         self.jitter, self.floor = jitter, floor  # floor: the least share of the step a wait takes
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER  # a generator of its own would seed from the OS on every retry loop made
         self.failures = 0
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from string import Template
 
 from shared.errors import ApiError
@@ -66,5 +67,28 @@ def check(body: str, variables: list[str] | tuple[str, ...]) -> None:
 
 
 def render(body: str, values: dict) -> str:
-    """Raises KeyError naming a missing variable."""
-    return Template(body).substitute({k: str(v) for k, v in values.items()})
+    """``string.Template(body).substitute(values)``. Raises KeyError naming a missing variable."""
+    out = []
+    for literal, name in _pieces(body):
+        out.append(literal)
+        if name is not None:
+            out.append(str(values[name]))
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)  # a few template versions render every message: each body is parsed once
+def _pieces(body: str) -> tuple[tuple[str, str | None], ...]:
+    """The body as (text, variable name or None) pieces, by string.Template's own pattern
+    (``$$`` is a dollar sign; a malformed placeholder raises ValueError as substitute does)."""
+    pieces, start = [], 0
+    for m in Template.pattern.finditer(body):
+        text = body[start:m.start()]
+        start = m.end()
+        if m.group("escaped") is not None:
+            pieces.append((text + Template.delimiter, None))
+        elif m.group("invalid") is not None:
+            Template(body).substitute({})  # raises ValueError naming the place
+        else:
+            pieces.append((text, m.group("named") or m.group("braced")))
+    pieces.append((body[start:], None))
+    return tuple(pieces)

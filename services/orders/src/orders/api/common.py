@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, Field, TypeAdapter
 
-from shared.auth import Principal, require_principal, with_policy
+from shared.auth import require_principal, with_policy
 from shared.errors import ApiError
 from shared.request_route import RequestRoute, json_body_openapi, read_json_body, read_path_value
 from shared.runtime import Runtime
@@ -68,22 +68,6 @@ def add_action_route(router: APIRouter, path: str, principal, model, run, *, cus
         response_class=JSONResponse,
         openapi_extra={"parameters": [ORDER_ID_PARAMETER, IF_MATCH_PARAMETER], "requestBody": json_body_openapi(model)},
         **documented)
-
-
-def caller_context(principal, *, customer: bool = False):
-    """ONE dependency for a route acting for a caller: (runtime, principal), with the same
-    checks in the same order as separate ``get_runtime`` / principal dependencies would make
-    (FastAPI resolves one dependant per request instead of three). ``principal`` is a
-    ``require_principal(...)`` dependency; ``customer``: the storefront acts for a customer,
-    ``X-Customer-Id`` is required."""
-
-    async def dependency(request: Request) -> tuple[Runtime, Principal]:
-        p = await principal(request)
-        if customer and not p.customer_id:
-            raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
-        return request.app.state.runtime, p
-
-    return with_policy(dependency, principal)
 
 
 MAX_LIMIT = 200

@@ -1,12 +1,14 @@
 """Storefront API: the customer's side, called by the storefront back end for one
 customer at a time (bearer token of role ``storefront`` + header ``X-Customer-Id``)."""
 # No `from __future__ import annotations`: the route factories annotate with a variable.
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import Field, TypeAdapter
 
-from orders.api.common import OrderId, Page, add_action_route, caller_context, page, storefront, get_runtime
+from orders.api.common import OrderId, Page, add_action_route, page, storefront, get_runtime
 from orders.api.responses import CustomerActionResult, CustomerOrderView, CustomerOrders
 from orders.domain.states import STATES
 from orders.handlers import queries
@@ -14,8 +16,9 @@ from orders.handlers.apply import apply_for_service
 from orders.handlers.lifecycle import perform
 from orders.schemas import (AbandonIn, ApplicationIn, ArbitrationRequestIn, FeedbackIn, NoteIn, RatingIn,
                             ServiceOrderOut, ShipmentIn, TextIn)
-from shared.auth import Principal
+from shared.auth import Principal, with_policy
 from shared.errors import ApiError
+from shared.request_route import RequestRoute, json_body_openapi, read_header_value, read_json_body
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/v1/storefront", tags=["storefront"])
@@ -27,22 +30,38 @@ async def customer(p: Principal = Depends(storefront)) -> Principal:
     return p
 
 
-_caller = caller_context(storefront, customer=True)
+_IDEMPOTENCY_KEY = TypeAdapter(Annotated[str, Field(min_length=1, max_length=100)])
+IDEMPOTENCY_KEY_PARAMETER = {"name": "Idempotency-Key", "in": "header", "required": True,
+                             "schema": {"type": "string", "minLength": 1, "maxLength": 100,
+                                        "title": "Idempotency-Key"}}
 
 
-@router.post("/service-orders", status_code=201, response_model=ServiceOrderOut,
-             summary="Customer applies for after-sales service",
-             responses={200: {"model": ServiceOrderOut,
-                              "description": "this Idempotency-Key was already used for the same application: "
-                                             "the order it created"}})
-async def apply(body: ApplicationIn,
-                idempotency_key: str = Header(..., alias="Idempotency-Key", min_length=1, max_length=100),
-                ctx: tuple = Depends(_caller)) -> JSONResponse:
-    rt, p = ctx
-    order, created = await apply_for_service(rt, p, body, idempotency_key)
+# The storefront's busiest route: a ``RequestRoute`` as the order actions (``add_action_route``),
+# checking in order the caller, then the Idempotency-Key header and the JSON body (every invalid
+# part in one 422, as FastAPI answers it).
+async def apply(request: Request) -> JSONResponse:
+    p = storefront.check(request)
+    if not p.customer_id:
+        raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
+    errors: list[dict] = []
+    key = read_header_value(request, "Idempotency-Key", _IDEMPOTENCY_KEY, errors)
+    body = await read_json_body(request, ApplicationIn, errors)
+    if errors:
+        raise RequestValidationError(errors)
+    order, created = await apply_for_service(request.app.state.runtime, p, body, key)
     # JSON-ready already: answered as is (``response_model`` documents it; see back_office.action)
     return JSONResponse(ServiceOrderOut.model_validate(order, from_attributes=True).model_dump(mode="json"),
                         status_code=201 if created else 200)
+
+
+router.add_api_route(
+    "/service-orders", with_policy(apply, storefront), methods=["POST"], route_class_override=RequestRoute,
+    response_class=JSONResponse, status_code=201, response_model=ServiceOrderOut,
+    summary="Customer applies for after-sales service",
+    responses={200: {"model": ServiceOrderOut,
+                     "description": "this Idempotency-Key was already used for the same application: "
+                                    "the order it created"}},
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER], "requestBody": json_body_openapi(ApplicationIn)})
 
 
 @router.get("/service-orders", response_model=CustomerOrders, summary="The customer's service orders")

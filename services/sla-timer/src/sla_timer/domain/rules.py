@@ -143,4 +143,9 @@ def _rules_started(facts: frozenset[str], problem_type: str) -> tuple[Rule, ...]
 
 
 def rules_cancelled(facts: set[str]) -> set[str]:
-    return {r.name for r in RULES if r.cancelled_by & facts}
+    return set(_rules_cancelled(frozenset(facts)))
+
+
+@lru_cache(maxsize=1024)  # as above: few distinct fact sets, asked for every consumed event
+def _rules_cancelled(facts: frozenset[str]) -> frozenset[str]:
+    return frozenset(r.name for r in RULES if r.cancelled_by & facts)
