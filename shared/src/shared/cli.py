@@ -53,8 +53,10 @@ def run_cli(
     except (SettingsError, CommandError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    from shared.gc_tuning import tune_collector
     from shared.http_server import uvicorn_options
 
+    tune_collector()  # a long-running process: fewer collections, start-up objects frozen once started
     uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options())
 
 

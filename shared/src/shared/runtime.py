@@ -33,6 +33,7 @@ from shared.metrics import SampledGauges
 from shared.messaging_tables import MessagingTables
 from shared.migrations import SchemaState, upgrade
 from shared.operations import ClockAdvanced, ClockState, DeadLetters, OutboxState
+from shared.gc_tuning import freeze_startup_objects
 from shared.observability import RequestContextMiddleware, health_router, run_checks
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import ServiceSettings
@@ -197,6 +198,7 @@ class Runtime:
                 self._spawn(self._on_start_when_migrated(), "start-when-migrated")
         else:
             self._started = True
+        freeze_startup_objects()  # a serving process only (shared.gc_tuning)
         log.info("service started", extra={"port": self.settings.port})
 
     async def _on_start(self) -> None:

@@ -16,17 +16,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _start(rt: Runtime) -> None:
-    import gc
-
     from kpi.entrypoints import metrics
     from kpi.entrypoints.consumers import start_consumer
-
-    # The objects of start-up (modules, models, settings: most of the heap) are never
-    # garbage, so full collections — frequent under the consumer's many short-lived
-    # tuples — need not walk them every time; and young collections every 10,000
-    # allocations rather than 700 (a batch allocates ~50 tracked objects per event).
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
     start_consumer(rt)  # one group over the order, SLA, routing and catalogue topics (batched)
     kpi_parts(rt).figures = metrics.install(rt)
