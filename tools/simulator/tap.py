@@ -96,7 +96,9 @@ class EventTap:
         decoder = msgspec.json.Decoder()
         consumer = AIOKafkaConsumer(*self.topics, bootstrap_servers=self.bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    metadata_max_age_ms=2000, fetch_max_wait_ms=100)
+                                    # answered within 200 ms by the embedded broker (kpi/settings.py
+                                    # says how it waits); each of its polls reads every partition
+                                    metadata_max_age_ms=2000, fetch_max_wait_ms=200)
         await consumer.start()
         try:
             while not stop.is_set():
