@@ -22,24 +22,37 @@ class N(Contract, kw_only=True):
 NOW = datetime(2026, 11, 11, 4, 0, tzinfo=timezone.utc)
 
 
-async def _sent_long_ago(database_url, count: int):
-    """An outbox of ``count`` rows sent two hours ago; (engine, sessions, tables, relay)."""
+async def _messaging_db(database_url, name: str):
+    """A database with the messaging tables only: (engine, sessions, tables)."""
     metadata = db.new_metadata()
     tables = MessagingTables(metadata)
-    engine = db.create_engine(await database_url("purge"))
+    engine = db.create_engine(await database_url(name))
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
-    sessions = db.session_factory(engine)
+    return engine, db.session_factory(engine), tables
+
+
+def _relay(engine, sessions, tables, **kw) -> OutboxRelay:
+    return OutboxRelay(service="t", sessions=sessions, tables=tables, producer=None, clock=ManualClock(NOW),
+                       wall_clock=ManualClock(NOW), is_postgres=engine.dialect.name == "postgresql", **kw)
+
+
+def _registry() -> EventRegistry:
     reg = EventRegistry()
     reg.register("n.happened", topic="t")(N)
+    return reg
+
+
+async def _sent_long_ago(database_url, count: int):
+    """An outbox of ``count`` rows sent two hours ago; (engine, relay)."""
+    engine, sessions, tables = await _messaging_db(database_url, "purge")
+    reg = _registry()
     async with sessions() as s, s.begin():
         for i in range(count):
             await Outbox(tables, reg, ManualClock(NOW)).add(s, make_envelope(
                 type_="n.happened", key=f"k{i}", producer="p", occurred_at=NOW, data={"n": i}, reg=reg))
         await s.execute(update(tables.outbox).values(published_at=NOW - timedelta(hours=2)))
-    relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=None, clock=ManualClock(NOW),
-                        wall_clock=ManualClock(NOW), is_postgres=engine.dialect.name == "postgresql")
-    return engine, relay
+    return engine, _relay(engine, sessions, tables)
 
 
 async def test_a_purge_round_deletes_a_bounded_number_of_chunks(database_url, monkeypatch):
@@ -56,14 +69,8 @@ async def test_a_purge_round_deletes_a_bounded_number_of_chunks(database_url, mo
 
 async def test_sent_rows_older_than_the_keep_time_are_deleted_in_chunks(database_url, monkeypatch):
     monkeypatch.setattr(outbox_module, "PURGE_CHUNK", 4)  # several chunks out of 11 rows
-    metadata = db.new_metadata()
-    tables = MessagingTables(metadata)
-    engine = db.create_engine(await database_url("purge"))
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    sessions = db.session_factory(engine)
-    reg = EventRegistry()
-    reg.register("n.happened", topic="t")(N)
+    engine, sessions, tables = await _messaging_db(database_url, "purge")
+    reg = _registry()
     ob = tables.outbox
     try:
         async with sessions() as s, s.begin():
@@ -77,9 +84,7 @@ async def test_sent_rows_older_than_the_keep_time_are_deleted_in_chunks(database
             await s.execute(update(ob).where(ob.c.id == ids[11]).values(published_at=NOW - timedelta(minutes=59)))
             await s.execute(update(ob).where(ob.c.id == ids[12]).values(published_at=NOW))
         metrics = CollectorRegistry()
-        relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=None, clock=ManualClock(NOW),
-                            wall_clock=ManualClock(NOW), is_postgres=engine.dialect.name == "postgresql",
-                            keep_sent_s=3600, metrics=metrics)
+        relay = _relay(engine, sessions, tables, keep_sent_s=3600, metrics=metrics)
         assert await relay.purge() == 11
         async with sessions() as s:
             left = (await s.scalars(select(ob.c.id).order_by(ob.c.id))).all()
@@ -102,13 +107,8 @@ async def test_inbox_ids_older_than_the_keep_time_are_deleted_in_bounded_rounds(
     recent ones stay, so a redelivered recent event is still recognised."""
     monkeypatch.setattr(outbox_module, "PURGE_CHUNK", 3)
     monkeypatch.setattr(outbox_module, "PURGE_ROUND_CHUNKS", 2)
-    metadata = db.new_metadata()
-    tables = MessagingTables(metadata)
-    engine = db.create_engine(await database_url("inbox_purge"))
+    engine, sessions, tables = await _messaging_db(database_url, "inbox_purge")
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        sessions = db.session_factory(engine)
         pe = tables.processed_events
         week = timedelta(days=7)
         old = [{"consumer": f"svc.{g}", "event_id": f"old-{g}-{i}", "event_type": "n.happened",
@@ -117,9 +117,7 @@ async def test_inbox_ids_older_than_the_keep_time_are_deleted_in_bounded_rounds(
                    "processed_at": NOW - week + timedelta(minutes=i + 1)} for i in range(3)]
         async with sessions() as s, s.begin():
             await s.execute(pe.insert(), old + recent)
-        relay = OutboxRelay(service="t", sessions=sessions, tables=tables, producer=None, clock=ManualClock(NOW),
-                            wall_clock=ManualClock(NOW), is_postgres=engine.dialect.name == "postgresql",
-                            inbox_keep_s=week.total_seconds(), metrics=CollectorRegistry())
+        relay = _relay(engine, sessions, tables, inbox_keep_s=week.total_seconds(), metrics=CollectorRegistry())
         assert [await relay.purge_inbox() for _ in range(3)] == [6, 2, 0]
         async with sessions() as s:
             left = set((await s.execute(select(pe.c.event_id))).scalars())

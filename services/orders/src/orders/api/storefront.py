@@ -16,7 +16,7 @@ from orders.handlers.apply import apply_for_service
 from orders.handlers.lifecycle import perform
 from orders.schemas import (AbandonIn, ApplicationIn, ArbitrationRequestIn, FeedbackIn, NoteIn, RatingIn,
                             ServiceOrderOut, ShipmentIn, TextIn)
-from shared.auth import Principal, with_policy
+from shared.auth import Principal, require_principal, with_policy
 from shared.errors import ApiError
 from shared.request_route import RequestRoute, json_body_openapi, read_header_value, read_json_body
 from shared.runtime import Runtime
@@ -30,6 +30,7 @@ async def customer(p: Principal = Depends(storefront)) -> Principal:
     return p
 
 
+_applicant = require_principal("storefront", customer=True)  # X-Customer-Id required (shared.auth.Policy)
 _IDEMPOTENCY_KEY = TypeAdapter(Annotated[str, Field(min_length=1, max_length=100)])
 IDEMPOTENCY_KEY_PARAMETER = {"name": "Idempotency-Key", "in": "header", "required": True,
                              "schema": {"type": "string", "minLength": 1, "maxLength": 100,
@@ -40,9 +41,7 @@ IDEMPOTENCY_KEY_PARAMETER = {"name": "Idempotency-Key", "in": "header", "require
 # checking in order the caller, then the Idempotency-Key header and the JSON body (every invalid
 # part in one 422, as FastAPI answers it).
 async def apply(request: Request) -> JSONResponse:
-    p = storefront.check(request)
-    if not p.customer_id:
-        raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
+    p = _applicant.check(request)
     errors: list[dict] = []
     key = read_header_value(request, "Idempotency-Key", _IDEMPOTENCY_KEY, errors)
     body = await read_json_body(request, ApplicationIn, errors)
@@ -55,7 +54,7 @@ async def apply(request: Request) -> JSONResponse:
 
 
 router.add_api_route(
-    "/service-orders", with_policy(apply, storefront), methods=["POST"], route_class_override=RequestRoute,
+    "/service-orders", with_policy(apply, _applicant), methods=["POST"], route_class_override=RequestRoute,
     response_class=JSONResponse, status_code=201, response_model=ServiceOrderOut,
     summary="Customer applies for after-sales service",
     responses={200: {"model": ServiceOrderOut,
