@@ -2,7 +2,10 @@
 import json
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from orders.handlers.retention import archive_and_purge
+from orders.models import SalesLine
 from shared.auth import Principal, issue_token
 
 
@@ -11,6 +14,7 @@ async def test_purge_archives_and_removes_only_old_finished_orders(api, world, t
     old = await api.apply(w["sf"])
     await api.post(f"/v1/storefront/service-orders/{old['id']}/abandon", api.cust(w["sf"]), {"reason": "changed mind"})
     open_one = await api.apply(w["sf"])
+    open_line = (f"so-{api._n}", "1")  # (apply_body numbers the sales orders)
     api.clock.advance(timedelta(days=729))
     assert (await archive_and_purge(api.rt, tmp_path / "a"))["purged"] == 0
     api.clock.advance(timedelta(days=2))
@@ -22,3 +26,6 @@ async def test_purge_archives_and_removes_only_old_finished_orders(api, world, t
                                                      api.rt.settings.token_secret, now=api.clock.now())}
     assert (await api.client.get(f"/v1/merchant/service-orders/{old['id']}", headers=main)).status_code == 404
     assert (await api.client.get(f"/v1/merchant/service-orders/{open_one['id']}", headers=main)).status_code == 200
+    async with api.rt.sessions() as s:  # the purged order's sales-order line went with it, the open one's stays
+        lines = set((await s.execute(select(SalesLine.sales_order_id, SalesLine.order_line_id))).all())
+    assert lines == {open_line}

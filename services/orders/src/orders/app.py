@@ -85,4 +85,4 @@ def order_store(rt, settings: OrdersSettings) -> OrderStore:
     wake = PacedWake(rt.relay.wake, window) if window > 0 else rt.relay.wake
     if settings.order_store == "direct" or (settings.order_store == "auto" and not settings.is_sqlite):
         return DirectStore(rt.engine.url, rt.outbox, after_commit=wake)
-    return SessionStore(rt.sessions, rt.outbox, is_sqlite=settings.is_sqlite, after_commit=wake)
+    return SessionStore(rt.sessions, rt.outbox, after_commit=wake)

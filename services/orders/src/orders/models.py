@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import BigIntPK, UTCDateTime, declarative_base
@@ -137,6 +137,22 @@ class ServiceOrder(Base):
 
     # Optimistic concurrency: the handler sets the next version; UPDATE … WHERE version = old.
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+class SalesLine(Base):
+    """A sales-order line that has been applied for: its version is what concurrent
+    applications for the line are checked against (docs/lifecycle.md § 1, "Quantities").
+    Every application that stores an order replaces ``version`` with a new random token, in
+    the statement that inserts the order, and only if it still holds the token read with the
+    application's facts: of two applications decided on the same facts one stores, the other
+    decides again. A random token (not a count) is never seen twice, so a stale read cannot
+    match a line the retention purge deleted and a later application created again."""
+
+    __tablename__ = "sales_lines"
+    sales_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_line_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class OrderDeadline(Base):

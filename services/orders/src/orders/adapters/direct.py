@@ -14,9 +14,18 @@ CTEs only write when the versioned ``UPDATE`` matched::
 A single statement is atomic: the order row, its records and its events commit together or
 not at all (transactional outbox), and a lost version race writes nothing. That is two round
 trips per action instead of six (BEGIN, SELECT, UPDATE, INSERT, INSERT, COMMIT), without the
-session's layers on the request path. An application is a transaction holding the line's
-advisory lock (BEGIN and the lock in one round trip): one read of its facts, one statement
-inserting order, timeline entry and events, COMMIT.
+session's layers on the request path. An application is two round trips as well: one read of
+its facts (the line's version among them), then one statement whose gate is the line's new
+version instead of the order's::
+
+    WITH u AS (INSERT INTO sales_lines … VALUES (…, $new)
+               ON CONFLICT (sales_order_id, order_line_id) DO UPDATE SET version = EXCLUDED.version …
+               WHERE sales_lines.version = $read RETURNING 1),
+         i0 AS (INSERT INTO service_orders … SELECT … FROM u), …     -- order, timeline, events
+    SELECT count(*) FROM u
+
+No row from ``u``: another application for the line was stored since the facts were read
+(under PostgreSQL's ``ON CONFLICT`` a concurrent one is waited for, then its version compared).
 
 The reads are the port's Core statements (adapters/store.py) compiled once for PostgreSQL.
 Connections come from an asyncpg pool; JSON columns use the codec SQLAlchemy's dialect
@@ -34,12 +43,16 @@ import asyncpg
 from sqlalchemy import JSON
 from sqlalchemy.engine import URL
 
-from orders.adapters.store import TABLES, Collided, OrderUnit, line_lock_key
+from orders.adapters.store import TABLES, Collided, OrderUnit, line_turn
 from orders.domain.application import Application
 from orders.domain.decisions import Decision, Order
+from orders.models import SalesLine
 from shared.outbox import Outbox
 
 POOL_SIZE = 20
+# The gate of an application's write: the line's version (``_Statements.sql``).
+LINE = "line"
+LINE_COLUMNS = ("sales_order_id", "order_line_id", "version", "updated_at")
 
 
 @functools.cache
@@ -91,8 +104,7 @@ class _Statements:
         self.tables = tables
         self._sql: dict[tuple, str] = {}
 
-    def _insert(self, name: str, table: str, cols: tuple[str, ...], rows: int, first: int,
-                gated: bool) -> tuple[str, int]:
+    def _insert(self, name: str, table: str, cols: tuple[str, ...], rows: int, first: int) -> tuple[str, int]:
         types = self.tables.types[table]
         n = first
         tuples = []
@@ -100,50 +112,58 @@ class _Statements:
             tuples.append(", ".join(f"${i}::{types[c]}" for i, c in enumerate(cols, start=n)))
             n += len(cols)
         names = ", ".join(f'"{c}"' for c in cols)
-        if gated:
-            body = " UNION ALL ".join(f"SELECT {t} FROM u" for t in tuples)
-        else:
-            body = "VALUES " + ", ".join(f"({t})" for t in tuples)
+        body = " UNION ALL ".join(f"SELECT {t} FROM u" for t in tuples)
         return f"{name} AS (INSERT INTO {table} ({names}) {body})", n
 
-    def sql(self, update_cols: tuple[str, ...] | None, inserts: tuple, updates: tuple) -> str:
-        """The statement of one write: ``update_cols`` of the versioned order update (None: an
-        insert-only write), ``inserts`` ((table, columns, rows), …), ``updates`` ((table,
-        columns), …) of side rows, by id, done only when the order update matched."""
-        key = (update_cols, inserts, updates)
+    def sql(self, gate: tuple[str, ...] | str, inserts: tuple, updates: tuple) -> str:
+        """The statement of one write: its gate ``u``, either the columns of the versioned order
+        update or ``LINE`` (the line's version, see the module's docstring); ``inserts``
+        ((table, columns, rows), …) and ``updates`` ((table, columns), …) of side rows, by id,
+        done only when the gate matched."""
+        key = (gate, inserts, updates)
         sql = self._sql.get(key)
         if sql is not None:
             return sql
-        ctes, n = [], 1
-        gated = update_cols is not None
-        if gated:
-            sets = ", ".join(f'"{c}" = ${i}' for i, c in enumerate(update_cols, start=3))
-            ctes.append(f"u AS (UPDATE service_orders SET {sets} WHERE id = $1 AND version = $2 RETURNING 1)")
-            n = 3 + len(update_cols)
+        if gate == LINE:
+            types = self.tables.types["sales_lines"]
+            values = ", ".join(f"${i}::{types[c]}" for i, c in enumerate(LINE_COLUMNS, start=1))
+            n = len(LINE_COLUMNS) + 1
+            ctes = [f"u AS (INSERT INTO sales_lines ({', '.join(LINE_COLUMNS)}) VALUES ({values}) "
+                    "ON CONFLICT (sales_order_id, order_line_id) DO UPDATE SET version = EXCLUDED.version, "
+                    f"updated_at = EXCLUDED.updated_at WHERE sales_lines.version = ${n} RETURNING 1)"]
+            n += 1
+        else:
+            sets = ", ".join(f'"{c}" = ${i}' for i, c in enumerate(gate, start=3))
+            ctes = [f"u AS (UPDATE service_orders SET {sets} WHERE id = $1 AND version = $2 RETURNING 1)"]
+            n = 3 + len(gate)
         for i, (table, cols, rows) in enumerate(inserts):
-            cte, n = self._insert(f"i{i}", table, cols, rows, n, gated)
+            cte, n = self._insert(f"i{i}", table, cols, rows, n)
             ctes.append(cte)
         for i, (table, cols) in enumerate(updates):
             sets = ", ".join(f'"{c}" = ${j}' for j, c in enumerate(cols, start=n))
             n += len(cols)
             ctes.append(f"x{i} AS (UPDATE {table} SET {sets} WHERE id = ${n} AND EXISTS (SELECT 1 FROM u))")
             n += 1
-        tail = "SELECT count(*) FROM u" if gated else "SELECT 1"
-        sql = self._sql[key] = f"WITH {', '.join(ctes)} {tail}"
+        sql = self._sql[key] = f"WITH {', '.join(ctes)} SELECT count(*) FROM u"
         return sql
 
-    def write(self, update: tuple[str, int, dict[str, Any]] | None, inserts: list[tuple[str, dict[str, Any]]],
+    def write(self, gate: tuple[str, int, dict[str, Any]] | tuple[dict[str, Any], int],
+              inserts: list[tuple[str, dict[str, Any]]],
               updates: list[tuple[str, str, dict[str, Any]]]) -> tuple[str, list[Any]]:
-        """(SQL, arguments) for ``update`` (order id, expected version, values), the rows to insert
-        (table, row) — consecutive rows of one table and the same columns in one CTE — and the
-        side rows to change (table, id, values)."""
+        """(SQL, arguments) for the gate — the order update (order id, expected version, values)
+        or the line's (new ``sales_lines`` row, version read) — the rows to insert (table, row),
+        consecutive rows of one table and the same columns in one CTE, and the side rows to
+        change (table, id, values)."""
         value = self.tables.value
-        args: list[Any] = []
-        update_cols = None
-        if update is not None:
-            order_id, version, values = update
-            update_cols = tuple(values)
-            args += [order_id, version, *(value("service_orders", c, values[c]) for c in update_cols)]
+        args: list[Any]
+        if len(gate) == 2:
+            line, read = gate
+            gate_key: tuple[str, ...] | str = LINE
+            args = [*(line[c] for c in LINE_COLUMNS), read]
+        else:
+            order_id, version, values = gate
+            gate_key = tuple(values)
+            args = [order_id, version, *(value("service_orders", c, values[c]) for c in gate_key)]
         groups: list[list] = []  # [table, cols, rows]
         for table, row in inserts:
             cols = tuple(row)
@@ -157,7 +177,7 @@ class _Statements:
             cols = tuple(values)
             side.append((table, cols))
             args += [*(value(table, c, values[c]) for c in cols), row_id]
-        return self.sql(update_cols, tuple(map(tuple, groups)), tuple(side)), args
+        return self.sql(gate_key, tuple(map(tuple, groups)), tuple(side)), args
 
 
 class OrderCache:
@@ -226,13 +246,16 @@ class DirectUnit(OrderUnit):
 
     async def create(self, application: Application, events: list) -> None:
         store = self.store
-        sql, args = store.statements.write(None, [
-            ("service_orders", vars(application.order)), ("timeline", application.timeline),
+        order = application.order
+        sql, args = store.statements.write((self.line.row(order.created_at), self.line.read), [
+            ("service_orders", vars(order)), ("timeline", application.timeline),
             *(("outbox", row) for row in store.outbox.rows(events))], [])
         try:
-            await self.conn.execute(sql, *args)
+            stored = await self.conn.fetchval(sql, *args) == 1
         except asyncpg.exceptions.UniqueViolationError:
             raise Collided from None
+        if not stored:
+            raise Collided
         self.wrote_events = self.wrote_events or bool(events)
 
 
@@ -247,7 +270,7 @@ class DirectStore:
         self._pool_made = asyncio.Lock()
         self.outbox = outbox
         self.after_commit = after_commit  # wakes the outbox relay
-        self.statements = _Statements(_Tables([*TABLES.values(), outbox.tables.outbox]))
+        self.statements = _Statements(_Tables([*TABLES.values(), SalesLine.__table__, outbox.tables.outbox]))
         self.cache = OrderCache()
 
     async def _connection_pool(self) -> asyncpg.Pool:
@@ -259,33 +282,20 @@ class DirectStore:
         return self._pool
 
     @asynccontextmanager
-    async def _unit(self, *, line_lock: int | None = None) -> AsyncIterator[DirectUnit]:
+    async def transition(self) -> AsyncIterator[DirectUnit]:
         pool = await self._connection_pool()
         async with pool.acquire() as conn:
             unit = DirectUnit(self, conn)
             try:
-                if line_lock is None:
-                    yield unit  # autocommit: each write is one atomic statement
-                else:
-                    # BEGIN and the lock in one round trip (the simple query protocol: the key is
-                    # our own integer, never text from a request)
-                    await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(line_lock)})")
-                    try:
-                        yield unit
-                    except BaseException:
-                        if not conn.is_closed():
-                            await conn.execute("ROLLBACK")
-                        raise
-                    await conn.execute("COMMIT")
+                yield unit  # autocommit: each write is one atomic statement
             finally:
-                if unit.wrote_events:  # (after a failed commit of the transaction: a harmless extra wake-up)
+                if unit.wrote_events:
                     self.after_commit()
 
-    def transition(self):
-        return self._unit()
-
-    def application(self, sales_order_id: str, order_line_id: str):
-        return self._unit(line_lock=line_lock_key(sales_order_id, order_line_id))
+    @asynccontextmanager
+    async def application(self, sales_order_id: str, order_line_id: str) -> AsyncIterator[DirectUnit]:
+        async with line_turn(sales_order_id, order_line_id), self.transition() as unit:
+            yield unit
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -2,24 +2,26 @@
 
 A decision is written with Core statements in the session's transaction: the order's
 ``UPDATE … WHERE id AND version`` first (no row: the order moved on, nothing else is
-written), then its rows, then its events through the shared outbox. A consumer's handler
+written), then its rows, then its events through the shared outbox. An application's write
+starts with its line's new version (``INSERT … ON CONFLICT DO UPDATE … WHERE version = read``;
+no row: another application for the line was stored, the transaction is rolled back). A consumer's handler
 (fired deadlines) commits through ``SessionUnit(session, …)`` on the consumer's own
 session, so the inbox record, the change and its events are one transaction.
 """
 from __future__ import annotations
 
-import asyncio
-import weakref
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from orders.adapters.store import TABLES, Collided, OrderUnit, line_lock_key
+from orders.adapters.store import TABLES, Collided, OrderUnit, line_turn
 from orders.domain.application import Application
 from orders.domain.decisions import Decision
+from orders.models import SalesLine
 from shared.metrics import after_commit
 from shared.outbox import Outbox
 
@@ -29,6 +31,19 @@ _UPDATE_ORDER = update(_SO).where(_SO.c.id == bindparam("b_id"), _SO.c.version =
 _INSERT = {name: insert(table) for name, table in TABLES.items()}
 _UPDATE_BY_ID = {name: update(table).where(table.c.id == bindparam("b_id"))
                  for name, table in TABLES.items() if "id" in table.c}
+_SL = SalesLine.__table__
+
+
+def _line_write(dialect):
+    """The line's new version where it still holds the one read (``b_read``; see adapters/store.py)."""
+    stmt = dialect.insert(_SL)
+    return stmt.on_conflict_do_update(
+        index_elements=[_SL.c.sales_order_id, _SL.c.order_line_id],
+        set_={"version": stmt.excluded.version, "updated_at": stmt.excluded.updated_at},
+        where=_SL.c.version == bindparam("b_read")).returning(_SL.c.version)
+
+
+_LINE_WRITE = {"postgresql": _line_write(postgresql), "sqlite": _line_write(sqlite)}
 
 
 class SessionUnit(OrderUnit):
@@ -59,8 +74,13 @@ class SessionUnit(OrderUnit):
         after_commit(self.session, action)
 
     async def create(self, application: Application, events: list) -> None:
+        s = self.session
+        line = (await s.execute(_LINE_WRITE[s.bind.dialect.name],
+                                {**self.line.row(application.order.created_at), "b_read": self.line.read})).first()
+        if line is None:
+            raise Collided
         try:
-            await self.session.execute(_INSERT["service_orders"], vars(application.order))
+            await s.execute(_INSERT["service_orders"], vars(application.order))
         except IntegrityError:
             raise Collided from None
         await self.session.execute(_INSERT["timeline"], application.timeline)
@@ -68,23 +88,11 @@ class SessionUnit(OrderUnit):
         self.wrote_events = self.wrote_events or bool(events)
 
 
-# SQLite (one process, the embedded default): applications for one line wait for each other here.
-_LINE_LOCKS: "weakref.WeakValueDictionary[int, asyncio.Lock]" = weakref.WeakValueDictionary()
-
-
-def _sqlite_line_lock(key: int) -> asyncio.Lock:
-    lock = _LINE_LOCKS.get(key)
-    if lock is None:
-        lock = _LINE_LOCKS[key] = asyncio.Lock()
-    return lock
-
-
 class SessionStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *, is_sqlite: bool,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, *,
                  after_commit: Callable[[], None]) -> None:
         self.sessions = sessions
         self.outbox = outbox
-        self.is_sqlite = is_sqlite
         self.after_commit = after_commit  # wakes the outbox relay
 
     @asynccontextmanager
@@ -104,12 +112,5 @@ class SessionStore:
 
     @asynccontextmanager
     async def application(self, sales_order_id: str, order_line_id: str) -> AsyncIterator[SessionUnit]:
-        key = line_lock_key(sales_order_id, order_line_id)
-        if self.is_sqlite:
-            async with _sqlite_line_lock(key), self._transaction() as unit:
-                yield unit
-            return
-        async with self._transaction() as unit:
-            # the line's lock, held until the transaction ends
-            await unit.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        async with line_turn(sales_order_id, order_line_id), self._transaction() as unit:
             yield unit

@@ -1,9 +1,12 @@
 """The order store: the one port through which the orders use cases read and commit.
 
 A handler opens a *unit* (``OrderStore.transition()`` for an action on an order,
-``OrderStore.application(line)`` for an application, which holds the line's lock),
-loads what the domain decides on, and commits the decision in one transaction: the
-versioned order row, its timeline entry and side records, and its events in the outbox.
+``OrderStore.application(line)`` for an application), loads what the domain decides on, and
+commits the decision in one transaction: the versioned order row, its timeline entry and side
+records, and its events in the outbox. Both are optimistic: an action's write applies only if
+the order still has the version it was decided on, an application's only if its sales-order
+line still has the version read with its facts (``SalesLine``); otherwise nothing is written
+and the handler decides again on fresh facts.
 
 Two adapters implement it (docs/lifecycle.md § 6):
 
@@ -18,20 +21,25 @@ configured adapter, and one test runs the same actions through both.
 """
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Callable, Mapping, Protocol, Sequence
+import asyncio
+import secrets
+import weakref
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Any, AsyncIterator, Callable, Mapping, Protocol, Sequence
 
 from sqlalchemy import Select, and_, bindparam, exists, func, literal, select
 
 from orders.domain.application import RELEASING_STATES, Application, ApplicationFacts
 from orders.domain.decisions import Decision, Facts, FactsNeeded, Order
-from orders.models import Attachment, ExchangeOrder, Merchant, Rating, ServiceOrder, Sku, Staff, TimelineEntry
-from shared.db import lock_key
+from orders.models import (Attachment, ExchangeOrder, Merchant, Rating, SalesLine, ServiceOrder, Sku, Staff,
+                           TimelineEntry)
 
 _SO = ServiceOrder.__table__
 _SKU = Sku.__table__
 _M = Merchant.__table__
 _XO = ExchangeOrder.__table__
+_SL = SalesLine.__table__
 
 # The tables a decision writes, by name (``Decision.inserts`` / ``updates``).
 TABLES = {t.name: t for t in (_SO, TimelineEntry.__table__, Rating.__table__, Attachment.__table__, _XO)}
@@ -58,17 +66,51 @@ APPLICATION_FACTS = select(
                                   _SKU.c.sku == bindparam("sku")).scalar_subquery().label("sku_category"),
     _M.c.id.label("merchant"), _M.c.mode, _M.c.category_modes, _M.c.contact_phone, _M.c.return_address,
     _M.c.served_by_platform, _M.c.disqualified_since,
+    select(_SL.c.version).where(
+        _SL.c.sales_order_id == bindparam("sales_order_id"),
+        _SL.c.order_line_id == bindparam("order_line_id")).scalar_subquery().label("line_version"),
 ).select_from(select(literal(1).label("one")).subquery("one").outerjoin(_M, _M.c.id == bindparam("merchant_id")))
 
 
 class Collided(Exception):
-    """The new order hit a unique key (the same key raced in, or its number was taken):
-    nothing was stored; deciding again on fresh facts answers it."""
+    """The new order was not stored: another application for its line was stored since its
+    facts were read (the line's version moved), or it hit a unique key (the same key raced in,
+    or its number was taken). Deciding again on fresh facts answers it."""
 
 
-def line_lock_key(sales_order_id: str, order_line_id: str) -> int:
-    """A signed 64-bit key naming one sales-order line (PostgreSQL advisory locks)."""
-    return lock_key(sales_order_id, order_line_id)  # the line within its sales order
+class LineVersion:
+    """The version of a sales-order line an application read with its facts, and the write
+    that replaces it (``SalesLine``): a new random token, stored only where the line still
+    holds ``read`` (0: no row yet, so the write creates it and any row created meanwhile
+    makes it fail)."""
+
+    __slots__ = ("sales_order_id", "order_line_id", "read", "new")
+
+    def __init__(self, sales_order_id: str, order_line_id: str, read: int) -> None:
+        self.sales_order_id = sales_order_id
+        self.order_line_id = order_line_id
+        self.read = read
+        self.new = secrets.randbits(62) + 1  # never 0, which means "no row"
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        return {"sales_order_id": self.sales_order_id, "order_line_id": self.order_line_id, "version": self.new,
+                "updated_at": now}
+
+
+# Applications for one line in this process take turns here, so they meet the line's version
+# one after the other instead of colliding on it (a collision costs a second decision); the
+# version is what checks them against other processes and replicas.
+_LINE_TURNS: "weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock]" = weakref.WeakValueDictionary()
+
+
+@asynccontextmanager
+async def line_turn(sales_order_id: str, order_line_id: str) -> AsyncIterator[None]:
+    key = (sales_order_id, order_line_id)
+    lock = _LINE_TURNS.get(key)
+    if lock is None:
+        lock = _LINE_TURNS[key] = asyncio.Lock()
+    async with lock:
+        yield
 
 
 class OrderUnit:
@@ -101,11 +143,14 @@ class OrderUnit:
             facts.open_exchange = dict(rows[0].items()) if rows else None
         return facts
 
+    line: LineVersion | None = None  # set by ``application_facts``, written by ``create``
+
     async def application_facts(self, body, idempotency_key: str) -> ApplicationFacts:
         (row,) = await self._rows(APPLICATION_FACTS, {
             "customer_id": body.customer_id, "idempotency_key": idempotency_key,
             "sales_order_id": body.sales_order_id, "order_line_id": body.order_line_id,
             "merchant_id": body.merchant_id, "sku": body.sku})
+        self.line = LineVersion(body.sales_order_id, body.order_line_id, row["line_version"] or 0)
         existing = await self.load_fresh(row["existing"]) if row["existing"] is not None else None
         merchant = None
         if row["merchant"] is not None:
@@ -120,7 +165,9 @@ class OrderUnit:
         raise NotImplementedError
 
     async def create(self, application: Application, events: list) -> None:
-        """Store a new order with its timeline entry and events; ``Collided`` on a unique key."""
+        """Store a new order with its timeline entry and events, and the new version of its line,
+        if the line still has the version read with the facts; ``Collided`` (nothing stored)
+        if it does not or on a unique key."""
         raise NotImplementedError
 
     def after_commit(self, action: Callable[[], None]) -> None:
@@ -134,8 +181,10 @@ class OrderStore(Protocol):
         """A unit for actions on orders (each ``commit`` is atomic on its own)."""
 
     def application(self, sales_order_id: str, order_line_id: str) -> AbstractAsyncContextManager[OrderUnit]:
-        """A transaction holding the sales-order line's lock, so applications for one line are
-        checked one after the other: the quantity in service never exceeds the purchase."""
+        """A unit for one application: its facts, then ``create``, which stores the order only
+        if no other application for the line was stored in between (the line's version), so
+        the quantity in service never exceeds the purchase. Applications for one line in this
+        process take turns (``line_turn``)."""
 
     async def close(self) -> None:
         """Release the store's own connections (when the service stops)."""

@@ -1,5 +1,7 @@
-"""Applying for service (docs/lifecycle.md § 1): under the line's lock, the stored facts,
-the domain's decision, the new order with its timeline entry and event in one transaction."""
+"""Applying for service (docs/lifecycle.md § 1): the stored facts, the domain's decision, and
+the new order with its timeline entry and event stored together, only if no other application
+for the same sales-order line was stored since the facts were read (its version,
+adapters/store.py); if one was, the application is decided again on fresh facts."""
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +16,11 @@ from shared.auth import Principal
 from shared.errors import ApiError
 from shared.runtime import Runtime
 
-# A collision (the same key raced in, an order number taken) is decided again on fresh facts,
-# which then hold the winner's order; this many times at most.
-ATTEMPTS = 3
+# A collision (another application for the line stored meanwhile, the same key raced in, an
+# order number taken) is decided again on fresh facts, which then hold the winner's order; this
+# many times at most. Within a process, applications for one line take turns and do not collide:
+# a collision needs another replica applying for the same line at the same instant.
+ATTEMPTS = 5
 
 
 def request_hash(body: ApplicationIn) -> str:

@@ -5,10 +5,10 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select, tuple_
 
 from orders.domain.states import TERMINAL
-from orders.models import Attachment, ExchangeOrder, OrderDeadline, Rating, ServiceOrder, TimelineEntry
+from orders.models import Attachment, ExchangeOrder, OrderDeadline, Rating, SalesLine, ServiceOrder, TimelineEntry
 
 
 async def archive_and_purge(rt, archive_dir: str | Path, retention_days: int | None = None) -> dict:
@@ -41,6 +41,13 @@ async def archive_and_purge(rt, archive_dir: str | Path, retention_days: int | N
             for model in (TimelineEntry, Attachment, Rating, ExchangeOrder, OrderDeadline):
                 await s.execute(delete(model).where(model.order_id.in_(ids)))
             await s.execute(delete(ServiceOrder).where(ServiceOrder.id.in_(ids)))
+            # A line goes with its last order, once nothing was applied for it in the period either.
+            await s.execute(delete(SalesLine).where(
+                tuple_(SalesLine.sales_order_id, SalesLine.order_line_id).in_(
+                    sorted({(o.sales_order_id, o.order_line_id) for o in orders})),
+                SalesLine.updated_at < cutoff,
+                ~exists().where(ServiceOrder.sales_order_id == SalesLine.sales_order_id,
+                                ServiceOrder.order_line_id == SalesLine.order_line_id)))
             purged = len(ids)
             for a in atts:
                 await rt.blobstore.delete(a.blob_key)
