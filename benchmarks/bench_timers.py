@@ -5,7 +5,7 @@ against PostgreSQL and the embedded Kafka-compatible broker, over the real path.
    events are produced to ``orders.events`` and consumed by the service (5 timers per
    order, stored in batches by the idempotent consumer); the rest of the million is
    bulk-loaded beforehand with COPY (due 30-60 days ahead) so the run stays bounded -
-   those rows only make the table and its (state, due_at) index the size the targets
+   those rows only make the table and its pending timers' index the size the targets
    name. One warm-up order goes first, and the clock starts once its timers are stored:
    the service's consumer has then joined its group (a one-time wait at start: the
    embedded broker holds a new group's join for half the session timeout, ~5 s, Apache

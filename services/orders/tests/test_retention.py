@@ -29,3 +29,22 @@ async def test_purge_archives_and_removes_only_old_finished_orders(api, world, t
     async with api.rt.sessions() as s:  # the purged order's sales-order line went with it, the open one's stays
         lines = set((await s.execute(select(SalesLine.sales_order_id, SalesLine.order_line_id))).all())
     assert lines == {open_line}
+
+
+
+def test_the_purge_condition_is_its_partial_index_condition():
+    """The purge reads finished orders by age through a partial index, which it can only while
+    its condition is the index's as the migration created it: every terminal state, literally."""
+    import importlib.util
+
+    from orders.app import MIGRATIONS
+    from orders.domain.states import TERMINAL
+    from orders.models import FINISHED, ServiceOrder
+
+    spec = importlib.util.spec_from_file_location("m0008", MIGRATIONS / "versions" / "0008_partial_order_indexes.py")
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.PARTIAL["ix_service_orders_updated"] == ("updated_at", FINISHED)
+    assert FINISHED == "state IN (" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
+    index = next(i for i in ServiceOrder.__table__.indexes if i.name == "ix_service_orders_updated")
+    assert str(index.dialect_options["postgresql"]["where"]) == FINISHED

@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint,
+                        text)
 from sqlalchemy.orm import Mapped, mapped_column
 
+from orders.domain.states import TERMINAL
 from shared.db import BigIntPK, UTCDateTime, declarative_base
 from shared.messaging_tables import MessagingTables
 
@@ -14,6 +16,10 @@ Base = declarative_base()
 messaging = MessagingTables(Base.metadata)
 
 Money = Numeric(12, 2)
+
+# The retention purge's condition (handlers/retention.py), written out as its partial index's:
+# the terminal states as literals (a query reads a partial index only under its own condition).
+FINISHED = "state IN ({})".format(", ".join(f"'{state}'" for state in sorted(TERMINAL)))
 
 
 class Merchant(Base):
@@ -76,7 +82,16 @@ class ServiceOrder(Base):
         UniqueConstraint("customer_id", "idempotency_key", name="uq_service_orders_customer_idem"),
         Index("ix_service_orders_sales_line", "sales_order_id", "order_line_id"),
         Index("ix_service_orders_merchant_state", "merchant_id", "state"),
-        Index("ix_service_orders_updated", "updated_at"),
+        # Partial indexes: every action rewrites the order's row, and PostgreSQL then adds an
+        # entry for it to each index whose condition the row meets. These three serve lookups
+        # that need only some rows: the purge (finished orders by age), the search by handler
+        # and by tracking number (an equality implies NOT NULL). An order waiting to be claimed
+        # or shipped, or still open, adds no entry to them.
+        Index("ix_service_orders_updated", "updated_at", postgresql_where=text(FINISHED), sqlite_where=text(FINISHED)),
+        Index("ix_service_orders_handler_id", "handler_id", postgresql_where=text("handler_id IS NOT NULL"),
+              sqlite_where=text("handler_id IS NOT NULL")),
+        Index("ix_service_orders_tracking_number", "tracking_number",
+              postgresql_where=text("tracking_number IS NOT NULL"), sqlite_where=text("tracking_number IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -109,7 +124,7 @@ class ServiceOrder(Base):
     merchant_contact_phone: Mapped[str] = mapped_column(String(20), default="")
     return_address: Mapped[str] = mapped_column(String(500), default="")
     state_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    handler_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    handler_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     customer_responded: Mapped[bool] = mapped_column(Boolean, default=False)
     locked_from: Mapped[str | None] = mapped_column(String(40), nullable=True)
     arbitration_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -119,7 +134,7 @@ class ServiceOrder(Base):
     freight_declared: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     freight_to_return: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     carrier: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    tracking_number: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
     shipment_filled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, literal_column, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import BigIntPK, UTCDateTime, declarative_base
@@ -11,6 +11,13 @@ from shared.messaging_tables import MessagingTables
 
 Base = declarative_base()
 messaging = MessagingTables(Base.metadata)
+
+
+PENDING = "state = 'pending'"
+# 'pending' written into the statement, not bound: a query reads the partial index of pending
+# timers only where its condition is the index's own (``Timer.state == PENDING_STATE``); a
+# bound value would leave a cached generic plan unable to use it (PostgreSQL, SQLite).
+PENDING_STATE = literal_column("'pending'")
 
 
 class Timer(Base):
@@ -22,7 +29,10 @@ class Timer(Base):
 
     __tablename__ = "timers"
     __table_args__ = (
-        Index("ix_timers_state_due", "state", "due_at"),
+        # Every read by due time is of pending timers (the firing loop's claim, the next due time,
+        # the due-soon counts): a partial index holds only them, so a timer that fires or is
+        # cancelled adds no entry to it and it does not grow with the table's history.
+        Index("ix_timers_pending_due", "due_at", postgresql_where=text(PENDING), sqlite_where=text(PENDING)),
         Index("ix_timers_order", "order_id", "state"),
     )
 

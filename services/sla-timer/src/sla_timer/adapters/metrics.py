@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from shared.metrics import after_commit
 from sla_timer.domain.rules import RULES_BY_NAME
-from sla_timer.models import Timer
+from sla_timer.models import PENDING_STATE, Timer
 
 OVERDUE_S = 5.0  # the firing promise: a deadline fires within 5 s of being due
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
@@ -66,13 +66,13 @@ def timer_metrics(rt) -> TimerMetrics:
 async def _pending(rt) -> list[tuple[tuple[str], int]]:
     counts = dict.fromkeys(RULES_BY_NAME, 0)  # every rule of the table, zeros included
     async with rt.sessions() as s:
-        counts.update((await s.execute(select(Timer.rule, func.count()).where(Timer.state == "pending")
+        counts.update((await s.execute(select(Timer.rule, func.count()).where(Timer.state == PENDING_STATE)
                                        .group_by(Timer.rule))).all())
     return [((rule,), n) for rule, n in counts.items()]
 
 
 async def _overdue(rt) -> list[tuple[tuple, int]]:
     before = rt.clock.now() - timedelta(seconds=OVERDUE_S)
-    async with rt.sessions() as s:  # the (state, due_at) index
-        n = await s.scalar(select(func.count()).where(Timer.state == "pending", Timer.due_at < before))
+    async with rt.sessions() as s:  # the partial index of pending timers
+        n = await s.scalar(select(func.count()).where(Timer.state == PENDING_STATE, Timer.due_at < before))
     return [((), n or 0)]

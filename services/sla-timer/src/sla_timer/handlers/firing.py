@@ -36,7 +36,7 @@ from shared.retry import Backoff
 from shared.runtime import Runtime
 from sla_timer.domain.rules import CANCELLED_BY
 from sla_timer.adapters.metrics import timer_metrics
-from sla_timer.models import Timer
+from sla_timer.models import PENDING_STATE, Timer
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def event_id(timer_id: str) -> uuid.UUID:
 
 _RETURNED = (Timer.id, Timer.order_id, Timer.rule, Timer.action, Timer.order_version, Timer.order_state,
              Timer.due_at, Timer.details)
-# Claim in (state, due_at) index order, so LIMIT stops early (ties in due_at: any order),
+# Claim in the pending timers' due_at index order, so LIMIT stops early (ties in due_at: any order),
 # then mark the claimed rows by primary key. Two statements, not one: with the ids bound as
 # an array the planner sees how many rows the update touches and looks each up by its
 # primary key. In one statement (the ids from the claim's CTE) it could not, and before the
@@ -96,7 +96,7 @@ async def fire_due(rt: Runtime, limit: int = 1000) -> int:
             ids = list((await s.execute(_PG_CLAIM, {"now": now, "lim": limit})).scalars())
             rows = (await s.execute(_PG_MARK, {"now": now, "ids": ids})).all() if ids else []
         else:
-            due = (select(Timer.id).where(Timer.state == "pending", Timer.due_at <= now)
+            due = (select(Timer.id).where(Timer.state == PENDING_STATE, Timer.due_at <= now)
                    .order_by(Timer.due_at, Timer.id).limit(limit))
             rows = (await s.execute(
                 update(Timer).where(Timer.id.in_(due.scalar_subquery()), Timer.state == "pending")
@@ -131,7 +131,7 @@ async def next_due(rt: Runtime, after: datetime) -> datetime | None:
     async with rt.sessions() as s, s.begin():
         if not rt.settings.is_sqlite:
             await s.execute(_NO_BITMAP_SCAN)  # the index in order from ``after``: not every later timer
-        return await s.scalar(select(Timer.due_at).where(Timer.state == "pending", Timer.due_at > after)
+        return await s.scalar(select(Timer.due_at).where(Timer.state == PENDING_STATE, Timer.due_at > after)
                               .order_by(Timer.due_at).limit(1))
 
 

@@ -9,7 +9,7 @@ from shared.auth import Principal
 from shared.errors import ApiError
 from shared.runtime import Runtime
 from sla_timer.domain.access import can_read_timers, staff_has_rights
-from sla_timer.models import Timer
+from sla_timer.models import PENDING_STATE, Timer
 
 
 def _iso(v):
@@ -42,13 +42,13 @@ async def timers_of_order(rt: Runtime, p: Principal, order_id: str) -> dict:
 async def due_summary(rt: Runtime, now: datetime) -> dict:
     """Pending timers per rule: already due but not fired yet (the firing loop's backlog),
     due within the next hour, within the next 24 hours. One indexed range read
-    (``ix_timers_state_due``), whatever the number of pending timers further out."""
+    (``ix_timers_pending_due``), whatever the number of pending timers further out."""
     hour, day = now + timedelta(hours=1), now + timedelta(days=1)
     q = (select(Timer.rule, Timer.action,
                 func.sum(case((Timer.due_at <= now, 1), else_=0)),
                 func.sum(case((Timer.due_at <= hour, 1), else_=0)),
                 func.count())
-         .where(Timer.state == "pending", Timer.due_at <= day)
+         .where(Timer.state == PENDING_STATE, Timer.due_at <= day)
          .group_by(Timer.rule, Timer.action).order_by(Timer.rule, Timer.action))
     async with rt.sessions() as s:
         rows = (await s.execute(q)).all()
