@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, literal_column, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import BigIntPK, UTCDateTime, declarative_base
@@ -11,6 +11,13 @@ from shared.messaging_tables import MessagingTables
 
 Base = declarative_base()
 messaging = MessagingTables(Base.metadata)
+
+# The SMS queue and the failures, as the conditions of their partial indexes. A query reads a
+# partial index only under the index's own condition, so the statuses are written into the
+# statement (``Message.status == QUEUED``), not bound (a cached generic plan could not use it).
+QUEUED_SMS = "status = 'queued' AND channel = 'sms'"
+FAILED = "status = 'failed'"
+QUEUED, SMS, FAILED_STATUS = literal_column("'queued'"), literal_column("'sms'"), literal_column("'failed'")
 
 
 class OrderContact(Base):
@@ -53,11 +60,16 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("event_id", "recipient", "template_key", name="uq_messages_once"),
-        Index("ix_messages_due", "status", "next_attempt_at"),
+        # The dispatcher's queue (queued SMS by due time) and the failures (the delivery
+        # summary's latest): partial indexes, so a message that is sent or delivered adds no
+        # entry to them, and the queue's index stays the size of the queue.
+        Index("ix_messages_sms_queue", "next_attempt_at", "id", postgresql_where=text(QUEUED_SMS),
+              sqlite_where=text(QUEUED_SMS)),
+        Index("ix_messages_failed", "id", postgresql_where=text(FAILED), sqlite_where=text(FAILED)),
         # An order's messages (the inbox's order filter), an order's deadline messages (the
         # ones a later transition may retract, read for every batch of order events: a partial
         # index, small, which the planner prefers to reading every live message through
-        # ix_messages_due) and a phone's recent SMS (the rate limit, for every SMS sent).
+        # the status index of the time) and a phone's recent SMS (the rate limit, for every SMS sent).
         # Without them each was a scan of the whole table.
         Index("ix_messages_order", "order_id"),
         Index("ix_messages_deadline_order", "order_id", postgresql_where=text("deadline_version IS NOT NULL"),

@@ -20,7 +20,7 @@ from notifier.entrypoints.consumers import release_orphaned_deferred
 from notifier.domain.delivery import backoff, rate_limited_until, sms_capable
 from notifier.handlers.messages import stale_deadlines, why_stale
 from notifier.domain.masking import mask_phone
-from notifier.models import Message, SeenTransition
+from notifier.models import QUEUED, SMS, Message, SeenTransition
 from notifier.adapters.metrics import notifier_metrics
 from notifier.adapters.providers import ProviderError, SmsProvider
 from shared.runtime import Runtime
@@ -109,7 +109,7 @@ class Dispatcher:
             due = [Due(*r) for r in (await session.execute(
                 select(M.c.id, M.c.order_id, M.c.phone, M.c.body, M.c.template_key, M.c.attempts, M.c.next_attempt_at,
                        M.c.deadline_version, M.c.deadline_cancelled_by)
-                .where(M.c.status == "queued", M.c.channel == "sms", M.c.next_attempt_at <= now)
+                .where(M.c.status == QUEUED, M.c.channel == SMS, M.c.next_attempt_at <= now)  # ix_messages_sms_queue
                 .order_by(M.c.next_attempt_at, M.c.id).limit(s.dispatch_batch)
                 .with_for_update(skip_locked=True))).all()]
             self.backlog = len(due) == s.dispatch_batch

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import and_, func, select
 
 from notifier.domain.masking import mask_phone
-from notifier.models import Message
+from notifier.models import FAILED_STATUS, Message
 from shared.runtime import Runtime
 
 
@@ -21,7 +21,7 @@ async def delivery_summary(rt: Runtime, failures: int) -> dict:
             select(Message.channel, Message.template_key, Message.status, retrying.label("retrying"), func.count())
             .group_by(Message.channel, Message.template_key, Message.status, retrying)
             .order_by(Message.channel, Message.template_key, Message.status))).all()
-        rows = (await s.scalars(select(Message).where(Message.status == "failed")
+        rows = (await s.scalars(select(Message).where(Message.status == FAILED_STATUS)
                                 .order_by(Message.id.desc()).limit(failures))).all() if failures else []
     # counted from the groups, not by a query of its own: the dispatcher moves messages between
     # statuses meanwhile, and the total must agree with the groups it is shown with
