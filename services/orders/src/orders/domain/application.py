@@ -1,9 +1,10 @@
 """Applying for service (docs/lifecycle.md § 1): one decision on the stored facts, pure.
 
 ``decide_application`` makes the checks 2–7 of the table, in that order (check 1, the
-customer header, is the handler's), on the ``ApplicationFacts`` the store read under the
-line's lock, and returns either the order already stored under the key or the new order
-with its timeline entry.
+customer header, is the handler's), on the ``ApplicationFacts`` the store read, and returns
+either the order already stored under the key or the new order with its timeline entry. The
+store keeps the new order only if no other application for the line was stored since the
+facts were read (the line's version, adapters/store.py); otherwise it is decided again.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ _FRESH = dict(handler_id=None, customer_responded=False, locked_from=None, arbit
 
 @dataclass
 class ApplicationFacts:
-    """What the store holds that an application is checked against (read under the line's lock)."""
+    """What the store holds that an application is checked against (read with the line's version)."""
 
     existing: Order | None  # the order this customer stored under the same key
     in_service: int  # quantity of the line held by orders not in a releasing state
