@@ -121,3 +121,21 @@ async def test_replicas_racing_for_one_line_never_exceed_the_purchase(api, world
     async with api.rt.sessions() as s:
         assert await s.scalar(select(func.coalesce(func.sum(ServiceOrder.quantity), 0)).where(
             ServiceOrder.sales_order_id == raw["sales_order_id"])) == 3
+
+
+async def test_applications_on_different_replicas_are_answered_without_conflicts(api, world, adapter, monkeypatch):
+    """Every application for the line on a replica of its own (no turns taken in common): the
+    collisions are decided again until each is stored or refused; none is answered 409."""
+    import contextlib
+
+    from orders.adapters import direct, session_store
+
+    @contextlib.asynccontextmanager
+    async def no_turn(*_line):
+        yield
+
+    monkeypatch.setattr(direct, "line_turn", no_turn)
+    monkeypatch.setattr(session_store, "line_turn", no_turn)
+    statuses = await _race(api, world["sf"], 12, purchased=3)
+    assert statuses.count(201) == 3
+    assert await _in_service(api) == 3

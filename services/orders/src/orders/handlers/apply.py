@@ -17,10 +17,13 @@ from shared.errors import ApiError
 from shared.runtime import Runtime
 
 # A collision (another application for the line stored meanwhile, the same key raced in, an
-# order number taken) is decided again on fresh facts, which then hold the winner's order; this
-# many times at most. Within a process, applications for one line take turns and do not collide:
-# a collision needs another replica applying for the same line at the same instant.
-ATTEMPTS = 5
+# order number taken) is decided again on fresh facts, which then hold the winner's order. Within
+# a process, applications for one line take turns and do not collide: a collision needs another
+# replica applying for the same line at the same instant, and every collision means one of the
+# competing applications was stored, so a request loses at most once per competitor. This many
+# times at most (then 409 ``application_conflict``): more than any realistic crowd of replicas
+# applying for one line at once, and each attempt is two round trips.
+ATTEMPTS = 32
 
 
 def request_hash(body: ApplicationIn) -> str:
