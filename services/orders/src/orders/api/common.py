@@ -19,7 +19,7 @@ from shared.errors import ApiError
 from shared.request_route import RequestRoute, json_body_openapi, read_json_body, read_path_value
 from shared.runtime import Runtime
 
-storefront = require_principal("storefront")
+# (the storefront's routes: ``api/storefront.py::for_customer``)
 merchant = require_principal("merchant_main", "merchant_staff")
 operator = require_principal("platform_operator")
 arbitrator = require_principal("arbitrator")
@@ -40,21 +40,18 @@ def _version(if_match: str | None) -> int | None:
 IF_MATCH_DESCRIPTION = "expected order version (optimistic concurrency)"
 
 
-def add_action_route(router: APIRouter, path: str, principal, model, run, *, customer: bool = False,
-                     **documented) -> None:
+def add_action_route(router: APIRouter, path: str, principal, model, run, **documented) -> None:
     """``POST {path}`` (with ``{order_id}``): an order action, the route the storefront's and
     back offices' traffic is mostly made of. A ``shared.request_route.RequestRoute``: the
     request goes from the router to this endpoint, which does in one place what FastAPI's
     dependency solving and body validation did for it, in the same order and with the same
-    answers — the caller (``principal``, then ``X-Customer-Id`` when ``customer``), If-Match,
+    answers — the caller (``principal``, its policy: role, permission, ``X-Customer-Id``), If-Match,
     then the order id and the JSON body (every invalid part in one 422 ``validation_error``).
     ``run(rt, p, order_id, body, version)`` performs the action and answers the JSON-ready
     dict; ``documented``: the route's summary, name, response model."""
 
     async def endpoint(request: Request) -> JSONResponse:
         p = principal.check(request)
-        if customer and not p.customer_id:
-            raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
         version = _version(request.headers.get("if-match"))
         errors: list[dict] = []
         order_id = read_path_value(request, "order_id", _ORDER_ID, errors)

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field, TypeAdapter
 
-from orders.api.common import OrderId, Page, add_action_route, page, storefront, get_runtime
+from orders.api.common import OrderId, Page, add_action_route, get_runtime, page
 from orders.api.responses import CustomerActionResult, CustomerOrderView, CustomerOrders
 from orders.domain.states import STATES
 from orders.handlers import queries
@@ -17,20 +17,15 @@ from orders.handlers.lifecycle import perform
 from orders.schemas import (AbandonIn, ApplicationIn, ArbitrationRequestIn, FeedbackIn, NoteIn, RatingIn,
                             ServiceOrderOut, ShipmentIn, TextIn)
 from shared.auth import Principal, require_principal, with_policy
-from shared.errors import ApiError
 from shared.request_route import RequestRoute, json_body_openapi, read_header_value, read_json_body
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/v1/storefront", tags=["storefront"])
 
 
-async def customer(p: Principal = Depends(storefront)) -> Principal:
-    if not p.customer_id:
-        raise ApiError(422, "customer_required", "send X-Customer-Id: the customer this request acts for")
-    return p
-
-
-_applicant = require_principal("storefront", customer=True)  # X-Customer-Id required (shared.auth.Policy)
+# Every storefront route acts for one customer: the storefront role with X-Customer-Id
+# (``shared.auth.Policy``, 422 ``customer_required`` without it).
+for_customer = require_principal("storefront", customer=True)
 _IDEMPOTENCY_KEY = TypeAdapter(Annotated[str, Field(min_length=1, max_length=100)])
 IDEMPOTENCY_KEY_PARAMETER = {"name": "Idempotency-Key", "in": "header", "required": True,
                              "schema": {"type": "string", "minLength": 1, "maxLength": 100,
@@ -41,7 +36,7 @@ IDEMPOTENCY_KEY_PARAMETER = {"name": "Idempotency-Key", "in": "header", "require
 # checking in order the caller, then the Idempotency-Key header and the JSON body (every invalid
 # part in one 422, as FastAPI answers it).
 async def apply(request: Request) -> JSONResponse:
-    p = _applicant.check(request)
+    p = for_customer.check(request)
     errors: list[dict] = []
     key = read_header_value(request, "Idempotency-Key", _IDEMPOTENCY_KEY, errors)
     body = await read_json_body(request, ApplicationIn, errors)
@@ -54,7 +49,7 @@ async def apply(request: Request) -> JSONResponse:
 
 
 router.add_api_route(
-    "/service-orders", with_policy(apply, _applicant), methods=["POST"], route_class_override=RequestRoute,
+    "/service-orders", with_policy(apply, for_customer), methods=["POST"], route_class_override=RequestRoute,
     response_class=JSONResponse, status_code=201, response_model=ServiceOrderOut,
     summary="Customer applies for after-sales service",
     responses={200: {"model": ServiceOrderOut,
@@ -65,7 +60,7 @@ router.add_api_route(
 
 @router.get("/service-orders", response_model=CustomerOrders, summary="The customer's service orders")
 async def mine(pg: Page = Depends(page), state: Literal[STATES] | None = Query(None, description="only this state"),
-               rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
+               rt: Runtime = Depends(get_runtime), p: Principal = Depends(for_customer)) -> dict:
     limit, offset = pg.limit, pg.offset
     from orders.models import ServiceOrder
     from sqlalchemy import select
@@ -80,7 +75,7 @@ async def mine(pg: Page = Depends(page), state: Literal[STATES] | None = Query(N
 
 @router.get("/service-orders/{order_id}", response_model=CustomerOrderView,
             summary="Progress view: state, handler, expected completion, timeline")
-async def progress(order_id: OrderId, rt: Runtime = Depends(get_runtime), p: Principal = Depends(customer)) -> dict:
+async def progress(order_id: OrderId, rt: Runtime = Depends(get_runtime), p: Principal = Depends(for_customer)) -> dict:
     return await queries.view(rt, p, order_id)
 
 
@@ -90,7 +85,7 @@ def _action(path: str, action: str, model, summary: str):
         # JSON-ready already: answered as is, not validated (see back_office.action).
         return queries.brief(order, p)
 
-    add_action_route(router, f"/service-orders/{{order_id}}/{path}", storefront, model, run, customer=True,
+    add_action_route(router, f"/service-orders/{{order_id}}/{path}", for_customer, model, run,
                      summary=summary, name=f"storefront_{path}", response_model=CustomerActionResult)
 
 
