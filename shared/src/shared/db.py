@@ -9,7 +9,7 @@ import weakref
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Iterable
 
-from sqlalchemy import MetaData, event, exc, text
+from sqlalchemy import Index, MetaData, event, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -34,6 +34,13 @@ def declarative_base() -> type[DeclarativeBase]:
         metadata = new_metadata()
 
     return Base
+
+
+def partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index of the rows meeting ``where`` (SQL text), on PostgreSQL and SQLite alike. A
+    query reads it only under that same condition: write the condition's values into the
+    query as literals, not bound parameters (a cached generic plan could not prove them)."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:

@@ -2,9 +2,9 @@
 the transactional outbox, the processed-events inbox and parked (dead-letter) messages."""
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
 
-from shared.db import BigIntPK, UTCDateTime
+from shared.db import BigIntPK, UTCDateTime, partial_index
 
 
 class MessagingTables:
@@ -24,7 +24,7 @@ class MessagingTables:
             Column("last_error", Text, nullable=True),
             Index("ix_outbox_unpublished", "published_at", "id"),  # sent rows by time: purge, republish
             # the relay's read: rows not sent yet, in order (create_outbox_pending_index_v2)
-            Index("ix_outbox_pending", "id", postgresql_where=text(PENDING), sqlite_where=text(PENDING)),
+            partial_index("ix_outbox_pending", "id", where=PENDING),
         )
         self.processed_events = Table(
             "processed_events",

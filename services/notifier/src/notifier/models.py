@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, literal_column, text
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint, literal_column
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import BigIntPK, UTCDateTime, declarative_base
+from shared.db import BigIntPK, UTCDateTime, declarative_base, partial_index
 from shared.messaging_tables import MessagingTables
 
 Base = declarative_base()
@@ -63,17 +63,15 @@ class Message(Base):
         # The dispatcher's queue (queued SMS by due time) and the failures (the delivery
         # summary's latest): partial indexes, so a message that is sent or delivered adds no
         # entry to them, and the queue's index stays the size of the queue.
-        Index("ix_messages_sms_queue", "next_attempt_at", "id", postgresql_where=text(QUEUED_SMS),
-              sqlite_where=text(QUEUED_SMS)),
-        Index("ix_messages_failed", "id", postgresql_where=text(FAILED), sqlite_where=text(FAILED)),
+        partial_index("ix_messages_sms_queue", "next_attempt_at", "id", where=QUEUED_SMS),
+        partial_index("ix_messages_failed", "id", where=FAILED),
         # An order's messages (the inbox's order filter), an order's deadline messages (the
         # ones a later transition may retract, read for every batch of order events: a partial
         # index, small, which the planner prefers to reading every live message through
         # the status index of the time) and a phone's recent SMS (the rate limit, for every SMS sent).
         # Without them each was a scan of the whole table.
         Index("ix_messages_order", "order_id"),
-        Index("ix_messages_deadline_order", "order_id", postgresql_where=text("deadline_version IS NOT NULL"),
-              sqlite_where=text("deadline_version IS NOT NULL")),
+        partial_index("ix_messages_deadline_order", "order_id", where="deadline_version IS NOT NULL"),
         Index("ix_messages_phone_sent", "phone", "sent_at"),
     )
 

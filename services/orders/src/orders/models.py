@@ -4,12 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import (JSON, BigInteger, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint,
-                        text)
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from orders.domain.states import TERMINAL
-from shared.db import BigIntPK, UTCDateTime, declarative_base
+from shared.db import BigIntPK, UTCDateTime, declarative_base, partial_index
 from shared.messaging_tables import MessagingTables
 
 Base = declarative_base()
@@ -87,11 +86,9 @@ class ServiceOrder(Base):
         # that need only some rows: the purge (finished orders by age), the search by handler
         # and by tracking number (an equality implies NOT NULL). An order waiting to be claimed
         # or shipped, or still open, adds no entry to them.
-        Index("ix_service_orders_updated", "updated_at", postgresql_where=text(FINISHED), sqlite_where=text(FINISHED)),
-        Index("ix_service_orders_handler_id", "handler_id", postgresql_where=text("handler_id IS NOT NULL"),
-              sqlite_where=text("handler_id IS NOT NULL")),
-        Index("ix_service_orders_tracking_number", "tracking_number",
-              postgresql_where=text("tracking_number IS NOT NULL"), sqlite_where=text("tracking_number IS NOT NULL")),
+        partial_index("ix_service_orders_updated", "updated_at", where=FINISHED),
+        partial_index("ix_service_orders_handler_id", "handler_id", where="handler_id IS NOT NULL"),
+        partial_index("ix_service_orders_tracking_number", "tracking_number", where="tracking_number IS NOT NULL"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, literal_column, text
+from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, literal_column
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import BigIntPK, UTCDateTime, declarative_base
+from shared.db import BigIntPK, UTCDateTime, declarative_base, partial_index
 from shared.messaging_tables import MessagingTables
 
 Base = declarative_base()
@@ -32,7 +32,7 @@ class Timer(Base):
         # Every read by due time is of pending timers (the firing loop's claim, the next due time,
         # the due-soon counts): a partial index holds only them, so a timer that fires or is
         # cancelled adds no entry to it and it does not grow with the table's history.
-        Index("ix_timers_pending_due", "due_at", postgresql_where=text(PENDING), sqlite_where=text(PENDING)),
+        partial_index("ix_timers_pending_due", "due_at", where=PENDING),
         Index("ix_timers_order", "order_id", "state"),
     )
 
