@@ -31,7 +31,7 @@
    The service signs tokens with a key generated for the run; the final ``/metrics``
    scrape (its own lag histogram, its last refresh time) sends a platform operator's token.
 
-Last line: one JSON object. Environment: BENCH_PG_DSN (admin DSN), BENCH_MERCHANTS,
+Last line: one JSON object. Environment: BENCH_PG (the PostgreSQL server, as benchdb.py), BENCH_MERCHANTS,
 BENCH_ORDERS, BENCH_WORKERS (2), BENCH_BROKER_ORDERS, BENCH_RATE, BENCH_STREAM_SECONDS,
 BENCH_STREAM_HISTORY (BENCH_MERCHANTS: merchants whose earlier counters and paid transactions are in the
 streaming part's database before it starts, ``load_history``),

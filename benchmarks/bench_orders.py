@@ -7,7 +7,8 @@ register receipt → refund → confirm → rate. Tokens are obtained once per p
 through the real OAuth2 endpoint; every request carries and verifies its bearer token.
 
 Last line: JSON with ops_per_s, p99_ms, ceiling_rps, ratio (and more).
-Environment: BENCH_PG_DSN (admin DSN, default postgresql://postgres@127.0.0.1:5432/postgres),
+Environment: BENCH_PG (the PostgreSQL server: user@host:port, or user@/socket-directory; by default
+the local server's Unix socket where it has one, see benchdb.py),
 BENCH_SECONDS (default 30), BENCH_CONCURRENCY (default 16), BENCH_PROFILE (a file: profile the
 server with cProfile).
 """
@@ -26,10 +27,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 TARGET_OPS, TARGET_P99 = 1000.0, 50.0
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchdb import ADMIN_DSN, PG_SERVER  # noqa: E402
+from shared.db import postgres_url  # noqa: E402
 
 CEILING_APP = """
 import uvicorn
@@ -273,11 +276,10 @@ def measure(seconds: float = SECONDS, with_ceiling: bool = True) -> tuple[dict, 
 
     db = f"bench_orders_{uuid.uuid4().hex[:8]}"
     asyncio.run(_pg(f'CREATE DATABASE "{db}"'))
-    host = ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
     data_dir = tempfile.mkdtemp(prefix="bench-orders-")
     broker = EmbeddedBroker().start()
     port, ceiling_port = free_port(), free_port()
-    env = {**os.environ, "ORDERS_DATABASE_URL": f"postgresql+asyncpg://{host}/{db}", "ORDERS_PORT": str(port),
+    env = {**os.environ, "ORDERS_DATABASE_URL": postgres_url(PG_SERVER, db), "ORDERS_PORT": str(port),
            "ORDERS_KAFKA_BOOTSTRAP": broker.bootstrap, "ORDERS_LOG_LEVEL": "WARNING", "ORDERS_DATA_DIR": data_dir,
            "ORDERS_ENVIRONMENT": "development"}
     procs = []

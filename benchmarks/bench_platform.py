@@ -37,7 +37,7 @@ the front door.
 Last line: JSON. Environment: BENCH_SECONDS (300), BENCH_RATE (500), BENCH_WARMUP_S (30),
 BENCH_VIRTUAL_PER_S (600), BENCH_MERCHANTS (12), BENCH_SEED (1), BENCH_DRIVER_CONCURRENCY
 (48), BENCH_ORDERS_ONLY_S (30), BENCH_PROFILE_SECONDS (0), BENCH_DATA_DIR, BENCH_KEEP (0),
-BENCH_PG_DSN (as bench_orders)."""
+BENCH_PG (the PostgreSQL server, as benchdb.py: by default its Unix socket)."""
 from __future__ import annotations
 
 import asyncio
@@ -56,6 +56,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchdb import PG_SERVER  # noqa: E402
+from shared.db import postgres_url  # noqa: E402
 
 E = os.environ
 SECONDS = float(E.get("BENCH_SECONDS", "300"))
@@ -72,7 +74,6 @@ ANALYZE_BEFORE_S = 5.0  # the databases are analyzed this long before the window
 # the project's packages, as py-spy names their files (the start-up frames every stack has are left out)
 OWN_CODE = ("orders/", "sla_timer/", "kpi/", "notifier/", "consultation_routing/", "shared/", "console/",
             "tools/")
-PG = E.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres").split("://", 1)[1].rsplit("/", 1)[0]
 
 
 def log(msg: str) -> None:
@@ -215,14 +216,14 @@ async def analyze(db_prefix: str) -> float:
     import asyncpg
 
     started = time.time()
-    server = await asyncpg.connect(f"postgresql://{PG}/postgres")
+    server = await asyncpg.connect(postgres_url(PG_SERVER, "postgres", "postgresql"))
     try:
         names = [r[0] for r in await server.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1",
                                                    db_prefix + "\\_%")]
     finally:
         await server.close()
     for name in names:
-        conn = await asyncpg.connect(f"postgresql://{PG}/{name}")
+        conn = await asyncpg.connect(postgres_url(PG_SERVER, name, "postgresql"))
         try:
             await conn.execute("ANALYZE")
         finally:
@@ -373,7 +374,7 @@ def main() -> int:
     keep = E.get("BENCH_KEEP", "") in ("1", "true", "yes")
     db_prefix = f"bench_platform_{secrets.token_hex(3)}"
     platform = PostgresPlatform(data_dir, db_prefix=db_prefix, replicas={}, log=log,
-                                pg=PG, keep=keep)
+                                pg=PG_SERVER, keep=keep)
     load_before = os.getloadavg()[0]
     driver = None
     try:
@@ -405,7 +406,7 @@ def main() -> int:
     out["meets_targets"] = out["actions_per_s"] >= TARGET_RATE and lags_ok and out["lost"] == 0
     out.update({"seconds": SECONDS, "warmup_s": WARMUP_S, "virtual_per_s": VIRTUAL_PER_S, "merchants": MERCHANTS,
                 "load_average_1m_before": round(load_before, 2), "load_average_1m_end": round(load_during, 2),
-                "cpu_count": os.cpu_count()})
+                "cpu_count": os.cpu_count(), "postgres": PG_SERVER.split("@")[-1]})
     log(f"sustained {out['actions_per_s']} order actions/s (offered {RATE:.0f}); lag p99 {out['lag_p99_s']}; "
         f"e2e p50 {out['e2e_p50_s']} p99 {out['e2e_p99_s']}; firing lateness p99 {out['firing_lateness_p99_s']} s "
         f"over {out['deadlines_fired']} deadlines; lost {out['lost']}")

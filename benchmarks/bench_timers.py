@@ -26,7 +26,7 @@ against PostgreSQL and the embedded Kafka-compatible broker, over the real path.
    (BackgroundScheduler, SQLAlchemyJobStore on the same PostgreSQL, date triggers,
    a no-op job).
 
-Last line: JSON. Environment: BENCH_PG_DSN (admin DSN), BENCH_PENDING (1000000),
+Last line: JSON. Environment: BENCH_PG (the PostgreSQL server, as benchdb.py), BENCH_PENDING (1000000),
 BENCH_EVENTS (orders scheduled on the real path, 20000), BENCH_FIRE (100000),
 BENCH_BASELINE (20000), BENCH_FIRE_BATCH (timers claimed per transaction, 5000).
 """
@@ -46,7 +46,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from benchdb import PG_HOST, drop_db, log, make_db, rss_mb, scalar
+from benchdb import PG_SERVER, drop_db, log, make_db, rss_mb, scalar
+from shared.db import postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PENDING = int(os.environ.get("BENCH_PENDING", "1000000"))
@@ -363,7 +364,7 @@ def bench_apscheduler(db: str) -> dict:
 
     import logging
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    store = SQLAlchemyJobStore(url=f"postgresql+psycopg://{PG_HOST}/{db}")
+    store = SQLAlchemyJobStore(url=postgres_url(PG_SERVER, db, "postgresql+psycopg"))
     sched = BackgroundScheduler(jobstores={"default": store}, executors={"default": ThreadPoolExecutor(20)},
                                 job_defaults={"misfire_grace_time": None, "coalesce": False}, timezone="UTC")
     sched.start(paused=True)

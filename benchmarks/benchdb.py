@@ -8,8 +8,15 @@ from pathlib import Path
 
 import asyncpg
 
-ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_HOST = ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
+from shared.db import postgres_url
+
+SOCKET_DIR = "/var/run/postgresql"
+# The PostgreSQL server, as ``user@host:port`` or ``user@/socket-directory``: by default the
+# local server's Unix socket where it has one (every service of a benchmark and PostgreSQL
+# share this machine; a round trip through the socket skips the TCP stack on both sides).
+PG_SERVER = os.environ.get("BENCH_PG") or (
+    f"postgres@{SOCKET_DIR}" if Path(SOCKET_DIR, ".s.PGSQL.5432").exists() else "postgres@127.0.0.1:5432")
+ADMIN_DSN = postgres_url(PG_SERVER, "postgres", "postgresql")
 
 
 def log(msg: str) -> None:
@@ -24,7 +31,7 @@ async def make_db(name: str) -> tuple[str, str, str]:
         await c.execute(f'CREATE DATABASE "{db}"')
     finally:
         await c.close()
-    return db, f"postgresql://{PG_HOST}/{db}", f"postgresql+asyncpg://{PG_HOST}/{db}"
+    return db, postgres_url(PG_SERVER, db, "postgresql"), postgres_url(PG_SERVER, db)
 
 
 async def drop_db(db: str) -> None:

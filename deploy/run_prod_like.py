@@ -18,7 +18,8 @@ It is also a library: `ProdLikePlatform` starts the same topology for the chaos 
 
 Environment (all optional): PLATFORM_BASE_PORT (8201: the five public ports +0..+4, the
 replicas +10..), PLATFORM_KAFKA_PORT (19192), PLATFORM_DATA_DIR (var/prod-like),
-PLATFORM_DB_PREFIX (aftersales_prodlike), PLATFORM_PG (postgres@127.0.0.1:5432),
+PLATFORM_DB_PREFIX (aftersales_prodlike), PLATFORM_PG (postgres@127.0.0.1:5432; user@/directory for
+PostgreSQL's Unix socket in that directory, e.g. postgres@/var/run/postgresql),
 PLATFORM_READY_TIMEOUT (90), PLATFORM_SEED_DEMO (1: seed the demo merchants and clients).
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run_platform beside 
 from run_platform import SERVICES, Supervisor  # noqa: E402  (reused: service table, restart backoff)
 
 from shared.broker import EMBEDDED_PARTITIONS, EmbeddedBroker  # noqa: E402
+from shared.db import postgres_url  # noqa: E402
 from shared.kafka import ensure_topics  # noqa: E402
 from shared.topics import ALL_TOPICS  # noqa: E402
 
@@ -182,7 +184,7 @@ class PlatformConfig:
     kafka_port: int = 19192
     data_dir: Path = field(default_factory=lambda: ROOT / "var" / "prod-like")
     db_prefix: str = "aftersales_prodlike"
-    pg: str = "postgres@127.0.0.1:5432"  # user@host:port, trust auth
+    pg: str = "postgres@127.0.0.1:5432"  # user@host:port, or user@/socket-directory; trust auth
     replicas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_REPLICAS))
     clock: str = "virtual"
     ready_timeout: float = 90.0
@@ -252,7 +254,7 @@ class ProdLikePlatform:
         return f"{self.config.db_prefix}_{service.replace('-', '_')}"
 
     def database_url(self, service: str) -> str:
-        return f"postgresql+asyncpg://{self.config.pg}/{self.database(service)}"
+        return postgres_url(self.config.pg, self.database(service))
 
     def env(self, inst: Instance) -> dict[str, str]:
         c, prefix = self.config, PREFIXES[inst.service]
@@ -305,7 +307,7 @@ class ProdLikePlatform:
     async def _create_databases(self) -> None:
         import asyncpg
 
-        conn = await asyncpg.connect(f"postgresql://{self.config.pg}/postgres")
+        conn = await asyncpg.connect(postgres_url(self.config.pg, "postgres", "postgresql"))
         try:
             existing = {r[0] for r in await conn.fetch("SELECT datname FROM pg_database")}
             for name, _p, _o in SERVICES:
@@ -318,7 +320,7 @@ class ProdLikePlatform:
         import asyncpg
 
         async def drop() -> None:
-            conn = await asyncpg.connect(f"postgresql://{self.config.pg}/postgres")
+            conn = await asyncpg.connect(postgres_url(self.config.pg, "postgres", "postgresql"))
             try:
                 for name, _p, _o in SERVICES:
                     await conn.execute(f'DROP DATABASE IF EXISTS "{self.database(name)}" WITH (FORCE)')

@@ -19,10 +19,10 @@ T = Table("bulk_rows", meta, Column("id", String(64), primary_key=True), Column(
 COLUMNS = ("id", "n", "ok", "at", "note", "doc")
 
 
-def test_rows_are_arrays_in_column_order_and_times_utc():
+def test_rows_are_arrays_in_column_order_and_times_keep_their_offset():
     at = datetime(2026, 11, 11, 0, 30, tzinfo=timezone(timedelta(hours=8)))
     assert json_rows([{"id": "a", "n": 1, "ok": True, "at": at, "note": "退货", "doc": {"k": [1]}}], COLUMNS) == \
-        '[["a",1,true,"2026-11-10T16:30:00+00:00","退货",{"k":[1]}]]'
+        '[["a",1,true,"2026-11-11T00:30:00+08:00","退货",{"k":[1]}]]'
     with pytest.raises(ValueError, match="naive"):
         json_rows([{"id": "a", "n": 1, "ok": True, "at": datetime(2026, 1, 1), "note": None, "doc": None}], COLUMNS)
 
@@ -41,7 +41,8 @@ async def test_rows_round_trip_and_the_conflict_clause_applies(database_url):
         async with engine.begin() as conn:
             await conn.run_sync(meta.create_all)
         at = datetime(2026, 11, 11, 0, 0, 1, 123456, tzinfo=timezone.utc)
-        rows = [{"id": f"o{i}", "n": i, "ok": i % 2 == 0, "at": at + timedelta(seconds=i),
+        beijing = timezone(timedelta(hours=8))  # written with its offset: the same instant comes back
+        rows = [{"id": f"o{i}", "n": i, "ok": i % 2 == 0, "at": (at + timedelta(seconds=i)).astimezone(beijing),
                  "note": None if i == 1 else f"第{i}单", "doc": {"i": i} if i else None} for i in range(3)]
         upsert = json_rows_insert(T, COLUMNS, "ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n")
         async with engine.begin() as conn:

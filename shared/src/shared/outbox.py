@@ -46,11 +46,11 @@ import zlib
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import delete, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import Clock, SystemClock
+from shared.db import one_of
 from shared.events import Envelope, EventRegistry, encode_str
 from shared.ids import new_id
 from shared.kafka import ProducerHandle, TopicsMissing
@@ -541,11 +541,8 @@ class OutboxRelay:
         if sent or failed_id is not None:
             async with self.sessions() as s, s.begin():
                 if sent:
-                    # one array parameter on PostgreSQL (an IN list of thousands of ids is
-                    # compiled and bound one by one)
-                    ids = (ob.c.id == any_(bindparam("ids", sent, type_=ARRAY(BigInteger)))) if self.is_postgres \
-                        else ob.c.id.in_(sent)
-                    await s.execute(update(ob).where(ids).values(published_at=self.wall_clock.now()))
+                    await s.execute(update(ob).where(one_of(s, ob.c.id, sent))
+                                    .values(published_at=self.wall_clock.now()))
                 if failed_id is not None:
                     await s.execute(
                         update(ob)

@@ -14,6 +14,7 @@ from console.domain import readmodel as R
 from console.models import (FiredDeadline, HourlyOrders, MerchantBacklog, OrderRow, RoutingHourly, StateCount,
                             TransfersHourly)
 from shared.bulk import BulkWrite
+from shared.db import one_of
 
 IN_CHUNK = 1000  # bounded IN lists (SQLite's variable limit)
 ORDER_COLUMNS = ("order_id", "number", "merchant_id", "state", "mode", "service_type", "category", "version",
@@ -77,7 +78,8 @@ async def _apply_orders(session: AsyncSession, events: list[tuple[str, object]])
     columns = [OrderRow.__table__.c[c] for c in ORDER_COLUMNS]
     for k in range(0, len(ids), IN_CHUNK):
         # plain rows, not ORM objects: nothing here is changed through the session
-        rows = (await session.execute(select(*columns).where(OrderRow.order_id.in_(ids[k:k + IN_CHUNK])))).all()
+        rows = (await session.execute(
+            select(*columns).where(one_of(session, OrderRow.order_id, ids[k:k + IN_CHUNK])))).all()
         stored.update((r[0], R.Order(*r)) for r in rows)
     ch = R.fold_orders(stored, events)
     # one row an order (``fold_orders`` keys them by id): PostgreSQL changes a row once a statement
@@ -135,7 +137,7 @@ async def entered_state(s: AsyncSession, order_ids: list[str]) -> dict[str, date
     out: dict[str, datetime] = {}
     for k in range(0, len(order_ids), IN_CHUNK):
         rows = (await s.execute(select(OrderRow.order_id, OrderRow.entered_state_at)
-                                .where(OrderRow.order_id.in_(order_ids[k:k + IN_CHUNK])))).all()
+                                .where(one_of(s, OrderRow.order_id, order_ids[k:k + IN_CHUNK])))).all()
         out.update((r.order_id, r.entered_state_at) for r in rows)
     return out
 

@@ -23,6 +23,7 @@ from notifier.domain.masking import mask_phone
 from notifier.models import QUEUED, SMS, Message, SeenTransition
 from notifier.adapters.metrics import notifier_metrics
 from notifier.adapters.providers import ProviderError, SmsProvider
+from shared.db import one_of
 from shared.runtime import Runtime
 
 ORPHAN_SWEEP_S = 5.0  # how often deadlines deferred during a concurrent order commit are released
@@ -61,7 +62,7 @@ async def _transitions(session, order_ids: set[str]) -> dict[str, list[tuple[int
         t = SeenTransition.__table__
         for order_id, *transition in (await session.execute(
                 select(t.c.order_id, t.c.version, t.c.action, t.c.from_state, t.c.to_state)
-                .where(t.c.order_id.in_(sorted(order_ids))))).all():
+                .where(one_of(session, t.c.order_id, sorted(order_ids))))).all():
             found[order_id].append(tuple(transition))
     return found
 
@@ -71,7 +72,7 @@ async def _recent_sends(session, phones: set[str], since: datetime) -> defaultdi
     sent: defaultdict[str, list[datetime]] = defaultdict(list)
     if phones:
         for phone, at in (await session.execute(
-                select(M.c.phone, M.c.sent_at).where(M.c.phone.in_(sorted(phones)), M.c.channel == "sms",
+                select(M.c.phone, M.c.sent_at).where(one_of(session, M.c.phone, sorted(phones)), M.c.channel == "sms",
                                                      M.c.sent_at.is_not(None), M.c.sent_at > since))).all():
             sent[phone].append(at)
     return sent
@@ -142,7 +143,7 @@ class Dispatcher:
             if not ready:
                 return [], lease
             claimed = set((await session.execute(
-                update(M).where(M.c.id.in_([m.id for m in ready]), M.c.status == "queued", M.c.next_attempt_at <= now)
+                update(M).where(one_of(session, M.c.id, [m.id for m in ready]), M.c.status == "queued", M.c.next_attempt_at <= now)
                 .values(next_attempt_at=lease).returning(M.c.id))).scalars())
         return [m for m in ready if m.id in claimed], lease
 

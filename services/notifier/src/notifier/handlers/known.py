@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 
 from notifier.models import DeferredDeadline, MerchantContact, Message, OrderContact, SeenTransition
+from shared.db import one_of
 
 KEY = "notifier_known"
 LIVE = ("delivered", "queued")  # the statuses a later transition may still retract
@@ -75,7 +76,7 @@ async def deadline_messages(session, order_ids: list[str]) -> list[LiveMessage]:
     rows = (await session.execute(
         select(Message.id, Message.order_id, Message.status, Message.channel, Message.deadline_version,
                Message.deadline_cancelled_by, Message.deadline_fired_at, Message.created_at)
-        .where(Message.order_id.in_(order_ids), Message.deadline_version.is_not(None), Message.status.in_(LIVE))
+        .where(one_of(session, Message.order_id, order_ids), Message.deadline_version.is_not(None), Message.status.in_(LIVE))
         .order_by(Message.id))).all()
     return [LiveMessage(*r) for r in rows]
 
@@ -96,7 +97,7 @@ async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[s
             k.deadline_messages[oid] = []
     merchants = set(filter(None, merchant_ids))
     if orders:
-        for c in (await session.scalars(select(OrderContact).where(OrderContact.order_id.in_(orders)))).all():
+        for c in (await session.scalars(select(OrderContact).where(one_of(session, OrderContact.order_id, orders)))).all():
             k.rows[(OrderContact, c.order_id)] = c
             merchants.add(c.merchant_id)
         # plain rows, not ORM objects (the most numerous rows of a batch, never changed): ``get``
@@ -104,26 +105,26 @@ async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[s
         for oid, version, action, from_state, to_state in (await session.execute(
                 select(SeenTransition.order_id, SeenTransition.version, SeenTransition.action,
                        SeenTransition.from_state, SeenTransition.to_state)
-                .where(SeenTransition.order_id.in_(orders)))).all():
+                .where(one_of(session, SeenTransition.order_id, orders)))).all():
             k.rows[(SeenTransition, (oid, version))] = SEEN
             k.transitions[oid].append((version, action, from_state, to_state))
         if retractable:
             for m in await deadline_messages(session, orders):
                 k.deadline_messages[m.order_id].append(m)
         k.deferred_orders = set((await session.scalars(
-            select(DeferredDeadline.order_id).where(DeferredDeadline.order_id.in_(orders)).distinct())).all())
+            select(DeferredDeadline.order_id).where(one_of(session, DeferredDeadline.order_id, orders)).distinct())).all())
     for mid in merchants:
         k.rows[(MerchantContact, mid)] = None
     if merchants:
         for m in (await session.scalars(
-                select(MerchantContact).where(MerchantContact.merchant_id.in_(sorted(merchants))))).all():
+                select(MerchantContact).where(one_of(session, MerchantContact.merchant_id, sorted(merchants))))).all():
             k.rows[(MerchantContact, m.merchant_id)] = m
     events = sorted(set(event_ids))
     k.messages = {eid: set() for eid in events}
     if events:
         for eid, recipient, template_key in (await session.execute(
                 select(Message.event_id, Message.recipient, Message.template_key)
-                .where(Message.event_id.in_(events)))).all():
+                .where(one_of(session, Message.event_id, events)))).all():
             k.messages[eid].add((recipient, template_key))
     session.info[KEY] = k
     return k

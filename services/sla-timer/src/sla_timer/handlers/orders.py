@@ -27,7 +27,7 @@ from sla_timer.models import Timer
 
 TIMERS = Timer.__table__
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-IN_CHUNK = 1000  # bounded IN lists (SQLite's variable limit, plan size)
+IN_CHUNK = 1000  # bounded IN lists (SQLite's variable limit)
 
 
 @dataclass
@@ -84,11 +84,27 @@ def plan_transitioned(pol: Policies, data: ServiceOrderTransitioned, now: dateti
         at=data.occurred_at, now=now, extra=extra))
 
 
+# PostgreSQL: one statement text for every batch, the orders and their cancelling events'
+# times as two array parameters (an IN list and a CASE over the batch's orders were a new
+# statement, compiled, prepared and planned again, at every batch)
+_CANCEL_PG = text(
+    "UPDATE timers SET state = 'cancelled', cancelled_at = :now, cancelled_by = :reason "
+    "FROM unnest(CAST(:orders AS varchar[]), CAST(:ats AS timestamptz[])) AS x(order_id, at) "
+    "WHERE timers.order_id = x.order_id AND timers.state = 'pending' "
+    "AND timers.rule = ANY(CAST(:rules AS varchar[])) AND timers.due_at > x.at "
+    "RETURNING timers.rule")
+
+
 async def cancel_pending(session: AsyncSession, *, order_ids: Sequence[str], rules: set[str], reason: str,
                          now: datetime, at: dict[str, datetime] | None = None) -> list[str]:
     """Cancel the pending timers of these rules; with ``at`` (order → the cancelling event's
     time) only those due after it (one due before it was earned and fires). Returns the
-    rule of each timer cancelled."""
+    rule of each timer cancelled. ``order_ids``: each order once."""
+    at = at or {}
+    if session.bind.dialect.name == "postgresql":
+        return list((await session.execute(_CANCEL_PG, {
+            "now": now, "reason": reason, "orders": list(order_ids), "ats": [at.get(o, _EPOCH) for o in order_ids],
+            "rules": sorted(rules)})).scalars())
     cancelled: list[str] = []
     for k in range(0, len(order_ids), IN_CHUNK):
         chunk = order_ids[k:k + IN_CHUNK]
