@@ -61,3 +61,23 @@ async def test_a_socket_url_reaches_the_server(database_url):
             assert (await conn.execute(text("SELECT inet_client_addr() IS NULL"))).scalar() is True
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_every_execution_is_planned_with_its_values(database_url):
+    # (shared.db.create_engine: a generic plan made while a new table was tiny would be kept
+    # after it grew; PostgreSQL's default switches to one after five executions)
+    engine = create_engine(await database_url("custom_plans"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(meta.create_all)
+        sessions = session_factory(engine)
+        async with sessions() as s:
+            for k in range(10):
+                await s.execute(select(T.c.n).where(one_of(s, T.c.id, [f"o{i}" for i in range(k + 1)])))
+            plans = (await s.execute(text(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE 'SELECT one_of_rows.n %'"))).all()
+        assert [tuple(p) for p in plans] == [(0, 10)]
+    finally:
+        await engine.dispose()

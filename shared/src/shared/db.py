@@ -96,7 +96,16 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # same connections, whose prepared statements are already there. First in, first out
     # cycled through all twenty: every statement prepared twenty times, and statements whose
     # text varies (an IN list's length) pushed the others out of each connection's cache.
-    engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=10, pool_timeout=30, pool_use_lifo=True)
+    # Plans made with each execution's values (``plan_cache_mode``): PostgreSQL's default
+    # switches a prepared statement to a generic plan after five executions and keeps it
+    # until the table's next ANALYZE. A plan cached while a new database's tables were tiny
+    # (a sequential scan) then stays as they grow: a batch's ``= ANY(:ids)`` lookups
+    # (``one_of``) took seconds and the notifier fell 5 s behind in the first half-minute of
+    # the platform benchmark. Planning every execution costs little here: consumers batch,
+    # so their services run few statements a second (the orders service's request path
+    # has its own connections, adapters/direct.py, and keeps its generic plans).
+    engine = create_async_engine(url, echo=echo, pool_size=20, max_overflow=10, pool_timeout=30, pool_use_lifo=True,
+                                 connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}})
     # Rows inserted together (a unit of work's flush, an executemany) go as multi-row INSERTs
     # ("insertmanyvalues", as the psycopg2 dialect does by default) rather than asyncpg's
     # executemany, which PostgreSQL runs as one bind and execute per row: a consumer's batch
