@@ -58,7 +58,8 @@ async def test_one_relay_leads_without_holding_a_transaction_and_a_standby_takes
         pid = (await b._lead_conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar()
         await b._lead_conn.commit()
         async with engines[0].connect() as killer:
-            await killer.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            # (pg_terminate_backend signals the backend; its locks go when it has exited)
+            assert (await killer.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid})).scalar()
         assert await a._lead() is True
         assert await b._lead() is False  # notices, and stands by
     finally:
