@@ -143,7 +143,8 @@ class Dispatcher:
             if not ready:
                 return [], lease
             claimed = set((await session.execute(
-                update(M).where(one_of(session, M.c.id, [m.id for m in ready]), M.c.status == "queued", M.c.next_attempt_at <= now)
+                update(M).where(one_of(session, M.c.id, [m.id for m in ready]), M.c.status == "queued",
+                                M.c.next_attempt_at <= now)
                 .values(next_attempt_at=lease).returning(M.c.id))).scalars())
         return [m for m in ready if m.id in claimed], lease
 

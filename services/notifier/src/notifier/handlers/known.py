@@ -76,7 +76,8 @@ async def deadline_messages(session, order_ids: list[str]) -> list[LiveMessage]:
     rows = (await session.execute(
         select(Message.id, Message.order_id, Message.status, Message.channel, Message.deadline_version,
                Message.deadline_cancelled_by, Message.deadline_fired_at, Message.created_at)
-        .where(one_of(session, Message.order_id, order_ids), Message.deadline_version.is_not(None), Message.status.in_(LIVE))
+        .where(one_of(session, Message.order_id, order_ids), Message.deadline_version.is_not(None),
+               Message.status.in_(LIVE))
         .order_by(Message.id))).all()
     return [LiveMessage(*r) for r in rows]
 
@@ -97,7 +98,8 @@ async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[s
             k.deadline_messages[oid] = []
     merchants = set(filter(None, merchant_ids))
     if orders:
-        for c in (await session.scalars(select(OrderContact).where(one_of(session, OrderContact.order_id, orders)))).all():
+        for c in (await session.scalars(
+                select(OrderContact).where(one_of(session, OrderContact.order_id, orders)))).all():
             k.rows[(OrderContact, c.order_id)] = c
             merchants.add(c.merchant_id)
         # plain rows, not ORM objects (the most numerous rows of a batch, never changed): ``get``
@@ -112,7 +114,8 @@ async def preload(session, *, order_ids: Iterable[str], merchant_ids: Iterable[s
             for m in await deadline_messages(session, orders):
                 k.deadline_messages[m.order_id].append(m)
         k.deferred_orders = set((await session.scalars(
-            select(DeferredDeadline.order_id).where(one_of(session, DeferredDeadline.order_id, orders)).distinct())).all())
+            select(DeferredDeadline.order_id).where(one_of(session, DeferredDeadline.order_id, orders))
+            .distinct())).all())
     for mid in merchants:
         k.rows[(MerchantContact, mid)] = None
     if merchants:
