@@ -352,7 +352,13 @@ def figures(obs: dict) -> dict:
         "e2e_p99_s": {k: _r(quantile(v, 0.99)) for k, v in e2e.items()},
         "firing_lateness_p50_s": _r(quantile(lateness, 0.5)), "firing_lateness_p99_s": _r(quantile(lateness, 0.99)),
         "deadlines_fired": len(lateness), "lost": sum(lost.values()), "lost_by_kind": lost,
-        "cpu_cores": cpu, "workload_errors": d["stats"].get("errors", 0), "first_errors": d["errors"][:3],
+        "cpu_cores": cpu,
+        # CPU per acknowledged action, by process: which part of the platform a change made cheaper
+        # (a run's machine speed moves every process alike; a change moves some)
+        "cpu_ms_per_action": round(sum(cpu.values()) / actions_per_s * 1000, 3) if actions_per_s else None,
+        "cpu_ms_per_action_by_process": {k: round(v / actions_per_s * 1000, 3) for k, v in cpu.items()}
+        if actions_per_s else {},
+        "workload_errors": d["stats"].get("errors", 0), "first_errors": d["errors"][:3],
         "refusals": {k: v for k, v in d["stats"].items() if k.startswith("refused:")},
         "retries": {k: v for k, v in d["api_stats"].items() if k.startswith("retry:")},
         "orders": len({a[0] for a in acks}), "consultations": d["stats"].get("consultations", 0),
